@@ -1,0 +1,223 @@
+//! The input commitment in the circuit: a Poseidon sponge, one row per round, over the very cells that feed the
+//! first layer.
+//!
+//! Columns: state `s_0..s_2`, S-box squares `sq_0..sq_2`, message `m_0, m_1`, round constants `rc_0..rc_2`, and
+//! fixed `keep`, `init`, `mask`. Writing `u_j = s_j + rc_j`, every S-box `u^5` is split as `sq = u^2`, `u^5 = u · sq^2`
+//! so that no gate exceeds degree 5 (halo2-axiom's limit).
+//! - absorb (`q_absorb`, first row of a chunk): `s_0 = keep · s_0[−1] + m_0`, `s_1 = keep · s_1[−1] + mask · m_1`,
+//!   `s_2 = keep · s_2[−1] + init`; the first chunk has `keep = 0, init = L · 2^64` (the capacity element), later
+//!   ones `keep = 1, init = 0`; `mask = 0` where `m_1` is padding, so padding is zero by construction.
+//! - full round (`q_full`):  `sq_j = u_j^2`, `s_i[+1] = Σ_j MDS_ij · u_j · sq_j^2`
+//! - partial round (`q_partial`): `sq_0 = u_0^2`, `s_i[+1] = MDS_i0 · u_0 · sq_0^2 + Σ_{j>0} MDS_ij · u_j`
+
+use ff::Field;
+use halo2_proofs::{
+    halo2curves::bn256::Fr,
+    plonk::{Advice, Column, ConstraintSystem, Error, Expression, Fixed, Selector, VirtualCells},
+    poly::Rotation,
+};
+
+use crate::assign::{AssignedValue, Assigner, CellKind};
+use crate::poseidon::{self as native, constants, is_full_round, RATE, ROUNDS, WIDTH};
+
+/// Columns of the Poseidon chip.
+#[derive(Clone, Debug)]
+pub struct PoseidonConfig {
+    state: [Column<Advice>; WIDTH],
+    square: [Column<Advice>; WIDTH],
+    message: [Column<Advice>; RATE],
+    rc: [Column<Fixed>; WIDTH],
+    keep: Column<Fixed>,
+    init: Column<Fixed>,
+    mask: Column<Fixed>,
+    q_absorb: Selector,
+    q_full: Selector,
+    q_partial: Selector,
+}
+
+/// Rows the sponge takes for a message of `len` elements.
+pub fn rows(len: usize) -> usize {
+    len.div_ceil(RATE) * (ROUNDS + 1)
+}
+
+impl PoseidonConfig {
+    /// Allocates the columns and the absorb and round gates.
+    pub fn configure(meta: &mut ConstraintSystem<Fr>) -> Self {
+        let state = [(); WIDTH].map(|_| meta.advice_column());
+        let square = [(); WIDTH].map(|_| meta.advice_column());
+        let message = [(); RATE].map(|_| meta.advice_column());
+        meta.enable_equality(state[0]);
+        for c in message {
+            meta.enable_equality(c);
+        }
+        let rc = [(); WIDTH].map(|_| meta.fixed_column());
+        let [keep, init, mask] = [(); 3].map(|_| meta.fixed_column());
+        let (q_absorb, q_full, q_partial) = (meta.selector(), meta.selector(), meta.selector());
+        let mds = constants().mds;
+
+        meta.create_gate("poseidon absorb", |meta| {
+            let q = meta.query_selector(q_absorb);
+            let keep = meta.query_fixed(keep, Rotation::cur());
+            let init = meta.query_fixed(init, Rotation::cur());
+            let mask = meta.query_fixed(mask, Rotation::cur());
+            let s = |meta: &mut VirtualCells<Fr>, j: usize, r| meta.query_advice(state[j], r);
+            let m0 = meta.query_advice(message[0], Rotation::cur());
+            let m1 = meta.query_advice(message[1], Rotation::cur());
+            let added = [m0, mask * m1, init];
+            (0..WIDTH)
+                .map(|j| {
+                    let cur = s(meta, j, Rotation::cur());
+                    let prev = s(meta, j, Rotation::prev());
+                    q.clone() * (cur - keep.clone() * prev - added[j].clone())
+                })
+                .collect::<Vec<_>>()
+        });
+        for (name, selector, full) in [
+            ("poseidon full round", q_full, true),
+            ("poseidon partial round", q_partial, false),
+        ] {
+            meta.create_gate(name, |meta| {
+                let q = meta.query_selector(selector);
+                let boxed = if full { WIDTH } else { 1 };
+                let u: Vec<_> = (0..WIDTH)
+                    .map(|j| {
+                        meta.query_advice(state[j], Rotation::cur())
+                            + meta.query_fixed(rc[j], Rotation::cur())
+                    })
+                    .collect();
+                let sq: Vec<_> = (0..boxed)
+                    .map(|j| meta.query_advice(square[j], Rotation::cur()))
+                    .collect();
+                let mut constraints: Vec<_> = (0..boxed)
+                    .map(|j| q.clone() * (sq[j].clone() - u[j].clone() * u[j].clone()))
+                    .collect();
+                let t: Vec<_> = (0..WIDTH)
+                    .map(|j| {
+                        if j < boxed {
+                            u[j].clone() * sq[j].clone() * sq[j].clone()
+                        } else {
+                            u[j].clone()
+                        }
+                    })
+                    .collect();
+                for i in 0..WIDTH {
+                    let next = meta.query_advice(state[i], Rotation::next());
+                    let mixed = (0..WIDTH)
+                        .map(|j| t[j].clone() * Expression::Constant(mds[i][j]))
+                        .reduce(|acc, e| acc + e)
+                        .unwrap_or(Expression::Constant(Fr::ZERO));
+                    constraints.push(q.clone() * (next - mixed));
+                }
+                constraints
+            });
+        }
+        Self {
+            state,
+            square,
+            message,
+            rc,
+            keep,
+            init,
+            mask,
+            q_absorb,
+            q_full,
+            q_partial,
+        }
+    }
+
+    /// Writes zeros into the state columns of `row` (the row before the sponge, which its first absorb reads).
+    pub fn assign_blank_row(&self, a: &mut Assigner, row: usize) {
+        for column in self.state {
+            a.advice(CellKind::Padding, column, row, Fr::ZERO);
+        }
+    }
+
+    /// Hashes `salt` and `inputs` from `row`. Returns the message cells (the salt, then one per input, which the
+    /// first layer copies from) and the cell holding the hash.
+    pub fn assign(
+        &self,
+        a: &mut Assigner,
+        mut row: usize,
+        salt: Fr,
+        inputs: &[Fr],
+    ) -> Result<(Vec<AssignedValue>, AssignedValue), Error> {
+        let message: Vec<Fr> = std::iter::once(salt)
+            .chain(inputs.iter().copied())
+            .collect();
+        let c = constants();
+        let mut cells = Vec::with_capacity(message.len());
+        let mut state = [Fr::ZERO, Fr::ZERO, native::capacity_element(message.len())];
+        let mut last = None;
+        for (k, chunk) in message.chunks(RATE).enumerate() {
+            a.enable(&self.q_absorb, row)?;
+            a.fixed(self.keep, row, if k == 0 { Fr::ZERO } else { Fr::ONE });
+            a.fixed(self.init, row, if k == 0 { state[2] } else { Fr::ZERO });
+            a.fixed(
+                self.mask,
+                row,
+                if chunk.len() == RATE {
+                    Fr::ONE
+                } else {
+                    Fr::ZERO
+                },
+            );
+            if k == 0 {
+                state[2] = Fr::ZERO;
+            }
+            let mut absorbed = [Fr::ZERO; RATE];
+            for (i, v) in chunk.iter().enumerate() {
+                let kind = if k == 0 && i == 0 {
+                    CellKind::Salt
+                } else {
+                    CellKind::Input
+                };
+                let cell = a.advice(kind, self.message[i], row, *v);
+                absorbed[i] = cell.value;
+                cells.push(cell);
+            }
+            if chunk.len() < RATE {
+                a.advice(CellKind::Padding, self.message[1], row, Fr::ZERO);
+            }
+            if k == 0 {
+                state = [
+                    absorbed[0],
+                    absorbed[1],
+                    native::capacity_element(message.len()),
+                ];
+            } else {
+                state = [state[0] + absorbed[0], state[1] + absorbed[1], state[2]];
+            }
+            for r in 0..=ROUNDS {
+                let written: Vec<_> = (0..WIDTH)
+                    .map(|j| a.advice(CellKind::PoseidonState, self.state[j], row, state[j]))
+                    .collect();
+                if r == ROUNDS {
+                    last = Some(written[0]);
+                    break;
+                }
+                a.enable(
+                    if is_full_round(r) {
+                        &self.q_full
+                    } else {
+                        &self.q_partial
+                    },
+                    row,
+                )?;
+                let boxed = if is_full_round(r) { WIDTH } else { 1 };
+                for j in 0..WIDTH {
+                    a.fixed(self.rc[j], row, c.round_constants[r][j]);
+                    if j < boxed {
+                        let u = written[j].value + c.round_constants[r][j];
+                        a.advice(CellKind::PoseidonState, self.square[j], row, u.square());
+                    }
+                }
+                let current = [written[0].value, written[1].value, written[2].value];
+                state = native::round(&current, r);
+                row += 1;
+            }
+            row += 1;
+        }
+        let hash = last.ok_or(Error::Synthesis)?;
+        Ok((cells, hash))
+    }
+}

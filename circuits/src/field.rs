@@ -1,0 +1,94 @@
+//! Conversions between signed integers, bytes and BN254 scalars: a signed `v` is the field element `v mod p`.
+
+use ff::PrimeField;
+use halo2_proofs::halo2curves::bn256::Fr;
+
+/// The field element `v mod p`.
+pub fn from_i64(v: i64) -> Fr {
+    if v >= 0 {
+        Fr::from(v as u64)
+    } else {
+        -Fr::from(v.unsigned_abs())
+    }
+}
+
+/// The field element `v mod p` for a 128-bit signed integer.
+pub fn from_i128(v: i128) -> Fr {
+    if v >= 0 {
+        Fr::from_u128(v as u128)
+    } else {
+        -Fr::from_u128(v.unsigned_abs())
+    }
+}
+
+/// The signed integer a field element stands for, when it is within `i64` (either side of zero).
+pub fn to_i64(f: &Fr) -> Option<i64> {
+    let small = |f: &Fr| -> Option<u64> {
+        let repr = f.to_repr();
+        let bytes = repr.as_ref();
+        if bytes[8..].iter().all(|&b| b == 0) {
+            Some(u64::from_le_bytes(bytes[..8].try_into().ok()?))
+        } else {
+            None
+        }
+    };
+    match small(f) {
+        Some(v) if v <= i64::MAX as u64 => Some(v as i64),
+        _ => small(&-*f)
+            .filter(|&v| v <= 1u64 << 63)
+            .map(|v| (v as i128).wrapping_neg() as i64),
+    }
+}
+
+/// Canonical 32-byte little-endian encoding.
+pub fn to_bytes(f: &Fr) -> [u8; 32] {
+    f.to_repr().into()
+}
+
+/// Decodes a canonical 32-byte little-endian encoding; `None` if not below p.
+pub fn from_bytes(bytes: &[u8; 32]) -> Option<Fr> {
+    Option::from(Fr::from_repr(*bytes))
+}
+
+/// A field element from at most 31 big-endian bytes (hex nonces and salts), so any value is below p.
+pub fn from_be_bytes_31(bytes: &[u8]) -> Option<Fr> {
+    if bytes.len() > 31 {
+        return None;
+    }
+    let mut le = [0u8; 32];
+    for (i, b) in bytes.iter().rev().enumerate() {
+        le[i] = *b;
+    }
+    from_bytes(&le)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_round_trip() {
+        for v in [
+            0i64,
+            1,
+            -1,
+            127,
+            -128,
+            i64::MAX,
+            i64::MIN + 1,
+            1 << 40,
+            -(1 << 40),
+        ] {
+            assert_eq!(to_i64(&from_i64(v)), Some(v), "{v}");
+        }
+        assert_eq!(to_i64(&Fr::from_u128(1 << 100)), None);
+        assert_eq!(from_i128(-5), from_i64(-5));
+    }
+
+    #[test]
+    fn short_big_endian_bytes() {
+        assert_eq!(from_be_bytes_31(&[1, 0]), Some(Fr::from(256u64)));
+        assert_eq!(from_be_bytes_31(&[0xff; 32]), None);
+        assert!(from_be_bytes_31(&[0xff; 31]).is_some());
+    }
+}
