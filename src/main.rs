@@ -1,1 +1,70 @@
-fn main() {}
+//! `zkinfer`: compile an ONNX model to an int8 halo2 circuit, set up its keys, prove inferences and verify proofs.
+//!
+//! Exit codes: 0 accepted / success, 1 proof rejected, 2 usage or input error.
+
+mod commands;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Zero-knowledge proofs of neural-network inference (halo2, KZG over BN254).
+#[derive(Parser)]
+#[command(name = "zkinfer", version, about, long_about = None)]
+struct Cli {
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Quantize an ONNX model to int8, report its accuracy against the float model, and write a .zkm file.
+    Compile(commands::compile::CompileArgs),
+    /// Generate the proving and verifying keys of a compiled model; prints the model id.
+    Setup(commands::setup::SetupArgs),
+    /// Run the quantized inference on an input and prove it.
+    Prove(commands::prove::ProveArgs),
+    /// Verify a proof bundle against a verifying key (and, optionally, a model id, nonce and input commitment).
+    Verify(commands::verify::VerifyArgs),
+    /// End to end on the shipped digits model: compile, setup (insecure SRS), prove one test digit, verify, tamper.
+    Demo(DemoArgs),
+}
+
+/// Arguments of `demo`.
+#[derive(Args)]
+struct DemoArgs {
+    /// Directory with model.onnx, calibration.json and test.json.
+    #[arg(long, default_value = "models/digits-mlp")]
+    model_dir: PathBuf,
+    /// Which test sample to prove.
+    #[arg(long, default_value_t = 0)]
+    sample: usize,
+    /// Where to write the compiled model, keys and proof.
+    #[arg(long, default_value = "target/zkinfer-demo")]
+    out: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Compile(args) => commands::compile::run(&args, cli.json),
+        Command::Setup(args) => commands::setup::run(&args, cli.json),
+        Command::Prove(args) => commands::prove::run(&args, cli.json),
+        Command::Verify(args) => commands::verify::run(&args, cli.json),
+        Command::Demo(args) => {
+            commands::demo::run(&args.model_dir, args.sample, &args.out, cli.json)
+        }
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,1 +1,26 @@
-//! placeholder
+//! zkinfer prover: ONNX import, int8 quantization, native integer inference, keygen and proving.
+//!
+//! Pipeline position: **import → quantize → infer** → circuit → prove → verify.
+
+pub mod accuracy;
+pub mod dataset;
+pub mod error;
+pub mod import;
+pub mod infer;
+pub mod model_file;
+pub mod quantize;
+
+pub use accuracy::{accuracy_report, float_reference, AccuracyReport, FloatReference};
+pub use dataset::Dataset;
+pub use error::{ProverError, Result};
+pub use import::{import_onnx, FloatDense, FloatModel};
+pub use infer::{infer, infer_batch, infer_trace, IntegerEngine, LayerTrace};
+pub use model_file::{load_model, save_model};
+pub use quantize::{dequantize_output, quantize, quantize_input};
+pub mod keys;
+pub mod prove;
+pub mod srs;
+
+pub use keys::{load_prover_key, load_verifier_key, setup, write_keys, KeyPair, ProverKey};
+pub use prove::{prove, random_salt, ProveRequest, Proven};
+pub use srs::SrsSource;

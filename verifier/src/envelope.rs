@@ -36,9 +36,15 @@ impl FileKind {
     }
 
     fn from_byte(b: u8) -> Option<Self> {
-        [Self::Model, Self::ProvingKey, Self::VerifyingKey, Self::Srs, Self::Bundle]
-            .into_iter()
-            .find(|k| k.byte() == b)
+        [
+            Self::Model,
+            Self::ProvingKey,
+            Self::VerifyingKey,
+            Self::Srs,
+            Self::Bundle,
+        ]
+        .into_iter()
+        .find(|k| k.byte() == b)
     }
 }
 
@@ -98,13 +104,21 @@ pub fn open(kind: FileKind, version: u16, bytes: &[u8]) -> Result<&[u8], Envelop
     if bytes.len() < HEADER_LEN || &bytes[..5] != MAGIC {
         return Err(EnvelopeError::NotZkinfer { expected: kind });
     }
-    let found = FileKind::from_byte(bytes[5]).ok_or(EnvelopeError::NotZkinfer { expected: kind })?;
+    let found =
+        FileKind::from_byte(bytes[5]).ok_or(EnvelopeError::NotZkinfer { expected: kind })?;
     if found != kind {
-        return Err(EnvelopeError::WrongKind { expected: kind, found });
+        return Err(EnvelopeError::WrongKind {
+            expected: kind,
+            found,
+        });
     }
     let v = u16::from_le_bytes([bytes[6], bytes[7]]);
     if v != version {
-        return Err(EnvelopeError::WrongVersion { kind, found: v, supported: version });
+        return Err(EnvelopeError::WrongVersion {
+            kind,
+            found: v,
+            supported: version,
+        });
     }
     Ok(&bytes[HEADER_LEN..])
 }
@@ -117,9 +131,21 @@ mod tests {
     fn round_trip_and_refusals() {
         let sealed = seal(FileKind::Bundle, 3, b"abc");
         assert_eq!(open(FileKind::Bundle, 3, &sealed), Ok(&b"abc"[..]));
-        assert!(matches!(open(FileKind::Bundle, 4, &sealed), Err(EnvelopeError::WrongVersion { found: 3, .. })));
-        assert!(matches!(open(FileKind::Model, 3, &sealed), Err(EnvelopeError::WrongKind { .. })));
-        assert!(matches!(open(FileKind::Bundle, 3, b"ZKIN"), Err(EnvelopeError::NotZkinfer { .. })));
-        assert!(matches!(open(FileKind::Bundle, 3, b"{\"json\": 1}"), Err(EnvelopeError::NotZkinfer { .. })));
+        assert!(matches!(
+            open(FileKind::Bundle, 4, &sealed),
+            Err(EnvelopeError::WrongVersion { found: 3, .. })
+        ));
+        assert!(matches!(
+            open(FileKind::Model, 3, &sealed),
+            Err(EnvelopeError::WrongKind { .. })
+        ));
+        assert!(matches!(
+            open(FileKind::Bundle, 3, b"ZKIN"),
+            Err(EnvelopeError::NotZkinfer { .. })
+        ));
+        assert!(matches!(
+            open(FileKind::Bundle, 3, b"{\"json\": 1}"),
+            Err(EnvelopeError::NotZkinfer { .. })
+        ));
     }
 }

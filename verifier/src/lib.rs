@@ -1,4 +1,14 @@
-//! zkinfer verifier: proof bundles and their verification against a verifying key, a model id,
-//! an input commitment and a nonce.
+//! zkinfer verifier: proof bundles and their verification against a verifying key, a model id, an input
+//! commitment and a nonce. Light by design (halo2 and the circuits crate, no prover dependencies) so that
+//! validators and clients can embed it.
 
+pub mod bundle;
 pub mod envelope;
+pub mod error;
+pub mod key;
+pub mod verify;
+
+pub use bundle::{field_from_hex, field_to_hex, ProofBundle};
+pub use error::VerifyError;
+pub use key::{ModelMeta, VerifierKey};
+pub use verify::{verify_bundle, Expectations, Verified};

@@ -1,0 +1,149 @@
+//! The prover's error type: every failure names what went wrong and, where it can, what to do about it.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong between an ONNX file and a proof.
+#[derive(Debug, thiserror::Error)]
+pub enum ProverError {
+    /// A file could not be read or written.
+    #[error("cannot access `{}`: {source}; check that the path exists and is readable/writable", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating-system error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a well-formed ONNX model.
+    #[error("`{}` is not a valid ONNX model: {reason}; re-export it (e.g. torch.onnx.export) and check the path", path.display())]
+    MalformedOnnx {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The model uses an operator the importer does not handle.
+    #[error(
+        "unsupported operator `{op}` in node `{node}`; supported: Gemm, MatMul+Add, Relu, Flatten, Reshape, \
+         Identity, Dropout(inference)"
+    )]
+    UnsupportedOperator {
+        /// The ONNX op type (with its domain when it is not the default one).
+        op: String,
+        /// The node name, or `#<index>` when the node has none.
+        node: String,
+    },
+    /// A supported operator with an attribute value the importer does not handle.
+    #[error("operator `{op}` in node `{node}` has {attr} = {value}, which is not supported; re-export the model with the default value")]
+    UnsupportedAttribute {
+        /// The ONNX op type.
+        op: String,
+        /// The node name, or `#<index>`.
+        node: String,
+        /// The attribute name.
+        attr: String,
+        /// The offending value.
+        value: String,
+    },
+    /// The operators are supported but the way they are connected is not.
+    #[error("unsupported model structure: {reason}")]
+    UnsupportedGraph {
+        /// What is wrong with the graph.
+        reason: String,
+    },
+    /// A dataset (input JSON) could not be used.
+    #[error("dataset `{}`: {reason}", path.display())]
+    Dataset {
+        /// The file (empty for in-memory datasets).
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An input vector has the wrong number of elements.
+    #[error("input has {found} elements, the model expects {expected}; flatten the input tensor to that length")]
+    WrongInputLength {
+        /// Elements the model expects.
+        expected: usize,
+        /// Elements given.
+        found: usize,
+    },
+    /// A quantized input element lies outside the int8 range.
+    #[error("quantized input element {index} is {value}, outside [-128, 127]; quantize inputs with quantize_input")]
+    InputOutOfRange {
+        /// Position of the element.
+        index: usize,
+        /// Its value.
+        value: i64,
+    },
+    /// Calibration or quantization could not produce a valid integer model.
+    #[error("quantization failed: {reason}")]
+    Quantization {
+        /// What went wrong (names the layer where there is one).
+        reason: String,
+    },
+    /// A `.zkm` quantized-model file could not be read or written.
+    #[error("model file `{}`: {reason}", path.display())]
+    ModelFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Any other failure, described in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Result with a [`ProverError`].
+pub type Result<T> = std::result::Result<T, ProverError>;
+
+impl ProverError {
+    /// A [`ProverError::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        ProverError::Io { path, source }
+    }
+
+    /// A [`ProverError::MalformedOnnx`] for `path`.
+    pub fn malformed(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        let (path, reason) = (path.into(), reason.into());
+        ProverError::MalformedOnnx { path, reason }
+    }
+
+    /// A [`ProverError::UnsupportedGraph`].
+    pub fn graph(reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        ProverError::UnsupportedGraph { reason }
+    }
+
+    /// A [`ProverError::UnsupportedOperator`].
+    pub fn operator(op: impl Into<String>, node: impl Into<String>) -> Self {
+        let (op, node) = (op.into(), node.into());
+        ProverError::UnsupportedOperator { op, node }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_problem_and_the_remedy() {
+        let e = ProverError::UnsupportedOperator {
+            op: "Conv".into(),
+            node: "conv1".into(),
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("`Conv`") && msg.contains("`conv1`") && msg.contains("Gemm"),
+            "{msg}"
+        );
+        let e = ProverError::WrongInputLength {
+            expected: 64,
+            found: 3,
+        };
+        assert!(e.to_string().contains("64") && e.to_string().contains('3'));
+        let e = ProverError::io("/nope", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(e.to_string().contains("/nope"));
+    }
+}

@@ -1,0 +1,179 @@
+//! The `.zkm` quantized-model file: the zkinfer header (`FileKind::Model`, version [`MODEL_FORMAT_VERSION`])
+//! followed by bincode 2 (serde, standard configuration) of the [`QuantizedModel`].
+//!
+//! Loading refuses files of another kind or version, truncated or padded files, and models that fail
+//! `QuantizedModel::validate`, each with a message that says what was found.
+
+use std::path::{Path, PathBuf};
+
+use zkinfer_circuits::model::{QuantizedModel, MODEL_FORMAT_VERSION};
+use zkinfer_verifier::envelope::{open, seal, FileKind};
+
+use crate::error::{ProverError, Result};
+
+/// Refuse payloads claiming more than this many bytes (a model is far smaller).
+const DECODE_LIMIT: usize = 1 << 30;
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<DECODE_LIMIT>()
+}
+
+fn file_err(path: &Path, reason: impl Into<String>) -> ProverError {
+    ProverError::ModelFile {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// The checks a loaded model must pass: the circuit's invariants and usable float scales.
+fn check(model: &QuantizedModel) -> std::result::Result<(), String> {
+    if model.format_version != MODEL_FORMAT_VERSION {
+        return Err(format!(
+            "model format version {} inside a version {MODEL_FORMAT_VERSION} file",
+            model.format_version
+        ));
+    }
+    model.validate()?;
+    let good = |s: f32| s.is_finite() && s > 0.0;
+    if !good(model.input_scale) {
+        return Err(format!(
+            "input scale {} is not a positive number",
+            model.input_scale
+        ));
+    }
+    for l in &model.layers {
+        if !good(l.output_scale)
+            || l.weight_scales.len() != l.out_features
+            || !l.weight_scales.iter().all(|s| good(*s))
+        {
+            return Err(format!(
+                "layer {}: scales are missing or not positive numbers",
+                l.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The bytes of a `.zkm` file for `model` (header + bincode); refuses a model that fails validation.
+pub fn model_to_bytes(model: &QuantizedModel) -> Result<Vec<u8>> {
+    check(model).map_err(|reason| ProverError::Quantization { reason })?;
+    let payload = bincode::serde::encode_to_vec(model, bincode_config())
+        .map_err(|e| ProverError::Other(format!("cannot encode the model: {e}")))?;
+    Ok(seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload))
+}
+
+/// Parses and checks the bytes of a `.zkm` file; `path` only labels error messages.
+pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<QuantizedModel> {
+    let payload = open(FileKind::Model, MODEL_FORMAT_VERSION as u16, bytes)
+        .map_err(|e| file_err(path, e.to_string()))?;
+    let (model, used): (QuantizedModel, usize) =
+        bincode::serde::decode_from_slice(payload, bincode_config()).map_err(|e| {
+            let reason = match e {
+                bincode::error::DecodeError::UnexpectedEnd { .. } => {
+                    "the file is truncated; copy or regenerate it (zkinfer compile)".to_string()
+                }
+                e => format!("the model data is corrupt ({e}); regenerate the file"),
+            };
+            file_err(path, reason)
+        })?;
+    if used != payload.len() {
+        return Err(file_err(
+            path,
+            format!(
+                "{} unexpected bytes after the model; the file is corrupt",
+                payload.len() - used
+            ),
+        ));
+    }
+    check(&model).map_err(|e| file_err(path, format!("invalid model: {e}")))?;
+    Ok(model)
+}
+
+/// Writes `model` to a `.zkm` file.
+pub fn save_model(path: impl AsRef<Path>, model: &QuantizedModel) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = model_to_bytes(model)?;
+    std::fs::write(path, bytes).map_err(|e| ProverError::io(path, e))
+}
+
+/// Reads and checks a `.zkm` file.
+pub fn load_model(path: impl AsRef<Path>) -> Result<QuantizedModel> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| ProverError::io(PathBuf::from(path), e))?;
+    model_from_bytes(&bytes, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantize::{quantize, tests::random_model};
+
+    fn model() -> QuantizedModel {
+        let (float, calib) = random_model(11);
+        quantize(&float, &calib).unwrap()
+    }
+
+    fn reason(r: Result<QuantizedModel>) -> String {
+        match r {
+            Err(ProverError::ModelFile { reason, .. }) => reason,
+            other => panic!("expected a ModelFile error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn round_trip_through_a_file() {
+        let m = model();
+        let path = std::env::temp_dir().join(format!("zkinfer-model-{}.zkm", std::process::id()));
+        save_model(&path, &m).unwrap();
+        assert_eq!(load_model(&path).unwrap(), m);
+        std::fs::remove_file(&path).unwrap();
+        assert!(matches!(load_model(&path), Err(ProverError::Io { .. })));
+    }
+
+    #[test]
+    fn refuses_other_versions_kinds_and_damaged_files() {
+        let m = model();
+        let bytes = model_to_bytes(&m).unwrap();
+        let p = Path::new("m.zkm");
+        assert_eq!(model_from_bytes(&bytes, p).unwrap(), m);
+
+        let mut other_version = bytes.clone();
+        other_version[6..8].copy_from_slice(&(MODEL_FORMAT_VERSION as u16 + 1).to_le_bytes());
+        assert!(reason(model_from_bytes(&other_version, p)).contains("format version"));
+
+        let payload = &bytes[zkinfer_verifier::envelope::HEADER_LEN..];
+        let key = seal(FileKind::VerifyingKey, MODEL_FORMAT_VERSION as u16, payload);
+        assert!(reason(model_from_bytes(&key, p)).contains("verifying key"));
+
+        for cut in [0, 3, 8, 9, bytes.len() / 2, bytes.len() - 1] {
+            assert!(model_from_bytes(&bytes[..cut], p).is_err(), "cut at {cut}");
+        }
+        assert!(reason(model_from_bytes(&bytes[..bytes.len() - 1], p)).contains("truncated"));
+
+        let mut padded = bytes.clone();
+        padded.push(0);
+        assert!(reason(model_from_bytes(&padded, p)).contains("unexpected bytes"));
+
+        assert!(reason(model_from_bytes(b"{\"not\": \"a model\"}", p)).contains("ZKINF"));
+    }
+
+    #[test]
+    fn refuses_models_that_fail_validation() {
+        let mut bad = model();
+        bad.layers[0].shift[0] = 12;
+        assert!(matches!(
+            model_to_bytes(&bad),
+            Err(ProverError::Quantization { .. })
+        ));
+        // A file written with a bad shift (bypassing the check) is refused on load.
+        let payload = bincode::serde::encode_to_vec(&bad, bincode_config()).unwrap();
+        let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
+        assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("shift 12"));
+        let mut bad = model();
+        bad.input_scale = f32::NAN;
+        let payload = bincode::serde::encode_to_vec(&bad, bincode_config()).unwrap();
+        let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
+        assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("input scale"));
+    }
+}

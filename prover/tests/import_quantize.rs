@@ -1,0 +1,535 @@
+//! Import → quantize → infer on real ONNX files: tiny graphs written byte by byte here, and the trained
+//! digits MLP in `models/digits-mlp/`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use zkinfer_circuits::model::QuantizedModel;
+use zkinfer_prover::import::FloatModel;
+use zkinfer_prover::{
+    accuracy_report, dequantize_output, float_reference, import_onnx, infer, load_model, quantize,
+    quantize_input, save_model, Dataset, ProverError,
+};
+
+/// A protobuf message being written (only the wire types ONNX needs).
+#[derive(Default, Clone)]
+struct Msg(Vec<u8>);
+
+impl Msg {
+    fn varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+    fn key(&mut self, field: u64, wire: u64) {
+        self.varint(field << 3 | wire);
+    }
+    fn int(mut self, field: u64, v: i64) -> Self {
+        self.key(field, 0);
+        self.varint(v as u64);
+        self
+    }
+    fn float(mut self, field: u64, v: f32) -> Self {
+        self.key(field, 5);
+        self.0.extend(v.to_le_bytes());
+        self
+    }
+    fn bytes(mut self, field: u64, b: &[u8]) -> Self {
+        self.key(field, 2);
+        self.varint(b.len() as u64);
+        self.0.extend(b);
+        self
+    }
+    fn str(self, field: u64, s: &str) -> Self {
+        self.bytes(field, s.as_bytes())
+    }
+    fn msg(self, field: u64, m: Msg) -> Self {
+        self.bytes(field, &m.0)
+    }
+}
+
+/// ONNX `TensorProto` of f32 values (raw data).
+fn tensor(name: &str, dims: &[i64], data: &[f32]) -> Msg {
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let m = dims.iter().fold(Msg::default(), |m, d| m.int(1, *d));
+    m.int(2, 1).str(8, name).bytes(9, &raw)
+}
+
+/// ONNX `TensorProto` of i64 values (a Reshape target).
+fn tensor_i64(name: &str, data: &[i64]) -> Msg {
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Msg::default()
+        .int(1, data.len() as i64)
+        .int(2, 7)
+        .str(8, name)
+        .bytes(9, &raw)
+}
+
+fn attr_int(name: &str, v: i64) -> Msg {
+    Msg::default().str(1, name).int(3, v).int(20, 2)
+}
+
+fn attr_float(name: &str, v: f32) -> Msg {
+    Msg::default().str(1, name).float(2, v).int(20, 1)
+}
+
+fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<Msg>) -> Msg {
+    let m = inputs.iter().fold(Msg::default(), |m, i| m.str(1, i));
+    let m = outputs.iter().fold(m, |m, o| m.str(2, o));
+    let m = m.str(3, name).str(4, op);
+    attrs.into_iter().fold(m, |m, a| m.msg(5, a))
+}
+
+/// ONNX `ValueInfoProto` of a float tensor; a negative dimension becomes the symbolic `batch`.
+fn value_info(name: &str, dims: &[i64]) -> Msg {
+    let shape = dims.iter().fold(Msg::default(), |m, &d| {
+        let dim = if d < 0 {
+            Msg::default().str(2, "batch")
+        } else {
+            Msg::default().int(1, d)
+        };
+        m.msg(1, dim)
+    });
+    let tensor_type = Msg::default().int(1, 1).msg(2, shape);
+    Msg::default()
+        .str(1, name)
+        .msg(2, Msg::default().msg(1, tensor_type))
+}
+
+/// A model with one input `x` of shape `input` and one output `y`, opset 17.
+fn model(nodes: Vec<Msg>, inits: Vec<Msg>, input: &[i64]) -> Vec<u8> {
+    let g = nodes
+        .into_iter()
+        .fold(Msg::default(), |g, n| g.msg(1, n))
+        .str(2, "tiny");
+    let g = inits.into_iter().fold(g, |g, t| g.msg(5, t));
+    let output = Msg::default()
+        .str(1, "y")
+        .msg(2, Msg::default().msg(1, Msg::default().int(1, 1)));
+    let g = g.msg(11, value_info("x", input)).msg(12, output);
+    let opset = Msg::default().str(1, "").int(2, 17);
+    Msg::default().int(1, 8).msg(8, opset).msg(7, g).0
+}
+
+/// Writes `bytes` to a fresh file (tests run in parallel: every call gets its own name).
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("zkinfer-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{n}-{name}"));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// Weights of a 6 → 4 (ReLU) → 3 MLP.
+struct Weights {
+    w1: Vec<f32>, // [6][4] (in, out)
+    b1: Vec<f32>,
+    w2: Vec<f32>, // [3][4] (out, in)
+    b2: Vec<f32>,
+}
+
+fn weights(seed: u64) -> Weights {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut v = |n: usize| {
+        (0..n)
+            .map(|_| rng.gen_range(-1.0f32..1.0))
+            .collect::<Vec<f32>>()
+    };
+    Weights {
+        w1: v(24),
+        b1: v(4),
+        w2: v(12),
+        b2: v(3),
+    }
+}
+
+/// `x [batch,2,3] → Flatten → Gemm (B as [in,out]) → Relu → Dropout → Gemm (transB=1) → Identity → y`.
+fn gemm_model(w: &Weights) -> Vec<u8> {
+    let nodes = vec![
+        node("Flatten", "flat", &["x"], &["f"], vec![]),
+        node(
+            "Gemm",
+            "fc1",
+            &["f", "w1", "b1"],
+            &["h"],
+            vec![attr_float("alpha", 1.0)],
+        ),
+        node("Relu", "relu", &["h"], &["r"], vec![]),
+        node("Dropout", "drop", &["r"], &["d"], vec![]),
+        node(
+            "Gemm",
+            "fc2",
+            &["d", "w2", "b2"],
+            &["o"],
+            vec![attr_int("transB", 1)],
+        ),
+        node("Identity", "", &["o"], &["y"], vec![]),
+    ];
+    let inits = vec![
+        tensor("w1", &[6, 4], &w.w1),
+        tensor("b1", &[4], &w.b1),
+        tensor("w2", &[3, 4], &w.w2),
+        tensor("b2", &[1, 3], &w.b2),
+    ];
+    model(nodes, inits, &[-1, 2, 3])
+}
+
+/// The same function as `Reshape → MatMul → Add → Relu → MatMul → Add(bias, h)`.
+fn matmul_model(w: &Weights) -> Vec<u8> {
+    let w2_t: Vec<f32> = (0..4)
+        .flat_map(|i| (0..3).map(move |o| (o, i)))
+        .map(|(o, i)| w.w2[o * 4 + i])
+        .collect();
+    let nodes = vec![
+        node("Reshape", "reshape", &["x", "shape"], &["f"], vec![]),
+        node("MatMul", "mm1", &["f", "w1"], &["m1"], vec![]),
+        node("Add", "add1", &["m1", "b1"], &["h"], vec![]),
+        node("Relu", "relu", &["h"], &["r"], vec![]),
+        node("MatMul", "mm2", &["r", "w2t"], &["m2"], vec![]),
+        node("Add", "add2", &["b2", "m2"], &["y"], vec![]),
+    ];
+    let inits = vec![
+        tensor_i64("shape", &[1, -1]),
+        tensor("w1", &[6, 4], &w.w1),
+        tensor("b1", &[4], &w.b1),
+        tensor("w2t", &[4, 3], &w2_t),
+        tensor("b2", &[3], &w.b2),
+    ];
+    model(nodes, inits, &[1, 2, 3])
+}
+
+fn random_inputs(seed: u64, n: usize, len: usize) -> Vec<Vec<f32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| (0..len).map(|_| rng.gen_range(-2.0f32..2.0)).collect())
+        .collect()
+}
+
+fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tol * x.abs().max(1.0), "{a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn gemm_relu_gemm_imports_and_matches_tract() {
+    let w = weights(1);
+    let path = write("gemm.onnx", &gemm_model(&w));
+    let m = import_onnx(&path).unwrap();
+    assert_eq!(
+        (m.name.as_str(), m.input_shape.as_slice()),
+        ("tiny", &[1, 2, 3][..])
+    );
+    let names: Vec<_> = m
+        .layers
+        .iter()
+        .map(|l| (l.name.as_str(), l.in_features, l.out_features, l.relu))
+        .collect();
+    assert_eq!(names, [("fc1", 6, 4, true), ("fc2", 4, 3, false)]);
+    assert_eq!(
+        m.layers[0].weights[..6],
+        [w.w1[0], w.w1[4], w.w1[8], w.w1[12], w.w1[16], w.w1[20]]
+    );
+    assert_eq!(m.layers[1].weights, w.w2);
+    let reference = float_reference(&path).unwrap();
+    for x in random_inputs(2, 20, 6) {
+        assert_close(&m.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-5);
+    }
+    assert!(matches!(
+        reference.run(&[0.0; 5]),
+        Err(ProverError::WrongInputLength {
+            expected: 6,
+            found: 5
+        })
+    ));
+    assert!(matches!(
+        m.forward(&[0.0; 7]),
+        Err(ProverError::WrongInputLength {
+            expected: 6,
+            found: 7
+        })
+    ));
+}
+
+#[test]
+fn matmul_add_form_imports_to_the_same_layers() {
+    let w = weights(3);
+    let gemm = import_onnx(write("g.onnx", &gemm_model(&w))).unwrap();
+    let path = write("mm.onnx", &matmul_model(&w));
+    let mm = import_onnx(&path).unwrap();
+    assert_eq!(
+        mm.layers
+            .iter()
+            .map(|l| l.name.as_str())
+            .collect::<Vec<_>>(),
+        ["mm1", "mm2"]
+    );
+    for (a, b) in gemm.layers.iter().zip(&mm.layers) {
+        assert_eq!((&a.weights, &a.bias, a.relu), (&b.weights, &b.bias, b.relu));
+    }
+    let reference = float_reference(&path).unwrap();
+    for x in random_inputs(4, 10, 6) {
+        assert_close(&mm.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-5);
+    }
+}
+
+fn import_err(nodes: Vec<Msg>, inits: Vec<Msg>) -> ProverError {
+    import_onnx(write("bad.onnx", &model(nodes, inits, &[1, 2]))).unwrap_err()
+}
+
+fn dense_inits() -> Vec<Msg> {
+    vec![
+        tensor("w", &[2, 2], &[1.0, 2.0, 3.0, 4.0]),
+        tensor("b", &[2], &[0.5, -0.5]),
+    ]
+}
+
+#[test]
+fn unsupported_operators_are_named_with_their_node() {
+    let gemm = || node("Gemm", "fc", &["x", "w", "b"], &["h"], vec![]);
+    let err = import_err(
+        vec![gemm(), node("Sin", "my_sin", &["h"], &["y"], vec![])],
+        dense_inits(),
+    );
+    assert!(
+        matches!(&err, ProverError::UnsupportedOperator { op, node } if op == "Sin" && node == "my_sin"),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("supported: Gemm, MatMul+Add, Relu"));
+    let err = import_err(
+        vec![gemm(), node("Conv", "", &["h", "w"], &["y"], vec![])],
+        dense_inits(),
+    );
+    assert!(
+        matches!(&err, ProverError::UnsupportedOperator { op, node } if op == "Conv" && node == "#1"),
+        "{err}"
+    );
+    let mut custom = node("Gemm", "fc", &["x", "w", "b"], &["y"], vec![]);
+    custom = custom.str(7, "com.example");
+    let err = import_err(vec![custom], dense_inits());
+    assert!(
+        matches!(&err, ProverError::UnsupportedOperator { op, .. } if op == "com.example.Gemm"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_attributes_and_structures_are_refused() {
+    let gemm = |attrs| vec![node("Gemm", "fc", &["x", "w", "b"], &["y"], attrs)];
+    let err = import_err(gemm(vec![attr_float("alpha", 2.0)]), dense_inits());
+    assert!(
+        matches!(&err, ProverError::UnsupportedAttribute { op, node, attr, value }
+            if op == "Gemm" && node == "fc" && attr == "alpha" && value == "2"),
+        "{err}"
+    );
+    let err = import_err(gemm(vec![attr_int("transA", 1)]), dense_inits());
+    assert!(
+        matches!(&err, ProverError::UnsupportedAttribute { attr, .. } if attr == "transA"),
+        "{err}"
+    );
+    let err = import_err(gemm(vec![attr_int("alpha", 1)]), dense_inits());
+    assert!(
+        matches!(&err, ProverError::UnsupportedAttribute { attr, .. } if attr == "alpha"),
+        "{err}"
+    );
+
+    let graph = |nodes| import_err(nodes, dense_inits());
+    let relu_first = vec![
+        node("Relu", "r", &["x"], &["h"], vec![]),
+        node("Gemm", "fc", &["h", "w", "b"], &["y"], vec![]),
+    ];
+    assert!(
+        matches!(graph(relu_first), ProverError::UnsupportedGraph { reason } if reason.contains("Relu `r`"))
+    );
+    let branch = vec![
+        node("Gemm", "fc1", &["x", "w", "b"], &["h"], vec![]),
+        node("Gemm", "fc2", &["x", "w", "b"], &["y"], vec![]),
+    ];
+    assert!(
+        matches!(graph(branch), ProverError::UnsupportedGraph { reason } if reason.contains("chain"))
+    );
+    let add_after_relu = vec![
+        node("Gemm", "fc", &["x", "w", "b"], &["h"], vec![]),
+        node("Relu", "r", &["h"], &["r"], vec![]),
+        node("Add", "add", &["r", "b"], &["y"], vec![]),
+    ];
+    assert!(
+        matches!(graph(add_after_relu), ProverError::UnsupportedGraph { reason } if reason.contains("Add `add`"))
+    );
+    let not_constant = vec![node("MatMul", "mm", &["x", "x"], &["y"], vec![])];
+    assert!(
+        matches!(graph(not_constant), ProverError::UnsupportedGraph { reason } if reason.contains("constant"))
+    );
+    let wrong_width = vec![node("Gemm", "fc", &["x", "w3", "b"], &["y"], vec![])];
+    let mut inits = dense_inits();
+    inits.push(tensor("w3", &[3, 2], &[0.0; 6]));
+    assert!(matches!(
+        import_err(wrong_width, inits),
+        ProverError::UnsupportedGraph { .. }
+    ));
+    let dangling = vec![node("Gemm", "fc", &["x", "w", "b"], &["h"], vec![])];
+    assert!(
+        matches!(graph(dangling), ProverError::UnsupportedGraph { reason } if reason.contains("output"))
+    );
+}
+
+#[test]
+fn garbage_truncated_and_missing_files_are_errors_not_panics() {
+    let good = gemm_model(&weights(5));
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let garbage: Vec<u8> = (0..500).map(|_| rng.gen()).collect();
+    let mut cases = vec![
+        ("garbage", garbage),
+        ("empty", vec![]),
+        ("text", b"not an onnx file\n".to_vec()),
+    ];
+    for cut in (0..good.len()).step_by(37).chain([good.len() - 1]) {
+        cases.push(("truncated", good[..cut].to_vec()));
+    }
+    for (what, bytes) in cases {
+        let path = write("broken.onnx", &bytes);
+        let err = import_onnx(&path).unwrap_err();
+        assert!(
+            matches!(&err, ProverError::MalformedOnnx { path: p, .. } if *p == path),
+            "{what} ({} bytes): {err}",
+            bytes.len()
+        );
+        assert!(
+            matches!(
+                float_reference(&path),
+                Err(ProverError::MalformedOnnx { .. })
+            ),
+            "{what}"
+        );
+    }
+    let missing = Path::new("/nonexistent/model.onnx");
+    assert!(matches!(import_onnx(missing), Err(ProverError::Io { .. })));
+}
+
+#[test]
+fn tiny_model_end_to_end() {
+    let path = write("e2e.onnx", &gemm_model(&weights(7)));
+    let float = import_onnx(&path).unwrap();
+    let calibration = random_inputs(8, 200, 6);
+    let q = quantize(&float, &calibration).unwrap();
+    let zkm = path.with_extension("zkm");
+    save_model(&zkm, &q).unwrap();
+    assert_eq!(load_model(&zkm).unwrap(), q);
+    let test = random_inputs(9, 100, 6);
+    let labels = test
+        .iter()
+        .map(|x| argmax(&float.forward(x).unwrap()))
+        .collect();
+    let report = accuracy_report(
+        &path,
+        &q,
+        &Dataset {
+            inputs: test,
+            labels: Some(labels),
+        },
+    )
+    .unwrap();
+    assert_eq!(report.samples, 100);
+    assert_eq!(report.float_top1, Some(1.0));
+    assert!(report.top1_agreement >= 0.9, "{report}");
+    assert!(
+        report.max_abs_error < 0.1 * q.output_scale() * 127.0,
+        "{report}"
+    );
+    let err = quantize_input(&q, &[0.0; 5]).unwrap_err();
+    assert!(matches!(
+        err,
+        ProverError::WrongInputLength {
+            expected: 6,
+            found: 5
+        }
+    ));
+}
+
+fn argmax(v: &[f32]) -> usize {
+    zkinfer_prover::accuracy::argmax(v)
+}
+
+// ---------------------------------------------------------------------------------- the trained digits MLP
+
+fn digits(file: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/digits-mlp")
+        .join(file);
+    assert!(
+        path.exists(),
+        "{} is missing; run models/train_digits_mlp.py (see models/README.md)",
+        path.display()
+    );
+    path
+}
+
+/// The model with every name cleared, to compare the numbers of two exports.
+fn unnamed(mut q: QuantizedModel) -> QuantizedModel {
+    q.name.clear();
+    q.layers.iter_mut().for_each(|l| l.name.clear());
+    q
+}
+
+#[test]
+fn digits_mlp_gemm_and_matmul_exports_quantize_identically() {
+    let calibration = Dataset::load(digits("calibration.json")).unwrap();
+    let gemm: FloatModel = import_onnx(digits("model.onnx")).unwrap();
+    let matmul = import_onnx(digits("model-matmul.onnx")).unwrap();
+    assert_eq!(gemm.input_shape, [1, 64]);
+    let shape: Vec<_> = gemm
+        .layers
+        .iter()
+        .map(|l| (l.in_features, l.out_features, l.relu))
+        .collect();
+    assert_eq!(shape, [(64, 32, true), (32, 10, false)]);
+    assert_eq!(gemm.layers[0].name, "/fc1/Gemm");
+    let q_gemm = quantize(&gemm, &calibration.inputs).unwrap();
+    let q_matmul = quantize(&matmul, &calibration.inputs).unwrap();
+    assert_eq!(unnamed(q_gemm), unnamed(q_matmul));
+}
+
+#[test]
+fn digits_mlp_int8_keeps_float_accuracy() {
+    let onnx = digits("model.onnx");
+    let float = import_onnx(&onnx).unwrap();
+    let calibration = Dataset::load(digits("calibration.json")).unwrap();
+    let test = Dataset::load(digits("test.json")).unwrap();
+    assert_eq!((test.len(), test.input_len()), (360, 64));
+
+    let reference = float_reference(&onnx).unwrap();
+    for x in test.inputs.iter().take(50) {
+        assert_close(&float.forward(x).unwrap(), &reference.run(x).unwrap(), 1e-5);
+    }
+
+    let q = quantize(&float, &calibration.inputs).unwrap();
+    let report = accuracy_report(&onnx, &q, &test).unwrap();
+    println!("{report}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(digits("metrics.json")).unwrap()).unwrap();
+    let float_top1 = report.float_top1.unwrap();
+    assert!(
+        (float_top1 - metrics["float_test_accuracy"].as_f64().unwrap()).abs() < 1e-9,
+        "{report}"
+    );
+    assert!(report.top1_agreement >= 0.95, "{report}");
+    assert!(
+        (report.int8_top1.unwrap() - float_top1).abs() <= 0.02,
+        "{report}"
+    );
+
+    // The first test sample (input.json) is a 7; the int8 model says so too.
+    let one = Dataset::load(digits("input.json")).unwrap();
+    let y = infer(&q, &quantize_input(&q, &one.inputs[0]).unwrap()).unwrap();
+    assert_eq!(argmax(&dequantize_output(&q, &y)), 7);
+    assert_eq!(argmax(&reference.run(&one.inputs[0]).unwrap()), 7);
+}

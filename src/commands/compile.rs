@@ -1,0 +1,124 @@
+//! `zkinfer compile`: import → calibrate/quantize → accuracy report → circuit plan → `.zkm`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+use zkinfer_circuits::{layout, CircuitParams, QuantizedModel};
+use zkinfer_prover::{accuracy_report, import_onnx, quantize, save_model, AccuracyReport, Dataset};
+
+use crate::report::print_json;
+
+/// Arguments of `compile`.
+#[derive(Args)]
+pub struct CompileArgs {
+    /// The float ONNX model.
+    pub model: PathBuf,
+    /// Calibration samples (EZKL input.json layout: {"input_data": [[f32, ...], ...]}).
+    #[arg(long)]
+    pub calibration: PathBuf,
+    /// Held-out samples (with "labels") for the float vs int8 accuracy report.
+    #[arg(long)]
+    pub test: Option<PathBuf>,
+    /// Output `.zkm` file.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// What compiling produced.
+pub struct Compiled {
+    /// The quantized model.
+    pub model: QuantizedModel,
+    /// Its circuit layout.
+    pub layout: layout::Layout,
+    /// The accuracy report, when a test set was given.
+    pub accuracy: Option<AccuracyReport>,
+}
+
+/// Compiles `onnx` and writes `output`.
+pub fn compile(
+    onnx: &Path,
+    calibration: &Path,
+    test: Option<&Path>,
+    output: &Path,
+) -> Result<Compiled> {
+    let float = import_onnx(onnx)?;
+    let calibration = Dataset::load(calibration)?;
+    let model = quantize(&float, &calibration.inputs)?;
+    let layout = layout::plan(&model, CircuitParams::default()).map_err(anyhow::Error::msg)?;
+    let accuracy = test
+        .map(|t| Dataset::load(t).and_then(|d| accuracy_report(onnx, &model, &d)))
+        .transpose()?;
+    save_model(output, &model).with_context(|| format!("writing {}", output.display()))?;
+    Ok(Compiled {
+        model,
+        layout,
+        accuracy,
+    })
+}
+
+/// Text summary of a compiled model: layers, circuit plan, accuracy.
+pub fn describe(c: &Compiled) -> String {
+    let mut s = format!(
+        "model `{}`: input {:?}, input scale {:.6}\n",
+        c.model.name, c.model.input_shape, c.model.input_scale
+    );
+    s += "  layer                 in   out  activation  shifts     output scale\n";
+    for l in &c.model.layers {
+        let (lo, hi) = (
+            l.shift.iter().min().unwrap_or(&0),
+            l.shift.iter().max().unwrap_or(&0),
+        );
+        s += &format!(
+            "  {:<20} {:>4} {:>5}  {:<10}  {lo:>2}..{hi:<2}     {:.6}\n",
+            l.name,
+            l.in_features,
+            l.out_features,
+            format!("{:?}", l.activation),
+            l.output_scale
+        );
+    }
+    let p = &c.layout;
+    s += &format!(
+        "circuit: k = {} ({} rows), {} advice / {} fixed columns, {} lookups, degree {}\n  rows used: poseidon {}, dense {}, requantize {}, range checks {}, table {}\n",
+        p.k, 1u64 << p.k, p.advice_columns, p.fixed_columns, p.lookups, p.degree,
+        p.poseidon_rows, p.dense_rows, p.requant_rows, p.range_rows, p.table_rows
+    );
+    if let Some(a) = &c.accuracy {
+        s += &format!("accuracy on {} held-out samples:\n{a}\n", a.samples);
+    }
+    s
+}
+
+/// JSON summary of a compiled model.
+pub fn to_json(c: &Compiled, output: &Path) -> serde_json::Value {
+    json!({
+        "output": output,
+        "name": c.model.name,
+        "layers": c.model.layers.iter().map(|l| json!({
+            "name": l.name, "in": l.in_features, "out": l.out_features,
+            "activation": format!("{:?}", l.activation), "output_scale": l.output_scale,
+        })).collect::<Vec<_>>(),
+        "layout": c.layout,
+        "accuracy": c.accuracy,
+    })
+}
+
+/// Runs `compile`.
+pub fn run(args: &CompileArgs, json: bool) -> Result<ExitCode> {
+    let compiled = compile(
+        &args.model,
+        &args.calibration,
+        args.test.as_deref(),
+        &args.output,
+    )?;
+    if json {
+        print_json(&to_json(&compiled, &args.output));
+    } else {
+        print!("{}", describe(&compiled));
+        println!("wrote {}", args.output.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

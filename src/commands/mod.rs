@@ -1,0 +1,7 @@
+//! One file per subcommand; each parses its arguments, calls the library and prints text or JSON.
+
+pub mod compile;
+pub mod demo;
+pub mod prove;
+pub mod setup;
+pub mod verify;

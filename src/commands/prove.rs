@@ -1,0 +1,133 @@
+//! `zkinfer prove`: one input, one nonce, one proof bundle.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+use zkinfer_circuits::{Fr, QuantizedModel};
+use zkinfer_prover::{keys, load_model, prove, random_salt, Dataset, ProveRequest, Proven};
+use zkinfer_verifier::{field_from_hex, field_to_hex};
+
+use crate::report::{ms, print_json, spinner, INSECURE_SRS_WARNING};
+
+/// Arguments of `prove`.
+#[derive(Args)]
+pub struct ProveArgs {
+    /// The compiled model (`.zkm`).
+    pub model: PathBuf,
+    /// Key directory written by `zkinfer setup`.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Input file: {"input_data": [[f32, ...]]} (the first row is proven).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Request nonce (hex, at most 31 bytes).
+    #[arg(long)]
+    pub nonce: String,
+    /// Salt of the input commitment (hex, at most 31 bytes); random when omitted (and printed).
+    #[arg(long)]
+    pub salt: Option<String>,
+    /// Where to write the proof bundle (JSON form when the name ends in .json).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+/// Parses a hex field element given on the command line.
+pub fn parse_hex(what: &str, text: &str) -> Result<Fr> {
+    field_from_hex(text).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+}
+
+/// Proves the first row of `input` with the keys in `key_dir`.
+pub fn prove_file(
+    model: &QuantizedModel,
+    key_dir: &Path,
+    input: &[f32],
+    salt: Fr,
+    nonce: Fr,
+    json: bool,
+) -> Result<(Proven, bool)> {
+    let prover_key = keys::load_prover_key(key_dir, model)?;
+    let verifier_key = keys::load_verifier_key(key_dir)?;
+    let bar = spinner("proving", json);
+    let proven = prove(
+        model,
+        &prover_key,
+        &verifier_key,
+        &ProveRequest { input, salt, nonce },
+    )?;
+    bar.finish_and_clear();
+    Ok((proven, prover_key.insecure_srs))
+}
+
+/// Writes a bundle in the form its file name asks for.
+pub fn write_bundle(proven: &Proven, path: &Path) -> Result<usize> {
+    let bytes = if path.extension().is_some_and(|e| e == "json") {
+        proven.bundle.to_json().into_bytes()
+    } else {
+        proven.bundle.to_bytes()
+    };
+    std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?;
+    Ok(bytes.len())
+}
+
+/// Runs `prove`.
+pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
+    let model = load_model(&args.model)?;
+    let data = Dataset::load(&args.input)?;
+    let Some(input) = data.inputs.first() else {
+        bail!("{}: input_data is empty", args.input.display())
+    };
+    let nonce = parse_hex("nonce", &args.nonce)?;
+    let salt = match &args.salt {
+        Some(s) => parse_hex("salt", s)?,
+        None => random_salt(),
+    };
+    let (proven, insecure) = prove_file(&model, &args.keys, input, salt, nonce, json)?;
+    write_bundle(&proven, &args.output)?;
+    if insecure {
+        eprintln!("{INSECURE_SRS_WARNING}");
+    }
+    let b = &proven.bundle;
+    if json {
+        print_json(&json!({
+            "bundle": args.output, "model_id": hex::encode(b.model_id), "outputs": b.outputs,
+            "float_outputs": b.float_outputs(), "argmax": b.argmax(), "salt": field_to_hex(&salt),
+            "input_commitment": field_to_hex(&Fr::from_bytes_le(&b.input_commitment)), "nonce": field_to_hex(&nonce),
+            "proof_bytes": b.proof.len(), "inference_ms": ms(proven.inference), "proving_ms": ms(proven.proving),
+        }));
+    } else {
+        println!("outputs (int8): {:?}", b.outputs);
+        println!(
+            "predicted class: {}",
+            b.argmax().map_or("-".into(), |c| c.to_string())
+        );
+        println!(
+            "salt: {} (keep it to open the input commitment)",
+            field_to_hex(&salt)
+        );
+        println!(
+            "input commitment: {}",
+            field_to_hex(&Fr::from_bytes_le(&b.input_commitment))
+        );
+        println!(
+            "proof: {} bytes, proved in {} ms; bundle written to {}",
+            b.proof.len(),
+            ms(proven.proving),
+            args.output.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Decoding helper for the canonical field encoding bundles carry.
+trait FromBytesLe {
+    fn from_bytes_le(bytes: &[u8; 32]) -> Fr;
+}
+
+impl FromBytesLe for Fr {
+    fn from_bytes_le(bytes: &[u8; 32]) -> Fr {
+        zkinfer_circuits::field::from_bytes(bytes).unwrap_or_default()
+    }
+}

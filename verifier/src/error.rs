@@ -1,0 +1,66 @@
+//! Why a proof, a bundle or a key was refused.
+
+use crate::envelope::EnvelopeError;
+
+/// A verification failure. Each way a proof can be wrong has its own variant so callers (and the CLI's exit
+/// codes) can tell a bad file from a rejected proof.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The file's header is wrong (another kind of file, another format version, not a zkinfer file).
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    /// The bytes after the header could not be decoded (truncated or corrupted).
+    #[error("corrupted or truncated {what}: {reason}")]
+    Malformed {
+        /// What was being decoded.
+        what: &'static str,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The verifying key belongs to another model than the one the caller pinned.
+    #[error("verifying key is for model {found}, but model {expected} was required")]
+    KeyModelMismatch {
+        /// The pinned model id.
+        expected: String,
+        /// The key's model id.
+        found: String,
+    },
+    /// The bundle claims another model than the verifying key's.
+    #[error("proof bundle is for model {bundle}, the verifying key is for model {key}")]
+    BundleModelMismatch {
+        /// Model id in the bundle.
+        bundle: String,
+        /// Model id of the key.
+        key: String,
+    },
+    /// The bundle commits to another input than the one the caller required.
+    #[error("proof is for input commitment {found}, but {expected} was required")]
+    InputCommitmentMismatch {
+        /// Required commitment (hex).
+        expected: String,
+        /// Commitment in the bundle (hex).
+        found: String,
+    },
+    /// The bundle answers another request than the one the caller required.
+    #[error("proof is for nonce {found}, but nonce {expected} was required (replayed or misrouted answer)")]
+    NonceMismatch {
+        /// Required nonce (hex).
+        expected: String,
+        /// Nonce in the bundle (hex).
+        found: String,
+    },
+    /// The bundle carries another number of outputs than the model has.
+    #[error("bundle has {found} outputs, the model has {expected}")]
+    OutputCount {
+        /// Outputs of the model.
+        expected: usize,
+        /// Outputs in the bundle.
+        found: usize,
+    },
+    /// The proof bytes could not be read as a proof (a point off the curve, a truncated transcript).
+    #[error("proof bytes are malformed: {0}")]
+    MalformedProof(String),
+    /// The proof is well formed but false for these public inputs and this key.
+    #[error("proof rejected: it does not prove these outputs for this model, input commitment and nonce")]
+    ProofRejected,
+}

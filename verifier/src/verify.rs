@@ -1,0 +1,120 @@
+//! Checking a proof bundle: the pins the caller asked for (model id, input commitment, nonce), then the proof.
+
+use std::io::Cursor;
+
+use halo2_proofs::{
+    halo2curves::bn256::{Bn256, G1Affine},
+    plonk::{verify_proof, Error as PlonkError},
+    poly::kzg::{
+        commitment::KZGCommitmentScheme, multiopen::VerifierSHPLONK, strategy::SingleStrategy,
+    },
+    transcript::{Blake2bRead, Challenge255, TranscriptReadBuffer},
+};
+use zkinfer_circuits::Fr;
+
+use crate::bundle::{field_to_hex, ProofBundle};
+use crate::error::VerifyError;
+use crate::key::VerifierKey;
+
+/// What the caller insists on, beyond a valid proof.
+#[derive(Clone, Debug, Default)]
+pub struct Expectations {
+    /// The model the caller pays for.
+    pub model_id: Option<[u8; 32]>,
+    /// The commitment of the input the caller sent.
+    pub input_commitment: Option<Fr>,
+    /// The nonce of the caller's request.
+    pub nonce: Option<Fr>,
+}
+
+/// A bundle that passed verification.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verified {
+    /// The proven int8 outputs.
+    pub outputs: Vec<i64>,
+    /// The outputs as floats.
+    pub float_outputs: Vec<f32>,
+}
+
+/// Verifies `bundle` against `key` and the caller's `expect`ations.
+pub fn verify_bundle(
+    key: &VerifierKey,
+    bundle: &ProofBundle,
+    expect: &Expectations,
+) -> Result<Verified, VerifyError> {
+    let key_id = key.model_id();
+    if let Some(expected) = expect.model_id {
+        if expected != key_id {
+            return Err(VerifyError::KeyModelMismatch {
+                expected: hex::encode(expected),
+                found: hex::encode(key_id),
+            });
+        }
+    }
+    if bundle.model_id != key_id {
+        return Err(VerifyError::BundleModelMismatch {
+            bundle: hex::encode(bundle.model_id),
+            key: hex::encode(key_id),
+        });
+    }
+    let public = bundle.public_inputs()?;
+    if let Some(expected) = expect.input_commitment {
+        if expected != public.input_commitment {
+            return Err(VerifyError::InputCommitmentMismatch {
+                expected: field_to_hex(&expected),
+                found: field_to_hex(&public.input_commitment),
+            });
+        }
+    }
+    if let Some(expected) = expect.nonce {
+        if expected != public.nonce {
+            return Err(VerifyError::NonceMismatch {
+                expected: field_to_hex(&expected),
+                found: field_to_hex(&public.nonce),
+            });
+        }
+    }
+    if public.outputs.len() != key.meta.output_len {
+        return Err(VerifyError::OutputCount {
+            expected: key.meta.output_len,
+            found: public.outputs.len(),
+        });
+    }
+    let instance = public.to_instance();
+    check_proof(key, &instance, &bundle.proof)?;
+    Ok(Verified {
+        outputs: bundle.outputs.clone(),
+        float_outputs: bundle.float_outputs(),
+    })
+}
+
+/// Runs halo2's KZG/SHPLONK verifier on `proof` for `instance`; every proof byte must be consumed.
+pub fn check_proof(key: &VerifierKey, instance: &[Fr], proof: &[u8]) -> Result<(), VerifyError> {
+    let outcome = std::panic::catch_unwind(|| {
+        let mut cursor = Cursor::new(proof);
+        let mut transcript = Blake2bRead::<_, G1Affine, Challenge255<_>>::init(&mut cursor);
+        let result = verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+            &key.srs,
+            &key.vk,
+            SingleStrategy::new(&key.srs),
+            &[&[instance]],
+            &mut transcript,
+        );
+        (result, cursor.position() as usize)
+    });
+    match outcome {
+        Err(_) => Err(VerifyError::MalformedProof(
+            "the verifier could not parse the proof".into(),
+        )),
+        Ok((Err(PlonkError::Transcript(e)), _)) => Err(VerifyError::MalformedProof(e.to_string())),
+        Ok((Err(PlonkError::InstanceTooLarge | PlonkError::InvalidInstances), _)) => Err(
+            VerifyError::MalformedProof("public inputs do not fit the circuit".into()),
+        ),
+        Ok((Err(_), _)) => Err(VerifyError::ProofRejected),
+        Ok((Ok(()), used)) if used != proof.len() => Err(VerifyError::MalformedProof(format!(
+            "{} trailing bytes after the proof",
+            proof.len() - used
+        ))),
+        Ok((Ok(()), _)) => Ok(()),
+    }
+}
