@@ -56,9 +56,7 @@ fn main() -> ExitCode {
         Command::Setup(args) => commands::setup::run(&args, cli.json),
         Command::Prove(args) => commands::prove::run(&args, cli.json),
         Command::Verify(args) => commands::verify::run(&args, cli.json),
-        Command::Demo(args) => {
-            commands::demo::run(&args.model_dir, args.sample, &args.out, cli.json)
-        }
+        Command::Demo(args) => commands::demo::run(&args.model_dir, args.sample, &args.out, cli.json),
     };
     match outcome {
         Ok(code) => code,

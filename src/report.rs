@@ -25,10 +25,7 @@ pub fn ms(d: Duration) -> f64 {
 
 /// Prints a JSON value on stdout.
 pub fn print_json(value: &serde_json::Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 /// The warning printed whenever keys come from the insecure development SRS.

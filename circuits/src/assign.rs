@@ -97,13 +97,7 @@ impl<'a, 'r> Assigner<'a, 'r> {
     }
 
     /// Assigns an advice cell of `kind`.
-    pub fn advice(
-        &mut self,
-        kind: CellKind,
-        column: Column<Advice>,
-        row: usize,
-        value: Fr,
-    ) -> AssignedValue {
+    pub fn advice(&mut self, kind: CellKind, column: Column<Advice>, row: usize, value: Fr) -> AssignedValue {
         let n = self.counters.entry(kind).or_insert(0);
         let index = *n;
         *n += 1;
@@ -115,10 +109,7 @@ impl<'a, 'r> Assigner<'a, 'r> {
             }) if k == kind && i == index => value + Fr::from(delta),
             _ => value,
         };
-        let cell = self
-            .region
-            .assign_advice(column, row, Value::known(value))
-            .cell();
+        let cell = self.region.assign_advice(column, row, Value::known(value)).cell();
         AssignedValue { cell, value }
     }
 
@@ -154,8 +145,7 @@ impl<'a, 'r> Assigner<'a, 'r> {
         let index = self.requantizations;
         self.requantizations += 1;
         match self.tamper {
-            Some(t @ Tamper::RemainderShift { index: i })
-            | Some(t @ Tamper::UnboundedQuotient { index: i })
+            Some(t @ Tamper::RemainderShift { index: i }) | Some(t @ Tamper::UnboundedQuotient { index: i })
                 if i == index =>
             {
                 Some(t)

@@ -16,8 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::assign::{Assigner, CellKind, Tamper};
 use crate::chips::{
-    dense::DenseConfig, poseidon::PoseidonConfig, range_check::RangeCheckConfig,
-    requantize::RequantConfig,
+    dense::DenseConfig, poseidon::PoseidonConfig, range_check::RangeCheckConfig, requantize::RequantConfig,
 };
 use crate::field;
 use crate::model::{QuantizedModel, ACT_MIN};
@@ -64,7 +63,18 @@ pub struct ModelCircuit {
     params: CircuitParams,
     witness: Witness,
     tamper: Option<Tamper>,
-    cell_counts: Arc<Mutex<HashMap<CellKind, usize>>>,
+    record: Arc<Mutex<SynthesisRecord>>,
+}
+
+/// What the last synthesis of a circuit wrote, for tests that compare it with the native engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SynthesisRecord {
+    /// Advice cells assigned, by kind.
+    pub cell_counts: HashMap<CellKind, usize>,
+    /// The values bound to the output rows of the instance column.
+    pub outputs: Vec<Fr>,
+    /// The value bound to the commitment row.
+    pub commitment: Fr,
 }
 
 impl ModelCircuit {
@@ -75,7 +85,7 @@ impl ModelCircuit {
             params,
             witness,
             tamper: None,
-            cell_counts: Arc::default(),
+            record: Arc::default(),
         }
     }
 
@@ -101,10 +111,12 @@ impl ModelCircuit {
 
     /// How many advice cells of each kind the last synthesis assigned (the tampering harness picks from these).
     pub fn assigned_cell_counts(&self) -> HashMap<CellKind, usize> {
-        self.cell_counts
-            .lock()
-            .map(|c| c.clone())
-            .unwrap_or_default()
+        self.last_synthesis().cell_counts
+    }
+
+    /// What the last synthesis of this circuit (or a clone of it) wrote.
+    pub fn last_synthesis(&self) -> SynthesisRecord {
+        self.record.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// The model this circuit proves.
@@ -139,10 +151,7 @@ impl Circuit<Fr> for ModelCircuit {
         self.params
     }
 
-    fn configure_with_params(
-        meta: &mut ConstraintSystem<Fr>,
-        params: CircuitParams,
-    ) -> ModelConfig {
+    fn configure_with_params(meta: &mut ConstraintSystem<Fr>, params: CircuitParams) -> ModelConfig {
         configure(meta, params)
     }
 
@@ -150,29 +159,17 @@ impl Circuit<Fr> for ModelCircuit {
         configure(meta, CircuitParams::default())
     }
 
-    fn synthesize(
-        &self,
-        config: ModelConfig,
-        mut layouter: impl Layouter<Fr>,
-    ) -> Result<(), Error> {
+    fn synthesize(&self, config: ModelConfig, mut layouter: impl Layouter<Fr>) -> Result<(), Error> {
         config.range.load_table(&mut layouter)?;
         let (commitment, nonce, outputs) = layouter.assign_region(
             || "model",
             |mut region| {
                 let mut a = Assigner::new(&mut region, self.tamper);
-                let input: Vec<Fr> = self
-                    .witness
-                    .input
-                    .iter()
-                    .map(|&x| field::from_i64(x))
-                    .collect();
+                let input: Vec<Fr> = self.witness.input.iter().map(|&x| field::from_i64(x)).collect();
                 // Row 0 is left blank (zeros) so that gates reading the previous row never read an unassigned cell.
                 config.poseidon.assign_blank_row(&mut a, 0);
                 config.dense.assign_blank_row(&mut a, 0);
-                let (message, commitment) =
-                    config
-                        .poseidon
-                        .assign(&mut a, 1, self.witness.salt, &input)?;
+                let (message, commitment) = config.poseidon.assign(&mut a, 1, self.witness.salt, &input)?;
                 let mut activations = message[1..].to_vec();
 
                 // Every input is an int8: x + 128 ∈ [0, 256).
@@ -182,35 +179,26 @@ impl Circuit<Fr> for ModelCircuit {
                 }
                 let (mut dense_row, mut requant_row) = (1, 0);
                 for layer in &self.model.layers {
-                    let (accumulators, next) =
-                        config
-                            .dense
-                            .assign(&mut a, dense_row, layer, &activations)?;
+                    let (accumulators, next) = config.dense.assign(&mut a, dense_row, layer, &activations)?;
                     dense_row = next;
                     activations.clear();
                     for (c, acc) in accumulators.iter().enumerate() {
-                        let (y, next) = config.requant.assign(
-                            &mut a,
-                            requant_row,
-                            &config.range,
-                            range_row,
-                            layer,
-                            c,
-                            acc,
-                        )?;
+                        let (y, next) =
+                            config
+                                .requant
+                                .assign(&mut a, requant_row, &config.range, range_row, layer, c, acc)?;
                         range_row = next;
                         requant_row += 1;
                         activations.push(y);
                     }
                 }
-                let nonce = a.advice(
-                    CellKind::Nonce,
-                    config.requant.acc,
-                    requant_row,
-                    self.witness.nonce,
-                );
-                if let Ok(mut counts) = self.cell_counts.lock() {
-                    counts.clone_from(a.counts());
+                let nonce = a.advice(CellKind::Nonce, config.requant.acc, requant_row, self.witness.nonce);
+                if let Ok(mut record) = self.record.lock() {
+                    *record = SynthesisRecord {
+                        cell_counts: a.counts().clone(),
+                        outputs: activations.iter().map(|y| y.value).collect(),
+                        commitment: commitment.value,
+                    };
                 }
                 Ok((commitment, nonce, activations))
             },

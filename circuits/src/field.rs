@@ -50,45 +50,16 @@ pub fn from_bytes(bytes: &[u8; 32]) -> Option<Fr> {
     Option::from(Fr::from_repr(*bytes))
 }
 
-/// A field element from at most 31 big-endian bytes (hex nonces and salts), so any value is below p.
-pub fn from_be_bytes_31(bytes: &[u8]) -> Option<Fr> {
-    if bytes.len() > 31 {
-        return None;
-    }
-    let mut le = [0u8; 32];
-    for (i, b) in bytes.iter().rev().enumerate() {
-        le[i] = *b;
-    }
-    from_bytes(&le)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn signed_round_trip() {
-        for v in [
-            0i64,
-            1,
-            -1,
-            127,
-            -128,
-            i64::MAX,
-            i64::MIN + 1,
-            1 << 40,
-            -(1 << 40),
-        ] {
+        for v in [0i64, 1, -1, 127, -128, i64::MAX, i64::MIN + 1, 1 << 40, -(1 << 40)] {
             assert_eq!(to_i64(&from_i64(v)), Some(v), "{v}");
         }
         assert_eq!(to_i64(&Fr::from_u128(1 << 100)), None);
         assert_eq!(from_i128(-5), from_i64(-5));
-    }
-
-    #[test]
-    fn short_big_endian_bytes() {
-        assert_eq!(from_be_bytes_31(&[1, 0]), Some(Fr::from(256u64)));
-        assert_eq!(from_be_bytes_31(&[0xff; 32]), None);
-        assert!(from_be_bytes_31(&[0xff; 31]).is_some());
     }
 }

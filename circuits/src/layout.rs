@@ -71,11 +71,7 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
     }
     let mut layout = Layout {
         poseidon_rows: 1 + poseidon::rows(inputs + 1),
-        dense_rows: 1 + model
-            .layers
-            .iter()
-            .map(|l| dense::rows(l, lanes))
-            .sum::<usize>(),
+        dense_rows: 1 + model.layers.iter().map(|l| dense::rows(l, lanes)).sum::<usize>(),
         requant_rows,
         range_rows,
         table_rows: 1 << LIMB_BITS,

@@ -13,7 +13,7 @@ pub mod model;
 pub mod poseidon;
 pub mod public_inputs;
 
-pub use circuit::{CircuitParams, ModelCircuit, Witness};
+pub use circuit::{CircuitParams, ModelCircuit, SynthesisRecord, Witness};
 pub use halo2_proofs::halo2curves::bn256::Fr;
 pub use model::QuantizedModel;
 pub use public_inputs::PublicInputs;

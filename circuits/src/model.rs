@@ -136,16 +136,12 @@ impl QuantizedModel {
                 || layer.multiplier.len() != o
                 || layer.shift.len() != o
             {
-                return Err(format!(
-                    "layer {n}: parameter lengths do not match its shape"
-                ));
+                return Err(format!("layer {n}: parameter lengths do not match its shape"));
             }
             for c in 0..o {
                 let (m, s) = (layer.multiplier[c], layer.shift[c]);
                 if m <= 0 || m >= 1 << 32 {
-                    return Err(format!(
-                        "layer {n} channel {c}: multiplier {m} outside (0, 2^32)"
-                    ));
+                    return Err(format!("layer {n} channel {c}: multiplier {m} outside (0, 2^32)"));
                 }
                 if s == 0 || s % 8 != 0 || s > crate::arith::MAX_SHIFT {
                     return Err(format!(
@@ -154,9 +150,7 @@ impl QuantizedModel {
                     ));
                 }
                 if layer.accumulator_bound(c) >= 1 << 40 {
-                    return Err(format!(
-                        "layer {n} channel {c}: accumulator may exceed 2^40"
-                    ));
+                    return Err(format!("layer {n} channel {c}: accumulator may exceed 2^40"));
                 }
             }
             width = o;

@@ -55,10 +55,7 @@ pub fn constants() -> &'static PoseidonConstants {
     static CONSTANTS: OnceLock<PoseidonConstants> = OnceLock::new();
     CONSTANTS.get_or_init(|| {
         let (round_constants, mds, _) = PoseidonBn254::constants();
-        PoseidonConstants {
-            round_constants,
-            mds,
-        }
+        PoseidonConstants { round_constants, mds }
     })
 }
 
@@ -142,8 +139,7 @@ mod tests {
         let reference = Hash::<Fr, PoseidonBn254, ConstantLength<3>, WIDTH, RATE>::init().hash(msg);
         assert_eq!(hash(&msg), reference);
         let msg4 = [Fr::from(7u64); 4];
-        let reference4 =
-            Hash::<Fr, PoseidonBn254, ConstantLength<4>, WIDTH, RATE>::init().hash(msg4);
+        let reference4 = Hash::<Fr, PoseidonBn254, ConstantLength<4>, WIDTH, RATE>::init().hash(msg4);
         assert_eq!(hash(&msg4), reference4);
     }
 

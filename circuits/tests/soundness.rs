@@ -9,9 +9,7 @@ use zkinfer_circuits::layout::plan;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit};
 
 fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
-    let k = plan(circuit.model(), CircuitParams::default())
-        .expect("plan")
-        .k;
+    let k = plan(circuit.model(), CircuitParams::default()).expect("plan").k;
     MockProver::run(k, circuit, vec![instance])
         .expect("synthesis")
         .verify()
@@ -45,10 +43,7 @@ fn honest_witness_is_accepted_and_exercises_both_clamps() {
     for l in &model.layers {
         let next: Vec<_> = (0..l.out_features)
             .map(|c| {
-                let acc = (0..l.in_features)
-                    .map(|i| l.weight(c, i) * x[i])
-                    .sum::<i64>()
-                    + l.bias[c];
+                let acc = (0..l.in_features).map(|i| l.weight(c, i) * x[i]).sum::<i64>() + l.bias[c];
                 let r = l.requantize(c, acc);
                 pieces.push(r);
                 r.y
@@ -56,14 +51,8 @@ fn honest_witness_is_accepted_and_exercises_both_clamps() {
             .collect();
         x = next;
     }
-    assert!(
-        pieces.iter().any(|r| r.over > 0),
-        "no channel saturates high"
-    );
-    assert!(
-        pieces.iter().any(|r| r.under > 0),
-        "no channel saturates low"
-    );
+    assert!(pieces.iter().any(|r| r.over > 0), "no channel saturates high");
+    assert!(pieces.iter().any(|r| r.under > 0), "no channel saturates low");
     assert!(
         pieces.iter().any(|r| r.over == 0 && r.under == 0),
         "no channel lands inside the range"
@@ -83,9 +72,7 @@ fn every_kind_of_tampered_cell_is_rejected() {
         indices.dedup();
         for index in indices {
             for delta in [1u64, 1 << 8] {
-                let tampered = circuit
-                    .clone()
-                    .with_tamper(Tamper::Cell { kind, index, delta });
+                let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta });
                 assert!(
                     !satisfied(&tampered, instance.clone()),
                     "{kind:?} #{index} + {delta} was accepted"
@@ -122,15 +109,9 @@ fn remainder_shift_and_unbounded_quotient_attacks_are_rejected() {
     let requantizations = circuit.assigned_cell_counts()[&CellKind::Quotient];
     assert_eq!(requantizations, 8);
     for index in 0..requantizations {
-        for attack in [
-            Tamper::RemainderShift { index },
-            Tamper::UnboundedQuotient { index },
-        ] {
+        for attack in [Tamper::RemainderShift { index }, Tamper::UnboundedQuotient { index }] {
             let tampered = circuit.clone().with_tamper(attack);
-            assert!(
-                !satisfied(&tampered, instance.clone()),
-                "{attack:?} was accepted"
-            );
+            assert!(!satisfied(&tampered, instance.clone()), "{attack:?} was accepted");
         }
     }
 }
@@ -142,10 +123,7 @@ fn wrong_public_inputs_are_rejected() {
     for row in 0..instance.len() {
         let mut wrong = instance.clone();
         wrong[row] += Fr::from(1u64);
-        assert!(
-            !satisfied(&circuit, wrong),
-            "instance row {row} changed was accepted"
-        );
+        assert!(!satisfied(&circuit, wrong), "instance row {row} changed was accepted");
     }
 }
 

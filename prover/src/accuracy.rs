@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
 use tract_onnx::prelude::{
-    tvec, Arc, Datum, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue,
-    Tensor, TractResult, TypedRunnableModel,
+    tvec, Arc, Datum, Framework, InferenceFact, InferenceModelExt, IntoRunnable, IntoTValue, Tensor, TractResult,
+    TypedRunnableModel,
 };
 use zkinfer_circuits::model::QuantizedModel;
 
@@ -30,8 +30,7 @@ pub struct FloatReference {
 impl fmt::Debug for FloatReference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = f.debug_struct("FloatReference");
-        s.field("input_shape", &self.input_shape)
-            .finish_non_exhaustive()
+        s.field("input_shape", &self.input_shape).finish_non_exhaustive()
     }
 }
 
@@ -50,16 +49,11 @@ impl FloatReference {
         let fact = InferenceFact::dt_shape(f32::datum_type(), input_shape.clone());
         let build = || -> TractResult<Arc<TypedRunnableModel>> {
             let model = tract_onnx::onnx().model_for_proto_model(proto)?;
-            model
-                .with_input_fact(0, fact)?
-                .into_optimized()?
-                .into_runnable()
+            model.with_input_fact(0, fact)?.into_optimized()?.into_runnable()
         };
         let plan = guarded(build)
             .map_err(|reason| ProverError::malformed("", reason))?
-            .map_err(|e| {
-                ProverError::malformed("", format!("tract cannot run the model: {e:#}"))
-            })?;
+            .map_err(|e| ProverError::malformed("", format!("tract cannot run the model: {e:#}")))?;
         Ok(FloatReference { plan, input_shape })
     }
 
@@ -131,26 +125,13 @@ pub fn accuracy_report(
     let float_out = dataset.inputs.par_iter().map(|x| reference.run(x));
     let float_out = float_out.collect::<Result<Vec<_>>>()?;
     let engine = IntegerEngine::new(model)?;
-    let int8 = |x: &Vec<f32>| {
-        Ok(dequantize_output(
-            model,
-            &engine.infer(&quantize_input(model, x)?)?,
-        ))
-    };
-    let int_out = dataset
-        .inputs
-        .par_iter()
-        .map(int8)
-        .collect::<Result<Vec<_>>>()?;
+    let int8 = |x: &Vec<f32>| Ok(dequantize_output(model, &engine.infer(&quantize_input(model, x)?)?));
+    let int_out = dataset.inputs.par_iter().map(int8).collect::<Result<Vec<_>>>()?;
     compare(&float_out, &int_out, dataset.labels.as_deref())
 }
 
 /// The report for given float and dequantized int8 outputs (one row per sample) and optional labels.
-pub fn compare(
-    float_out: &[Vec<f32>],
-    int8_out: &[Vec<f32>],
-    labels: Option<&[usize]>,
-) -> Result<AccuracyReport> {
+pub fn compare(float_out: &[Vec<f32>], int8_out: &[Vec<f32>], labels: Option<&[usize]>) -> Result<AccuracyReport> {
     let n = float_out.len();
     if n == 0 || int8_out.len() != n || labels.is_some_and(|l| l.len() != n) {
         return Err(ProverError::Other(format!(

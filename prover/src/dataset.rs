@@ -84,9 +84,7 @@ impl Dataset {
                     .iter()
                     .enumerate()
                     .map(|(i, &l)| {
-                        usize::try_from(l).map_err(|_| {
-                            err(format!("label {i} is {l}, labels are class indices >= 0"))
-                        })
+                        usize::try_from(l).map_err(|_| err(format!("label {i} is {l}, labels are class indices >= 0")))
                     })
                     .collect::<Result<Vec<usize>>>()?;
                 Some(checked)
@@ -153,10 +151,7 @@ mod tests {
 
     #[test]
     fn parses_ezkl_layout_with_and_without_labels() {
-        let d = Dataset::from_json(
-            r#"{"input_data": [[1, 2.5, -3], [0, 0, 0.125]], "labels": [2, 0]}"#,
-        )
-        .unwrap();
+        let d = Dataset::from_json(r#"{"input_data": [[1, 2.5, -3], [0, 0, 0.125]], "labels": [2, 0]}"#).unwrap();
         assert_eq!(d.inputs, vec![vec![1.0, 2.5, -3.0], vec![0.0, 0.0, 0.125]]);
         assert_eq!(d.labels, Some(vec![2, 0]));
         assert_eq!((d.len(), d.input_len()), (2, 3));
@@ -173,8 +168,7 @@ mod tests {
         };
         assert!(reason("not json").contains("not a valid input file"));
         assert!(reason(r#"{"input_data": [[1, 2], [3]]}"#).contains("sample 1 has 1 values"));
-        assert!(reason(r#"{"input_data": [[1], [2]], "labels": [1]}"#)
-            .contains("1 labels for 2 samples"));
+        assert!(reason(r#"{"input_data": [[1], [2]], "labels": [1]}"#).contains("1 labels for 2 samples"));
         assert!(reason(r#"{"input_data": [[1]], "labels": [-1]}"#).contains(">= 0"));
         assert!(reason(r#"{"input_data": []}"#).contains("no samples"));
         assert!(reason(r#"{"input_data": [[1e300]]}"#).contains("f32"));
@@ -182,8 +176,7 @@ mod tests {
 
     #[test]
     fn save_and_load_round_trip() {
-        let path =
-            std::env::temp_dir().join(format!("zkinfer-dataset-{}.json", std::process::id()));
+        let path = std::env::temp_dir().join(format!("zkinfer-dataset-{}.json", std::process::id()));
         let d = Dataset {
             inputs: vec![vec![0.5, -1.0], vec![2.0, 3.0]],
             labels: Some(vec![1, 0]),

@@ -138,10 +138,7 @@ mod tests {
             msg.contains("`Conv`") && msg.contains("`conv1`") && msg.contains("Gemm"),
             "{msg}"
         );
-        let e = ProverError::WrongInputLength {
-            expected: 64,
-            found: 3,
-        };
+        let e = ProverError::WrongInputLength { expected: 64, found: 3 };
         assert!(e.to_string().contains("64") && e.to_string().contains('3'));
         let e = ProverError::io("/nope", std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(e.to_string().contains("/nope"));

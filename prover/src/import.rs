@@ -73,9 +73,7 @@ impl FloatModel {
     /// Checks that there are layers, that they chain, and that their parameters have the right lengths.
     pub fn check(&self) -> Result<()> {
         if self.layers.is_empty() {
-            return Err(ProverError::graph(
-                "the model has no dense layer (Gemm or MatMul)",
-            ));
+            return Err(ProverError::graph("the model has no dense layer (Gemm or MatMul)"));
         }
         let mut width = self.input_len();
         for l in &self.layers {
@@ -85,10 +83,7 @@ impl FloatModel {
                 return Err(ProverError::graph(reason));
             }
             if l.weights.len() != n_in * n_out || l.bias.len() != n_out {
-                let reason = format!(
-                    "layer `{}`: parameter lengths do not match its shape",
-                    l.name
-                );
+                let reason = format!("layer `{}`: parameter lengths do not match its shape", l.name);
                 return Err(ProverError::graph(reason));
             }
             width = n_out;
@@ -174,14 +169,10 @@ pub(crate) fn data_input(graph: &pb::GraphProto) -> Result<(String, Vec<usize>)>
     let inputs: Vec<_> = graph.input.iter().filter(|i| !is_init(&i.name)).collect();
     let [input] = inputs.as_slice() else {
         let n = inputs.len();
-        return Err(ProverError::graph(format!(
-            "the graph has {n} data inputs, not one"
-        )));
+        return Err(ProverError::graph(format!("the graph has {n} data inputs, not one")));
     };
     let bad = |what: &str| ProverError::graph(format!("input `{}` {what}", input.name));
-    let Some(pb::type_proto::Value::TensorType(t)) =
-        input.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
+    let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         return Err(bad("is not a tensor"));
     };
     if t.elem_type != pb::tensor_proto::DataType::Float as i32 {
@@ -231,13 +222,7 @@ impl Node<'_> {
     }
 
     /// An attribute of type `ty` read by `get`, or `default` when absent.
-    fn attr_or<T>(
-        &self,
-        name: &str,
-        ty: AttrType,
-        get: fn(&pb::AttributeProto) -> T,
-        default: T,
-    ) -> Result<T> {
+    fn attr_or<T>(&self, name: &str, ty: AttrType, get: fn(&pb::AttributeProto) -> T, default: T) -> Result<T> {
         match self.attr(name) {
             None => Ok(default),
             Some(a) if a.r#type == ty as i32 => Ok(get(a)),
@@ -250,13 +235,7 @@ impl Node<'_> {
     }
 
     fn input(&self, i: usize) -> Result<&str> {
-        let missing = || {
-            malformed(format!(
-                "node `{}` ({}) lacks input {i}",
-                self.label,
-                self.op()
-            ))
-        };
+        let missing = || malformed(format!("node `{}` ({}) lacks input {i}", self.label, self.op()));
         let name = self.pb.input.get(i).filter(|s| !s.is_empty());
         name.map(String::as_str).ok_or_else(missing)
     }
@@ -277,11 +256,7 @@ struct Walker {
     bias_ok: bool,
 }
 
-fn import_graph(
-    proto: &pb::ModelProto,
-    fallback_name: &str,
-    dir: Option<&str>,
-) -> Result<FloatModel> {
+fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) -> Result<FloatModel> {
     let graph = proto
         .graph
         .as_ref()
@@ -384,20 +359,12 @@ impl Walker {
 
     /// Records a `Constant` node's value (Reshape targets, weights given as constants).
     fn constant_node(&mut self, n: &Node) -> Result<()> {
-        let tensor = match (
-            n.attr("value").and_then(|a| a.t.as_ref()),
-            n.attr("value_ints"),
-        ) {
-            (Some(t), _) => {
-                tract_onnx::tensor::load_tensor(&*tract_onnx::data_resolver::default(), t, None)
-                    .map_err(|e| malformed(format!("constant `{}`: {e:#}", n.label)))?
-            }
+        let tensor = match (n.attr("value").and_then(|a| a.t.as_ref()), n.attr("value_ints")) {
+            (Some(t), _) => tract_onnx::tensor::load_tensor(&*tract_onnx::data_resolver::default(), t, None)
+                .map_err(|e| malformed(format!("constant `{}`: {e:#}", n.label)))?,
             (None, Some(a)) => tract_onnx::prelude::tensor1(&a.ints),
             (None, None) => {
-                let given =
-                    n.pb.attribute
-                        .first()
-                        .map_or("nothing".into(), |a| a.name.clone());
+                let given = n.pb.attribute.first().map_or("nothing".into(), |a| a.name.clone());
                 return Err(n.bad_attr("value", format!("given as `{given}`")));
             }
         };
@@ -470,13 +437,7 @@ impl Walker {
     }
 
     /// Appends a dense layer that reads the running activation, whose last dimension must be `in_features`.
-    fn push_dense(
-        &mut self,
-        n: &Node,
-        (k, m): (usize, usize),
-        weights: Vec<f32>,
-        bias: Vec<f32>,
-    ) -> Result<()> {
+    fn push_dense(&mut self, n: &Node, (k, m): (usize, usize), weights: Vec<f32>, bias: Vec<f32>) -> Result<()> {
         let (op, label, shape) = (n.op(), &n.label, &self.shape);
         if shape.last() != Some(&k) {
             bail_graph!("{op} `{label}` expects {k} features, its input has shape {shape:?}");
@@ -506,10 +467,7 @@ impl Walker {
         let name = n.input(1)?;
         match self.constant(name, n)? {
             (shape, w) if shape.len() == 2 => Ok((shape[0], shape[1], w)),
-            (shape, _) => bail_graph!(
-                "`{}`: weight `{name}` has shape {shape:?}, not 2-D",
-                n.label
-            ),
+            (shape, _) => bail_graph!("`{}`: weight `{name}` has shape {shape:?}, not 2-D", n.label),
         }
     }
 
@@ -570,17 +528,11 @@ impl Walker {
 
 /// `[r][c]` row-major into `[c][r]` row-major.
 fn transpose(m: &[f32], r: usize, c: usize) -> Vec<f32> {
-    (0..c)
-        .flat_map(|j| (0..r).map(move |i| m[i * c + j]))
-        .collect()
+    (0..c).flat_map(|j| (0..r).map(move |i| m[i * c + j])).collect()
 }
 
 /// A bias constant of `n` values, or one value broadcast to `n`.
-fn broadcast_bias(
-    (shape, values): (Vec<usize>, Vec<f32>),
-    n: usize,
-    label: &str,
-) -> Result<Vec<f32>> {
+fn broadcast_bias((shape, values): (Vec<usize>, Vec<f32>), n: usize, label: &str) -> Result<Vec<f32>> {
     match values.len() {
         1 => Ok(vec![values[0]; n]),
         len if len == n && shape.last() == Some(&n) => Ok(values),

@@ -88,10 +88,7 @@ impl IntegerEngine {
                 found: input_q.len(),
             });
         }
-        match input_q
-            .iter()
-            .position(|v| !(ACT_MIN..=ACT_MAX).contains(v))
-        {
+        match input_q.iter().position(|v| !(ACT_MIN..=ACT_MAX).contains(v)) {
             Some(index) => Err(ProverError::InputOutOfRange {
                 index,
                 value: input_q[index],
@@ -110,13 +107,7 @@ impl IntegerEngine {
         self.check_input(input_q)?;
         buf.x[..input_q.len()].copy_from_slice(input_q);
         let mut width = input_q.len();
-        for ((layer, w), b) in self
-            .model
-            .layers
-            .iter()
-            .zip(&self.weights)
-            .zip(&self.biases)
-        {
+        for ((layer, w), b) in self.model.layers.iter().zip(&self.weights).zip(&self.biases) {
             let out = layer.out_features;
             let mut acc = buf.acc.slice_mut(s![..out]);
             acc.assign(b);
@@ -208,22 +199,8 @@ mod tests {
             input_shape: vec![1, 3],
             input_scale: 1.0,
             layers: vec![
-                layer(
-                    "a",
-                    3,
-                    2,
-                    vec![1, 2, 3, -1, -2, -3],
-                    vec![10, 0],
-                    Activation::Relu,
-                ),
-                layer(
-                    "b",
-                    2,
-                    2,
-                    vec![127, 0, -1, 1],
-                    vec![0, 1],
-                    Activation::Identity,
-                ),
+                layer("a", 3, 2, vec![1, 2, 3, -1, -2, -3], vec![10, 0], Activation::Relu),
+                layer("b", 2, 2, vec![127, 0, -1, 1], vec![0, 1], Activation::Identity),
             ],
         }
     }
@@ -234,18 +211,8 @@ mod tests {
         for l in &model.layers {
             x = (0..l.out_features)
                 .map(|o| {
-                    let acc = l.bias[o]
-                        + (0..l.in_features)
-                            .map(|i| l.weight(o, i) * x[i])
-                            .sum::<i64>();
-                    requantize(
-                        acc,
-                        l.multiplier[o],
-                        l.shift[o],
-                        l.activation.lower_bound(),
-                        ACT_MAX,
-                    )
-                    .y
+                    let acc = l.bias[o] + (0..l.in_features).map(|i| l.weight(o, i) * x[i]).sum::<i64>();
+                    requantize(acc, l.multiplier[o], l.shift[o], l.activation.lower_bound(), ACT_MAX).y
                 })
                 .collect();
         }
@@ -285,17 +252,11 @@ mod tests {
         let m = tiny();
         assert!(matches!(
             infer(&m, &[1, 2]),
-            Err(ProverError::WrongInputLength {
-                expected: 3,
-                found: 2
-            })
+            Err(ProverError::WrongInputLength { expected: 3, found: 2 })
         ));
         assert!(matches!(
             infer(&m, &[1, 200, 3]),
-            Err(ProverError::InputOutOfRange {
-                index: 1,
-                value: 200
-            })
+            Err(ProverError::InputOutOfRange { index: 1, value: 200 })
         ));
         assert!(infer_batch(&m, &[vec![1, 2, 3], vec![0; 4]]).is_err());
         let mut broken = m.clone();

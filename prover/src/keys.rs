@@ -40,6 +40,8 @@ pub struct ProverKey {
     pub insecure_srs: bool,
     /// The model id.
     pub model_id: [u8; 32],
+    /// Digest of the quantized model the key was made for.
+    pub model_digest: [u8; 32],
 }
 
 /// The output of `setup`.
@@ -54,6 +56,7 @@ pub struct KeyPair {
 #[derive(Serialize, Deserialize)]
 struct PkFile {
     meta: ModelMeta,
+    model_digest: [u8; 32],
     insecure_srs: bool,
     checksum: [u8; 32],
     pk: Vec<u8>,
@@ -67,6 +70,11 @@ fn checksum(parts: &[&[u8]]) -> [u8; 32] {
         h.update(p);
     }
     h.finalize().into()
+}
+
+/// Digest of the whole quantized model (weights included), so a proving key is never used with another model.
+fn model_digest(model: &QuantizedModel) -> Result<[u8; 32]> {
+    Ok(checksum(&[&crate::model_file::model_to_bytes(model)?]))
 }
 
 /// The metadata a model's keys carry.
@@ -84,11 +92,7 @@ pub fn model_meta(model: &QuantizedModel, k: u32, circuit_params: CircuitParams)
 }
 
 /// Generates the proving and verifying keys of `model`.
-pub fn setup(
-    model: &QuantizedModel,
-    circuit_params: CircuitParams,
-    srs: &SrsSource,
-) -> Result<KeyPair> {
+pub fn setup(model: &QuantizedModel, circuit_params: CircuitParams, srs: &SrsSource) -> Result<KeyPair> {
     let plan = layout::plan(model, circuit_params)
         .map_err(|e| ProverError::Other(format!("cannot lay out the model: {e}")))?;
     let params = srs.params(plan.k)?;
@@ -107,6 +111,7 @@ pub fn setup(
             srs: params,
             insecure_srs: srs.is_insecure(),
             model_id,
+            model_digest: model_digest(model)?,
         },
         verifier,
     })
@@ -123,6 +128,7 @@ pub fn write_keys(keys: &KeyPair, dir: &Path) -> Result<()> {
         .map_err(|e| ProverError::io(dir, e))?;
     let file = PkFile {
         meta: p.meta.clone(),
+        model_digest: p.model_digest,
         insecure_srs: p.insecure_srs,
         checksum: checksum(&[&pk, &srs]),
         pk,
@@ -139,41 +145,29 @@ pub fn write_keys(keys: &KeyPair, dir: &Path) -> Result<()> {
         &envelope::seal(FileKind::ProvingKey, PROVING_KEY_VERSION, &payload),
     )?;
     write(VK_FILE, &keys.verifier.to_bytes())?;
-    write(
-        MODEL_ID_FILE,
-        format!("{}\n", hex::encode(p.model_id)).as_bytes(),
-    )
+    write(MODEL_ID_FILE, format!("{}\n", hex::encode(p.model_id)).as_bytes())
 }
 
 /// Reads the verifying key of a key directory.
 pub fn load_verifier_key(dir: &Path) -> Result<VerifierKey> {
     let path = dir.join(VK_FILE);
     let bytes = std::fs::read(&path).map_err(|e| ProverError::io(&path, e))?;
-    VerifierKey::from_bytes(&bytes)
-        .map_err(|e| ProverError::Other(format!("`{}`: {e}", path.display())))
+    VerifierKey::from_bytes(&bytes).map_err(|e| ProverError::Other(format!("`{}`: {e}", path.display())))
 }
 
 /// Reads the proving key of a key directory and checks that it was made for `model`.
 pub fn load_prover_key(dir: &Path, model: &QuantizedModel) -> Result<ProverKey> {
     let path = dir.join(PK_FILE);
-    let bad =
-        |reason: String| ProverError::Other(format!("proving key `{}`: {reason}", path.display()));
+    let bad = |reason: String| ProverError::Other(format!("proving key `{}`: {reason}", path.display()));
     let bytes = std::fs::read(&path).map_err(|e| ProverError::io(&path, e))?;
-    let payload = envelope::open(FileKind::ProvingKey, PROVING_KEY_VERSION, &bytes)
-        .map_err(|e| bad(e.to_string()))?;
-    let (file, used): (PkFile, usize) =
-        bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(|e| {
-            bad(format!(
-                "truncated or corrupted ({e}); run `zkinfer setup` again"
-            ))
-        })?;
+    let payload = envelope::open(FileKind::ProvingKey, PROVING_KEY_VERSION, &bytes).map_err(|e| bad(e.to_string()))?;
+    let (file, used): (PkFile, usize) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
+        .map_err(|e| bad(format!("truncated or corrupted ({e}); run `zkinfer setup` again")))?;
     if used != payload.len() || checksum(&[&file.pk, &file.srs]) != file.checksum {
-        return Err(bad(
-            "corrupted (checksum mismatch); run `zkinfer setup` again".into(),
-        ));
+        return Err(bad("corrupted (checksum mismatch); run `zkinfer setup` again".into()));
     }
     let expected = model_meta(model, file.meta.k, file.meta.circuit_params);
-    if file.meta != expected {
+    if file.meta != expected || file.model_digest != model_digest(model)? {
         return Err(bad(format!(
             "made for model `{}` ({} inputs, {} outputs), not for this model; run `zkinfer setup` for it",
             file.meta.name, file.meta.input_len, file.meta.output_len
@@ -186,21 +180,18 @@ pub fn load_prover_key(dir: &Path, model: &QuantizedModel) -> Result<ProverKey> 
             file.meta.k, plan.k
         )));
     }
-    let pk = ProvingKey::<G1Affine>::from_bytes::<ModelCircuit>(
-        &file.pk,
-        SerdeFormat::RawBytes,
-        file.meta.circuit_params,
-    )
-    .map_err(|e| bad(e.to_string()))?;
-    let srs = ParamsKZG::<Bn256>::read_custom(&mut &file.srs[..], SerdeFormat::RawBytes)
-        .map_err(|e| bad(e.to_string()))?;
-    let model_id =
-        zkinfer_verifier::key::model_id(&pk.get_vk().to_bytes(SerdeFormat::Processed), &file.meta);
+    let pk =
+        ProvingKey::<G1Affine>::from_bytes::<ModelCircuit>(&file.pk, SerdeFormat::RawBytes, file.meta.circuit_params)
+            .map_err(|e| bad(e.to_string()))?;
+    let srs =
+        ParamsKZG::<Bn256>::read_custom(&mut &file.srs[..], SerdeFormat::RawBytes).map_err(|e| bad(e.to_string()))?;
+    let model_id = zkinfer_verifier::key::model_id(&pk.get_vk().to_bytes(SerdeFormat::Processed), &file.meta);
     Ok(ProverKey {
         meta: file.meta,
         pk,
         srs,
         insecure_srs: file.insecure_srs,
         model_id,
+        model_digest: file.model_digest,
     })
 }

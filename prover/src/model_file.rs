@@ -36,20 +36,12 @@ fn check(model: &QuantizedModel) -> std::result::Result<(), String> {
     model.validate()?;
     let good = |s: f32| s.is_finite() && s > 0.0;
     if !good(model.input_scale) {
-        return Err(format!(
-            "input scale {} is not a positive number",
-            model.input_scale
-        ));
+        return Err(format!("input scale {} is not a positive number", model.input_scale));
     }
     for l in &model.layers {
-        if !good(l.output_scale)
-            || l.weight_scales.len() != l.out_features
-            || !l.weight_scales.iter().all(|s| good(*s))
+        if !good(l.output_scale) || l.weight_scales.len() != l.out_features || !l.weight_scales.iter().all(|s| good(*s))
         {
-            return Err(format!(
-                "layer {}: scales are missing or not positive numbers",
-                l.name
-            ));
+            return Err(format!("layer {}: scales are missing or not positive numbers", l.name));
         }
     }
     Ok(())
@@ -65,8 +57,8 @@ pub fn model_to_bytes(model: &QuantizedModel) -> Result<Vec<u8>> {
 
 /// Parses and checks the bytes of a `.zkm` file; `path` only labels error messages.
 pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<QuantizedModel> {
-    let payload = open(FileKind::Model, MODEL_FORMAT_VERSION as u16, bytes)
-        .map_err(|e| file_err(path, e.to_string()))?;
+    let payload =
+        open(FileKind::Model, MODEL_FORMAT_VERSION as u16, bytes).map_err(|e| file_err(path, e.to_string()))?;
     let (model, used): (QuantizedModel, usize) =
         bincode::serde::decode_from_slice(payload, bincode_config()).map_err(|e| {
             let reason = match e {
@@ -162,10 +154,7 @@ mod tests {
     fn refuses_models_that_fail_validation() {
         let mut bad = model();
         bad.layers[0].shift[0] = 12;
-        assert!(matches!(
-            model_to_bytes(&bad),
-            Err(ProverError::Quantization { .. })
-        ));
+        assert!(matches!(model_to_bytes(&bad), Err(ProverError::Quantization { .. })));
         // A file written with a bad shift (bypassing the check) is refused on load.
         let payload = bincode::serde::encode_to_vec(&bad, bincode_config()).unwrap();
         let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);

@@ -103,10 +103,5 @@ pub fn prove(
 
 /// A fresh random salt.
 pub fn random_salt() -> Fr {
-    use ff::Field;
-    // 248 random bits keep the hex form within 31 bytes like user-chosen salts.
-    let r = Fr::random(OsRng);
-    let mut bytes = field::to_bytes(&r);
-    bytes[31] = 0;
-    field::from_bytes(&bytes).unwrap_or(r)
+    <Fr as ff::Field>::random(OsRng)
 }

@@ -8,9 +8,7 @@
 
 use rayon::prelude::*;
 use zkinfer_circuits::arith::MAX_SHIFT;
-use zkinfer_circuits::model::{
-    Activation, DenseLayer, QuantizedModel, ACT_MAX, ACT_MIN, MODEL_FORMAT_VERSION,
-};
+use zkinfer_circuits::model::{Activation, DenseLayer, QuantizedModel, ACT_MAX, ACT_MIN, MODEL_FORMAT_VERSION};
 
 use crate::error::{ProverError, Result};
 use crate::import::FloatModel;
@@ -46,25 +44,17 @@ fn calibrate(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<(f64, Vec<f
         .enumerate()
         .map(|(i, x)| {
             if let Some(j) = x.iter().position(|v| !v.is_finite()) {
-                return Err(qerr(format!(
-                    "calibration sample {i} value {j} is not finite"
-                )));
+                return Err(qerr(format!("calibration sample {i} value {j} is not finite")));
             }
             let outs = float.forward_layers(x)?;
-            Ok((
-                max_abs(x),
-                outs.iter().map(|o| max_abs(o)).collect::<Vec<f64>>(),
-            ))
+            Ok((max_abs(x), outs.iter().map(|o| max_abs(o)).collect::<Vec<f64>>()))
         })
         .collect::<Result<Vec<_>>>()?;
     let mut layer_max = vec![0f64; float.layers.len()];
     let mut input_max = 0f64;
     for (x_max, outs) in per_sample {
         input_max = input_max.max(x_max);
-        layer_max
-            .iter_mut()
-            .zip(outs)
-            .for_each(|(m, o)| *m = m.max(o));
+        layer_max.iter_mut().zip(outs).for_each(|(m, o)| *m = m.max(o));
     }
     Ok((input_max, layer_max))
 }
@@ -74,9 +64,7 @@ fn calibrate(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<(f64, Vec<f
 /// that `M ≥ 2^32` already at `s = 8`.
 pub fn choose_multiplier(m: f64) -> std::result::Result<(i64, u32), String> {
     if !(m.is_finite() && m > 0.0) {
-        return Err(format!(
-            "requantization multiplier {m} is not a positive number"
-        ));
+        return Err(format!("requantization multiplier {m} is not a positive number"));
     }
     for s in (8..=MAX_SHIFT).step_by(8) {
         let big = (m * f64::powi(2.0, s as i32)).round();
@@ -111,8 +99,7 @@ pub fn quantize(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<Quantize
         let s_out = output_scale as f64;
         let (n_in, n_out) = (fl.in_features, fl.out_features);
         let mut weights = Vec::with_capacity(n_in * n_out);
-        let (mut bias, mut multiplier, mut shift, mut weight_scales) =
-            (vec![], vec![], vec![], vec![]);
+        let (mut bias, mut multiplier, mut shift, mut weight_scales) = (vec![], vec![], vec![], vec![]);
         for c in 0..n_out {
             let row = &fl.weights[c * n_in..(c + 1) * n_in];
             if row.iter().any(|w| !w.is_finite()) || !fl.bias[c].is_finite() {
@@ -123,10 +110,7 @@ pub fn quantize(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<Quantize
             }
             let s_w = scale_for(row.iter().fold(0f64, |m, w| m.max(w.abs() as f64)));
             let sw = s_w as f64;
-            weights.extend(
-                row.iter()
-                    .map(|&w| (w as f64 / sw).round().clamp(-W_MAX, W_MAX) as i8),
-            );
+            weights.extend(row.iter().map(|&w| (w as f64 / sw).round().clamp(-W_MAX, W_MAX) as i8));
             let b = (fl.bias[c] as f64 / (s_in * sw)).round();
             if b.abs() >= BIAS_LIMIT {
                 return Err(qerr(format!(
@@ -286,10 +270,7 @@ pub(crate) mod tests {
     #[test]
     fn degenerate_inputs_are_errors_not_panics() {
         let (mut float, calib) = random_model(3);
-        assert!(matches!(
-            quantize(&float, &[]),
-            Err(ProverError::Quantization { .. })
-        ));
+        assert!(matches!(quantize(&float, &[]), Err(ProverError::Quantization { .. })));
         assert!(matches!(
             quantize(&float, &[vec![0.0; 3]]),
             Err(ProverError::WrongInputLength { .. })

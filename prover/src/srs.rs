@@ -44,10 +44,7 @@ impl SrsSource {
 
 /// Deterministic, INSECURE parameters for `2^k` rows (the toxic waste is derivable from a public seed).
 pub fn insecure_dev_srs(k: u32) -> ParamsKZG<Bn256> {
-    ParamsKZG::setup(
-        k,
-        ChaCha20Rng::from_seed(*b"zkinfer insecure dev SRS -- v1!!"),
-    )
+    ParamsKZG::setup(k, ChaCha20Rng::from_seed(*b"zkinfer insecure dev SRS -- v1!!"))
 }
 
 /// Reads a parameters file (zkinfer SRS file or raw halo2 `ParamsKZG::write` output) and cuts it to `2^k` rows.
@@ -56,16 +53,9 @@ pub fn load_srs(path: &Path, k: u32) -> Result<ParamsKZG<Bn256>> {
     let raw = match envelope::open(FileKind::Srs, SRS_VERSION, &bytes) {
         Ok(payload) => payload,
         Err(envelope::EnvelopeError::NotZkinfer { .. }) => &bytes[..],
-        Err(e) => {
-            return Err(ProverError::Other(format!(
-                "SRS file `{}`: {e}",
-                path.display()
-            )))
-        }
+        Err(e) => return Err(ProverError::Other(format!("SRS file `{}`: {e}", path.display()))),
     };
-    let file_k = raw
-        .get(0..4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let file_k = raw.get(0..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
     match file_k {
         Some(file_k) if (k..=28).contains(&file_k) => {}
         Some(file_k) => {
@@ -74,15 +64,15 @@ pub fn load_srs(path: &Path, k: u32) -> Result<ParamsKZG<Bn256>> {
                 path.display()
             )))
         }
-        None => return Err(ProverError::Other(format!("SRS file `{}` is empty or truncated", path.display()))),
+        None => {
+            return Err(ProverError::Other(format!(
+                "SRS file `{}` is empty or truncated",
+                path.display()
+            )))
+        }
     }
     let mut params = ParamsKZG::<Bn256>::read_custom(&mut &raw[..], SerdeFormat::RawBytes)
-        .map_err(|e| {
-            ProverError::Other(format!(
-                "SRS file `{}` is truncated or corrupted: {e}",
-                path.display()
-            ))
-        })?;
+        .map_err(|e| ProverError::Other(format!("SRS file `{}` is truncated or corrupted: {e}", path.display())))?;
     if params.k() > k {
         params.downsize(k);
     }
@@ -95,6 +85,5 @@ pub fn save_srs(params: &ParamsKZG<Bn256>, path: &Path) -> Result<()> {
     params
         .write_custom(&mut raw, SerdeFormat::RawBytes)
         .map_err(|e| ProverError::io(path, e))?;
-    std::fs::write(path, envelope::seal(FileKind::Srs, SRS_VERSION, &raw))
-        .map_err(|e| ProverError::io(path, e))
+    std::fs::write(path, envelope::seal(FileKind::Srs, SRS_VERSION, &raw)).map_err(|e| ProverError::io(path, e))
 }

@@ -9,8 +9,8 @@ use rand_chacha::ChaCha8Rng;
 use zkinfer_circuits::model::QuantizedModel;
 use zkinfer_prover::import::FloatModel;
 use zkinfer_prover::{
-    accuracy_report, dequantize_output, float_reference, import_onnx, infer, load_model, quantize,
-    quantize_input, save_model, Dataset, ProverError,
+    accuracy_report, dequantize_output, float_reference, import_onnx, infer, load_model, quantize, quantize_input,
+    save_model, Dataset, ProverError,
 };
 
 /// A protobuf message being written (only the wire types ONNX needs).
@@ -95,9 +95,7 @@ fn value_info(name: &str, dims: &[i64]) -> Msg {
         m.msg(1, dim)
     });
     let tensor_type = Msg::default().int(1, 1).msg(2, shape);
-    Msg::default()
-        .str(1, name)
-        .msg(2, Msg::default().msg(1, tensor_type))
+    Msg::default().str(1, name).msg(2, Msg::default().msg(1, tensor_type))
 }
 
 /// A model with one input `x` of shape `input` and one output `y`, opset 17.
@@ -136,11 +134,7 @@ struct Weights {
 
 fn weights(seed: u64) -> Weights {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut v = |n: usize| {
-        (0..n)
-            .map(|_| rng.gen_range(-1.0f32..1.0))
-            .collect::<Vec<f32>>()
-    };
+    let mut v = |n: usize| (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect::<Vec<f32>>();
     Weights {
         w1: v(24),
         b1: v(4),
@@ -162,13 +156,7 @@ fn gemm_model(w: &Weights) -> Vec<u8> {
         ),
         node("Relu", "relu", &["h"], &["r"], vec![]),
         node("Dropout", "drop", &["r"], &["d"], vec![]),
-        node(
-            "Gemm",
-            "fc2",
-            &["d", "w2", "b2"],
-            &["o"],
-            vec![attr_int("transB", 1)],
-        ),
+        node("Gemm", "fc2", &["d", "w2", "b2"], &["o"], vec![attr_int("transB", 1)]),
         node("Identity", "", &["o"], &["y"], vec![]),
     ];
     let inits = vec![
@@ -223,10 +211,7 @@ fn gemm_relu_gemm_imports_and_matches_tract() {
     let w = weights(1);
     let path = write("gemm.onnx", &gemm_model(&w));
     let m = import_onnx(&path).unwrap();
-    assert_eq!(
-        (m.name.as_str(), m.input_shape.as_slice()),
-        ("tiny", &[1, 2, 3][..])
-    );
+    assert_eq!((m.name.as_str(), m.input_shape.as_slice()), ("tiny", &[1, 2, 3][..]));
     let names: Vec<_> = m
         .layers
         .iter()
@@ -244,17 +229,11 @@ fn gemm_relu_gemm_imports_and_matches_tract() {
     }
     assert!(matches!(
         reference.run(&[0.0; 5]),
-        Err(ProverError::WrongInputLength {
-            expected: 6,
-            found: 5
-        })
+        Err(ProverError::WrongInputLength { expected: 6, found: 5 })
     ));
     assert!(matches!(
         m.forward(&[0.0; 7]),
-        Err(ProverError::WrongInputLength {
-            expected: 6,
-            found: 7
-        })
+        Err(ProverError::WrongInputLength { expected: 6, found: 7 })
     ));
 }
 
@@ -265,10 +244,7 @@ fn matmul_add_form_imports_to_the_same_layers() {
     let path = write("mm.onnx", &matmul_model(&w));
     let mm = import_onnx(&path).unwrap();
     assert_eq!(
-        mm.layers
-            .iter()
-            .map(|l| l.name.as_str())
-            .collect::<Vec<_>>(),
+        mm.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
         ["mm1", "mm2"]
     );
     for (a, b) in gemm.layers.iter().zip(&mm.layers) {
@@ -302,9 +278,7 @@ fn unsupported_operators_are_named_with_their_node() {
         matches!(&err, ProverError::UnsupportedOperator { op, node } if op == "Sin" && node == "my_sin"),
         "{err}"
     );
-    assert!(err
-        .to_string()
-        .contains("supported: Gemm, MatMul+Add, Relu"));
+    assert!(err.to_string().contains("supported: Gemm, MatMul+Add, Relu"));
     let err = import_err(
         vec![gemm(), node("Conv", "", &["h", "w"], &["y"], vec![])],
         dense_inits(),
@@ -347,28 +321,20 @@ fn unsupported_attributes_and_structures_are_refused() {
         node("Relu", "r", &["x"], &["h"], vec![]),
         node("Gemm", "fc", &["h", "w", "b"], &["y"], vec![]),
     ];
-    assert!(
-        matches!(graph(relu_first), ProverError::UnsupportedGraph { reason } if reason.contains("Relu `r`"))
-    );
+    assert!(matches!(graph(relu_first), ProverError::UnsupportedGraph { reason } if reason.contains("Relu `r`")));
     let branch = vec![
         node("Gemm", "fc1", &["x", "w", "b"], &["h"], vec![]),
         node("Gemm", "fc2", &["x", "w", "b"], &["y"], vec![]),
     ];
-    assert!(
-        matches!(graph(branch), ProverError::UnsupportedGraph { reason } if reason.contains("chain"))
-    );
+    assert!(matches!(graph(branch), ProverError::UnsupportedGraph { reason } if reason.contains("chain")));
     let add_after_relu = vec![
         node("Gemm", "fc", &["x", "w", "b"], &["h"], vec![]),
         node("Relu", "r", &["h"], &["r"], vec![]),
         node("Add", "add", &["r", "b"], &["y"], vec![]),
     ];
-    assert!(
-        matches!(graph(add_after_relu), ProverError::UnsupportedGraph { reason } if reason.contains("Add `add`"))
-    );
+    assert!(matches!(graph(add_after_relu), ProverError::UnsupportedGraph { reason } if reason.contains("Add `add`")));
     let not_constant = vec![node("MatMul", "mm", &["x", "x"], &["y"], vec![])];
-    assert!(
-        matches!(graph(not_constant), ProverError::UnsupportedGraph { reason } if reason.contains("constant"))
-    );
+    assert!(matches!(graph(not_constant), ProverError::UnsupportedGraph { reason } if reason.contains("constant")));
     let wrong_width = vec![node("Gemm", "fc", &["x", "w3", "b"], &["y"], vec![])];
     let mut inits = dense_inits();
     inits.push(tensor("w3", &[3, 2], &[0.0; 6]));
@@ -377,9 +343,7 @@ fn unsupported_attributes_and_structures_are_refused() {
         ProverError::UnsupportedGraph { .. }
     ));
     let dangling = vec![node("Gemm", "fc", &["x", "w", "b"], &["h"], vec![])];
-    assert!(
-        matches!(graph(dangling), ProverError::UnsupportedGraph { reason } if reason.contains("output"))
-    );
+    assert!(matches!(graph(dangling), ProverError::UnsupportedGraph { reason } if reason.contains("output")));
 }
 
 #[test]
@@ -404,10 +368,7 @@ fn garbage_truncated_and_missing_files_are_errors_not_panics() {
             bytes.len()
         );
         assert!(
-            matches!(
-                float_reference(&path),
-                Err(ProverError::MalformedOnnx { .. })
-            ),
+            matches!(float_reference(&path), Err(ProverError::MalformedOnnx { .. })),
             "{what}"
         );
     }
@@ -425,10 +386,7 @@ fn tiny_model_end_to_end() {
     save_model(&zkm, &q).unwrap();
     assert_eq!(load_model(&zkm).unwrap(), q);
     let test = random_inputs(9, 100, 6);
-    let labels = test
-        .iter()
-        .map(|x| argmax(&float.forward(x).unwrap()))
-        .collect();
+    let labels = test.iter().map(|x| argmax(&float.forward(x).unwrap())).collect();
     let report = accuracy_report(
         &path,
         &q,
@@ -441,18 +399,9 @@ fn tiny_model_end_to_end() {
     assert_eq!(report.samples, 100);
     assert_eq!(report.float_top1, Some(1.0));
     assert!(report.top1_agreement >= 0.9, "{report}");
-    assert!(
-        report.max_abs_error < 0.1 * q.output_scale() * 127.0,
-        "{report}"
-    );
+    assert!(report.max_abs_error < 0.1 * q.output_scale() * 127.0, "{report}");
     let err = quantize_input(&q, &[0.0; 5]).unwrap_err();
-    assert!(matches!(
-        err,
-        ProverError::WrongInputLength {
-            expected: 6,
-            found: 5
-        }
-    ));
+    assert!(matches!(err, ProverError::WrongInputLength { expected: 6, found: 5 }));
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -522,10 +471,7 @@ fn digits_mlp_int8_keeps_float_accuracy() {
         "{report}"
     );
     assert!(report.top1_agreement >= 0.95, "{report}");
-    assert!(
-        (report.int8_top1.unwrap() - float_top1).abs() <= 0.02,
-        "{report}"
-    );
+    assert!((report.int8_top1.unwrap() - float_top1).abs() <= 0.02, "{report}");
 
     // The first test sample (input.json) is a 7; the int8 model says so too.
     let one = Dataset::load(digits("input.json")).unwrap();

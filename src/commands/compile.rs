@@ -38,12 +38,7 @@ pub struct Compiled {
 }
 
 /// Compiles `onnx` and writes `output`.
-pub fn compile(
-    onnx: &Path,
-    calibration: &Path,
-    test: Option<&Path>,
-    output: &Path,
-) -> Result<Compiled> {
+pub fn compile(onnx: &Path, calibration: &Path, test: Option<&Path>, output: &Path) -> Result<Compiled> {
     let float = import_onnx(onnx)?;
     let calibration = Dataset::load(calibration)?;
     let model = quantize(&float, &calibration.inputs)?;
@@ -67,10 +62,7 @@ pub fn describe(c: &Compiled) -> String {
     );
     s += "  layer                 in   out  activation  shifts     output scale\n";
     for l in &c.model.layers {
-        let (lo, hi) = (
-            l.shift.iter().min().unwrap_or(&0),
-            l.shift.iter().max().unwrap_or(&0),
-        );
+        let (lo, hi) = (l.shift.iter().min().unwrap_or(&0), l.shift.iter().max().unwrap_or(&0));
         s += &format!(
             "  {:<20} {:>4} {:>5}  {:<10}  {lo:>2}..{hi:<2}     {:.6}\n",
             l.name,
@@ -108,12 +100,7 @@ pub fn to_json(c: &Compiled, output: &Path) -> serde_json::Value {
 
 /// Runs `compile`.
 pub fn run(args: &CompileArgs, json: bool) -> Result<ExitCode> {
-    let compiled = compile(
-        &args.model,
-        &args.calibration,
-        args.test.as_deref(),
-        &args.output,
-    )?;
+    let compiled = compile(&args.model, &args.calibration, args.test.as_deref(), &args.output)?;
     if json {
         print_json(&to_json(&compiled, &args.output));
     } else {

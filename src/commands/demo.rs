@@ -65,7 +65,10 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, json: bool) -> Result<Ex
     let predicted = bundle.argmax();
     say(format!(
         "   predicted digit {} (outputs {:?}); proved in {} ms; proof {} bytes, bundle {bundle_bytes} bytes",
-        predicted.map_or("-".into(), |p| p.to_string()), bundle.outputs, ms(proven.proving), bundle.proof.len()
+        predicted.map_or("-".into(), |p| p.to_string()),
+        bundle.outputs,
+        ms(proven.proving),
+        bundle.proof.len()
     ));
 
     say("4. verify against the model id, the input commitment and the nonce".into());
@@ -77,19 +80,11 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, json: bool) -> Result<Ex
         nonce: Some(nonce),
     };
     let started = Instant::now();
-    let verdict = verify_bundle(
-        &vk,
-        &ProofBundle::from_bytes(&std::fs::read(&bundle_path)?)?,
-        &expect,
-    );
+    let verdict = verify_bundle(&vk, &ProofBundle::from_bytes(&std::fs::read(&bundle_path)?)?, &expect);
     let verify_ms = ms(started.elapsed());
     say(format!(
         "   {} in {verify_ms} ms",
-        if verdict.is_ok() {
-            "ACCEPTED"
-        } else {
-            "REJECTED"
-        }
+        if verdict.is_ok() { "ACCEPTED" } else { "REJECTED" }
     ));
 
     say("5. tampering must be rejected".into());
@@ -137,10 +132,7 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, json: bool) -> Result<Ex
             .map_or("ACCEPTED (BUG)".into(), |e| format!("rejected: {e}"))
     ));
 
-    let ok = verdict.is_ok()
-        && flipped_verdict.is_err()
-        && forged_verdict.is_err()
-        && replay_verdict.is_err();
+    let ok = verdict.is_ok() && flipped_verdict.is_err() && forged_verdict.is_err() && replay_verdict.is_err();
     if json {
         print_json(&json!({
             "model_id": hex::encode(model_id), "layout": compiled.layout, "accuracy": compiled.accuracy,
@@ -152,9 +144,5 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, json: bool) -> Result<Ex
     } else {
         say(format!("demo {}", if ok { "passed" } else { "FAILED" }));
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -51,12 +51,7 @@ pub fn prove_file(
     let prover_key = keys::load_prover_key(key_dir, model)?;
     let verifier_key = keys::load_verifier_key(key_dir)?;
     let bar = spinner("proving", json);
-    let proven = prove(
-        model,
-        &prover_key,
-        &verifier_key,
-        &ProveRequest { input, salt, nonce },
-    )?;
+    let proven = prove(model, &prover_key, &verifier_key, &ProveRequest { input, salt, nonce })?;
     bar.finish_and_clear();
     Ok((proven, prover_key.insecure_srs))
 }
@@ -99,14 +94,8 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
         }));
     } else {
         println!("outputs (int8): {:?}", b.outputs);
-        println!(
-            "predicted class: {}",
-            b.argmax().map_or("-".into(), |c| c.to_string())
-        );
-        println!(
-            "salt: {} (keep it to open the input commitment)",
-            field_to_hex(&salt)
-        );
+        println!("predicted class: {}", b.argmax().map_or("-".into(), |c| c.to_string()));
+        println!("salt: {} (keep it to open the input commitment)", field_to_hex(&salt));
         println!(
             "input commitment: {}",
             field_to_hex(&Fr::from_bytes_le(&b.input_commitment))

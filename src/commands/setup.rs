@@ -29,12 +29,7 @@ pub struct SetupArgs {
 }
 
 /// Loads the model, generates its keys and writes them into `dir`.
-pub fn setup_keys(
-    model: &Path,
-    source: &SrsSource,
-    dir: &Path,
-    json: bool,
-) -> Result<(KeyPair, f64)> {
+pub fn setup_keys(model: &Path, source: &SrsSource, dir: &Path, json: bool) -> Result<(KeyPair, f64)> {
     let model = load_model(model)?;
     let bar = spinner("generating keys", json);
     let started = Instant::now();

@@ -40,14 +40,11 @@ pub fn is_rejection(e: &VerifyError) -> bool {
 /// Runs `verify`.
 pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
     let key = keys::load_verifier_key(&args.keys)?;
-    let bytes = std::fs::read(&args.bundle)
-        .with_context(|| format!("reading {}", args.bundle.display()))?;
-    let bundle = ProofBundle::from_any(&bytes)
-        .with_context(|| format!("reading {}", args.bundle.display()))?;
+    let bytes = std::fs::read(&args.bundle).with_context(|| format!("reading {}", args.bundle.display()))?;
+    let bundle = ProofBundle::from_any(&bytes).with_context(|| format!("reading {}", args.bundle.display()))?;
     let model_id = match &args.model_id {
         Some(text) => {
-            let raw = hex::decode(text.trim().trim_start_matches("0x"))
-                .context("--model-id is not hex")?;
+            let raw = hex::decode(text.trim().trim_start_matches("0x")).context("--model-id is not hex")?;
             Some(
                 <[u8; 32]>::try_from(raw)
                     .map_err(|_| anyhow::anyhow!("--model-id must be 32 bytes (64 hex digits)"))?,
@@ -57,11 +54,7 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
     };
     let expect = Expectations {
         model_id,
-        nonce: args
-            .nonce
-            .as_deref()
-            .map(|n| parse_hex("nonce", n))
-            .transpose()?,
+        nonce: args.nonce.as_deref().map(|n| parse_hex("nonce", n)).transpose()?,
         input_commitment: args
             .input_commitment
             .as_deref()
@@ -89,9 +82,7 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
         }
         Err(e) if is_rejection(&e) => {
             if json {
-                print_json(
-                    &json!({"accepted": false, "reason": e.to_string(), "verify_ms": elapsed}),
-                );
+                print_json(&json!({"accepted": false, "reason": e.to_string(), "verify_ms": elapsed}));
             } else {
                 println!("REJECTED: {e}");
             }

@@ -34,21 +34,18 @@ pub struct ProofBundle {
 impl ProofBundle {
     /// Binary encoding with the zkinfer header.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let payload =
-            bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default();
+        let payload = bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default();
         envelope::seal(FileKind::Bundle, BUNDLE_VERSION, &payload)
     }
 
     /// Decodes the binary form; refuses other kinds, versions and truncated or trailing bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, VerifyError> {
         let payload = envelope::open(FileKind::Bundle, BUNDLE_VERSION, bytes)?;
-        let (bundle, used): (Self, usize) =
-            bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(
-                |e| VerifyError::Malformed {
-                    what: "proof bundle",
-                    reason: e.to_string(),
-                },
-            )?;
+        let (bundle, used): (Self, usize) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
+            .map_err(|e| VerifyError::Malformed {
+                what: "proof bundle",
+                reason: e.to_string(),
+            })?;
         if used != payload.len() {
             return Err(VerifyError::Malformed {
                 what: "proof bundle",
@@ -102,10 +99,7 @@ impl ProofBundle {
 
     /// The dequantized outputs.
     pub fn float_outputs(&self) -> Vec<f32> {
-        self.outputs
-            .iter()
-            .map(|&q| q as f32 * self.output_scale)
-            .collect()
+        self.outputs.iter().map(|&q| q as f32 * self.output_scale).collect()
     }
 
     /// Index of the largest output (the predicted class), first on ties.
@@ -122,7 +116,7 @@ pub fn field_to_hex(f: &Fr) -> String {
     hex::encode(bytes)
 }
 
-/// Parses a hex field element (big-endian, optional `0x`, at most 31 bytes so any value is below p).
+/// Parses a hex field element (big-endian, optional `0x`, at most 32 bytes and below the BN254 scalar modulus).
 pub fn field_from_hex(text: &str) -> Result<Fr, String> {
     let t = text.trim().trim_start_matches("0x");
     let t = if t.len() % 2 == 1 {
@@ -132,8 +126,15 @@ pub fn field_from_hex(text: &str) -> Result<Fr, String> {
     };
     let bytes = hex::decode(&t).map_err(|e| format!("`{text}` is not hex: {e}"))?;
     let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    field::from_be_bytes_31(&bytes[first..])
-        .ok_or_else(|| format!("`{text}` is longer than 31 bytes"))
+    let significant = &bytes[first..];
+    if significant.len() > 32 {
+        return Err(format!("`{text}` is longer than 32 bytes"));
+    }
+    let mut le = [0u8; 32];
+    for (i, b) in significant.iter().rev().enumerate() {
+        le[i] = *b;
+    }
+    field::from_bytes(&le).ok_or_else(|| format!("`{text}` is not below the BN254 scalar field modulus"))
 }
 
 mod hex_bytes {
@@ -192,10 +193,7 @@ mod hex_vec {
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
                 Ok(v)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<Vec<u8>, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
                 let mut out = Vec::new();
                 while let Some(b) = seq.next_element()? {
                     out.push(b);
@@ -204,5 +202,21 @@ mod hex_vec {
             }
         }
         d.deserialize_byte_buf(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_field_elements() {
+        assert_eq!(field_from_hex("0x0100"), Ok(Fr::from(256u64)));
+        assert_eq!(field_from_hex("abc"), Ok(Fr::from(0xabcu64)));
+        let big = Fr::from(0u64) - Fr::from(1u64);
+        assert_eq!(field_from_hex(&field_to_hex(&big)), Ok(big));
+        assert!(field_from_hex(&"ff".repeat(32)).unwrap_err().contains("modulus"));
+        assert!(field_from_hex(&"01".repeat(33)).unwrap_err().contains("32 bytes"));
+        assert!(field_from_hex("xyz").is_err());
     }
 }

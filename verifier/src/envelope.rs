@@ -78,7 +78,9 @@ pub enum EnvelopeError {
         found: FileKind,
     },
     /// A file of the right kind written by another format version.
-    #[error("{kind} file has format version {found}, this build reads version {supported}; regenerate it with this zkinfer")]
+    #[error(
+        "{kind} file has format version {found}, this build reads version {supported}; regenerate it with this zkinfer"
+    )]
     WrongVersion {
         /// The kind of file.
         kind: FileKind,
@@ -104,13 +106,9 @@ pub fn open(kind: FileKind, version: u16, bytes: &[u8]) -> Result<&[u8], Envelop
     if bytes.len() < HEADER_LEN || &bytes[..5] != MAGIC {
         return Err(EnvelopeError::NotZkinfer { expected: kind });
     }
-    let found =
-        FileKind::from_byte(bytes[5]).ok_or(EnvelopeError::NotZkinfer { expected: kind })?;
+    let found = FileKind::from_byte(bytes[5]).ok_or(EnvelopeError::NotZkinfer { expected: kind })?;
     if found != kind {
-        return Err(EnvelopeError::WrongKind {
-            expected: kind,
-            found,
-        });
+        return Err(EnvelopeError::WrongKind { expected: kind, found });
     }
     let v = u16::from_le_bytes([bytes[6], bytes[7]]);
     if v != version {

@@ -59,8 +59,7 @@ pub struct VerifierKey {
 
 /// `blake2b-256("zkinfer model id v1" ‖ len ‖ vk ‖ len ‖ metadata)`.
 pub fn model_id(vk_bytes: &[u8], meta: &ModelMeta) -> [u8; 32] {
-    let meta_bytes =
-        bincode::serde::encode_to_vec(meta, bincode::config::standard()).unwrap_or_default();
+    let meta_bytes = bincode::serde::encode_to_vec(meta, bincode::config::standard()).unwrap_or_default();
     let mut h = Blake2b::<U32>::new();
     h.update(b"zkinfer model id v1");
     h.update((vk_bytes.len() as u64).to_le_bytes());
@@ -121,8 +120,7 @@ impl VerifierKey {
             vk: self.vk.to_bytes(SerdeFormat::Processed),
             srs,
         };
-        let payload =
-            bincode::serde::encode_to_vec(&file, bincode::config::standard()).unwrap_or_default();
+        let payload = bincode::serde::encode_to_vec(&file, bincode::config::standard()).unwrap_or_default();
         envelope::seal(FileKind::VerifyingKey, VERIFYING_KEY_VERSION, &payload)
     }
 
@@ -130,17 +128,13 @@ impl VerifierKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, VerifyError> {
         let payload = envelope::open(FileKind::VerifyingKey, VERIFYING_KEY_VERSION, bytes)?;
         let (file, used): (KeyFile, usize) =
-            bincode::serde::decode_from_slice(payload, bincode::config::standard())
-                .map_err(malformed)?;
+            bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(malformed)?;
         if used != payload.len() {
             return Err(malformed("trailing bytes"));
         }
         let k = file.meta.k;
         // halo2's layout: version byte, then k as u32 little endian.
-        let vk_k = file
-            .vk
-            .get(1..5)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let vk_k = file.vk.get(1..5).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         if k == 0 || k > MAX_K || vk_k != Some(k) {
             return Err(malformed(format!(
                 "circuit size k = {k} is inconsistent or out of range"
@@ -151,11 +145,7 @@ impl VerifierKey {
             return Err(malformed("invalid circuit parameters"));
         }
         let vk = std::panic::catch_unwind(|| {
-            VerifyingKey::<G1Affine>::from_bytes::<ModelCircuit>(
-                &file.vk,
-                SerdeFormat::Processed,
-                circuit_params,
-            )
+            VerifyingKey::<G1Affine>::from_bytes::<ModelCircuit>(&file.vk, SerdeFormat::Processed, circuit_params)
         })
         .map_err(|_| malformed("halo2 verifying key could not be decoded"))?
         .map_err(malformed)?;

@@ -5,9 +5,7 @@ use std::io::Cursor;
 use halo2_proofs::{
     halo2curves::bn256::{Bn256, G1Affine},
     plonk::{verify_proof, Error as PlonkError},
-    poly::kzg::{
-        commitment::KZGCommitmentScheme, multiopen::VerifierSHPLONK, strategy::SingleStrategy,
-    },
+    poly::kzg::{commitment::KZGCommitmentScheme, multiopen::VerifierSHPLONK, strategy::SingleStrategy},
     transcript::{Blake2bRead, Challenge255, TranscriptReadBuffer},
 };
 use zkinfer_circuits::Fr;
@@ -37,11 +35,7 @@ pub struct Verified {
 }
 
 /// Verifies `bundle` against `key` and the caller's `expect`ations.
-pub fn verify_bundle(
-    key: &VerifierKey,
-    bundle: &ProofBundle,
-    expect: &Expectations,
-) -> Result<Verified, VerifyError> {
+pub fn verify_bundle(key: &VerifierKey, bundle: &ProofBundle, expect: &Expectations) -> Result<Verified, VerifyError> {
     let key_id = key.model_id();
     if let Some(expected) = expect.model_id {
         if expected != key_id {
@@ -107,9 +101,9 @@ pub fn check_proof(key: &VerifierKey, instance: &[Fr], proof: &[u8]) -> Result<(
             "the verifier could not parse the proof".into(),
         )),
         Ok((Err(PlonkError::Transcript(e)), _)) => Err(VerifyError::MalformedProof(e.to_string())),
-        Ok((Err(PlonkError::InstanceTooLarge | PlonkError::InvalidInstances), _)) => Err(
-            VerifyError::MalformedProof("public inputs do not fit the circuit".into()),
-        ),
+        Ok((Err(PlonkError::InstanceTooLarge | PlonkError::InvalidInstances), _)) => Err(VerifyError::MalformedProof(
+            "public inputs do not fit the circuit".into(),
+        )),
         Ok((Err(_), _)) => Err(VerifyError::ProofRejected),
         Ok((Ok(()), used)) if used != proof.len() => Err(VerifyError::MalformedProof(format!(
             "{} trailing bytes after the proof",

@@ -80,10 +80,7 @@ impl PoseidonConfig {
                 let q = meta.query_selector(selector);
                 let boxed = if full { WIDTH } else { 1 };
                 let u: Vec<_> = (0..WIDTH)
-                    .map(|j| {
-                        meta.query_advice(state[j], Rotation::cur())
-                            + meta.query_fixed(rc[j], Rotation::cur())
-                    })
+                    .map(|j| meta.query_advice(state[j], Rotation::cur()) + meta.query_fixed(rc[j], Rotation::cur()))
                     .collect();
                 let sq: Vec<_> = (0..boxed)
                     .map(|j| meta.query_advice(square[j], Rotation::cur()))
@@ -141,9 +138,7 @@ impl PoseidonConfig {
         salt: Fr,
         inputs: &[Fr],
     ) -> Result<(Vec<AssignedValue>, AssignedValue), Error> {
-        let message: Vec<Fr> = std::iter::once(salt)
-            .chain(inputs.iter().copied())
-            .collect();
+        let message: Vec<Fr> = std::iter::once(salt).chain(inputs.iter().copied()).collect();
         let c = constants();
         let mut cells = Vec::with_capacity(message.len());
         let mut state = [Fr::ZERO, Fr::ZERO, native::capacity_element(message.len())];
@@ -152,15 +147,7 @@ impl PoseidonConfig {
             a.enable(&self.q_absorb, row)?;
             a.fixed(self.keep, row, if k == 0 { Fr::ZERO } else { Fr::ONE });
             a.fixed(self.init, row, if k == 0 { state[2] } else { Fr::ZERO });
-            a.fixed(
-                self.mask,
-                row,
-                if chunk.len() == RATE {
-                    Fr::ONE
-                } else {
-                    Fr::ZERO
-                },
-            );
+            a.fixed(self.mask, row, if chunk.len() == RATE { Fr::ONE } else { Fr::ZERO });
             if k == 0 {
                 state[2] = Fr::ZERO;
             }
@@ -179,11 +166,7 @@ impl PoseidonConfig {
                 a.advice(CellKind::Padding, self.message[1], row, Fr::ZERO);
             }
             if k == 0 {
-                state = [
-                    absorbed[0],
-                    absorbed[1],
-                    native::capacity_element(message.len()),
-                ];
+                state = [absorbed[0], absorbed[1], native::capacity_element(message.len())];
             } else {
                 state = [state[0] + absorbed[0], state[1] + absorbed[1], state[2]];
             }

@@ -48,10 +48,7 @@ impl RangeCheckConfig {
             let z_cur = meta.query_advice(z, Rotation::cur());
             let z_next = meta.query_advice(z, Rotation::next());
             let off = meta.query_fixed(off, Rotation::cur());
-            vec![(
-                q * (z_cur + off - z_next * Expression::Constant(radix)),
-                table,
-            )]
+            vec![(q * (z_cur + off - z_next * Expression::Constant(radix)), table)]
         });
         meta.create_gate("running sum ends at zero", |meta| {
             let q = meta.query_selector(q_end);
@@ -72,12 +69,7 @@ impl RangeCheckConfig {
             || "bytes",
             |mut table| {
                 for v in 0..(1u64 << LIMB_BITS) {
-                    table.assign_cell(
-                        || "byte",
-                        self.table,
-                        v as usize,
-                        || Value::known(Fr::from(v)),
-                    )?;
+                    table.assign_cell(|| "byte", self.table, v as usize, || Value::known(Fr::from(v)))?;
                 }
                 Ok(())
             },
@@ -98,15 +90,7 @@ impl RangeCheckConfig {
         let mut shifted = z + field::from_i64(off);
         for i in 0..limbs {
             a.enable(&self.q_limb, row + i)?;
-            a.fixed(
-                self.off,
-                row + i,
-                if i == 0 {
-                    field::from_i64(off)
-                } else {
-                    Fr::ZERO
-                },
-            );
+            a.fixed(self.off, row + i, if i == 0 { field::from_i64(off) } else { Fr::ZERO });
             let limb = Fr::from(shifted.to_repr().as_ref()[0] as u64);
             z = (shifted - limb) * radix_inv;
             a.advice(CellKind::RangeLimb, self.z, row + i + 1, z);

@@ -41,16 +41,8 @@ pub struct RequantConfig {
 /// Rows of the range-check column one channel of `layer` uses.
 pub fn range_rows(layer: &DenseLayer, c: usize) -> usize {
     let s = layer.shift[c] as usize / LIMB_BITS as usize;
-    let slack = slack_limbs(
-        layer.accumulator_bound(c),
-        layer.multiplier[c],
-        layer.shift[c],
-    );
-    let y_checks = if layer.activation == Activation::Relu {
-        2
-    } else {
-        1
-    };
+    let slack = slack_limbs(layer.accumulator_bound(c), layer.multiplier[c], layer.shift[c]);
+    let y_checks = if layer.activation == Activation::Relu { 2 } else { 1 };
     range_check::rows(s) + 2 * range_check::rows(slack) + y_checks * range_check::rows(1)
 }
 
@@ -65,9 +57,7 @@ impl RequantConfig {
         let q_req = meta.selector();
         meta.create_gate("requantize and clamp", |meta| {
             let sel = meta.query_selector(q_req);
-            let cur = |meta: &mut halo2_proofs::plonk::VirtualCells<Fr>, c| {
-                meta.query_advice(c, Rotation::cur())
-            };
+            let cur = |meta: &mut halo2_proofs::plonk::VirtualCells<Fr>, c| meta.query_advice(c, Rotation::cur());
             let (acc, q, r, y) = (cur(meta, acc), cur(meta, q), cur(meta, r), cur(meta, y));
             let (over, under) = (cur(meta, over), cur(meta, under));
             let m = meta.query_fixed(m, Rotation::cur());
@@ -110,11 +100,7 @@ impl RequantConfig {
         c: usize,
         acc: &AssignedValue,
     ) -> Result<(AssignedValue, usize), Error> {
-        let (m, s, lo) = (
-            layer.multiplier[c],
-            layer.shift[c],
-            layer.activation.lower_bound(),
-        );
+        let (m, s, lo) = (layer.multiplier[c], layer.shift[c], layer.activation.lower_bound());
         let acc = a.copy(CellKind::RequantAccumulator, self.acc, row, acc);
         let honest = layer.requantize(c, field::to_i64(&acc.value).unwrap_or(0));
         let two_s = Fr::from(2u64).pow_vartime([s as u64]);
@@ -136,8 +122,7 @@ impl RequantConfig {
             }
             Some(Tamper::UnboundedQuotient { .. }) => {
                 r = field::from_i64(honest.r ^ 1);
-                let numerator = acc.value * field::from_i64(m)
-                    + two_s * Fr::from(2u64).invert().unwrap_or(Fr::ZERO);
+                let numerator = acc.value * field::from_i64(m) + two_s * Fr::from(2u64).invert().unwrap_or(Fr::ZERO);
                 q = (numerator - r) * two_s.invert().unwrap_or(Fr::ZERO);
                 over = q - y + under;
             }
@@ -146,11 +131,7 @@ impl RequantConfig {
         a.enable(&self.q_req, row)?;
         a.fixed(self.m, row, field::from_i64(m));
         a.fixed(self.two_s, row, two_s);
-        a.fixed(
-            self.half,
-            row,
-            two_s * Fr::from(2u64).invert().unwrap_or(Fr::ZERO),
-        );
+        a.fixed(self.half, row, two_s * Fr::from(2u64).invert().unwrap_or(Fr::ZERO));
         a.fixed(self.lo, row, field::from_i64(lo));
         a.advice(CellKind::Quotient, self.q, row, q);
         let r = a.advice(CellKind::Remainder, self.r, row, r);

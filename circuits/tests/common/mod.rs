@@ -5,22 +5,12 @@ use zkinfer_circuits::model::{Activation, DenseLayer, QuantizedModel, MODEL_FORM
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, Witness};
 
 fn pseudo_random(seed: &mut u64) -> i64 {
-    *seed = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     ((*seed >> 33) % 255) as i64 - 127
 }
 
-fn layer(
-    name: &str,
-    inputs: usize,
-    outputs: usize,
-    activation: Activation,
-    seed: &mut u64,
-) -> DenseLayer {
-    let weights = (0..inputs * outputs)
-        .map(|_| pseudo_random(seed) as i8)
-        .collect();
+fn layer(name: &str, inputs: usize, outputs: usize, activation: Activation, seed: &mut u64) -> DenseLayer {
+    let weights = (0..inputs * outputs).map(|_| pseudo_random(seed) as i8).collect();
     let bias = (0..outputs).map(|_| pseudo_random(seed) * 40).collect();
     DenseLayer {
         name: name.into(),
@@ -32,9 +22,7 @@ fn layer(
         multiplier: (0..outputs)
             .map(|c| [9_000_000, 40_000, 3_000_000][(c + outputs) % 3])
             .collect(),
-        shift: (0..outputs)
-            .map(|c| if c % 2 == 0 { 24 } else { 32 })
-            .collect(),
+        shift: (0..outputs).map(|c| if c % 2 == 0 { 24 } else { 32 }).collect(),
         activation,
         weight_scales: vec![0.01; outputs],
         output_scale: 0.05,
@@ -75,10 +63,7 @@ pub fn small_circuit() -> (ModelCircuit, PublicInputs) {
         nonce: witness.nonce,
         outputs,
     };
-    (
-        ModelCircuit::new(model, CircuitParams::default(), witness),
-        public,
-    )
+    (ModelCircuit::new(model, CircuitParams::default(), witness), public)
 }
 
 /// Straightforward integer inference (the circuit tests' own reference).
@@ -87,10 +72,7 @@ pub fn native_outputs(model: &QuantizedModel, input: &[i64]) -> Vec<i64> {
     for l in &model.layers {
         x = (0..l.out_features)
             .map(|c| {
-                let acc: i64 = (0..l.in_features)
-                    .map(|i| l.weight(c, i) * x[i])
-                    .sum::<i64>()
-                    + l.bias[c];
+                let acc: i64 = (0..l.in_features).map(|i| l.weight(c, i) * x[i]).sum::<i64>() + l.bias[c];
                 l.requantize(c, acc).y
             })
             .collect();

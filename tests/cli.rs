@@ -1,0 +1,167 @@
+//! The command-line flow of the README, its exit codes (0 accepted, 1 rejected, 2 unusable input) and its errors.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn zkinfer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .args(args)
+        .output()
+        .expect("run zkinfer")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn compile_setup_prove_verify_and_exit_codes() {
+    let dir = common::temp_dir("cli");
+    let (zkm, keys, bundle) = (dir.join("m.zkm"), dir.join("keys"), dir.join("p.bundle"));
+    let (onnx, cal, test, input) = (
+        common::digits("model.onnx"),
+        common::digits("calibration.json"),
+        common::digits("test.json"),
+        common::digits("input.json"),
+    );
+    let o = zkinfer(&[
+        "compile",
+        path(&onnx),
+        "--calibration",
+        path(&cal),
+        "--test",
+        path(&test),
+        "-o",
+        path(&zkm),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("top-1"), "{}", text(&o));
+
+    let o = zkinfer(&["setup", path(&zkm), "-o", path(&keys)]);
+    assert_eq!(o.status.code(), Some(2), "setup without an SRS choice: {}", text(&o));
+    let o = zkinfer(&["setup", path(&zkm), "--insecure-dev-srs", "-o", path(&keys)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("INSECURE"),
+        "the insecure SRS must be called out: {}",
+        text(&o)
+    );
+    let model_id = std::fs::read_to_string(keys.join("model-id.txt")).expect("model id");
+
+    let o = zkinfer(&[
+        "--json",
+        "prove",
+        path(&zkm),
+        "--keys",
+        path(&keys),
+        "--input",
+        path(&input),
+        "--nonce",
+        "0x1234",
+        "--salt",
+        "77",
+        "-o",
+        path(&bundle),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let commitment = report["input_commitment"].as_str().expect("commitment").to_string();
+
+    let ok = zkinfer(&[
+        "verify",
+        path(&bundle),
+        "--keys",
+        path(&keys),
+        "--model-id",
+        model_id.trim(),
+        "--nonce",
+        "1234",
+        "--input-commitment",
+        &commitment,
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let replay = zkinfer(&["verify", path(&bundle), "--keys", path(&keys), "--nonce", "1235"]);
+    assert_eq!(replay.status.code(), Some(1), "{}", text(&replay));
+    assert!(text(&replay).contains("nonce"), "{}", text(&replay));
+
+    let bytes = std::fs::read(&bundle).expect("bundle");
+    let truncated = dir.join("truncated.bundle");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
+    let o = zkinfer(&["verify", path(&truncated), "--keys", path(&keys)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("truncated"), "{}", text(&o));
+    let mut flipped = bytes.clone();
+    let at = bytes.len() - 100;
+    flipped[at] ^= 1;
+    let forged = dir.join("forged.bundle");
+    std::fs::write(&forged, &flipped).expect("write");
+    let o = zkinfer(&["verify", path(&forged), "--keys", path(&keys)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
+
+#[test]
+fn bad_files_are_clear_errors_not_panics() {
+    let dir = common::temp_dir("cli-bad");
+    let cal = common::digits("calibration.json");
+    let garbage = dir.join("garbage.onnx");
+    std::fs::write(&garbage, b"\x08\x07this is not a protobuf\xff\xff").expect("write");
+    let o = zkinfer(&[
+        "compile",
+        path(&garbage),
+        "--calibration",
+        path(&cal),
+        "-o",
+        path(&dir.join("x.zkm")),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("not a valid ONNX"), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+
+    let missing = zkinfer(&["verify", path(&dir.join("none.bundle")), "--keys", path(&dir)]);
+    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert!(!text(&missing).contains("panicked"), "{}", text(&missing));
+
+    let zkm = dir.join("m.zkm");
+    let onnx = common::digits("model.onnx");
+    let o = zkinfer(&["compile", path(&onnx), "--calibration", path(&cal), "-o", path(&zkm)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let short_input = dir.join("short.json");
+    std::fs::write(
+        &short_input,
+        format!("{{\"input_data\": [[{}]]}}", vec!["0.5"; 63].join(",")),
+    )
+    .expect("write");
+    let keys = dir.join("keys");
+    let o = zkinfer(&["setup", path(&zkm), "--insecure-dev-srs", "-o", path(&keys)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = zkinfer(&[
+        "prove",
+        path(&zkm),
+        "--keys",
+        path(&keys),
+        "--input",
+        path(&short_input),
+        "--nonce",
+        "1",
+        "-o",
+        path(&dir.join("p")),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("63 elements"), "{}", text(&o));
+
+    let zkm_bytes = std::fs::read(&zkm).expect("zkm");
+    std::fs::write(&zkm, &zkm_bytes[..zkm_bytes.len() / 2]).expect("truncate");
+    let o = zkinfer(&["setup", path(&zkm), "--insecure-dev-srs", "-o", path(&keys)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+}

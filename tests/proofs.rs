@@ -1,0 +1,285 @@
+//! Real KZG proofs of the shipped model: accepted when honest; every kind of forgery rejected with its own error.
+
+mod common;
+
+use zkinfer_circuits::{field, poseidon, CircuitParams, Fr};
+use zkinfer_prover::{prove, quantize, setup, Dataset, ProveRequest, Proven, ProverError, SrsSource};
+use zkinfer_verifier::{envelope, verify_bundle, Expectations, ProofBundle, VerifierKey, VerifyError};
+
+fn proven() -> &'static Proven {
+    static PROVEN: std::sync::OnceLock<Proven> = std::sync::OnceLock::new();
+    PROVEN.get_or_init(|| {
+        let keys = common::digits_keys();
+        let (salt, nonce) = common::salt_and_nonce();
+        let input = &common::digits_test().inputs[0];
+        prove(
+            common::digits_model(),
+            &keys.prover,
+            &keys.verifier,
+            &ProveRequest { input, salt, nonce },
+        )
+        .expect("prove")
+    })
+}
+
+fn pinned() -> Expectations {
+    let (salt, nonce) = common::salt_and_nonce();
+    Expectations {
+        model_id: Some(common::digits_keys().verifier.model_id()),
+        input_commitment: Some(poseidon::commit_input(salt, &proven().input_q)),
+        nonce: Some(nonce),
+    }
+}
+
+fn verify(bundle: &ProofBundle, expect: &Expectations) -> Result<(), VerifyError> {
+    verify_bundle(&common::digits_keys().verifier, bundle, expect).map(|_| ())
+}
+
+#[test]
+fn honest_proof_is_accepted_with_every_pin() {
+    let bundle = &proven().bundle;
+    let verified = verify_bundle(&common::digits_keys().verifier, bundle, &pinned()).expect("accepted");
+    assert_eq!(verified.outputs, bundle.outputs);
+    let label = common::digits_test().labels.as_ref().expect("labels")[0];
+    assert_eq!(
+        bundle.argmax(),
+        Some(label),
+        "the shipped model should classify test image 0 correctly"
+    );
+}
+
+#[test]
+fn flipped_proof_bytes_are_rejected() {
+    let bundle = &proven().bundle;
+    for position in [
+        0,
+        1,
+        100,
+        bundle.proof.len() / 2,
+        bundle.proof.len() - 33,
+        bundle.proof.len() - 1,
+    ] {
+        let mut forged = bundle.clone();
+        forged.proof[position] ^= 0x01;
+        match verify(&forged, &pinned()) {
+            Err(VerifyError::ProofRejected | VerifyError::MalformedProof(_)) => {}
+            other => panic!("flipped byte {position}: {other:?}"),
+        }
+    }
+    let mut forged = bundle.clone();
+    forged.proof[bundle.proof.len() / 2] ^= 0x01;
+    assert!(matches!(verify(&forged, &pinned()), Err(VerifyError::ProofRejected)));
+}
+
+#[test]
+fn other_outputs_are_rejected() {
+    for i in 0..proven().bundle.outputs.len() {
+        let mut forged = proven().bundle.clone();
+        forged.outputs[i] += 1;
+        assert!(
+            matches!(verify(&forged, &pinned()), Err(VerifyError::ProofRejected)),
+            "output {i}"
+        );
+    }
+}
+
+#[test]
+fn other_nonce_is_rejected_by_pin_and_by_the_proof() {
+    let (_, nonce) = common::salt_and_nonce();
+    let other = Expectations {
+        nonce: Some(nonce + Fr::from(1u64)),
+        ..pinned()
+    };
+    assert!(matches!(
+        verify(&proven().bundle, &other),
+        Err(VerifyError::NonceMismatch { .. })
+    ));
+    let mut replayed = proven().bundle.clone();
+    replayed.nonce = field::to_bytes(&(nonce + Fr::from(1u64)));
+    assert!(matches!(
+        verify(&replayed, &Expectations::default()),
+        Err(VerifyError::ProofRejected)
+    ));
+}
+
+#[test]
+fn other_input_commitment_is_rejected_by_pin_and_by_the_proof() {
+    let commitment = pinned().input_commitment.expect("pinned");
+    let other = Expectations {
+        input_commitment: Some(commitment + Fr::from(1u64)),
+        ..pinned()
+    };
+    assert!(matches!(
+        verify(&proven().bundle, &other),
+        Err(VerifyError::InputCommitmentMismatch { .. })
+    ));
+    let mut forged = proven().bundle.clone();
+    forged.input_commitment = field::to_bytes(&(commitment + Fr::from(1u64)));
+    assert!(matches!(
+        verify(&forged, &Expectations::default()),
+        Err(VerifyError::ProofRejected)
+    ));
+}
+
+#[test]
+fn another_models_key_is_rejected() {
+    // The same network calibrated on fewer samples: other requantization constants, so another circuit.
+    let float = zkinfer_prover::import_onnx(common::digits("model.onnx")).expect("import");
+    let calibration = Dataset::load(common::digits("calibration.json")).expect("calibration");
+    let other_model = quantize(&float, &calibration.inputs[..16]).expect("quantize");
+    assert_ne!(&other_model, common::digits_model());
+    let other = setup(&other_model, CircuitParams::default(), &SrsSource::InsecureDev).expect("setup");
+    let ours = common::digits_keys().verifier.model_id();
+    assert_ne!(other.verifier.model_id(), ours);
+
+    let bundle = &proven().bundle;
+    let result = verify_bundle(&other.verifier, bundle, &Expectations::default());
+    assert!(
+        matches!(result, Err(VerifyError::BundleModelMismatch { .. })),
+        "{result:?}"
+    );
+    let pinned_to_ours = Expectations {
+        model_id: Some(ours),
+        ..Default::default()
+    };
+    let result = verify_bundle(&other.verifier, bundle, &pinned_to_ours);
+    assert!(
+        matches!(result, Err(VerifyError::KeyModelMismatch { .. })),
+        "{result:?}"
+    );
+    // Relabelling the bundle does not help: the proof itself fails under the other key.
+    let mut relabelled = bundle.clone();
+    relabelled.model_id = other.verifier.model_id();
+    let result = verify_bundle(&other.verifier, &relabelled, &Expectations::default());
+    assert!(matches!(result, Err(VerifyError::ProofRejected)), "{result:?}");
+}
+
+#[test]
+fn trailing_proof_bytes_are_rejected() {
+    let mut forged = proven().bundle.clone();
+    forged.proof.push(0);
+    assert!(matches!(
+        verify(&forged, &pinned()),
+        Err(VerifyError::MalformedProof(_))
+    ));
+}
+
+#[test]
+fn bundle_files_round_trip_and_refuse_damage() {
+    let bundle = &proven().bundle;
+    let bytes = bundle.to_bytes();
+    assert_eq!(&ProofBundle::from_bytes(&bytes).expect("binary"), bundle);
+    assert_eq!(
+        &ProofBundle::from_any(bundle.to_json().as_bytes()).expect("json"),
+        bundle
+    );
+    for cut in [0, 5, 8, 40, bytes.len() / 2, bytes.len() - 1] {
+        assert!(ProofBundle::from_bytes(&bytes[..cut]).is_err(), "truncated at {cut}");
+    }
+    let mut newer = bytes.clone();
+    newer[6] = 99;
+    assert!(matches!(
+        ProofBundle::from_bytes(&newer),
+        Err(VerifyError::Envelope(envelope::EnvelopeError::WrongVersion {
+            found: 99,
+            ..
+        }))
+    ));
+    let vk_bytes = common::digits_keys().verifier.to_bytes();
+    assert!(matches!(
+        ProofBundle::from_bytes(&vk_bytes),
+        Err(VerifyError::Envelope(envelope::EnvelopeError::WrongKind { .. }))
+    ));
+}
+
+#[test]
+fn verifying_key_files_round_trip_and_refuse_damage() {
+    let key = &common::digits_keys().verifier;
+    let bytes = key.to_bytes();
+    let read = VerifierKey::from_bytes(&bytes).expect("round trip");
+    assert_eq!(read.model_id(), key.model_id());
+    assert!(verify_bundle(&read, &proven().bundle, &pinned()).is_ok());
+    for cut in [0, 7, 8, 64, bytes.len() / 2, bytes.len() - 1] {
+        assert!(VerifierKey::from_bytes(&bytes[..cut]).is_err(), "truncated at {cut}");
+    }
+    for position in (8..bytes.len()).step_by(bytes.len() / 40) {
+        let mut damaged = bytes.clone();
+        damaged[position] ^= 0x55;
+        // Either refused, or (a flipped bit in a commitment) a different model id under which the proof fails.
+        if let Ok(k) = VerifierKey::from_bytes(&damaged) {
+            assert!(
+                verify_bundle(&k, &proven().bundle, &pinned()).is_err(),
+                "damage at {position} went unnoticed"
+            );
+        }
+    }
+}
+
+#[test]
+fn key_directory_refuses_damaged_and_foreign_proving_keys() {
+    let dir = common::temp_dir("keys");
+    zkinfer_prover::write_keys(common::digits_keys(), &dir).expect("write keys");
+    let model = common::digits_model();
+    let loaded = zkinfer_prover::load_prover_key(&dir, model)
+        .map_err(|e| e.to_string())
+        .expect("load");
+    assert_eq!(loaded.model_id, common::digits_keys().verifier.model_id());
+    let refused = |model| {
+        zkinfer_prover::load_prover_key(&dir, model)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+
+    let pk_path = dir.join(zkinfer_prover::keys::PK_FILE);
+    let pk = std::fs::read(&pk_path).expect("pk");
+    std::fs::write(&pk_path, &pk[..pk.len() / 3]).expect("truncate");
+    let err = refused(model);
+    assert!(err.contains("setup"), "truncated pk: {err}");
+    let mut flipped = pk.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 1;
+    std::fs::write(&pk_path, &flipped).expect("corrupt");
+    let err = zkinfer_prover::load_prover_key(&dir, model).expect_err("corrupted pk");
+    assert!(
+        err.to_string().contains("checksum") || err.to_string().contains("corrupted"),
+        "{err}"
+    );
+
+    std::fs::write(&pk_path, &pk).expect("restore");
+    let mut other = model.clone();
+    other.layers[0].multiplier[0] += 1;
+    let err = zkinfer_prover::load_prover_key(&dir, &other).expect_err("foreign model");
+    assert!(
+        err.to_string().contains("another model") || err.to_string().contains("not for this model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_input_length_is_a_clear_error() {
+    let keys = common::digits_keys();
+    let (salt, nonce) = common::salt_and_nonce();
+    let short = vec![0.5f32; 63];
+    let err = prove(
+        common::digits_model(),
+        &keys.prover,
+        &keys.verifier,
+        &ProveRequest {
+            input: &short,
+            salt,
+            nonce,
+        },
+    )
+    .expect_err("63 inputs");
+    assert!(
+        matches!(
+            err,
+            ProverError::WrongInputLength {
+                expected: 64,
+                found: 63
+            }
+        ),
+        "{err}"
+    );
+}
