@@ -42,7 +42,7 @@ pub fn to_i64(f: &Fr) -> Option<i64> {
 
 /// Canonical 32-byte little-endian encoding.
 pub fn to_bytes(f: &Fr) -> [u8; 32] {
-    f.to_repr().into()
+    f.to_repr()
 }
 
 /// Decodes a canonical 32-byte little-endian encoding; `None` if not below p.

@@ -61,7 +61,7 @@ pub fn constants() -> &'static PoseidonConstants {
 
 /// Whether round `r` of a permutation is a full round.
 pub fn is_full_round(r: usize) -> bool {
-    r < FULL_ROUNDS / 2 || r >= FULL_ROUNDS / 2 + PARTIAL_ROUNDS
+    !(FULL_ROUNDS / 2..FULL_ROUNDS / 2 + PARTIAL_ROUNDS).contains(&r)
 }
 
 /// Applies round `r` to `state`.

@@ -88,14 +88,14 @@ impl DenseConfig {
         let lanes = self.acc.len();
         let mut outputs = Vec::with_capacity(layer.out_features);
         for first in (0..layer.out_features).step_by(lanes) {
-            let mut sums = [Fr::ZERO].repeat(lanes);
+            let mut sums = vec![Fr::ZERO; lanes];
             let mut last = Vec::new();
             for (j, input) in inputs.iter().enumerate() {
                 a.enable(&self.q_mac, row)?;
                 let x = a.copy(CellKind::LayerInput, self.x, row, input);
                 a.fixed(self.cont, row, if j == 0 { Fr::ZERO } else { Fr::ONE });
                 last.clear();
-                for o in 0..lanes {
+                for (o, sum) in sums.iter_mut().enumerate() {
                     let c = first + o;
                     let (w, b) = if c < layer.out_features {
                         (
@@ -111,8 +111,8 @@ impl DenseConfig {
                     };
                     a.fixed(self.w[o], row, w);
                     a.fixed(self.b[o], row, b);
-                    sums[o] = sums[o] * Fr::from(u64::from(j != 0)) + x.value * w + b;
-                    last.push(a.advice(CellKind::ProductSum, self.acc[o], row, sums[o]));
+                    *sum = *sum * Fr::from(u64::from(j != 0)) + x.value * w + b;
+                    last.push(a.advice(CellKind::ProductSum, self.acc[o], row, *sum));
                 }
                 row += 1;
             }

@@ -187,10 +187,10 @@ impl PoseidonConfig {
                     row,
                 )?;
                 let boxed = if is_full_round(r) { WIDTH } else { 1 };
-                for j in 0..WIDTH {
+                for (j, cell) in written.iter().enumerate() {
                     a.fixed(self.rc[j], row, c.round_constants[r][j]);
                     if j < boxed {
-                        let u = written[j].value + c.round_constants[r][j];
+                        let u = cell.value + c.round_constants[r][j];
                         a.advice(CellKind::PoseidonState, self.square[j], row, u.square());
                     }
                 }
