@@ -12,7 +12,7 @@ fn circuit_outputs_equal_native_inference_on_every_test_image() {
     let model = common::digits_model();
     let data = common::digits_test();
     let (salt, nonce) = common::salt_and_nonce();
-    let k = layout::plan(model, CircuitParams::default()).expect("plan").k;
+    let k = layout::plan(model, CircuitParams::for_model(model)).expect("plan").k;
     let inputs: Vec<Vec<i64>> = data
         .inputs
         .iter()
@@ -23,7 +23,7 @@ fn circuit_outputs_equal_native_inference_on_every_test_image() {
     for (i, (input, expected)) in inputs.iter().zip(&native).enumerate() {
         let circuit = ModelCircuit::new(
             model.clone(),
-            CircuitParams::default(),
+            CircuitParams::for_model(model),
             Witness {
                 salt,
                 nonce,

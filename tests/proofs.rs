@@ -128,7 +128,12 @@ fn another_models_key_is_rejected() {
     let calibration = Dataset::load(common::digits("calibration.json")).expect("calibration");
     let other_model = quantize(&float, &calibration.inputs[..16]).expect("quantize");
     assert_ne!(&other_model, common::digits_model());
-    let other = setup(&other_model, CircuitParams::default(), &SrsSource::InsecureDev).expect("setup");
+    let other = setup(
+        &other_model,
+        CircuitParams::for_model(&other_model),
+        &SrsSource::InsecureDev,
+    )
+    .expect("setup");
     let ours = common::digits_keys().verifier.model_id();
     assert_ne!(other.verifier.model_id(), ours);
 
@@ -248,7 +253,9 @@ fn key_directory_refuses_damaged_and_foreign_proving_keys() {
 
     std::fs::write(&pk_path, &pk).expect("restore");
     let mut other = model.clone();
-    other.layers[0].multiplier[0] += 1;
+    if let zkinfer_circuits::model::Op::Linear(linear) = &mut other.layers[0].op {
+        linear.kernels[0].multiplier += 1;
+    }
     let err = zkinfer_prover::load_prover_key(&dir, &other).expect_err("foreign model");
     assert!(
         err.to_string().contains("another model") || err.to_string().contains("not for this model"),

@@ -19,8 +19,12 @@ fn tampered_digits_witness_is_rejected() {
         nonce,
         outputs,
     };
-    let k = layout::plan(model, CircuitParams::default()).expect("plan").k;
-    let circuit = ModelCircuit::new(model.clone(), CircuitParams::default(), Witness { salt, nonce, input });
+    let k = layout::plan(model, CircuitParams::for_model(model)).expect("plan").k;
+    let circuit = ModelCircuit::new(
+        model.clone(),
+        CircuitParams::for_model(model),
+        Witness { salt, nonce, input },
+    );
     let check = |c: &ModelCircuit| {
         MockProver::run(k, c, vec![public.to_instance()])
             .expect("synthesis")

@@ -11,13 +11,13 @@ use zkinfer_verifier::{verify_bundle, Expectations};
 fn setup_from_a_params_file() {
     let dir = common::temp_dir("srs");
     let model = common::digits_model();
-    let k = zkinfer_circuits::layout::plan(model, CircuitParams::default())
+    let k = zkinfer_circuits::layout::plan(model, CircuitParams::for_model(model))
         .expect("plan")
         .k;
 
     let big = dir.join("big.srs");
     save_srs(&insecure_dev_srs(k + 1), &big).expect("save");
-    let keys = setup(model, CircuitParams::default(), &SrsSource::File(big)).expect("setup from file");
+    let keys = setup(model, CircuitParams::for_model(model), &SrsSource::File(big)).expect("setup from file");
     assert!(!keys.prover.insecure_srs, "a file SRS is not labelled insecure");
     let (salt, nonce) = common::salt_and_nonce();
     let input = &common::digits_test().inputs[1];
@@ -32,7 +32,7 @@ fn setup_from_a_params_file() {
 
     let small = dir.join("small.srs");
     save_srs(&insecure_dev_srs(k - 1), &small).expect("save");
-    let err = setup(model, CircuitParams::default(), &SrsSource::File(small))
+    let err = setup(model, CircuitParams::for_model(model), &SrsSource::File(small))
         .err()
         .map(|e| e.to_string());
     assert!(
@@ -43,7 +43,7 @@ fn setup_from_a_params_file() {
     let truncated = dir.join("truncated.srs");
     let bytes = std::fs::read(dir.join("big.srs")).expect("read");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
-    let err = setup(model, CircuitParams::default(), &SrsSource::File(truncated))
+    let err = setup(model, CircuitParams::for_model(model), &SrsSource::File(truncated))
         .err()
         .map(|e| e.to_string());
     assert!(err.as_deref().unwrap_or_default().contains("truncated"), "{err:?}");

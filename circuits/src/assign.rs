@@ -35,6 +35,14 @@ pub enum CellKind {
     Under,
     /// A layer output after clamp/ReLU (the model's outputs for the last layer).
     Output,
+    /// An operand copied into a pairwise max.
+    PoolInput,
+    /// A pairwise maximum.
+    PoolMax,
+    /// An activation-table input.
+    TableInput,
+    /// An activation-table output.
+    TableOutput,
     /// A running-sum cell of a range check.
     RangeLimb,
     /// The nonce cell bound to the instance column.

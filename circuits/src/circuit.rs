@@ -14,12 +14,17 @@ use halo2_proofs::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::assign::{Assigner, CellKind, Tamper};
+use crate::assign::{AssignedValue, Assigner, CellKind, Tamper};
 use crate::chips::{
-    dense::DenseConfig, poseidon::PoseidonConfig, range_check::RangeCheckConfig, requantize::RequantConfig,
+    linear::LinearConfig,
+    max_pool::MaxPoolConfig,
+    poseidon::PoseidonConfig,
+    range_check::RangeCheckConfig,
+    requantize::RequantConfig,
+    table::{table_ids, TableConfig},
 };
 use crate::field;
-use crate::model::{QuantizedModel, ACT_MIN};
+use crate::model::{Layer, Op, QuantizedModel, Source, ACT_MIN};
 use crate::public_inputs::{COMMITMENT_ROW, NONCE_ROW, OUTPUTS_ROW};
 
 /// Layout choices that change the constraint system (and so the verifying key).
@@ -27,11 +32,31 @@ use crate::public_inputs::{COMMITMENT_ROW, NONCE_ROW, OUTPUTS_ROW};
 pub struct CircuitParams {
     /// Output channels computed side by side in the multiply-accumulate chip.
     pub mac_lanes: usize,
+    /// Whether the circuit has the max-pool chip.
+    pub max_pool: bool,
+    /// Whether the circuit has the activation-table chip.
+    pub tables: bool,
 }
 
 impl Default for CircuitParams {
     fn default() -> Self {
-        Self { mac_lanes: 4 }
+        Self {
+            mac_lanes: 4,
+            max_pool: false,
+            tables: false,
+        }
+    }
+}
+
+impl CircuitParams {
+    /// The default layout with exactly the chips `model` uses.
+    pub fn for_model(model: &QuantizedModel) -> Self {
+        let uses = |f: fn(&Op) -> bool| model.layers.iter().any(|l| f(&l.op));
+        Self {
+            max_pool: uses(|op| matches!(op, Op::MaxPool(_))),
+            tables: uses(|op| matches!(op, Op::Table(_))),
+            ..Self::default()
+        }
     }
 }
 
@@ -50,9 +75,11 @@ pub struct Witness {
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
     poseidon: PoseidonConfig,
-    dense: DenseConfig,
+    linear: LinearConfig,
     requant: RequantConfig,
     range: RangeCheckConfig,
+    max_pool: Option<MaxPoolConfig>,
+    table: Option<TableConfig>,
     instance: Column<Instance>,
 }
 
@@ -129,12 +156,101 @@ impl ModelCircuit {
 pub fn configure(meta: &mut ConstraintSystem<Fr>, params: CircuitParams) -> ModelConfig {
     let instance = meta.instance_column();
     meta.enable_equality(instance);
+    let range = RangeCheckConfig::configure(meta);
     ModelConfig {
         poseidon: PoseidonConfig::configure(meta),
-        dense: DenseConfig::configure(meta, params.mac_lanes.max(1)),
+        linear: LinearConfig::configure(meta, params.mac_lanes.max(1)),
         requant: RequantConfig::configure(meta),
-        range: RangeCheckConfig::configure(meta),
+        max_pool: params
+            .max_pool
+            .then(|| MaxPoolConfig::configure(meta, range.byte_table())),
+        table: params.tables.then(|| TableConfig::configure(meta)),
+        range,
         instance,
+    }
+}
+
+/// Next free row of each column group.
+#[derive(Default)]
+struct Cursors {
+    linear: usize,
+    requant: usize,
+    range: usize,
+    pool: usize,
+    table: usize,
+}
+
+impl ModelCircuit {
+    /// Lays out one layer on the cells of earlier tensors and returns its output cells.
+    fn assign_layer(
+        &self,
+        config: &ModelConfig,
+        a: &mut Assigner,
+        rows: &mut Cursors,
+        tensors: &[Vec<AssignedValue>],
+        tables: &HashMap<Vec<i8>, u64>,
+        layer: &Layer,
+    ) -> Result<Vec<AssignedValue>, Error> {
+        let cell = |s: &Source| {
+            tensors
+                .get(s.tensor)
+                .and_then(|t| t.get(s.index))
+                .copied()
+                .ok_or(Error::Synthesis)
+        };
+        let mut out: Vec<Option<AssignedValue>> = vec![None; layer.output_len()];
+        match &layer.op {
+            Op::Linear(linear) => {
+                for group in &linear.groups {
+                    let taps = group
+                        .taps
+                        .iter()
+                        .map(|t| t.as_ref().map(cell).transpose())
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let (accumulators, next) = config.linear.assign_group(a, rows.linear, linear, group, &taps)?;
+                    rows.linear = next;
+                    for (&(o, k), acc) in group.outputs.iter().zip(&accumulators) {
+                        let kernel = &linear.kernels[k];
+                        let (y, next) = config.requant.assign(
+                            a,
+                            rows.requant,
+                            &config.range,
+                            rows.range,
+                            kernel,
+                            linear.activation,
+                            acc,
+                        )?;
+                        rows.range = next;
+                        rows.requant += 1;
+                        out[o] = Some(y);
+                    }
+                }
+            }
+            Op::MaxPool(pool) => {
+                let chip = config.max_pool.as_ref().ok_or(Error::Synthesis)?;
+                for (o, window) in pool.windows.iter().enumerate() {
+                    let cells = window.iter().map(cell).collect::<Result<Vec<_>, _>>()?;
+                    let (max, next) = chip.assign(a, rows.pool, &cells)?;
+                    rows.pool = next;
+                    out[o] = Some(max);
+                }
+            }
+            Op::Table(table) => {
+                let chip = config.table.as_ref().ok_or(Error::Synthesis)?;
+                let id = *tables.get(&table.values).ok_or(Error::Synthesis)?;
+                let input = tensors.get(table.input).ok_or(Error::Synthesis)?;
+                for (o, x) in input.iter().enumerate() {
+                    out[o] = Some(chip.assign(a, rows.table, id, table, x)?);
+                    rows.table += 1;
+                }
+            }
+            Op::Gather(sources) => {
+                for (o, s) in sources.iter().enumerate() {
+                    out[o] = Some(cell(s)?);
+                }
+            }
+        }
+        out.into_iter().collect::<Option<Vec<_>>>().ok_or(Error::Synthesis)
     }
 }
 
@@ -161,6 +277,9 @@ impl Circuit<Fr> for ModelCircuit {
 
     fn synthesize(&self, config: ModelConfig, mut layouter: impl Layouter<Fr>) -> Result<(), Error> {
         config.range.load_table(&mut layouter)?;
+        if let Some(table) = &config.table {
+            table.load(&mut layouter, &self.model)?;
+        }
         let (commitment, nonce, outputs) = layouter.assign_region(
             || "model",
             |mut region| {
@@ -168,39 +287,32 @@ impl Circuit<Fr> for ModelCircuit {
                 let input: Vec<Fr> = self.witness.input.iter().map(|&x| field::from_i64(x)).collect();
                 // Row 0 is left blank (zeros) so that gates reading the previous row never read an unassigned cell.
                 config.poseidon.assign_blank_row(&mut a, 0);
-                config.dense.assign_blank_row(&mut a, 0);
+                config.linear.assign_blank_row(&mut a, 0);
                 let (message, commitment) = config.poseidon.assign(&mut a, 1, self.witness.salt, &input)?;
-                let mut activations = message[1..].to_vec();
-
+                let mut rows = Cursors {
+                    linear: 1,
+                    ..Cursors::default()
+                };
                 // Every input is an int8: x + 128 ∈ [0, 256).
-                let mut range_row = 0;
-                for x in &activations {
-                    range_row = config.range.check(&mut a, range_row, x, -ACT_MIN, 1)?;
+                for x in &message[1..] {
+                    rows.range = config.range.check(&mut a, rows.range, x, -ACT_MIN, 1)?;
                 }
-                let (mut dense_row, mut requant_row) = (1, 0);
+                let mut tensors = vec![message[1..].to_vec()];
+                let tables = table_ids(&self.model);
                 for layer in &self.model.layers {
-                    let (accumulators, next) = config.dense.assign(&mut a, dense_row, layer, &activations)?;
-                    dense_row = next;
-                    activations.clear();
-                    for (c, acc) in accumulators.iter().enumerate() {
-                        let (y, next) =
-                            config
-                                .requant
-                                .assign(&mut a, requant_row, &config.range, range_row, layer, c, acc)?;
-                        range_row = next;
-                        requant_row += 1;
-                        activations.push(y);
-                    }
+                    let output = self.assign_layer(&config, &mut a, &mut rows, &tensors, &tables, layer)?;
+                    tensors.push(output);
                 }
-                let nonce = a.advice(CellKind::Nonce, config.requant.acc, requant_row, self.witness.nonce);
+                let outputs = tensors.pop().unwrap_or_default();
+                let nonce = a.advice(CellKind::Nonce, config.requant.acc, rows.requant, self.witness.nonce);
                 if let Ok(mut record) = self.record.lock() {
                     *record = SynthesisRecord {
                         cell_counts: a.counts().clone(),
-                        outputs: activations.iter().map(|y| y.value).collect(),
+                        outputs: outputs.iter().map(|y| y.value).collect(),
                         commitment: commitment.value,
                     };
                 }
-                Ok((commitment, nonce, activations))
+                Ok((commitment, nonce, outputs))
             },
         )?;
         layouter.constrain_instance(commitment.cell, config.instance, COMMITMENT_ROW);

@@ -1,22 +1,28 @@
 //! The quantized model IR shared by the prover (which builds and runs it) and the circuit (which proves it).
 //!
-//! Numbers follow DESIGN.md: int8 activations (symmetric, per tensor), int8 weights (symmetric, per output
-//! channel), integer bias at the accumulator scale, and gemmlowp-style requantization
-//! `y = clamp((acc · M + 2^(s−1)) >> s, lo, 127)` with `lo = 0` when a ReLU is fused, `−128` otherwise.
+//! A model is a list of layers in topological order over int8 tensors: tensor 0 is the input, tensor `i + 1` the
+//! output of layer `i`, the last tensor the output. Tensors are flat (row-major NCHW without the batch dimension).
+//! Numbers follow DESIGN.md: int8 activations (symmetric, per tensor), integer weights, integer bias at the
+//! accumulator scale, gemmlowp-style requantization `y = clamp((acc · M + 2^(s−1)) >> s, lo, 127)`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::arith::{requantize, Requantized};
+use crate::arith::{requantize, Requantized, MAX_SHIFT};
 
 /// Version of the serialized quantized model (`.zkm`); bump on any change to these structs.
-pub const MODEL_FORMAT_VERSION: u32 = 1;
+pub const MODEL_FORMAT_VERSION: u32 = 2;
 
-/// The smallest and largest int8 activation.
+/// The smallest int8 activation.
 pub const ACT_MIN: i64 = -128;
 /// The largest int8 activation.
 pub const ACT_MAX: i64 = 127;
+/// Largest |weight| a linear layer may use (int8 weights, and integer rescale factors of residual additions).
+pub const MAX_WEIGHT: i64 = 1 << 20;
 
-/// Activation fused into a layer's requantization clamp.
+/// Index of a tensor: 0 is the model input, `i + 1` the output of layer `i`.
+pub type TensorId = usize;
+
+/// Activation fused into a linear layer's requantization clamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activation {
     /// No activation: clamp to `[-128, 127]`.
@@ -35,125 +41,270 @@ impl Activation {
     }
 }
 
-/// A fully connected layer `y = act(requant(W·x + b))`, in integers.
+/// One element of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// The tensor.
+    pub tensor: TensorId,
+    /// Flat index in it.
+    pub index: usize,
+}
+
+/// Weights, bias and requantization of one output channel of a linear layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DenseLayer {
-    /// Name of the ONNX node this layer came from (for messages and reports).
-    pub name: String,
-    /// Number of inputs.
-    pub in_features: usize,
-    /// Number of outputs (channels).
-    pub out_features: usize,
-    /// int8 weights, row-major `[out_features][in_features]`.
-    pub weights: Vec<i8>,
-    /// Bias per output channel at the accumulator scale (`input_scale · weight_scale[c]`).
-    pub bias: Vec<i64>,
-    /// Integer requantization multiplier `M` per output channel (positive).
-    pub multiplier: Vec<i64>,
-    /// Requantization shift `s` per output channel (a positive multiple of 8, see `arith`).
-    pub shift: Vec<u32>,
-    /// Activation fused into the output clamp.
+pub struct Kernel {
+    /// One weight per tap of the group using the kernel.
+    pub weights: Vec<i64>,
+    /// Bias at the accumulator scale.
+    pub bias: i64,
+    /// Requantization multiplier `M` (positive, below 2^32).
+    pub multiplier: i64,
+    /// Requantization shift `s` (a multiple of 8 in `[8, MAX_SHIFT]`).
+    pub shift: u32,
+}
+
+impl Kernel {
+    /// Requantizes an accumulator of this kernel with the layer's fused activation.
+    pub fn requantize(&self, acc: i64, activation: Activation) -> Requantized {
+        requantize(acc, self.multiplier, self.shift, activation.lower_bound(), ACT_MAX)
+    }
+
+    /// Largest possible |accumulator| for int8 inputs: `Σ|w|·128 + |b|`.
+    pub fn accumulator_bound(&self) -> i64 {
+        self.weights.iter().map(|w| w.abs()).sum::<i64>() * 128 + self.bias.abs()
+    }
+}
+
+/// Outputs of a linear layer that read the same inputs (a whole dense layer, one position of a convolution).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinearGroup {
+    /// The inputs, in kernel-weight order; `None` is zero padding.
+    pub taps: Vec<Option<Source>>,
+    /// `(output index, kernel index)` for each output of the group.
+    pub outputs: Vec<(usize, usize)>,
+}
+
+/// Weighted sums with requantization: Gemm/MatMul, Conv (grouped and depthwise), average pools, residual Add.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Linear {
+    /// Distinct kernels (a convolution shares one per output channel across positions).
+    pub kernels: Vec<Kernel>,
+    /// Output groups.
+    pub groups: Vec<LinearGroup>,
+    /// Activation fused into the clamp.
     pub activation: Activation,
-    /// Float scale of each weight channel (metadata; not used by the integer engine).
-    pub weight_scales: Vec<f32>,
-    /// Float scale of this layer's int8 output.
+}
+
+/// Max over windows of one tensor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaxPool {
+    /// One window per output element.
+    pub windows: Vec<Vec<Source>>,
+}
+
+/// An elementwise function on the int8 domain, as a 256-entry table: `out[i] = values[input[i] + 128]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    /// The tensor the function is applied to.
+    pub input: TensorId,
+    /// The function's name (Sigmoid, Tanh, Gelu, LeakyRelu, HardSwish, Clip, Relu).
+    pub function: String,
+    /// Output for each input `-128..=127`.
+    pub values: Vec<i8>,
+}
+
+impl Table {
+    /// The table's output for an int8 input (inputs outside int8 are clamped first).
+    pub fn apply(&self, x: i64) -> i64 {
+        let i = (x.clamp(ACT_MIN, ACT_MAX) - ACT_MIN) as usize;
+        self.values.get(i).map_or(0, |&v| v as i64)
+    }
+}
+
+/// What a layer computes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Weighted sums + requantization + clamp/ReLU.
+    Linear(Linear),
+    /// Window maxima.
+    MaxPool(MaxPool),
+    /// Lookup-table activation, elementwise.
+    Table(Table),
+    /// Data movement: `out[i] = sources[i]` (Reshape, Flatten, Transpose, Concat). No constraints.
+    Gather(Vec<Source>),
+}
+
+/// One layer of the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    /// The ONNX node(s) it came from.
+    pub name: String,
+    /// The ONNX operator(s), for reports (e.g. `Conv+Relu`).
+    pub op_type: String,
+    /// Output shape without the batch dimension.
+    pub output_shape: Vec<usize>,
+    /// Float scale of the int8 output.
     pub output_scale: f32,
+    /// The computation.
+    pub op: Op,
 }
 
-impl DenseLayer {
-    /// The weight of output `o` for input `i`.
-    pub fn weight(&self, o: usize, i: usize) -> i64 {
-        self.weights[o * self.in_features + i] as i64
-    }
-
-    /// Largest possible |accumulator| of channel `o` for any int8 input: `Σ|w|·128 + |b|`.
-    pub fn accumulator_bound(&self, o: usize) -> i64 {
-        let row = &self.weights[o * self.in_features..(o + 1) * self.in_features];
-        row.iter().map(|w| (*w as i64).abs()).sum::<i64>() * 128 + self.bias[o].abs()
-    }
-
-    /// Requantizes the accumulator of channel `o`.
-    pub fn requantize(&self, o: usize, acc: i64) -> Requantized {
-        requantize(
-            acc,
-            self.multiplier[o],
-            self.shift[o],
-            self.activation.lower_bound(),
-            ACT_MAX,
-        )
+impl Layer {
+    /// Number of output elements.
+    pub fn output_len(&self) -> usize {
+        self.output_shape.iter().product()
     }
 }
 
-/// A quantized feed-forward model: an int8 input vector through a chain of dense layers.
+/// A quantized model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QuantizedModel {
     /// Format version, always [`MODEL_FORMAT_VERSION`] for models this build writes.
     pub format_version: u32,
-    /// Human-readable model name (the ONNX graph name or the file stem).
+    /// Model name.
     pub name: String,
     /// Shape of the float input tensor the ONNX model expects (batch dimension included).
     pub input_shape: Vec<usize>,
     /// Float scale of the int8 input: `x ≈ input_scale · q`.
     pub input_scale: f32,
-    /// The layers, in order.
-    pub layers: Vec<DenseLayer>,
+    /// Layers in topological order.
+    pub layers: Vec<Layer>,
 }
 
 impl QuantizedModel {
-    /// Number of input elements (the flattened input tensor).
+    /// Number of input elements.
     pub fn input_len(&self) -> usize {
-        self.layers.first().map_or(0, |l| l.in_features)
+        self.input_shape
+            .iter()
+            .skip(usize::from(self.input_shape.len() > 1))
+            .product()
+    }
+
+    /// Number of elements of tensor `t`.
+    pub fn tensor_len(&self, t: TensorId) -> usize {
+        if t == 0 {
+            self.input_len()
+        } else {
+            self.layers.get(t - 1).map_or(0, Layer::output_len)
+        }
+    }
+
+    /// Float scale of tensor `t`.
+    pub fn tensor_scale(&self, t: TensorId) -> f32 {
+        if t == 0 {
+            self.input_scale
+        } else {
+            self.layers.get(t - 1).map_or(1.0, |l| l.output_scale)
+        }
     }
 
     /// Number of output elements.
     pub fn output_len(&self) -> usize {
-        self.layers.last().map_or(0, |l| l.out_features)
+        self.tensor_len(self.layers.len())
     }
 
     /// Float scale of the int8 outputs.
     pub fn output_scale(&self) -> f32 {
-        self.layers.last().map_or(1.0, |l| l.output_scale)
+        self.tensor_scale(self.layers.len())
     }
 
-    /// Checks the structural invariants the circuit relies on (shapes chain, shifts are multiples of 8,
-    /// no accumulator can wrap modulo p). Returns a message naming the layer on failure.
+    /// Checks the invariants the circuit relies on: sources exist and come before their reader, kernels fit their
+    /// groups, shifts are multiples of 8, multipliers and weights are bounded, no accumulator can wrap modulo p.
+    /// Returns a message naming the layer on failure.
     pub fn validate(&self) -> Result<(), String> {
         if self.layers.is_empty() {
             return Err("the model has no layers".into());
         }
-        let mut width = self.input_len();
-        for layer in &self.layers {
+        for (i, layer) in self.layers.iter().enumerate() {
             let n = &layer.name;
-            if layer.in_features != width {
-                return Err(format!(
-                    "layer {n}: expects {} inputs, previous layer gives {width}",
-                    layer.in_features
-                ));
-            }
-            let o = layer.out_features;
-            if layer.weights.len() != o * layer.in_features
-                || layer.bias.len() != o
-                || layer.multiplier.len() != o
-                || layer.shift.len() != o
-            {
-                return Err(format!("layer {n}: parameter lengths do not match its shape"));
-            }
-            for c in 0..o {
-                let (m, s) = (layer.multiplier[c], layer.shift[c]);
-                if m <= 0 || m >= 1 << 32 {
-                    return Err(format!("layer {n} channel {c}: multiplier {m} outside (0, 2^32)"));
+            let len = layer.output_len();
+            let source_ok = |s: &Source| s.tensor <= i && s.index < self.tensor_len(s.tensor);
+            let bad_source = |s: &Source| format!("layer {n}: source {s:?} does not exist before it");
+            match &layer.op {
+                Op::Linear(lin) => {
+                    let mut seen = vec![false; len];
+                    for g in &lin.groups {
+                        if g.taps.iter().all(Option::is_none) {
+                            return Err(format!(
+                                "layer {n}: a group reads only padding (padding as large as the kernel)"
+                            ));
+                        }
+                        for s in g.taps.iter().flatten() {
+                            if !source_ok(s) {
+                                return Err(bad_source(s));
+                            }
+                        }
+                        for &(o, k) in &g.outputs {
+                            let kernel = lin.kernels.get(k).ok_or(format!("layer {n}: kernel {k} missing"))?;
+                            if kernel.weights.len() != g.taps.len() {
+                                return Err(format!(
+                                    "layer {n}: kernel {k} has {} weights for {} taps",
+                                    kernel.weights.len(),
+                                    g.taps.len()
+                                ));
+                            }
+                            match seen.get_mut(o) {
+                                Some(slot @ false) => *slot = true,
+                                _ => return Err(format!("layer {n}: output {o} missing or written twice")),
+                            }
+                        }
+                    }
+                    if seen.iter().any(|s| !s) {
+                        return Err(format!("layer {n}: some outputs are never computed"));
+                    }
+                    for (k, kernel) in lin.kernels.iter().enumerate() {
+                        let (m, s) = (kernel.multiplier, kernel.shift);
+                        if m <= 0 || m >= 1 << 32 {
+                            return Err(format!("layer {n} kernel {k}: multiplier {m} outside (0, 2^32)"));
+                        }
+                        if s == 0 || s % 8 != 0 || s > MAX_SHIFT {
+                            return Err(format!(
+                                "layer {n} kernel {k}: shift {s} must be a multiple of 8 in [8, {MAX_SHIFT}]"
+                            ));
+                        }
+                        if kernel.weights.iter().any(|w| w.abs() > MAX_WEIGHT) || kernel.accumulator_bound() >= 1 << 40
+                        {
+                            return Err(format!("layer {n} kernel {k}: weights or accumulator too large"));
+                        }
+                    }
                 }
-                if s == 0 || s % 8 != 0 || s > crate::arith::MAX_SHIFT {
-                    return Err(format!(
-                        "layer {n} channel {c}: shift {s} must be a multiple of 8 in [8, {}]",
-                        crate::arith::MAX_SHIFT
-                    ));
+                Op::MaxPool(pool) => {
+                    if pool.windows.len() != len || pool.windows.iter().any(|w| w.is_empty()) {
+                        return Err(format!("layer {n}: one non-empty window per output expected"));
+                    }
+                    for s in pool.windows.iter().flatten() {
+                        if !source_ok(s) {
+                            return Err(bad_source(s));
+                        }
+                        if self.tensor_scale(s.tensor) != layer.output_scale {
+                            return Err(format!("layer {n}: a max pool keeps the scale of its input"));
+                        }
+                    }
                 }
-                if layer.accumulator_bound(c) >= 1 << 40 {
-                    return Err(format!("layer {n} channel {c}: accumulator may exceed 2^40"));
+                Op::Table(table) => {
+                    if table.values.len() != 256 || table.input > i || len != self.tensor_len(table.input) {
+                        return Err(format!(
+                            "layer {n}: a table has 256 entries and keeps the shape of its input"
+                        ));
+                    }
+                }
+                Op::Gather(sources) => {
+                    if sources.len() != len {
+                        return Err(format!("layer {n}: {} sources for {len} outputs", sources.len()));
+                    }
+                    if let Some(s) = sources.iter().find(|s| !source_ok(s)) {
+                        return Err(bad_source(s));
+                    }
+                    if sources
+                        .iter()
+                        .any(|s| self.tensor_scale(s.tensor) != layer.output_scale)
+                    {
+                        return Err(format!(
+                            "layer {n}: data movement cannot change scales; rescale with a linear layer"
+                        ));
+                    }
                 }
             }
-            width = o;
         }
         Ok(())
     }

@@ -6,10 +6,13 @@ mod common;
 use halo2_proofs::dev::MockProver;
 use zkinfer_circuits::assign::{CellKind, Tamper};
 use zkinfer_circuits::layout::plan;
+use zkinfer_circuits::model::Op;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit};
 
 fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
-    let k = plan(circuit.model(), CircuitParams::default()).expect("plan").k;
+    let k = plan(circuit.model(), CircuitParams::for_model(circuit.model()))
+        .expect("plan")
+        .k;
     MockProver::run(k, circuit, vec![instance])
         .expect("synthesis")
         .verify()
@@ -34,38 +37,51 @@ const KINDS: [CellKind; 13] = [
 
 #[test]
 fn honest_witness_is_accepted_and_exercises_both_clamps() {
-    let (circuit, public) = common::small_circuit();
-    assert!(satisfied(&circuit, public.to_instance()));
-    let model = common::small_model();
-    let input = common::small_witness().input;
-    let mut pieces = Vec::new();
-    let mut x = input;
-    for l in &model.layers {
-        let next: Vec<_> = (0..l.out_features)
-            .map(|c| {
-                let acc = (0..l.in_features).map(|i| l.weight(c, i) * x[i]).sum::<i64>() + l.bias[c];
-                let r = l.requantize(c, acc);
-                pieces.push(r);
-                r.y
-            })
-            .collect();
-        x = next;
+    for model in [common::small_model(), common::small_cnn()] {
+        let (circuit, public) = common::circuit_for(model.clone());
+        assert!(satisfied(&circuit, public.to_instance()), "{}", model.name);
+        let tensors = common::reference_outputs(&model, &common::witness_for(&model).input);
+        let mut pieces = Vec::new();
+        for (i, layer) in model.layers.iter().enumerate() {
+            if let Op::Linear(lin) = &layer.op {
+                for g in &lin.groups {
+                    for &(_, k) in &g.outputs {
+                        let kern = &lin.kernels[k];
+                        let acc: i64 = g
+                            .taps
+                            .iter()
+                            .zip(&kern.weights)
+                            .filter_map(|(t, w)| t.map(|s| w * tensors[s.tensor][s.index]))
+                            .sum();
+                        pieces.push((i, kern.requantize(acc + kern.bias, lin.activation)));
+                    }
+                }
+            }
+        }
+        assert!(
+            pieces.iter().any(|(_, r)| r.over > 0),
+            "{}: no output saturates high",
+            model.name
+        );
+        assert!(
+            pieces.iter().any(|(_, r)| r.under > 0),
+            "{}: no output saturates low",
+            model.name
+        );
+        assert!(
+            pieces.iter().any(|(_, r)| r.over == 0 && r.under == 0),
+            "{}: no output inside the range",
+            model.name
+        );
     }
-    assert!(pieces.iter().any(|r| r.over > 0), "no channel saturates high");
-    assert!(pieces.iter().any(|r| r.under > 0), "no channel saturates low");
-    assert!(
-        pieces.iter().any(|r| r.over == 0 && r.under == 0),
-        "no channel lands inside the range"
-    );
 }
 
-#[test]
-fn every_kind_of_tampered_cell_is_rejected() {
-    let (circuit, public) = common::small_circuit();
+fn assert_every_kind_rejected(model: zkinfer_circuits::QuantizedModel, kinds: &[CellKind]) {
+    let (circuit, public) = common::circuit_for(model);
     let instance = public.to_instance();
     assert!(satisfied(&circuit, instance.clone()));
     let counts = circuit.assigned_cell_counts();
-    for kind in KINDS {
+    for &kind in kinds {
         let n = *counts.get(&kind).unwrap_or(&0);
         assert!(n > 0, "{kind:?}: no cells assigned");
         let mut indices = vec![0, n / 2, n - 1];
@@ -80,6 +96,22 @@ fn every_kind_of_tampered_cell_is_rejected() {
             }
         }
     }
+}
+
+#[test]
+fn every_kind_of_tampered_cell_is_rejected() {
+    assert_every_kind_rejected(common::small_model(), &KINDS);
+}
+
+#[test]
+fn every_kind_of_tampered_cnn_cell_is_rejected() {
+    let cnn_kinds = [
+        CellKind::PoolInput,
+        CellKind::PoolMax,
+        CellKind::TableInput,
+        CellKind::TableOutput,
+    ];
+    assert_every_kind_rejected(common::small_cnn(), &[&KINDS[..], &cnn_kinds[..]].concat());
 }
 
 #[test]
@@ -103,11 +135,18 @@ fn every_range_limb_is_load_bearing() {
 
 #[test]
 fn remainder_shift_and_unbounded_quotient_attacks_are_rejected() {
-    let (circuit, public) = common::small_circuit();
-    let instance = public.to_instance();
-    assert!(satisfied(&circuit, instance.clone()));
-    let requantizations = circuit.assigned_cell_counts()[&CellKind::Quotient];
-    assert_eq!(requantizations, 8);
+    for (model, expected) in [(common::small_model(), 8), (common::small_cnn(), 32 + 8 + 3)] {
+        let (circuit, public) = common::circuit_for(model);
+        let instance = public.to_instance();
+        assert!(satisfied(&circuit, instance.clone()));
+        let requantizations = circuit.assigned_cell_counts()[&CellKind::Quotient];
+        assert_eq!(requantizations, expected);
+        attack_every_requantization(&circuit, &instance, requantizations);
+    }
+}
+
+fn attack_every_requantization(circuit: &ModelCircuit, instance: &[Fr], requantizations: usize) {
+    let instance = instance.to_vec();
     for index in 0..requantizations {
         for attack in [Tamper::RemainderShift { index }, Tamper::UnboundedQuotient { index }] {
             let tampered = circuit.clone().with_tamper(attack);
@@ -118,19 +157,31 @@ fn remainder_shift_and_unbounded_quotient_attacks_are_rejected() {
 
 #[test]
 fn wrong_public_inputs_are_rejected() {
-    let (circuit, public) = common::small_circuit();
-    let instance = public.to_instance();
-    for row in 0..instance.len() {
-        let mut wrong = instance.clone();
-        wrong[row] += Fr::from(1u64);
-        assert!(!satisfied(&circuit, wrong), "instance row {row} changed was accepted");
+    for model in [common::small_model(), common::small_cnn()] {
+        let (circuit, public) = common::circuit_for(model);
+        let instance = public.to_instance();
+        for row in 0..instance.len() {
+            let mut wrong = instance.clone();
+            wrong[row] += Fr::from(1u64);
+            assert!(!satisfied(&circuit, wrong), "instance row {row} changed was accepted");
+        }
     }
 }
 
 #[test]
 fn outputs_match_the_reference_inference() {
-    let (circuit, public) = common::small_circuit();
-    let expected = common::native_outputs(circuit.model(), &common::small_witness().input);
-    assert_eq!(public.outputs, expected);
-    assert!(satisfied(&circuit, public.to_instance()));
+    for model in [common::small_model(), common::small_cnn()] {
+        let (circuit, public) = common::circuit_for(model.clone());
+        assert!(satisfied(&circuit, public.to_instance()));
+        let expected = common::reference_outputs(&model, &common::witness_for(&model).input)
+            .pop()
+            .unwrap_or_default();
+        let circuit_outputs: Vec<i64> = circuit
+            .last_synthesis()
+            .outputs
+            .iter()
+            .map(|f| zkinfer_circuits::field::to_i64(f).expect("small"))
+            .collect();
+        assert_eq!(circuit_outputs, expected, "{}", model.name);
+    }
 }

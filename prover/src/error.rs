@@ -24,8 +24,10 @@ pub enum ProverError {
     },
     /// The model uses an operator the importer does not handle.
     #[error(
-        "unsupported operator `{op}` in node `{node}`; supported: Gemm, MatMul+Add, Relu, Flatten, Reshape, \
-         Identity, Dropout(inference)"
+        "unsupported operator `{op}` in node `{node}`; supported: Gemm, MatMul(+Add), Conv (2-D, group 1 or \
+         depthwise), BatchNormalization (after Conv/Gemm), Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSwish, Gelu, \
+         MaxPool, AveragePool, GlobalAveragePool, Add, Concat, Flatten, Reshape, Transpose, Identity, \
+         Dropout(inference)"
     )]
     UnsupportedOperator {
         /// The ONNX op type (with its domain when it is not the default one).
@@ -130,12 +132,12 @@ mod tests {
     #[test]
     fn messages_name_the_problem_and_the_remedy() {
         let e = ProverError::UnsupportedOperator {
-            op: "Conv".into(),
-            node: "conv1".into(),
+            op: "LSTM".into(),
+            node: "lstm1".into(),
         };
         let msg = e.to_string();
         assert!(
-            msg.contains("`Conv`") && msg.contains("`conv1`") && msg.contains("Gemm"),
+            msg.contains("`LSTM`") && msg.contains("`lstm1`") && msg.contains("Conv"),
             "{msg}"
         );
         let e = ProverError::WrongInputLength { expected: 64, found: 3 };

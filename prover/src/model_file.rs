@@ -38,11 +38,11 @@ fn check(model: &QuantizedModel) -> std::result::Result<(), String> {
     if !good(model.input_scale) {
         return Err(format!("input scale {} is not a positive number", model.input_scale));
     }
-    for l in &model.layers {
-        if !good(l.output_scale) || l.weight_scales.len() != l.out_features || !l.weight_scales.iter().all(|s| good(*s))
-        {
-            return Err(format!("layer {}: scales are missing or not positive numbers", l.name));
-        }
+    if let Some(l) = model.layers.iter().find(|l| !good(l.output_scale)) {
+        return Err(format!(
+            "layer {}: output scale {} is not a positive number",
+            l.name, l.output_scale
+        ));
     }
     Ok(())
 }
@@ -100,6 +100,7 @@ pub fn load_model(path: impl AsRef<Path>) -> Result<QuantizedModel> {
 mod tests {
     use super::*;
     use crate::quantize::{quantize, tests::random_model};
+    use zkinfer_circuits::model::Op;
 
     fn model() -> QuantizedModel {
         let (float, calib) = random_model(11);
@@ -151,9 +152,22 @@ mod tests {
     }
 
     #[test]
+    fn refuses_version_1_files_with_the_regenerate_message() {
+        assert_eq!(MODEL_FORMAT_VERSION, 2);
+        let bytes = model_to_bytes(&model()).unwrap();
+        let mut v1 = bytes.clone();
+        v1[6..8].copy_from_slice(&1u16.to_le_bytes());
+        let msg = reason(model_from_bytes(&v1, Path::new("old.zkm")));
+        assert!(msg.contains("version 1") && msg.contains("regenerate"), "{msg}");
+    }
+
+    #[test]
     fn refuses_models_that_fail_validation() {
         let mut bad = model();
-        bad.layers[0].shift[0] = 12;
+        let Op::Linear(lin) = &mut bad.layers[0].op else {
+            panic!("the first layer is linear")
+        };
+        lin.kernels[0].shift = 12;
         assert!(matches!(model_to_bytes(&bad), Err(ProverError::Quantization { .. })));
         // A file written with a bad shift (bypassing the check) is refused on load.
         let payload = bincode::serde::encode_to_vec(&bad, bincode_config()).unwrap();
@@ -164,5 +178,10 @@ mod tests {
         let payload = bincode::serde::encode_to_vec(&bad, bincode_config()).unwrap();
         let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
         assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("input scale"));
+        let mut bad = model();
+        bad.layers[1].output_scale = 0.0;
+        assert!(
+            matches!(model_to_bytes(&bad), Err(ProverError::Quantization { reason }) if reason.contains("output scale"))
+        );
     }
 }

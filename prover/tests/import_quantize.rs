@@ -1,128 +1,19 @@
 //! Import → quantize → infer on real ONNX files: tiny graphs written byte by byte here, and the trained
 //! digits MLP in `models/digits-mlp/`.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod onnx;
 
+use std::path::{Path, PathBuf};
+
+use onnx::{assert_close, attr_float, attr_int, model, node, tensor, tensor_i64, write, Msg};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zkinfer_circuits::model::QuantizedModel;
+use zkinfer_circuits::model::{Op, QuantizedModel};
 use zkinfer_prover::import::FloatModel;
 use zkinfer_prover::{
     accuracy_report, dequantize_output, float_reference, import_onnx, infer, load_model, quantize, quantize_input,
-    save_model, Dataset, ProverError,
+    save_model, Dataset, FloatNode, FloatOp, ProverError,
 };
-
-/// A protobuf message being written (only the wire types ONNX needs).
-#[derive(Default, Clone)]
-struct Msg(Vec<u8>);
-
-impl Msg {
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
-    }
-    fn key(&mut self, field: u64, wire: u64) {
-        self.varint(field << 3 | wire);
-    }
-    fn int(mut self, field: u64, v: i64) -> Self {
-        self.key(field, 0);
-        self.varint(v as u64);
-        self
-    }
-    fn float(mut self, field: u64, v: f32) -> Self {
-        self.key(field, 5);
-        self.0.extend(v.to_le_bytes());
-        self
-    }
-    fn bytes(mut self, field: u64, b: &[u8]) -> Self {
-        self.key(field, 2);
-        self.varint(b.len() as u64);
-        self.0.extend(b);
-        self
-    }
-    fn str(self, field: u64, s: &str) -> Self {
-        self.bytes(field, s.as_bytes())
-    }
-    fn msg(self, field: u64, m: Msg) -> Self {
-        self.bytes(field, &m.0)
-    }
-}
-
-/// ONNX `TensorProto` of f32 values (raw data).
-fn tensor(name: &str, dims: &[i64], data: &[f32]) -> Msg {
-    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let m = dims.iter().fold(Msg::default(), |m, d| m.int(1, *d));
-    m.int(2, 1).str(8, name).bytes(9, &raw)
-}
-
-/// ONNX `TensorProto` of i64 values (a Reshape target).
-fn tensor_i64(name: &str, data: &[i64]) -> Msg {
-    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
-    Msg::default()
-        .int(1, data.len() as i64)
-        .int(2, 7)
-        .str(8, name)
-        .bytes(9, &raw)
-}
-
-fn attr_int(name: &str, v: i64) -> Msg {
-    Msg::default().str(1, name).int(3, v).int(20, 2)
-}
-
-fn attr_float(name: &str, v: f32) -> Msg {
-    Msg::default().str(1, name).float(2, v).int(20, 1)
-}
-
-fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<Msg>) -> Msg {
-    let m = inputs.iter().fold(Msg::default(), |m, i| m.str(1, i));
-    let m = outputs.iter().fold(m, |m, o| m.str(2, o));
-    let m = m.str(3, name).str(4, op);
-    attrs.into_iter().fold(m, |m, a| m.msg(5, a))
-}
-
-/// ONNX `ValueInfoProto` of a float tensor; a negative dimension becomes the symbolic `batch`.
-fn value_info(name: &str, dims: &[i64]) -> Msg {
-    let shape = dims.iter().fold(Msg::default(), |m, &d| {
-        let dim = if d < 0 {
-            Msg::default().str(2, "batch")
-        } else {
-            Msg::default().int(1, d)
-        };
-        m.msg(1, dim)
-    });
-    let tensor_type = Msg::default().int(1, 1).msg(2, shape);
-    Msg::default().str(1, name).msg(2, Msg::default().msg(1, tensor_type))
-}
-
-/// A model with one input `x` of shape `input` and one output `y`, opset 17.
-fn model(nodes: Vec<Msg>, inits: Vec<Msg>, input: &[i64]) -> Vec<u8> {
-    let g = nodes
-        .into_iter()
-        .fold(Msg::default(), |g, n| g.msg(1, n))
-        .str(2, "tiny");
-    let g = inits.into_iter().fold(g, |g, t| g.msg(5, t));
-    let output = Msg::default()
-        .str(1, "y")
-        .msg(2, Msg::default().msg(1, Msg::default().int(1, 1)));
-    let g = g.msg(11, value_info("x", input)).msg(12, output);
-    let opset = Msg::default().str(1, "").int(2, 17);
-    Msg::default().int(1, 8).msg(8, opset).msg(7, g).0
-}
-
-/// Writes `bytes` to a fresh file (tests run in parallel: every call gets its own name).
-fn write(name: &str, bytes: &[u8]) -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("zkinfer-import-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{n}-{name}"));
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
 
 /// Weights of a 6 → 4 (ReLU) → 3 MLP.
 struct Weights {
@@ -193,17 +84,20 @@ fn matmul_model(w: &Weights) -> Vec<u8> {
 }
 
 fn random_inputs(seed: u64, n: usize, len: usize) -> Vec<Vec<f32>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n)
-        .map(|_| (0..len).map(|_| rng.gen_range(-2.0f32..2.0)).collect())
-        .collect()
+    onnx::random_inputs(seed, n, len, 2.0)
 }
 
-fn assert_close(a: &[f32], b: &[f32], tol: f32) {
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(b) {
-        assert!((x - y).abs() <= tol * x.abs().max(1.0), "{a:?} vs {b:?}");
+/// `(name, in, out, relu)` of each Dense node, with its weights and bias.
+type DenseSummary<'a> = ((&'a str, usize, usize, bool), &'a [f32], &'a [f32]);
+
+fn dense_layers(m: &FloatModel) -> Vec<DenseSummary<'_>> {
+    fn dense(n: &FloatNode) -> Option<DenseSummary<'_>> {
+        match &n.op {
+            FloatOp::Dense(d) => Some(((&n.name, d.in_features, d.out_features, n.relu), &d.weights, &d.bias)),
+            _ => None,
+        }
     }
+    m.nodes.iter().filter_map(dense).collect()
 }
 
 #[test]
@@ -212,17 +106,17 @@ fn gemm_relu_gemm_imports_and_matches_tract() {
     let path = write("gemm.onnx", &gemm_model(&w));
     let m = import_onnx(&path).unwrap();
     assert_eq!((m.name.as_str(), m.input_shape.as_slice()), ("tiny", &[1, 2, 3][..]));
-    let names: Vec<_> = m
-        .layers
-        .iter()
-        .map(|l| (l.name.as_str(), l.in_features, l.out_features, l.relu))
-        .collect();
+    let layers = dense_layers(&m);
+    let names: Vec<_> = layers.iter().map(|l| l.0).collect();
     assert_eq!(names, [("fc1", 6, 4, true), ("fc2", 4, 3, false)]);
     assert_eq!(
-        m.layers[0].weights[..6],
+        layers[0].1[..6],
         [w.w1[0], w.w1[4], w.w1[8], w.w1[12], w.w1[16], w.w1[20]]
     );
-    assert_eq!(m.layers[1].weights, w.w2);
+    assert_eq!(layers[1].1, w.w2);
+    // Flatten is a data move; Relu fused into fc1; Dropout and Identity are aliases.
+    let ops: Vec<_> = m.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops, ["Flatten", "Gemm+Relu", "Gemm"]);
     let reference = float_reference(&path).unwrap();
     for x in random_inputs(2, 20, 6) {
         assert_close(&m.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-5);
@@ -243,12 +137,11 @@ fn matmul_add_form_imports_to_the_same_layers() {
     let gemm = import_onnx(write("g.onnx", &gemm_model(&w))).unwrap();
     let path = write("mm.onnx", &matmul_model(&w));
     let mm = import_onnx(&path).unwrap();
-    assert_eq!(
-        mm.layers.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
-        ["mm1", "mm2"]
-    );
-    for (a, b) in gemm.layers.iter().zip(&mm.layers) {
-        assert_eq!((&a.weights, &a.bias, a.relu), (&b.weights, &b.bias, b.relu));
+    let (g, m) = (dense_layers(&gemm), dense_layers(&mm));
+    assert_eq!(m.iter().map(|l| l.0 .0).collect::<Vec<_>>(), ["mm1", "mm2"]);
+    assert_eq!(mm.nodes[1].op_type, "MatMul+Add+Relu");
+    for (a, b) in g.iter().zip(&m) {
+        assert_eq!((a.1, a.2, a.0 .3), (b.1, b.2, b.0 .3));
     }
     let reference = float_reference(&path).unwrap();
     for x in random_inputs(4, 10, 6) {
@@ -278,13 +171,22 @@ fn unsupported_operators_are_named_with_their_node() {
         matches!(&err, ProverError::UnsupportedOperator { op, node } if op == "Sin" && node == "my_sin"),
         "{err}"
     );
-    assert!(err.to_string().contains("supported: Gemm, MatMul+Add, Relu"));
+    assert!(err.to_string().contains("supported: Gemm, MatMul(+Add), Conv"));
     let err = import_err(
-        vec![gemm(), node("Conv", "", &["h", "w"], &["y"], vec![])],
+        vec![gemm(), node("LSTM", "", &["h", "w"], &["y"], vec![])],
         dense_inits(),
     );
     assert!(
-        matches!(&err, ProverError::UnsupportedOperator { op, node } if op == "Conv" && node == "#1"),
+        matches!(&err, ProverError::UnsupportedOperator { op, node } if op == "LSTM" && node == "#1"),
+        "{err}"
+    );
+    // Div and Mul are accepted only as part of the GELU pattern.
+    let err = import_err(
+        vec![gemm(), node("Mul", "scale", &["h", "h"], &["y"], vec![])],
+        dense_inits(),
+    );
+    assert!(
+        matches!(&err, ProverError::UnsupportedOperator { op, .. } if op == "Mul"),
         "{err}"
     );
     let mut custom = node("Gemm", "fc", &["x", "w", "b"], &["y"], vec![]);
@@ -317,16 +219,25 @@ fn unsupported_attributes_and_structures_are_refused() {
     );
 
     let graph = |nodes| import_err(nodes, dense_inits());
-    let relu_first = vec![
-        node("Relu", "r", &["x"], &["h"], vec![]),
-        node("Gemm", "fc", &["h", "w", "b"], &["y"], vec![]),
-    ];
-    assert!(matches!(graph(relu_first), ProverError::UnsupportedGraph { reason } if reason.contains("Relu `r`")));
-    let branch = vec![
+    let dead_branch = vec![
         node("Gemm", "fc1", &["x", "w", "b"], &["h"], vec![]),
         node("Gemm", "fc2", &["x", "w", "b"], &["y"], vec![]),
     ];
-    assert!(matches!(graph(branch), ProverError::UnsupportedGraph { reason } if reason.contains("chain")));
+    let err = graph(dead_branch);
+    assert!(
+        matches!(&err, ProverError::UnsupportedGraph { reason } if reason.contains("`fc1` is never used")),
+        "{err}"
+    );
+    let bn_after_relu = vec![
+        node("Gemm", "fc", &["x", "w", "b"], &["h"], vec![]),
+        node("Relu", "r", &["h"], &["r"], vec![]),
+        node("BatchNormalization", "bn", &["r", "b", "b", "b", "b"], &["y"], vec![]),
+    ];
+    let err = graph(bn_after_relu);
+    assert!(
+        matches!(&err, ProverError::UnsupportedGraph { reason } if reason.contains("BatchNormalization `bn`")),
+        "{err}"
+    );
     let add_after_relu = vec![
         node("Gemm", "fc", &["x", "w", "b"], &["h"], vec![]),
         node("Relu", "r", &["h"], &["r"], vec![]),
@@ -425,7 +336,10 @@ fn digits(file: &str) -> PathBuf {
 /// The model with every name cleared, to compare the numbers of two exports.
 fn unnamed(mut q: QuantizedModel) -> QuantizedModel {
     q.name.clear();
-    q.layers.iter_mut().for_each(|l| l.name.clear());
+    q.layers.iter_mut().for_each(|l| {
+        l.name.clear();
+        l.op_type.clear();
+    });
     q
 }
 
@@ -435,15 +349,22 @@ fn digits_mlp_gemm_and_matmul_exports_quantize_identically() {
     let gemm: FloatModel = import_onnx(digits("model.onnx")).unwrap();
     let matmul = import_onnx(digits("model-matmul.onnx")).unwrap();
     assert_eq!(gemm.input_shape, [1, 64]);
-    let shape: Vec<_> = gemm
-        .layers
-        .iter()
-        .map(|l| (l.in_features, l.out_features, l.relu))
-        .collect();
+    let shape: Vec<_> = dense_layers(&gemm).iter().map(|l| (l.0 .1, l.0 .2, l.0 .3)).collect();
     assert_eq!(shape, [(64, 32, true), (32, 10, false)]);
-    assert_eq!(gemm.layers[0].name, "/fc1/Gemm");
+    assert_eq!(dense_layers(&gemm)[0].0 .0, "/fc1/Gemm");
     let q_gemm = quantize(&gemm, &calibration.inputs).unwrap();
     let q_matmul = quantize(&matmul, &calibration.inputs).unwrap();
+    // The Flatten folds into the first layer's taps: two linear layers, 64 → 32 → 10.
+    let linear = |op: &Op| matches!(op, Op::Linear(l) if l.groups.len() == 1);
+    assert!(
+        q_gemm.layers.iter().all(|l| linear(&l.op)),
+        "{:?}",
+        q_gemm.layers.iter().map(|l| &l.op_type).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        q_gemm.layers.iter().map(|l| l.output_len()).collect::<Vec<_>>(),
+        [32, 10]
+    );
     assert_eq!(unnamed(q_gemm), unnamed(q_matmul));
 }
 

@@ -42,7 +42,7 @@ pub fn compile(onnx: &Path, calibration: &Path, test: Option<&Path>, output: &Pa
     let float = import_onnx(onnx)?;
     let calibration = Dataset::load(calibration)?;
     let model = quantize(&float, &calibration.inputs)?;
-    let layout = layout::plan(&model, CircuitParams::default()).map_err(anyhow::Error::msg)?;
+    let layout = layout::plan(&model, CircuitParams::for_model(&model)).map_err(anyhow::Error::msg)?;
     let accuracy = test
         .map(|t| Dataset::load(t).and_then(|d| accuracy_report(onnx, &model, &d)))
         .transpose()?;
@@ -54,29 +54,39 @@ pub fn compile(onnx: &Path, calibration: &Path, test: Option<&Path>, output: &Pa
     })
 }
 
-/// Text summary of a compiled model: layers, circuit plan, accuracy.
+/// Text summary of a compiled model: the per-layer cost table, the circuit plan, the accuracy.
 pub fn describe(c: &Compiled) -> String {
     let mut s = format!(
         "model `{}`: input {:?}, input scale {:.6}\n",
         c.model.name, c.model.input_shape, c.model.input_scale
     );
-    s += "  layer                 in   out  activation  shifts     output scale\n";
-    for l in &c.model.layers {
-        let (lo, hi) = (l.shift.iter().min().unwrap_or(&0), l.shift.iter().max().unwrap_or(&0));
+    s += "  layer                      op              output        rows  requant  range rows  lookups  out scale\n";
+    for (cost, layer) in c.layout.layers.iter().zip(&c.model.layers) {
         s += &format!(
-            "  {:<20} {:>4} {:>5}  {:<10}  {lo:>2}..{hi:<2}     {:.6}\n",
-            l.name,
-            l.in_features,
-            l.out_features,
-            format!("{:?}", l.activation),
-            l.output_scale
+            "  {:<26} {:<15} {:<12} {:>6} {:>8} {:>11} {:>8}  {:.6}\n",
+            cost.name,
+            cost.op_type,
+            format!("{:?}", cost.output_shape),
+            cost.rows,
+            cost.requant_rows,
+            cost.range_rows,
+            cost.lookups,
+            layer.output_scale
         );
     }
     let p = &c.layout;
     s += &format!(
-        "circuit: k = {} ({} rows), {} advice / {} fixed columns, {} lookups, degree {}\n  rows used: poseidon {}, dense {}, requantize {}, range checks {}, table {}\n",
-        p.k, 1u64 << p.k, p.advice_columns, p.fixed_columns, p.lookups, p.degree,
-        p.poseidon_rows, p.dense_rows, p.requant_rows, p.range_rows, p.table_rows
+        "circuit: k = {} ({} rows), {} advice / {} fixed columns, {} lookup arguments, degree {}\n",
+        p.k,
+        1u64 << p.k,
+        p.advice_columns,
+        p.fixed_columns,
+        p.lookups,
+        p.degree
+    );
+    s += &format!(
+        "  rows used: poseidon {}, linear {}, requantize {}, range checks {}, max pool {}, tables {}, lookup table {}\n",
+        p.poseidon_rows, p.linear_rows, p.requant_rows, p.range_rows, p.pool_rows, p.table_rows, p.lookup_table_rows
     );
     if let Some(a) = &c.accuracy {
         s += &format!("accuracy on {} held-out samples:\n{a}\n", a.samples);
@@ -89,10 +99,6 @@ pub fn to_json(c: &Compiled, output: &Path) -> serde_json::Value {
     json!({
         "output": output,
         "name": c.model.name,
-        "layers": c.model.layers.iter().map(|l| json!({
-            "name": l.name, "in": l.in_features, "out": l.out_features,
-            "activation": format!("{:?}", l.activation), "output_scale": l.output_scale,
-        })).collect::<Vec<_>>(),
         "layout": c.layout,
         "accuracy": c.accuracy,
     })

@@ -33,7 +33,7 @@ pub fn setup_keys(model: &Path, source: &SrsSource, dir: &Path, json: bool) -> R
     let model = load_model(model)?;
     let bar = spinner("generating keys", json);
     let started = Instant::now();
-    let keys = setup(&model, CircuitParams::default(), source)?;
+    let keys = setup(&model, CircuitParams::for_model(&model), source)?;
     let elapsed = ms(started.elapsed());
     bar.finish_and_clear();
     write_keys(&keys, dir)?;

@@ -34,7 +34,14 @@ pub fn digits_test() -> &'static Dataset {
 /// Keys of the digits model (insecure development SRS).
 pub fn digits_keys() -> &'static KeyPair {
     static KEYS: OnceLock<KeyPair> = OnceLock::new();
-    KEYS.get_or_init(|| setup(digits_model(), CircuitParams::default(), &SrsSource::InsecureDev).expect("setup"))
+    KEYS.get_or_init(|| {
+        setup(
+            digits_model(),
+            CircuitParams::for_model(digits_model()),
+            &SrsSource::InsecureDev,
+        )
+        .expect("setup")
+    })
 }
 
 /// A fixed salt and nonce.

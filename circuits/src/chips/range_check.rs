@@ -63,6 +63,11 @@ impl RangeCheckConfig {
         }
     }
 
+    /// The byte table `[0, 256)`, for chips that look bytes up directly.
+    pub fn byte_table(&self) -> TableColumn {
+        self.table
+    }
+
     /// Fills the byte table `[0, 256)`.
     pub fn load_table(&self, layouter: &mut impl Layouter<Fr>) -> Result<(), Error> {
         layouter.assign_table(

@@ -19,7 +19,7 @@ use super::range_check::{self, RangeCheckConfig};
 use crate::arith::{slack_limbs, LIMB_BITS};
 use crate::assign::{AssignedValue, Assigner, CellKind, Tamper};
 use crate::field;
-use crate::model::{Activation, DenseLayer, ACT_MAX, ACT_MIN};
+use crate::model::{Activation, Kernel, ACT_MAX, ACT_MIN};
 
 /// Columns of the requantization chip.
 #[derive(Clone, Debug)]
@@ -38,11 +38,11 @@ pub struct RequantConfig {
     q_req: Selector,
 }
 
-/// Rows of the range-check column one channel of `layer` uses.
-pub fn range_rows(layer: &DenseLayer, c: usize) -> usize {
-    let s = layer.shift[c] as usize / LIMB_BITS as usize;
-    let slack = slack_limbs(layer.accumulator_bound(c), layer.multiplier[c], layer.shift[c]);
-    let y_checks = if layer.activation == Activation::Relu { 2 } else { 1 };
+/// Rows of the range-check column one output of `kernel` uses.
+pub fn range_rows(kernel: &Kernel, activation: Activation) -> usize {
+    let s = kernel.shift as usize / LIMB_BITS as usize;
+    let slack = slack_limbs(kernel.accumulator_bound(), kernel.multiplier, kernel.shift);
+    let y_checks = if activation == Activation::Relu { 2 } else { 1 };
     range_check::rows(s) + 2 * range_check::rows(slack) + y_checks * range_check::rows(1)
 }
 
@@ -87,7 +87,8 @@ impl RequantConfig {
         }
     }
 
-    /// Requantizes channel `c` of `layer` at `row`, range-checking in `range` from `range_row`.
+    /// Requantizes `acc` with `kernel` and the fused `activation` at `row`, range-checking in `range` from
+    /// `range_row`.
     /// Returns the output cell `y` and the next free range-check row.
     #[allow(clippy::too_many_arguments)]
     pub fn assign(
@@ -96,13 +97,13 @@ impl RequantConfig {
         row: usize,
         range: &RangeCheckConfig,
         range_row: usize,
-        layer: &DenseLayer,
-        c: usize,
+        kernel: &Kernel,
+        activation: Activation,
         acc: &AssignedValue,
     ) -> Result<(AssignedValue, usize), Error> {
-        let (m, s, lo) = (layer.multiplier[c], layer.shift[c], layer.activation.lower_bound());
+        let (m, s, lo) = (kernel.multiplier, kernel.shift, activation.lower_bound());
         let acc = a.copy(CellKind::RequantAccumulator, self.acc, row, acc);
-        let honest = layer.requantize(c, field::to_i64(&acc.value).unwrap_or(0));
+        let honest = kernel.requantize(field::to_i64(&acc.value).unwrap_or(0), activation);
         let two_s = Fr::from(2u64).pow_vartime([s as u64]);
         let (mut q, mut r) = (field::from_i64(honest.q), field::from_i64(honest.r));
         let (mut y, mut over, mut under) = (
@@ -139,12 +140,12 @@ impl RequantConfig {
         let over = a.advice(CellKind::Over, self.over, row, over);
         let under = a.advice(CellKind::Under, self.under, row, under);
 
-        let slack = slack_limbs(layer.accumulator_bound(c), m, s);
+        let slack = slack_limbs(kernel.accumulator_bound(), m, s);
         let mut next = range.check(a, range_row, &r, 0, s as usize / LIMB_BITS as usize)?;
         next = range.check(a, next, &over, 0, slack)?;
         next = range.check(a, next, &under, 0, slack)?;
         next = range.check(a, next, &y, -ACT_MIN, 1)?;
-        if layer.activation == Activation::Relu {
+        if activation == Activation::Relu {
             next = range.check(a, next, &y, 0, 1)?;
         }
         Ok((y, next))

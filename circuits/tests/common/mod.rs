@@ -1,7 +1,11 @@
-//! A small deterministic model for the chip tests: 6 inputs → 5 (ReLU) → 3, with multipliers chosen so that
-//! outputs clamp at both ends as well as land inside the range.
+//! Small deterministic models for the chip tests, built directly in the IR, and a straightforward reference
+//! inference to compare the circuit with.
 
-use zkinfer_circuits::model::{Activation, DenseLayer, QuantizedModel, MODEL_FORMAT_VERSION};
+#![allow(dead_code)]
+
+use zkinfer_circuits::model::{
+    Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Op, QuantizedModel, Source, Table, MODEL_FORMAT_VERSION,
+};
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, Witness};
 
 fn pseudo_random(seed: &mut u64) -> i64 {
@@ -9,73 +13,246 @@ fn pseudo_random(seed: &mut u64) -> i64 {
     ((*seed >> 33) % 255) as i64 - 127
 }
 
-fn layer(name: &str, inputs: usize, outputs: usize, activation: Activation, seed: &mut u64) -> DenseLayer {
-    let weights = (0..inputs * outputs).map(|_| pseudo_random(seed) as i8).collect();
-    let bias = (0..outputs).map(|_| pseudo_random(seed) * 40).collect();
-    DenseLayer {
-        name: name.into(),
-        in_features: inputs,
-        out_features: outputs,
-        weights,
-        bias,
-        // Mixed precisions: shifts 16 and 24, multipliers that make some channels saturate.
-        multiplier: (0..outputs)
-            .map(|c| [9_000_000, 40_000, 3_000_000][(c + outputs) % 3])
-            .collect(),
-        shift: (0..outputs).map(|c| if c % 2 == 0 { 24 } else { 32 }).collect(),
-        activation,
-        weight_scales: vec![0.01; outputs],
-        output_scale: 0.05,
+/// A kernel over `taps` inputs; multipliers and shifts vary with `variant` so that outputs saturate at both ends as
+/// well as land inside the range.
+fn kernel(taps: usize, variant: usize, shift_variant: usize, seed: &mut u64) -> Kernel {
+    Kernel {
+        weights: (0..taps).map(|_| pseudo_random(seed)).collect(),
+        bias: pseudo_random(seed) * 40,
+        multiplier: [9_000_000, 40_000, 3_000_000][variant % 3],
+        shift: if shift_variant.is_multiple_of(2) { 24 } else { 32 },
     }
 }
 
-/// The test model.
-pub fn small_model() -> QuantizedModel {
-    let mut seed = 7;
+fn layer(name: &str, op_type: &str, output_shape: Vec<usize>, op: Op) -> Layer {
+    Layer {
+        name: name.into(),
+        op_type: op_type.into(),
+        output_shape,
+        output_scale: 0.05,
+        op,
+    }
+}
+
+/// A fully connected layer from tensor `input` (`inputs` long) to `outputs` channels.
+fn dense(name: &str, input: usize, inputs: usize, outputs: usize, activation: Activation, seed: &mut u64) -> Layer {
+    let kernels = (0..outputs).map(|c| kernel(inputs, c + outputs, c, seed)).collect();
+    let taps = (0..inputs).map(|index| Some(Source { tensor: input, index })).collect();
+    let group = LinearGroup {
+        taps,
+        outputs: (0..outputs).map(|c| (c, c)).collect(),
+    };
+    layer(
+        name,
+        "Gemm",
+        vec![outputs],
+        Op::Linear(Linear {
+            kernels,
+            groups: vec![group],
+            activation,
+        }),
+    )
+}
+
+fn model(name: &str, input_shape: Vec<usize>, layers: Vec<Layer>) -> QuantizedModel {
     QuantizedModel {
         format_version: MODEL_FORMAT_VERSION,
-        name: "small".into(),
-        input_shape: vec![1, 6],
-        input_scale: 0.01,
-        layers: vec![
-            layer("fc1", 6, 5, Activation::Relu, &mut seed),
-            layer("fc2", 5, 3, Activation::Identity, &mut seed),
-        ],
+        name: name.into(),
+        input_shape,
+        input_scale: 0.05,
+        layers,
     }
 }
 
-/// A valid witness for the test model.
-pub fn small_witness() -> Witness {
+/// 6 inputs → 5 (ReLU) → 3.
+pub fn small_model() -> QuantizedModel {
+    let mut seed = 7;
+    let l1 = dense("fc1", 0, 6, 5, Activation::Relu, &mut seed);
+    let l2 = dense("fc2", 1, 5, 3, Activation::Identity, &mut seed);
+    model("small", vec![1, 6], vec![l1, l2])
+}
+
+/// 1×4×4 → Conv(2, 3×3, pad 1) + ReLU → MaxPool 2×2 → Sigmoid-like table → residual Add(pool, table) →
+/// Transpose-like gather → Gemm(3).
+pub fn small_cnn() -> QuantizedModel {
+    let mut seed = 11;
+    // Conv: one group per position, one kernel per output channel, taps in (kh, kw) order, None off the edge.
+    let kernels = (0..2).map(|c| kernel(9, c, c, &mut seed)).collect();
+    let mut groups = Vec::new();
+    for y in 0..4i64 {
+        for x in 0..4i64 {
+            let taps = (0..9)
+                .map(|t| {
+                    let (iy, ix) = (y + t / 3 - 1, x + t % 3 - 1);
+                    ((0..4).contains(&iy) && (0..4).contains(&ix)).then(|| Source {
+                        tensor: 0,
+                        index: (iy * 4 + ix) as usize,
+                    })
+                })
+                .collect();
+            let position = (y * 4 + x) as usize;
+            groups.push(LinearGroup {
+                taps,
+                outputs: vec![(position, 0), (16 + position, 1)],
+            });
+        }
+    }
+    let conv = layer(
+        "conv",
+        "Conv+Relu",
+        vec![2, 4, 4],
+        Op::Linear(Linear {
+            kernels,
+            groups,
+            activation: Activation::Relu,
+        }),
+    );
+    let windows = (0..2)
+        .flat_map(|c| (0..2).flat_map(move |py| (0..2).map(move |px| (c, py, px))))
+        .map(|(c, py, px)| {
+            (0..4)
+                .map(|t| Source {
+                    tensor: 1,
+                    index: c * 16 + (2 * py + t / 2) * 4 + 2 * px + t % 2,
+                })
+                .collect()
+        })
+        .collect();
+    let pool = layer("pool", "MaxPool", vec![2, 2, 2], Op::MaxPool(MaxPool { windows }));
+    let values = (-128i64..=127)
+        .map(|x| (127.0 / (1.0 + (-(x as f64) / 16.0).exp())).round() as i8)
+        .collect();
+    let mut sigmoid = layer(
+        "act",
+        "Sigmoid",
+        vec![2, 2, 2],
+        Op::Table(Table {
+            input: 2,
+            function: "Sigmoid".into(),
+            values,
+        }),
+    );
+    sigmoid.output_scale = 0.008;
+    let add_kernel = Kernel {
+        weights: vec![4096, 655],
+        bias: 0,
+        multiplier: 40_000,
+        shift: 24,
+    };
+    let add_groups = (0..8)
+        .map(|i| LinearGroup {
+            taps: vec![
+                Some(Source { tensor: 2, index: i }),
+                Some(Source { tensor: 3, index: i }),
+            ],
+            outputs: vec![(i, 0)],
+        })
+        .collect();
+    let add = layer(
+        "add",
+        "Add",
+        vec![2, 2, 2],
+        Op::Linear(Linear {
+            kernels: vec![add_kernel],
+            groups: add_groups,
+            activation: Activation::Identity,
+        }),
+    );
+    let gather = layer(
+        "transpose",
+        "Transpose",
+        vec![8],
+        Op::Gather(
+            (0..8)
+                .map(|i| Source {
+                    tensor: 4,
+                    index: (i % 2) * 4 + i / 2,
+                })
+                .collect(),
+        ),
+    );
+    let fc = dense("fc", 5, 8, 3, Activation::Identity, &mut seed);
+    model(
+        "small-cnn",
+        vec![1, 1, 4, 4],
+        vec![conv, pool, sigmoid, add, gather, fc],
+    )
+}
+
+/// A valid witness for `model` (inputs cycle through a fixed pattern that covers both int8 extremes).
+pub fn witness_for(model: &QuantizedModel) -> Witness {
+    let pattern = [127, -128, 0, -55, 3, -100, 90, 17];
+    let input = (0..model.input_len()).map(|i| pattern[i % pattern.len()]).collect();
     Witness {
         salt: Fr::from(1234u64),
         nonce: Fr::from(99u64),
-        input: vec![127, -128, 0, -55, 3, -100],
+        input,
     }
 }
 
-/// The circuit and its public inputs.
-pub fn small_circuit() -> (ModelCircuit, PublicInputs) {
-    let model = small_model();
-    let witness = small_witness();
-    let outputs = native_outputs(&model, &witness.input);
+/// The circuit of `model` on its witness, and the public inputs.
+pub fn circuit_for(model: QuantizedModel) -> (ModelCircuit, PublicInputs) {
+    let witness = witness_for(&model);
+    let outputs = reference_outputs(&model, &witness.input).pop().unwrap_or_default();
     let public = PublicInputs {
         input_commitment: zkinfer_circuits::poseidon::commit_input(witness.salt, &witness.input),
         nonce: witness.nonce,
         outputs,
     };
-    (ModelCircuit::new(model, CircuitParams::default(), witness), public)
+    (
+        ModelCircuit::new(model.clone(), CircuitParams::for_model(&model), witness),
+        public,
+    )
 }
 
-/// Straightforward integer inference (the circuit tests' own reference).
-pub fn native_outputs(model: &QuantizedModel, input: &[i64]) -> Vec<i64> {
-    let mut x = input.to_vec();
+/// The MLP's circuit.
+pub fn small_circuit() -> (ModelCircuit, PublicInputs) {
+    circuit_for(small_model())
+}
+
+/// The witness of the MLP.
+pub fn small_witness() -> Witness {
+    witness_for(&small_model())
+}
+
+/// Straightforward integer inference: every tensor, input first.
+pub fn reference_outputs(model: &QuantizedModel, input: &[i64]) -> Vec<Vec<i64>> {
+    let mut tensors = vec![input.to_vec()];
     for l in &model.layers {
-        x = (0..l.out_features)
-            .map(|c| {
-                let acc: i64 = (0..l.in_features).map(|i| l.weight(c, i) * x[i]).sum::<i64>() + l.bias[c];
-                l.requantize(c, acc).y
-            })
-            .collect();
+        let get = |s: &Source| tensors[s.tensor][s.index];
+        let mut out = vec![0; l.output_len()];
+        match &l.op {
+            Op::Linear(lin) => {
+                for g in &lin.groups {
+                    for &(o, k) in &g.outputs {
+                        let kern = &lin.kernels[k];
+                        let acc: i64 = g
+                            .taps
+                            .iter()
+                            .zip(&kern.weights)
+                            .filter_map(|(t, w)| t.map(|s| w * get(&s)))
+                            .sum();
+                        out[o] = kern.requantize(acc + kern.bias, lin.activation).y;
+                    }
+                }
+            }
+            Op::MaxPool(p) => {
+                for (o, w) in p.windows.iter().enumerate() {
+                    out[o] = w.iter().map(get).max().unwrap_or(0);
+                }
+            }
+            Op::Table(t) => {
+                for (o, x) in tensors[t.input].iter().enumerate() {
+                    out[o] = t.apply(*x);
+                }
+            }
+            Op::Gather(sources) => {
+                for (o, s) in sources.iter().enumerate() {
+                    out[o] = get(s);
+                }
+            }
+        }
+        tensors.push(out);
     }
-    x
+    tensors
 }

@@ -1,9 +1,10 @@
-//! Linear layers: multiply-accumulate with the weights in fixed columns, several output channels per row.
+//! Linear layers (Gemm, Conv, average pools, residual Add): multiply-accumulate with the weights in fixed columns,
+//! several output channels per row.
 //!
-//! A pass computes `lanes` channels at once: row `j` holds input `x_j` (one advice cell, copied in) and, for each
-//! lane `o`, the fixed weight `w_o = W[c_o][j]` and the running sum `acc_o`.
+//! A group's outputs read the same taps. A pass computes `lanes` outputs at once: row `j` holds tap `x_j` (one
+//! advice cell, copied in) and, for each lane `o`, the fixed weight `w_o` and the running sum `acc_o`.
 //! Gate (per lane): `q_mac · (acc_o − cont · acc_o[−1] − x · w_o − b_o) = 0`,
-//! with `cont = 0, b_o = bias[c_o]` on the first row of a pass and `cont = 1, b_o = 0` after.
+//! with `cont = 0, b_o = bias` on the first row of a pass and `cont = 1, b_o = 0` after. Padding taps are skipped.
 //! Weights and biases are fixed, so the verifying key (and the model id) commits to them.
 
 use ff::Field;
@@ -15,11 +16,11 @@ use halo2_proofs::{
 
 use crate::assign::{AssignedValue, Assigner, CellKind};
 use crate::field;
-use crate::model::DenseLayer;
+use crate::model::{Linear, LinearGroup};
 
 /// Columns of the multiply-accumulate chip.
 #[derive(Clone, Debug)]
-pub struct DenseConfig {
+pub struct LinearConfig {
     x: Column<Advice>,
     acc: Vec<Column<Advice>>,
     w: Vec<Column<Fixed>>,
@@ -28,12 +29,17 @@ pub struct DenseConfig {
     q_mac: Selector,
 }
 
-/// Rows a layer takes with `lanes` channels per pass.
-pub fn rows(layer: &DenseLayer, lanes: usize) -> usize {
-    layer.in_features * layer.out_features.div_ceil(lanes)
+/// Rows one group takes with `lanes` outputs per pass.
+pub fn group_rows(group: &LinearGroup, lanes: usize) -> usize {
+    group.taps.iter().flatten().count() * group.outputs.len().div_ceil(lanes)
 }
 
-impl DenseConfig {
+/// Rows a linear layer takes.
+pub fn rows(linear: &Linear, lanes: usize) -> usize {
+    linear.groups.iter().map(|g| group_rows(g, lanes)).sum()
+}
+
+impl LinearConfig {
     /// Allocates `lanes` accumulator lanes and the multiply-accumulate gate.
     pub fn configure(meta: &mut ConstraintSystem<Fr>, lanes: usize) -> Self {
         let x = meta.advice_column();
@@ -77,37 +83,39 @@ impl DenseConfig {
         }
     }
 
-    /// Lays out `layer` on `inputs` from `row`; returns the accumulator cell of every channel and the next free row.
-    pub fn assign(
+    /// Lays out one group from `row`: `taps` are the group's input cells (`None` for padding). Returns the
+    /// accumulator cell of each of the group's outputs (in `group.outputs` order) and the next free row.
+    pub fn assign_group(
         &self,
         a: &mut Assigner,
         mut row: usize,
-        layer: &DenseLayer,
-        inputs: &[AssignedValue],
+        linear: &Linear,
+        group: &LinearGroup,
+        taps: &[Option<AssignedValue>],
     ) -> Result<(Vec<AssignedValue>, usize), Error> {
         let lanes = self.acc.len();
-        let mut outputs = Vec::with_capacity(layer.out_features);
-        for first in (0..layer.out_features).step_by(lanes) {
+        let mut accumulators = Vec::with_capacity(group.outputs.len());
+        for pass in group.outputs.chunks(lanes) {
+            let kernels: Vec<_> = pass.iter().map(|&(_, k)| &linear.kernels[k]).collect();
             let mut sums = vec![Fr::ZERO; lanes];
             let mut last = Vec::new();
-            for (j, input) in inputs.iter().enumerate() {
+            for (j, (t, tap)) in taps
+                .iter()
+                .enumerate()
+                .filter_map(|(t, tap)| tap.as_ref().map(|c| (t, c)))
+                .enumerate()
+            {
                 a.enable(&self.q_mac, row)?;
-                let x = a.copy(CellKind::LayerInput, self.x, row, input);
+                let x = a.copy(CellKind::LayerInput, self.x, row, tap);
                 a.fixed(self.cont, row, if j == 0 { Fr::ZERO } else { Fr::ONE });
                 last.clear();
                 for (o, sum) in sums.iter_mut().enumerate() {
-                    let c = first + o;
-                    let (w, b) = if c < layer.out_features {
-                        (
-                            field::from_i64(layer.weight(c, j)),
-                            if j == 0 {
-                                field::from_i64(layer.bias[c])
-                            } else {
-                                Fr::ZERO
-                            },
-                        )
-                    } else {
-                        (Fr::ZERO, Fr::ZERO)
+                    let (w, b) = match kernels.get(o) {
+                        Some(k) => (
+                            field::from_i64(k.weights[t]),
+                            if j == 0 { field::from_i64(k.bias) } else { Fr::ZERO },
+                        ),
+                        None => (Fr::ZERO, Fr::ZERO),
                     };
                     a.fixed(self.w[o], row, w);
                     a.fixed(self.b[o], row, b);
@@ -116,8 +124,8 @@ impl DenseConfig {
                 }
                 row += 1;
             }
-            outputs.extend(last.into_iter().take(layer.out_features - first));
+            accumulators.extend(last.into_iter().take(pass.len()));
         }
-        Ok((outputs, row))
+        Ok((accumulators, row))
     }
 }

@@ -1,0 +1,114 @@
+//! Lookup-table activations on the int8 domain (Sigmoid, Tanh, GELU, LeakyReLU, HardSwish, Clip, …).
+//!
+//! One three-column table holds every activation of the model: `(id, x, f_id(x))` for `x ∈ [−128, 127]`, plus the
+//! row `(0, 0, 0)` that disabled rows look up. Row: `x` (copied in), `y`, and the fixed `id` of the layer's table.
+//! Lookup: `(q · id, q · x, q · y) ∈ table`. The id is fixed, so the prover cannot pick another function; the lookup
+//! also range-checks `x` to int8, so no value outside the table's domain can reach it.
+
+use std::collections::HashMap;
+
+use halo2_proofs::{
+    circuit::{Layouter, Value},
+    halo2curves::bn256::Fr,
+    plonk::{Advice, Column, ConstraintSystem, Error, Fixed, Selector, TableColumn},
+    poly::Rotation,
+};
+
+use crate::assign::{AssignedValue, Assigner, CellKind};
+use crate::field;
+use crate::model::{Op, QuantizedModel, Table, ACT_MAX, ACT_MIN};
+
+/// Columns of the activation-table chip.
+#[derive(Clone, Debug)]
+pub struct TableConfig {
+    x: Column<Advice>,
+    y: Column<Advice>,
+    id: Column<Fixed>,
+    q_table: Selector,
+    table: [TableColumn; 3],
+}
+
+/// The distinct activation tables of a model, numbered from 1 in order of first use.
+pub fn table_ids(model: &QuantizedModel) -> HashMap<Vec<i8>, u64> {
+    let mut ids = HashMap::new();
+    for layer in &model.layers {
+        if let Op::Table(t) = &layer.op {
+            let next = ids.len() as u64 + 1;
+            ids.entry(t.values.clone()).or_insert(next);
+        }
+    }
+    ids
+}
+
+/// Rows the lookup table of `model` fills.
+pub fn table_rows(model: &QuantizedModel) -> usize {
+    1 + 256 * table_ids(model).len()
+}
+
+impl TableConfig {
+    /// Allocates the columns, the table and the lookup.
+    pub fn configure(meta: &mut ConstraintSystem<Fr>) -> Self {
+        let [x, y] = [(); 2].map(|_| meta.advice_column());
+        meta.enable_equality(x);
+        meta.enable_equality(y);
+        let id = meta.fixed_column();
+        let q_table = meta.complex_selector();
+        let table = [(); 3].map(|_| meta.lookup_table_column());
+        meta.lookup("activation table", |meta| {
+            let q = meta.query_selector(q_table);
+            let id = meta.query_fixed(id, Rotation::cur());
+            let x = meta.query_advice(x, Rotation::cur());
+            let y = meta.query_advice(y, Rotation::cur());
+            vec![(q.clone() * id, table[0]), (q.clone() * x, table[1]), (q * y, table[2])]
+        });
+        Self {
+            x,
+            y,
+            id,
+            q_table,
+            table,
+        }
+    }
+
+    /// Fills the table with every activation of `model`.
+    pub fn load(&self, layouter: &mut impl Layouter<Fr>, model: &QuantizedModel) -> Result<(), Error> {
+        let mut entries: Vec<(u64, Vec<i8>)> = table_ids(model).into_iter().map(|(v, id)| (id, v)).collect();
+        entries.sort();
+        layouter.assign_table(
+            || "activations",
+            |mut t| {
+                let mut row = 0;
+                let mut put = |row: usize, values: [Fr; 3]| -> Result<(), Error> {
+                    for (column, v) in self.table.iter().zip(values) {
+                        t.assign_cell(|| "activation", *column, row, || Value::known(v))?;
+                    }
+                    Ok(())
+                };
+                put(row, [Fr::from(0u64); 3])?;
+                for (id, values) in &entries {
+                    for (x, y) in (ACT_MIN..=ACT_MAX).zip(values) {
+                        row += 1;
+                        put(row, [Fr::from(*id), field::from_i64(x), field::from_i64(*y as i64)])?;
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// Applies `table` (numbered `id`) to `input` at `row`; returns the output cell.
+    pub fn assign(
+        &self,
+        a: &mut Assigner,
+        row: usize,
+        id: u64,
+        table: &Table,
+        input: &AssignedValue,
+    ) -> Result<AssignedValue, Error> {
+        a.enable(&self.q_table, row)?;
+        a.fixed(self.id, row, Fr::from(id));
+        let x = a.copy(CellKind::TableInput, self.x, row, input);
+        let y = table.apply(field::to_i64(&x.value).unwrap_or(0));
+        Ok(a.advice(CellKind::TableOutput, self.y, row, field::from_i64(y)))
+    }
+}

@@ -1,0 +1,421 @@
+use super::lower::ir_shape;
+use super::*;
+use crate::graph::{ActFn, Conv, Dense, FloatNode, FloatOp, Pool, PoolKind, Window2d};
+use crate::infer::infer;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use zkinfer_circuits::model::{Activation, Linear, Op};
+
+fn node(name: &str, inputs: Vec<usize>, shape: Vec<usize>, op: FloatOp, relu: bool) -> FloatNode {
+    FloatNode {
+        name: name.into(),
+        op_type: name.into(),
+        inputs,
+        output_shape: shape,
+        op,
+        relu,
+    }
+}
+
+fn values(rng: &mut ChaCha8Rng, n: usize, r: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(-r..r)).collect()
+}
+
+/// A random 3-layer MLP (16 → 12 → 8 → 4, ReLU on the hidden layers) and 64 random inputs.
+pub(crate) fn random_model(seed: u64) -> (FloatModel, Vec<Vec<f32>>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dims = [16usize, 12, 8, 4];
+    let nodes = (dims.windows(2).enumerate())
+        .map(|(i, d)| {
+            let dense = Dense {
+                in_features: d[0],
+                out_features: d[1],
+                weights: values(&mut rng, d[0] * d[1], 0.5),
+                bias: values(&mut rng, d[1], 0.2),
+            };
+            node(&format!("fc{i}"), vec![i], vec![1, d[1]], FloatOp::Dense(dense), i < 2)
+        })
+        .collect();
+    let model = FloatModel {
+        name: "random".into(),
+        input_shape: vec![1, 16],
+        nodes,
+    };
+    let inputs = (0..64).map(|_| values(&mut rng, 16, 1.0)).collect();
+    (model, inputs)
+}
+
+fn window(hw: usize, k: usize, stride: usize, pads: [usize; 4]) -> Window2d {
+    Window2d {
+        input_hw: [hw, hw],
+        kernel: [k, k],
+        strides: [stride, stride],
+        pads,
+    }
+}
+
+/// A random CNN with every op kind, on `[1, 2, 6, 6]` inputs, and 64 random inputs:
+/// conv(2→4, 3x3, pad 1)+ReLU → depthwise conv(3x3, pad 1) → Add(conv, depthwise)+ReLU → MaxPool(2, stride 2)
+/// → {Sigmoid, AveragePool(2, stride 1, pad bottom/right)} → Concat (channels) → Transpose(NHWC) → Flatten → Gemm(5).
+pub(crate) fn random_cnn(seed: u64) -> (FloatModel, Vec<Vec<f32>>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let conv = Conv {
+        in_channels: 2,
+        out_channels: 4,
+        depthwise: false,
+        window: window(6, 3, 1, [1; 4]),
+        weights: values(&mut rng, 4 * 2 * 9, 0.5),
+        bias: values(&mut rng, 4, 0.2),
+    };
+    let dw = Conv {
+        in_channels: 4,
+        out_channels: 4,
+        depthwise: true,
+        window: window(6, 3, 1, [1; 4]),
+        weights: values(&mut rng, 4 * 9, 0.5),
+        bias: values(&mut rng, 4, 0.2),
+    };
+    let max = Pool {
+        kind: PoolKind::Max,
+        channels: 4,
+        window: window(6, 2, 2, [0; 4]),
+    };
+    let avg = Pool {
+        kind: PoolKind::Average {
+            count_include_pad: false,
+        },
+        channels: 4,
+        window: window(3, 2, 1, [0, 0, 1, 1]),
+    };
+    let concat = (0..2).flat_map(|j| (0..36).map(move |k| (j, k))).collect();
+    // [1, 8, 3, 3] → [1, 3, 3, 8]: output (y, x, c) reads input (c, y, x).
+    let nhwc = (0..72).map(|o| (0, (o % 8) * 9 + o / 8)).collect();
+    let dense = Dense {
+        in_features: 72,
+        out_features: 5,
+        weights: values(&mut rng, 72 * 5, 0.3),
+        bias: values(&mut rng, 5, 0.1),
+    };
+    let nodes = vec![
+        node("conv", vec![0], vec![1, 4, 6, 6], FloatOp::Conv(conv), true),
+        node("dw", vec![1], vec![1, 4, 6, 6], FloatOp::Conv(dw), false),
+        node("add", vec![1, 2], vec![1, 4, 6, 6], FloatOp::Add, true),
+        node("maxpool", vec![3], vec![1, 4, 3, 3], FloatOp::Pool(max), false),
+        node(
+            "sigmoid",
+            vec![4],
+            vec![1, 4, 3, 3],
+            FloatOp::Activation(ActFn::Sigmoid),
+            false,
+        ),
+        node("avgpool", vec![4], vec![1, 4, 3, 3], FloatOp::Pool(avg), false),
+        node("concat", vec![5, 6], vec![1, 8, 3, 3], FloatOp::Move(concat), false),
+        node("transpose", vec![7], vec![1, 3, 3, 8], FloatOp::Move(nhwc), false),
+        node(
+            "flatten",
+            vec![8],
+            vec![1, 72],
+            FloatOp::Move((0..72).map(|i| (0, i)).collect()),
+            false,
+        ),
+        node("fc", vec![9], vec![1, 5], FloatOp::Dense(dense), false),
+    ];
+    let model = FloatModel {
+        name: "cnn".into(),
+        input_shape: vec![1, 2, 6, 6],
+        nodes,
+    };
+    let inputs = (0..64).map(|_| values(&mut rng, 72, 1.0)).collect();
+    (model, inputs)
+}
+
+fn linear(op: &Op) -> &Linear {
+    match op {
+        Op::Linear(l) => l,
+        other => panic!("expected a linear layer, got {other:?}"),
+    }
+}
+
+#[test]
+fn multiplier_has_at_least_15_bits_at_the_smallest_shift() {
+    assert_eq!(choose_multiplier(0.5), Ok((1 << 15, 16)));
+    assert_eq!(choose_multiplier(200.0), Ok((51_200, 8)));
+    let (m, s) = choose_multiplier(0.003).unwrap();
+    assert_eq!(s, 24);
+    assert_eq!(m, (0.003f64 * (1u64 << 24) as f64).round() as i64);
+    assert_eq!(choose_multiplier(1e-30), Ok((1, 48)));
+    assert!(choose_multiplier(1e8).is_err());
+    assert!(choose_multiplier(0.0).is_err());
+    assert!(choose_multiplier(f64::NAN).is_err());
+}
+
+#[test]
+fn dense_layers_follow_the_scheme() {
+    let (float, calib) = random_model(1);
+    let q = quantize(&float, &calib).unwrap();
+    assert_eq!(q.format_version, MODEL_FORMAT_VERSION);
+    assert_eq!(q.layers.len(), 3);
+    let in_max = calib.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
+    assert!((q.input_scale - in_max / 127.0).abs() < 1e-7);
+    let maxima = calibrate(&float, &calib).unwrap();
+    let mut s_in = q.input_scale as f64;
+    for (i, (fl, l)) in float.nodes.iter().zip(&q.layers).enumerate() {
+        let FloatOp::Dense(d) = &fl.op else { unreachable!() };
+        let lin = linear(&l.op);
+        assert_eq!(
+            lin.activation,
+            if i < 2 { Activation::Relu } else { Activation::Identity }
+        );
+        assert_eq!(
+            (l.output_shape.as_slice(), l.output_scale),
+            (&[d.out_features][..], scale_for(maxima[i + 1]))
+        );
+        assert_eq!(lin.groups.len(), 1);
+        assert_eq!(lin.groups[0].taps.len(), d.in_features);
+        assert_eq!(
+            lin.groups[0].outputs,
+            (0..d.out_features).map(|c| (c, c)).collect::<Vec<_>>()
+        );
+        for (c, k) in lin.kernels.iter().enumerate() {
+            let row = &d.weights[c * d.in_features..(c + 1) * d.in_features];
+            assert_eq!(
+                k.weights.iter().map(|w| w.abs()).max(),
+                Some(127),
+                "channel max maps to 127"
+            );
+            let s_w = row.iter().fold(0f32, |m, w| m.max(w.abs())) as f64 / 127.0;
+            assert!((k.bias as f64 - d.bias[c] as f64 / (s_in * s_w)).abs() <= 0.5 + 1e-3);
+            let m = s_in * s_w / l.output_scale as f64;
+            let effective = k.multiplier as f64 / f64::powi(2.0, k.shift as i32);
+            assert!(k.shift % 8 == 0 && (1 << 15..1 << 32).contains(&k.multiplier));
+            assert!((effective - m).abs() <= m * 2e-5, "M/2^s = {effective} for m = {m}");
+        }
+        s_in = l.output_scale as f64;
+    }
+}
+
+/// `|dequantized int8 − float| < tol · output range` on every output of every sample.
+fn assert_tracks(float: &FloatModel, calib: &[Vec<f32>], tol: f32) {
+    let q = quantize(float, calib).unwrap();
+    let range = q.output_scale() * 127.0;
+    for x in calib {
+        let want = float.forward(x).unwrap();
+        let got = dequantize_output(&q, &infer(&q, &quantize_input(&q, x).unwrap()).unwrap());
+        for (a, b) in want.iter().zip(&got) {
+            assert!((a - b).abs() < tol * range, "float {a} vs int8 {b} (range {range})");
+        }
+    }
+}
+
+#[test]
+fn integer_outputs_track_the_float_model() {
+    assert_tracks(&random_model(2).0, &random_model(2).1, 0.05);
+    for seed in [3, 4, 5] {
+        let (float, calib) = random_cnn(seed);
+        assert_tracks(&float, &calib, 0.08);
+    }
+}
+
+#[test]
+fn cnn_lowering_uses_each_layer_kind_and_folds_data_moves() {
+    let (float, calib) = random_cnn(6);
+    let q = quantize(&float, &calib).unwrap();
+    let kinds: Vec<String> = q
+        .layers
+        .iter()
+        .map(|l| format!("{}:{}", l.name, op_kind(&l.op)))
+        .collect();
+    // Concat rescales its lower-scale input; Concat, Transpose and Flatten become sources of the Gemm.
+    let rescaled = if q.layers[4].output_scale < q.layers[5].output_scale {
+        "sigmoid"
+    } else {
+        "avgpool"
+    };
+    let want = [
+        "conv:Linear",
+        "dw:Linear",
+        "add:Linear",
+        "maxpool:MaxPool",
+        "sigmoid:Table",
+        "avgpool:Linear",
+        &format!("concat/rescale{}:Linear", usize::from(rescaled == "avgpool")),
+        "fc:Linear",
+    ];
+    assert_eq!(kinds, want);
+    assert_eq!(q.layers[0].output_shape, [4, 6, 6]);
+    assert_eq!(
+        q.layers[3].output_scale, q.layers[2].output_scale,
+        "max pool keeps its input scale"
+    );
+    // Conv: one group per position, 2·3·3 taps, padding as None at the corner, four outputs sharing kernels.
+    let conv = linear(&q.layers[0].op);
+    assert_eq!((conv.groups.len(), conv.kernels.len()), (36, 4));
+    assert_eq!(conv.groups[0].taps.iter().filter(|t| t.is_none()).count(), 2 * 5);
+    assert_eq!(conv.groups[7].outputs, [(7, 0), (43, 1), (79, 2), (115, 3)]);
+    // Depthwise: one group per (position, channel), reading its own channel only.
+    let dw = linear(&q.layers[1].op);
+    assert_eq!((dw.groups.len(), dw.kernels.len()), (144, 4));
+    let g = &dw.groups[4 * 7 + 2];
+    assert_eq!(g.outputs, [(2 * 36 + 7, 2)]);
+    assert!(g.taps.iter().flatten().all(|s| s.tensor == 1 && s.index / 36 == 2));
+    // Add: taps [a_i, b_i], weights max(s_a, s_b)/s_acc = 4096 and round(s_min/s_acc).
+    let add = linear(&q.layers[2].op);
+    let (sa, sb) = (q.layers[0].output_scale as f64, q.layers[1].output_scale as f64);
+    let s_acc = sa.max(sb) / 4096.0;
+    assert_eq!(
+        add.kernels[0].weights,
+        [(sa / s_acc).round() as i64, (sb / s_acc).round() as i64]
+    );
+    assert!(add.kernels[0].weights.contains(&4096) && add.kernels[0].bias == 0);
+    assert_eq!(add.activation, Activation::Relu);
+    // Average pool with padding excluded: counts 4 (inside), 2 (right/bottom edges), 1 (corner).
+    let avg = linear(&q.layers[5].op);
+    let counts: Vec<usize> = avg.kernels.iter().map(|k| k.weights.len()).collect();
+    assert_eq!(counts, [4, 2, 1]);
+    assert!(avg.kernels.iter().all(|k| k.weights.iter().all(|&w| w == 1)));
+    // The Gemm reads the concatenation in NHWC order: tap 1 is channel 1 at (0, 0), from the second half.
+    let fc = linear(&q.layers[7].op);
+    let tap = |i: usize| fc.groups[0].taps[i].unwrap();
+    let sigmoid = if rescaled == "sigmoid" { 7 } else { 5 };
+    assert_eq!((tap(0).tensor, tap(0).index), (sigmoid, 0));
+    assert_eq!((tap(1).tensor, tap(1).index), (sigmoid, 9));
+    let avgpool = if rescaled == "avgpool" { 7 } else { 6 };
+    assert_eq!(
+        (tap(4).tensor, tap(4).index),
+        (avgpool, 0),
+        "channel 4 of the concatenation is the pool's 0"
+    );
+    assert_eq!(q.layers[7].output_shape, [5]);
+}
+
+fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::Linear(_) => "Linear",
+        Op::MaxPool(_) => "MaxPool",
+        Op::Table(_) => "Table",
+        Op::Gather(_) => "Gather",
+    }
+}
+
+#[test]
+fn tables_tabulate_the_function_at_the_calibrated_scales() {
+    for f in [
+        ActFn::Sigmoid,
+        ActFn::Tanh,
+        ActFn::Gelu { tanh: false },
+        ActFn::HardSwish,
+        ActFn::LeakyRelu { alpha: 0.1 },
+        ActFn::Clip { min: 0.0, max: 0.6 },
+        ActFn::Relu,
+    ] {
+        let float = FloatModel {
+            name: f.name().into(),
+            input_shape: vec![1, 4],
+            nodes: vec![node("act", vec![0], vec![1, 4], FloatOp::Activation(f), false)],
+        };
+        let calib = vec![vec![-2.0, -0.5, 0.5, 2.0], vec![-1.0, 0.0, 1.0, 1.5]];
+        let q = quantize(&float, &calib).unwrap();
+        let Op::Table(t) = &q.layers[0].op else {
+            panic!("{f:?} is a table")
+        };
+        assert_eq!((t.input, t.function.as_str(), t.values.len()), (0, f.name(), 256));
+        let (s_in, s_out) = (q.input_scale as f64, q.output_scale() as f64);
+        let out_max = calib
+            .iter()
+            .flatten()
+            .map(|&x| f.eval(x as f64).abs())
+            .fold(0.0, f64::max);
+        assert!((s_out - out_max / 127.0).abs() < 1e-6);
+        for (i, &v) in t.values.iter().enumerate() {
+            let x = (i as f64 - 128.0) * s_in;
+            let want = (f.eval(x) / s_out).clamp(-128.0, 127.0);
+            assert!((v as f64 - want).abs() <= 0.5 + 1e-9, "{f:?}({x}) → {v}, want {want}");
+        }
+        let monotone = !matches!(f, ActFn::Gelu { .. } | ActFn::HardSwish);
+        assert!(
+            !monotone || t.values.windows(2).all(|w| w[0] <= w[1]),
+            "{f:?} table is monotone"
+        );
+    }
+}
+
+#[test]
+fn output_of_a_data_move_is_gathered() {
+    // x → Sigmoid → Transpose: the transposed tensor is the output, so it needs a Gather.
+    let f = ActFn::Sigmoid;
+    let perm = (0..6).map(|o| (0, (o % 2) * 3 + o / 2)).collect();
+    let float = FloatModel {
+        name: "t".into(),
+        input_shape: vec![1, 2, 3],
+        nodes: vec![
+            node("sig", vec![0], vec![1, 2, 3], FloatOp::Activation(f), false),
+            node("tr", vec![1], vec![1, 3, 2], FloatOp::Move(perm), false),
+        ],
+    };
+    let calib = vec![vec![0.1, -0.2, 0.3, -0.4, 0.5, -0.6]];
+    let q = quantize(&float, &calib).unwrap();
+    assert_eq!(q.layers.len(), 2);
+    let Op::Gather(src) = &q.layers[1].op else {
+        panic!("expected a Gather")
+    };
+    assert_eq!(src.iter().map(|s| s.index).collect::<Vec<_>>(), [0, 3, 1, 4, 2, 5]);
+    assert_eq!(
+        (q.layers[1].output_shape.as_slice(), q.layers[1].output_scale),
+        (&[3, 2][..], q.layers[0].output_scale)
+    );
+    let y = infer(&q, &quantize_input(&q, &calib[0]).unwrap()).unwrap();
+    let want = float.forward(&calib[0]).unwrap();
+    for (a, b) in dequantize_output(&q, &y).iter().zip(&want) {
+        assert!((a - b).abs() <= q.output_scale());
+    }
+    assert_eq!(ir_shape(&[1, 3, 2]), [3, 2]);
+    assert_eq!(ir_shape(&[5]), [5]);
+}
+
+#[test]
+fn degenerate_inputs_are_errors_not_panics() {
+    let (mut float, calib) = random_model(3);
+    assert!(matches!(quantize(&float, &[]), Err(ProverError::Quantization { .. })));
+    assert!(matches!(
+        quantize(&float, &[vec![0.0; 3]]),
+        Err(ProverError::WrongInputLength { .. })
+    ));
+    assert!(matches!(
+        quantize(&float, &[vec![f32::NAN; 16]]),
+        Err(ProverError::Quantization { .. })
+    ));
+    let q = quantize(&float, &calib).unwrap();
+    assert!(matches!(
+        quantize_input(&q, &[1.0; 15]),
+        Err(ProverError::WrongInputLength {
+            expected: 16,
+            found: 15
+        })
+    ));
+    assert_eq!(quantize_input(&q, &[1e9; 16]).unwrap(), vec![127; 16]);
+    // An all-zero channel gets scale 1 and zero weights; all-zero inputs give scale 1.
+    let FloatOp::Dense(d) = &mut float.nodes[0].op else {
+        unreachable!()
+    };
+    d.weights[..16].fill(0.0);
+    let q = quantize(&float, &[vec![0.0; 16]]).unwrap();
+    assert_eq!(q.input_scale, 1.0);
+    assert!(linear(&q.layers[0].op).kernels[0].weights.iter().all(|w| *w == 0));
+    let FloatOp::Dense(d) = &mut float.nodes[0].op else {
+        unreachable!()
+    };
+    d.weights[0] = f32::INFINITY;
+    let err = quantize(&float, &calib).unwrap_err();
+    assert!(
+        matches!(&err, ProverError::Quantization { reason } if reason.contains("fc0")),
+        "{err}"
+    );
+    let FloatOp::Dense(d) = &mut float.nodes[1].op else {
+        unreachable!()
+    };
+    d.bias.pop();
+    assert!(matches!(
+        quantize(&float, &calib),
+        Err(ProverError::UnsupportedGraph { .. })
+    ));
+}
