@@ -1,5 +1,6 @@
 //! The shipped convolutional models: int8 accuracy against float, bit-exact circuit on test images, a real proof
-//! that verifies, and the tampered-witness harness on the new chips (max pool is covered by the circuit tests).
+//! that verifies (also far outside the calibrated range), and the tampered-witness harness on the new chips (max
+//! pool is covered by the circuit tests).
 
 mod common;
 

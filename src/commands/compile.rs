@@ -60,10 +60,10 @@ pub fn describe(c: &Compiled) -> String {
         "model `{}`: input {:?}, input scale {:.6}\n",
         c.model.name, c.model.input_shape, c.model.input_scale
     );
-    s += "  layer                      op              output        rows  requant  range rows  lookups  out scale\n";
+    s += "  layer                      op                           output        rows  requant  range rows  lookups  out scale\n";
     for (cost, layer) in c.layout.layers.iter().zip(&c.model.layers) {
         s += &format!(
-            "  {:<26} {:<15} {:<12} {:>6} {:>8} {:>11} {:>8}  {:.6}\n",
+            "  {:<26} {:<28} {:<12} {:>6} {:>8} {:>11} {:>8}  {:.6}\n",
             cost.name,
             cost.op_type,
             format!("{:?}", cost.output_shape),
