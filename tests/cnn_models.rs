@@ -4,9 +4,8 @@
 
 mod common;
 
-use halo2_proofs::dev::MockProver;
 use zkinfer_circuits::assign::{CellKind, Tamper};
-use zkinfer_circuits::{field, layout, poseidon, CircuitParams, ModelCircuit, PublicInputs, QuantizedModel, Witness};
+use zkinfer_circuits::{poseidon, CircuitParams, QuantizedModel};
 use zkinfer_prover::{accuracy_report, import_onnx, infer_batch, prove, quantize, quantize_input, setup, Dataset};
 use zkinfer_prover::{ProveRequest, SrsSource};
 use zkinfer_verifier::{verify_bundle, Expectations};
@@ -41,7 +40,6 @@ fn check_model(name: &str, bit_exact_images: usize) {
     assert!(int8 >= float - 0.02, "{name}: int8 {int8} vs float {float}");
 
     let params = CircuitParams::for_model(&model);
-    let k = layout::plan(&model, params).expect("plan").k;
     let (salt, nonce) = common::salt_and_nonce();
     let inputs: Vec<Vec<i64>> = test
         .inputs
@@ -50,34 +48,14 @@ fn check_model(name: &str, bit_exact_images: usize) {
         .collect();
     let native = infer_batch(&model, &inputs).expect("native");
     for (i, (input, expected)) in inputs.iter().zip(&native).enumerate().take(bit_exact_images) {
-        let circuit = ModelCircuit::new(
-            model.clone(),
-            params,
-            Witness {
-                salt,
-                nonce,
-                input: input.clone(),
-            },
-        );
-        let public = PublicInputs {
-            input_commitment: poseidon::commit_input(salt, input),
-            nonce,
-            outputs: expected.clone(),
-        };
-        let prover = MockProver::run(k, &circuit, vec![public.to_instance()]).expect("synthesis");
-        let outputs: Vec<i64> = circuit
-            .last_synthesis()
-            .outputs
-            .iter()
-            .map(|f| field::to_i64(f).expect("small"))
-            .collect();
+        let s = common::synthesize(&model, input, expected);
         assert_eq!(
-            &outputs, expected,
+            &s.outputs, expected,
             "{name} image {i}: circuit and native inference differ"
         );
         if i == 0 {
-            assert_eq!(prover.verify(), Ok(()), "{name}: circuit not satisfied");
-            let counts = circuit.assigned_cell_counts();
+            assert_eq!(s.prover.verify(), Ok(()), "{name}: circuit not satisfied");
+            let counts = s.circuit.assigned_cell_counts();
             let kinds = [
                 CellKind::LayerInput,
                 CellKind::ProductSum,
@@ -90,12 +68,11 @@ fn check_model(name: &str, bit_exact_images: usize) {
             ];
             for kind in kinds.into_iter().filter(|k| counts.contains_key(k)) {
                 let index = counts[&kind] / 3;
-                let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
-                let rejected = MockProver::run(k, &tampered, vec![public.to_instance()])
-                    .expect("synthesis")
-                    .verify()
-                    .is_err();
-                assert!(rejected, "{name}: tampered {kind:?} #{index} accepted");
+                let tampered = s.circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
+                assert!(
+                    !common::satisfied(&tampered, &s.public, s.k),
+                    "{name}: tampered {kind:?} #{index} accepted"
+                );
             }
         }
     }

@@ -3,35 +3,19 @@
 
 mod common;
 
-use halo2_proofs::dev::MockProver;
 use zkinfer_circuits::assign::{CellKind, Tamper};
-use zkinfer_circuits::{layout, poseidon, CircuitParams, ModelCircuit, PublicInputs, Witness};
+use zkinfer_circuits::ModelCircuit;
 use zkinfer_prover::{infer, quantize_input};
 
 #[test]
 fn tampered_digits_witness_is_rejected() {
     let model = common::digits_model();
-    let (salt, nonce) = common::salt_and_nonce();
     let input = quantize_input(model, &common::digits_test().inputs[3]).expect("quantize");
     let outputs = infer(model, &input).expect("infer");
-    let public = PublicInputs {
-        input_commitment: poseidon::commit_input(salt, &input),
-        nonce,
-        outputs,
-    };
-    let k = layout::plan(model, CircuitParams::for_model(model)).expect("plan").k;
-    let circuit = ModelCircuit::new(
-        model.clone(),
-        CircuitParams::for_model(model),
-        Witness { salt, nonce, input },
-    );
-    let check = |c: &ModelCircuit| {
-        MockProver::run(k, c, vec![public.to_instance()])
-            .expect("synthesis")
-            .verify()
-            .is_ok()
-    };
-    assert!(check(&circuit), "honest witness rejected");
+    let s = common::synthesize(model, &input, &outputs);
+    let (circuit, public) = (&s.circuit, &s.public);
+    let check = |c: &ModelCircuit| common::satisfied(c, public, s.k);
+    assert!(check(circuit), "honest witness rejected");
     let counts = circuit.assigned_cell_counts();
     let kinds = [
         CellKind::Salt,

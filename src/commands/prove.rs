@@ -23,10 +23,10 @@ pub struct ProveArgs {
     /// Input file: {"input_data": [[f32, ...]]} (the first row is proven).
     #[arg(long)]
     pub input: PathBuf,
-    /// Request nonce (hex, at most 31 bytes).
+    /// Request nonce (hex, below the BN254 scalar modulus).
     #[arg(long)]
     pub nonce: String,
-    /// Salt of the input commitment (hex, at most 31 bytes); random when omitted (and printed).
+    /// Salt of the input commitment (hex, below the BN254 scalar modulus); random when omitted (and printed).
     #[arg(long)]
     pub salt: Option<String>,
     /// Where to write the proof bundle (JSON form when the name ends in .json).
@@ -85,21 +85,19 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
         eprintln!("{INSECURE_SRS_WARNING}");
     }
     let b = &proven.bundle;
+    let commitment = b.public_inputs()?.input_commitment;
     if json {
         print_json(&json!({
             "bundle": args.output, "model_id": hex::encode(b.model_id), "outputs": b.outputs,
             "float_outputs": b.float_outputs(), "argmax": b.argmax(), "salt": field_to_hex(&salt),
-            "input_commitment": field_to_hex(&Fr::from_bytes_le(&b.input_commitment)), "nonce": field_to_hex(&nonce),
+            "input_commitment": field_to_hex(&commitment), "nonce": field_to_hex(&nonce),
             "proof_bytes": b.proof.len(), "inference_ms": ms(proven.inference), "proving_ms": ms(proven.proving),
         }));
     } else {
         println!("outputs (int8): {:?}", b.outputs);
         println!("predicted class: {}", b.argmax().map_or("-".into(), |c| c.to_string()));
         println!("salt: {} (keep it to open the input commitment)", field_to_hex(&salt));
-        println!(
-            "input commitment: {}",
-            field_to_hex(&Fr::from_bytes_le(&b.input_commitment))
-        );
+        println!("input commitment: {}", field_to_hex(&commitment));
         println!(
             "proof: {} bytes, proved in {} ms; bundle written to {}",
             b.proof.len(),
@@ -108,15 +106,4 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Decoding helper for the canonical field encoding bundles carry.
-trait FromBytesLe {
-    fn from_bytes_le(bytes: &[u8; 32]) -> Fr;
-}
-
-impl FromBytesLe for Fr {
-    fn from_bytes_le(bytes: &[u8; 32]) -> Fr {
-        zkinfer_circuits::field::from_bytes(bytes).unwrap_or_default()
-    }
 }

@@ -56,3 +56,64 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+/// A model's circuit synthesized on one input (with the fixed salt and nonce) by the mock prover.
+pub struct Synthesized {
+    /// The circuit (clone it to tamper with it).
+    pub circuit: zkinfer_circuits::ModelCircuit,
+    /// Its public inputs, with `expected` as the outputs.
+    pub public: zkinfer_circuits::PublicInputs,
+    /// The mock prover after synthesis (call `verify` for the full constraint check).
+    pub prover: halo2_proofs::dev::MockProver<Fr>,
+    /// The outputs the circuit itself computed.
+    pub outputs: Vec<i64>,
+    /// The commitment the circuit itself computed.
+    pub commitment: Fr,
+    /// The circuit size.
+    pub k: u32,
+}
+
+/// Synthesizes `model`'s circuit on the int8 `input`, claiming `expected` as the public outputs.
+pub fn synthesize(model: &QuantizedModel, input: &[i64], expected: &[i64]) -> Synthesized {
+    use zkinfer_circuits::{field, layout, poseidon, ModelCircuit, PublicInputs, Witness};
+    let params = CircuitParams::for_model(model);
+    let k = layout::plan(model, params).expect("plan").k;
+    let (salt, nonce) = salt_and_nonce();
+    let circuit = ModelCircuit::new(
+        model.clone(),
+        params,
+        Witness {
+            salt,
+            nonce,
+            input: input.to_vec(),
+        },
+    );
+    let public = PublicInputs {
+        input_commitment: poseidon::commit_input(salt, input),
+        nonce,
+        outputs: expected.to_vec(),
+    };
+    let prover = halo2_proofs::dev::MockProver::run(k, &circuit, vec![public.to_instance()]).expect("synthesis");
+    let record = circuit.last_synthesis();
+    let outputs = record
+        .outputs
+        .iter()
+        .map(|f| field::to_i64(f).expect("int8 output"))
+        .collect();
+    Synthesized {
+        circuit,
+        public,
+        prover,
+        outputs,
+        commitment: record.commitment,
+        k,
+    }
+}
+
+/// Whether `circuit` (a tampered clone) satisfies its constraints with `public`.
+pub fn satisfied(circuit: &zkinfer_circuits::ModelCircuit, public: &zkinfer_circuits::PublicInputs, k: u32) -> bool {
+    halo2_proofs::dev::MockProver::run(k, circuit, vec![public.to_instance()])
+        .expect("synthesis")
+        .verify()
+        .is_ok()
+}
