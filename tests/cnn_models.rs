@@ -13,24 +13,17 @@ use zkinfer_verifier::{verify_bundle, Expectations};
 /// Lowest float-vs-int8 top-1 agreement accepted on the 360 test digits (measured: see BENCHMARKS.md).
 const MIN_AGREEMENT: f64 = 0.95;
 
-fn model_dir(name: &str, file: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join(name)
-        .join(file)
-}
-
 fn compile(name: &str) -> (QuantizedModel, Dataset) {
-    let float = import_onnx(model_dir(name, "model.onnx")).expect("import");
-    let calibration = Dataset::load(model_dir(name, "calibration.json")).expect("calibration");
+    let float = import_onnx(common::model_file(name, "model.onnx")).expect("import");
+    let calibration = Dataset::load(common::model_file(name, "calibration.json")).expect("calibration");
     let model = quantize(&float, &calibration.inputs).expect("quantize");
-    let test = Dataset::load(model_dir(name, "test.json")).expect("test set");
+    let test = Dataset::load(common::model_file(name, "test.json")).expect("test set");
     (model, test)
 }
 
 fn check_model(name: &str, bit_exact_images: usize) {
     let (model, test) = compile(name);
-    let report = accuracy_report(model_dir(name, "model.onnx"), &model, &test).expect("accuracy");
+    let report = accuracy_report(common::model_file(name, "model.onnx"), &model, &test).expect("accuracy");
     assert!(
         report.top1_agreement >= MIN_AGREEMENT,
         "{name}: agreement {}",

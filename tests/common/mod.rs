@@ -8,11 +8,14 @@ use std::sync::OnceLock;
 use zkinfer_circuits::{CircuitParams, Fr, QuantizedModel};
 use zkinfer_prover::{import_onnx, quantize, setup, Dataset, KeyPair, SrsSource};
 
-/// Path of a file in the shipped digits model directory.
+/// Path of a file of a shipped model (`models/<model>/<file>`).
+pub fn model_file(model: &str, file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(model).join(file)
+}
+
+/// Path of a file in the shipped digits MLP directory.
 pub fn digits(file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/digits-mlp")
-        .join(file)
+    model_file("digits-mlp", file)
 }
 
 /// The digits model quantized with its calibration set.
