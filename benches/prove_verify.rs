@@ -1,120 +1,185 @@
-//! Criterion benchmarks of the digits MLP: proving, verifying, native integer inference and keygen.
+//! Criterion benchmarks of the shipped models (digits-mlp, digits-cnn, digits-resnet): proving, verifying, native
+//! integer inference and keygen, in one set of groups per model (`<model>/prove`, `<model>/verify`,
+//! `<model>/native-inference`, `<model>/keygen`).
 //!
 //! Everything that is not measured (ONNX import, calibration, quantization, keygen for the other groups, the proof
-//! that `verify` checks) happens once, before the measured loops.
+//! that `verify` checks) happens once per model, before its measured loops, and only when one of the model's
+//! benchmarks is selected: `cargo bench --bench prove_verify -- digits-cnn/` sets up digits-cnn alone.
 //!
-//! `cargo bench --bench prove_verify` runs the benchmarks; `cargo bench --bench prove_verify -- --test` runs each
-//! one once as a quick check. BENCHMARKS.md records the latest figures.
+//! The slow groups (prove, keygen) take 10 flat samples of one call each, criterion's minimum; for those criterion
+//! prints "Unable to complete 10 samples in 1.0s", which is expected here: a longer target time would only make it
+//! run two calls per sample. The slowest model, digits-resnet, takes about 5 s a proof and 6.5 s a keygen on a
+//! 2-core machine, so its two slow groups alone take about two and a half minutes.
+//!
+//! `cargo bench --bench prove_verify` runs the benchmarks (about 4 minutes on an idle 2-core machine);
+//! `cargo bench --bench prove_verify -- --test` runs each one once as a quick check. BENCHMARKS.md records the
+//! latest figures.
 
+use std::cell::OnceCell;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
 use zkinfer_circuits::{layout, poseidon, CircuitParams, Fr, QuantizedModel};
-use zkinfer_prover::{import_onnx, infer, quantize, quantize_input, setup, Dataset, KeyPair, ProveRequest, SrsSource};
+use zkinfer_prover::{
+    import_onnx, infer, quantize, quantize_input, setup, Dataset, KeyPair, ProveRequest, Proven, SrsSource,
+};
 use zkinfer_verifier::{verify_bundle, Expectations};
 
-/// The shipped model directory.
-fn model_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models/digits-mlp")
+/// The shipped models.
+const MODELS: [&str; 3] = ["digits-mlp", "digits-cnn", "digits-resnet"];
+
+/// Salt and nonce of every request.
+const SALT: u64 = 0x5a17;
+const NONCE: u64 = 0x1234_5678;
+
+/// A shipped model's directory.
+fn model_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name)
 }
 
-/// The state every group shares: the quantized model, its keys and one test input.
+/// The state a model's groups share: the quantized model, its circuit parameters and keys, the input of its
+/// `input.json` (what `scripts/bench` proves through the CLI), and one proof of it for the verify group.
 struct Fixture {
     model: QuantizedModel,
+    params: CircuitParams,
     keys: KeyPair,
     input: Vec<f32>,
+    input_q: Vec<i64>,
+    proven: Proven,
+    expect: Expectations,
 }
 
-fn fixture() -> Fixture {
-    let dir = model_dir();
-    let float = import_onnx(dir.join("model.onnx")).expect("importing model.onnx");
-    let calibration = Dataset::load(dir.join("calibration.json")).expect("loading calibration.json");
-    let model = quantize(&float, &calibration.inputs).expect("quantizing the model");
-    let test = Dataset::load(dir.join("test.json")).expect("loading test.json");
-    let input = test.inputs.first().expect("test.json has no samples").clone();
+impl Fixture {
+    fn new(name: &str) -> Self {
+        let dir = model_dir(name);
+        let float = import_onnx(dir.join("model.onnx")).expect("importing model.onnx");
+        let calibration = Dataset::load(dir.join("calibration.json")).expect("loading calibration.json");
+        let model = quantize(&float, &calibration.inputs).expect("quantizing the model");
+        let inputs = Dataset::load(dir.join("input.json")).expect("loading input.json");
+        let input = inputs.inputs.first().expect("input.json has no samples").clone();
+        let input_q = quantize_input(&model, &input).expect("quantizing the input");
 
-    let params = CircuitParams::default();
-    let plan = layout::plan(&model, params).expect("laying out the circuit");
-    eprintln!(
-        "digits-mlp cost model: k = {} ({} rows); rows used: poseidon {}, dense {}, requantize {}, range {}, \
-         table {}, blinding {} (max {}); {} advice / {} fixed columns, {} lookups, degree {}",
-        plan.k,
-        1u64 << plan.k,
-        plan.poseidon_rows,
-        plan.dense_rows,
-        plan.requant_rows,
-        plan.range_rows,
-        plan.table_rows,
-        plan.blinding_rows,
-        plan.used_rows(),
-        plan.advice_columns,
-        plan.fixed_columns,
-        plan.lookups,
-        plan.degree,
-    );
-    let keys = setup(&model, params, &SrsSource::InsecureDev).expect("keygen");
-    Fixture { model, keys, input }
+        let params = CircuitParams::for_model(&model);
+        let plan = layout::plan(&model, params).expect("laying out the circuit");
+        eprintln!(
+            "{name} cost model: k = {} ({} rows); rows used: poseidon {}, linear {}, requantize {}, range {}, \
+             pool {}, table {}, lookup table {}, blinding {} (max {}); {} layers; {} advice / {} fixed columns, \
+             {} lookups, degree {}",
+            plan.k,
+            1u64 << plan.k,
+            plan.poseidon_rows,
+            plan.linear_rows,
+            plan.requant_rows,
+            plan.range_rows,
+            plan.pool_rows,
+            plan.table_rows,
+            plan.lookup_table_rows,
+            plan.blinding_rows,
+            plan.used_rows(),
+            plan.layers.len(),
+            plan.advice_columns,
+            plan.fixed_columns,
+            plan.lookups,
+            plan.degree,
+        );
+
+        let started = Instant::now();
+        let keys = setup(&model, params, &SrsSource::InsecureDev).expect("keygen");
+        let keygen = started.elapsed();
+
+        let (salt, nonce) = (Fr::from(SALT), Fr::from(NONCE));
+        let request = ProveRequest {
+            input: &input,
+            salt,
+            nonce,
+        };
+        let proven = zkinfer_prover::prove(&model, &keys.prover, &keys.verifier, &request).expect("proving the input");
+        let expect = Expectations {
+            model_id: Some(keys.verifier.model_id()),
+            input_commitment: Some(poseidon::commit_input(salt, &proven.input_q)),
+            nonce: Some(nonce),
+        };
+        verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("the proof verifies");
+        eprintln!(
+            "{name} setup: keygen {:.1?}, first proof {:.1?}; proof {} bytes, outputs {:?}",
+            keygen,
+            proven.proving,
+            proven.bundle.proof.len(),
+            proven.bundle.outputs
+        );
+        Fixture {
+            model,
+            params,
+            keys,
+            input,
+            input_q,
+            proven,
+            expect,
+        }
+    }
+
+    fn request(&self) -> ProveRequest<'_> {
+        ProveRequest {
+            input: &self.input,
+            salt: Fr::from(SALT),
+            nonce: Fr::from(NONCE),
+        }
+    }
 }
 
-fn benches(c: &mut Criterion) {
-    let f = fixture();
-    let (salt, nonce) = (Fr::from(0x5a17u64), Fr::from(0x1234_5678u64));
-    let request = ProveRequest {
-        input: &f.input,
-        salt,
-        nonce,
-    };
-
-    // One proof outside the loops, for the verify group.
-    let proven =
-        zkinfer_prover::prove(&f.model, &f.keys.prover, &f.keys.verifier, &request).expect("proving the test sample");
-    let expect = Expectations {
-        model_id: Some(f.keys.verifier.model_id()),
-        input_commitment: Some(poseidon::commit_input(salt, &proven.input_q)),
-        nonce: Some(nonce),
-    };
-    verify_bundle(&f.keys.verifier, &proven.bundle, &expect).expect("the proof verifies");
-    eprintln!(
-        "digits-mlp proof: {} bytes, outputs {:?}",
-        proven.bundle.proof.len(),
-        proven.bundle.outputs
-    );
-
-    let mut group = c.benchmark_group("digits-mlp");
-    // A proof takes most of a second on a small machine: 10 flat samples of one proof each (criterion's minimum)
-    // keep the run short.
+/// Settings of the groups whose calls take a second or more: 10 flat samples of one call each.
+fn slow(group: &mut BenchmarkGroup<'_, WallTime>) {
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
     group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(10));
+    // Shorter than 10 calls, so that every sample is one call.
+    group.measurement_time(Duration::from_secs(1));
+}
+
+fn bench_model(c: &mut Criterion, name: &str) {
+    let cell = OnceCell::new();
+    let fixture = || cell.get_or_init(|| Fixture::new(name));
+
+    let mut group = c.benchmark_group(name);
+    slow(&mut group);
     group.bench_function("prove", |b| {
+        let f = fixture();
+        let request = f.request();
         b.iter(|| {
             zkinfer_prover::prove(&f.model, &f.keys.prover, &f.keys.verifier, black_box(&request)).expect("proving")
         })
     });
     group.finish();
 
-    let mut group = c.benchmark_group("digits-mlp");
+    let mut group = c.benchmark_group(name);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(4));
     group.bench_function("verify", |b| {
-        b.iter(|| verify_bundle(&f.keys.verifier, black_box(&proven.bundle), &expect).expect("verifying"))
+        let f = fixture();
+        b.iter(|| verify_bundle(&f.keys.verifier, black_box(&f.proven.bundle), &f.expect).expect("verifying"))
     });
-    let input_q = quantize_input(&f.model, &f.input).expect("quantizing the input");
     group.bench_function("native-inference", |b| {
-        b.iter(|| infer(&f.model, black_box(&input_q)).expect("inference"))
+        let f = fixture();
+        b.iter(|| infer(&f.model, black_box(&f.input_q)).expect("inference"))
     });
     group.finish();
 
-    let mut group = c.benchmark_group("digits-mlp");
-    group.sample_size(10);
-    group.sampling_mode(SamplingMode::Flat);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(12));
+    let mut group = c.benchmark_group(name);
+    slow(&mut group);
     group.bench_function("keygen", |b| {
-        b.iter(|| setup(black_box(&f.model), CircuitParams::default(), &SrsSource::InsecureDev).expect("keygen"))
+        let f = fixture();
+        b.iter(|| setup(black_box(&f.model), f.params, &SrsSource::InsecureDev).expect("keygen"))
     });
     group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    for name in MODELS {
+        bench_model(c, name);
+    }
 }
 
 criterion_group!(prove_verify, benches);
