@@ -10,7 +10,10 @@ use zkinfer_prover::{import_onnx, quantize, setup, Dataset, KeyPair, SrsSource};
 
 /// Path of a file of a shipped model (`models/<model>/<file>`).
 pub fn model_file(model: &str, file: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(model).join(file)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(model)
+        .join(file)
 }
 
 /// Path of a file in the shipped digits MLP directory.
