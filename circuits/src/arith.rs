@@ -47,21 +47,21 @@ pub fn slack_limbs(acc_bound: i64, m: i64, s: u32) -> usize {
     bits.div_ceil(LIMB_BITS).max(1) as usize
 }
 
-/// Splits `v ∈ [0, 2^(8·limbs))` into little-endian limbs of [`LIMB_BITS`]; `None` when out of range.
-pub fn to_limbs(v: i128, limbs: usize) -> Option<Vec<u64>> {
-    if v < 0 || (limbs < 16 && v >> (LIMB_BITS as usize * limbs) != 0) {
-        return None;
-    }
-    Some(
-        (0..limbs)
-            .map(|i| ((v >> (LIMB_BITS as usize * i)) & 0xff) as u64)
-            .collect(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Splits `v ∈ [0, 2^(8·limbs))` into little-endian limbs of [`LIMB_BITS`]; `None` when out of range.
+    fn to_limbs(v: i128, limbs: usize) -> Option<Vec<u64>> {
+        if v < 0 || (limbs < 16 && v >> (LIMB_BITS as usize * limbs) != 0) {
+            return None;
+        }
+        Some(
+            (0..limbs)
+                .map(|i| ((v >> (LIMB_BITS as usize * i)) & 0xff) as u64)
+                .collect(),
+        )
+    }
 
     #[test]
     fn requantize_rounds_half_up_and_clamps() {

@@ -1,4 +1,5 @@
-//! The model circuit: commitment → range-checked input → (dense → requantize/clamp)* → public outputs.
+//! The model circuit: commitment → range-checked input → layers (linear → requantize/clamp, max pool, activation
+//! table, data movement) → public outputs.
 //!
 //! Layers compose chips and own no constraints. Public inputs are bound here and only here: the Poseidon output to
 //! instance row 0, the nonce cell to row 1, the last layer's outputs to rows 2…

@@ -12,15 +12,6 @@ pub fn from_i64(v: i64) -> Fr {
     }
 }
 
-/// The field element `v mod p` for a 128-bit signed integer.
-pub fn from_i128(v: i128) -> Fr {
-    if v >= 0 {
-        Fr::from_u128(v as u128)
-    } else {
-        -Fr::from_u128(v.unsigned_abs())
-    }
-}
-
 /// The signed integer a field element stands for, when it is within `i64` (either side of zero).
 pub fn to_i64(f: &Fr) -> Option<i64> {
     let small = |f: &Fr| -> Option<u64> {
@@ -60,6 +51,5 @@ mod tests {
             assert_eq!(to_i64(&from_i64(v)), Some(v), "{v}");
         }
         assert_eq!(to_i64(&Fr::from_u128(1 << 100)), None);
-        assert_eq!(from_i128(-5), from_i64(-5));
     }
 }
