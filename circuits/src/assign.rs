@@ -51,6 +51,26 @@ pub enum CellKind {
     Padding,
 }
 
+impl CellKind {
+    /// The kinds every model circuit assigns and constrains (pool and table kinds appear only when a model uses
+    /// those chips; padding is constrained by nothing, by design).
+    pub const ALWAYS: [CellKind; 13] = [
+        CellKind::Salt,
+        CellKind::Input,
+        CellKind::PoseidonState,
+        CellKind::LayerInput,
+        CellKind::ProductSum,
+        CellKind::RequantAccumulator,
+        CellKind::Quotient,
+        CellKind::Remainder,
+        CellKind::Over,
+        CellKind::Under,
+        CellKind::Output,
+        CellKind::RangeLimb,
+        CellKind::Nonce,
+    ];
+}
+
 /// A change to make to an otherwise honest witness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tamper {
