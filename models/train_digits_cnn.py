@@ -64,7 +64,7 @@ from jax import lax  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 # Same split, sample files and JSON layout as the MLP.
-from train_digits_mlp import load_data, write_json, write_samples  # noqa: E402
+from train_digits_mlp import eval_onnx_runtime, load_data, write_json, write_samples  # noqa: E402
 
 SEED = 0
 CALIBRATION_SAMPLES = 200
@@ -408,19 +408,6 @@ def eval_onnx_numpy(model, x):
     return np.stack(rows)
 
 
-def eval_onnx_runtime(path, x):
-    """Run the file with onnxruntime, or return None if it is not installed."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return np.concatenate([sess.run(["logits"], {"input": s.reshape(1, 1, 8, 8)})[0]
-                           for s in x])
-
-
 def describe(model):
     """One line per node: name, op, attributes, inputs (with shapes) -> output."""
     g = model.graph
@@ -461,7 +448,7 @@ def run(name, x_train, x_test, y_train, y_test):
     got = eval_onnx_numpy(saved, x_test)
     print(f"[{name}] numpy interpreter max |diff| = {np.abs(got - ref).max():.2e}")
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)
-    ort_out = eval_onnx_runtime(path, x_test)
+    ort_out = eval_onnx_runtime(path, x_test, (1, 1, 8, 8))
     if ort_out is None:
         print(f"[{name}] onnxruntime not installed, skipped runtime check")
     else:

@@ -210,8 +210,8 @@ def eval_onnx_numpy(model, x):
     return np.stack(rows)
 
 
-def eval_onnx_runtime(path, x):
-    """Run the file with onnxruntime, or return None if it is not installed."""
+def eval_onnx_runtime(path, x, input_shape=(1, -1)):
+    """Run the file with onnxruntime (each row reshaped to `input_shape`), or return None if it is not installed."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -219,7 +219,7 @@ def eval_onnx_runtime(path, x):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    return np.concatenate([sess.run(["logits"], {"input": s.reshape(1, -1)})[0] for s in x])
+    return np.concatenate([sess.run(["logits"], {"input": s.reshape(input_shape)})[0] for s in x])
 
 
 # ---------------------------------------------------------------------- file output
