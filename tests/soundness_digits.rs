@@ -23,7 +23,7 @@ fn tampered_digits_witness_is_rejected() {
         assert!(!check(&tampered), "{kind:?} #{index} + 1 was accepted");
     }
     // A hidden channel (0) and an output channel (the last requantization).
-    for index in [0, counts[&CellKind::Quotient] - 1] {
+    for index in [0, counts[&CellKind::ClampFlag] - 1] {
         for attack in [Tamper::RemainderShift { index }, Tamper::UnboundedQuotient { index }] {
             assert!(!check(&circuit.clone().with_tamper(attack)), "{attack:?} was accepted");
         }

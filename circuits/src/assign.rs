@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 
+use ff::Field;
 use halo2_proofs::{
     circuit::{Cell, Region, Value},
     halo2curves::bn256::Fr,
-    plonk::{Advice, Column, Fixed},
+    plonk::{Advice, Challenge, Column, Fixed},
 };
 
 /// The kinds of advice cells the model circuit assigns.
@@ -15,8 +16,10 @@ use halo2_proofs::{
 pub enum CellKind {
     /// The salt absorbed into the input commitment.
     Salt,
-    /// An input activation, as absorbed by the commitment.
+    /// An input activation (packed into the commitment and read by the first layer).
     Input,
+    /// A running sum packing input bytes into one field element for the commitment.
+    PackedInput,
     /// A Poseidon state word.
     PoseidonState,
     /// An activation copied into a linear layer.
@@ -25,14 +28,12 @@ pub enum CellKind {
     ProductSum,
     /// A finished accumulator copied into requantization.
     RequantAccumulator,
-    /// A requantization quotient `q`.
-    Quotient,
     /// A requantization remainder `r`.
     Remainder,
-    /// Clamp slack above the upper bound.
-    Over,
-    /// Clamp slack below the lower bound.
-    Under,
+    /// The clamp flag `b` of a requantization (1 when clamped at the upper bound).
+    ClampFlag,
+    /// The clamp slack `d` of a requantization (how far the quotient lies beyond the bound it was clamped to).
+    ClampSlack,
     /// A layer output after clamp/ReLU (the model's outputs for the last layer).
     Output,
     /// An operand copied into a pairwise max.
@@ -49,6 +50,12 @@ pub enum CellKind {
     Nonce,
     /// Sponge padding: written as zero and multiplied by a fixed zero, so no constraint reads it.
     Padding,
+    /// An operand of the Freivalds chip (second phase): a copied `X` or `Y` entry, a zero pinned in for a padding
+    /// entry, a one pinned in for `Σ γ^p`, or a copied row evaluation `v_k` / `Σ γ^p` in the weight check.
+    FreivaldsOperand,
+    /// A running value of the Freivalds chip (second phase): a Horner evaluation at the challenge or a
+    /// multiply-accumulate over the fixed weights.
+    FreivaldsSum,
 }
 
 impl CellKind {
@@ -57,14 +64,14 @@ impl CellKind {
     pub const ALWAYS: [CellKind; 13] = [
         CellKind::Salt,
         CellKind::Input,
+        CellKind::PackedInput,
         CellKind::PoseidonState,
         CellKind::LayerInput,
         CellKind::ProductSum,
         CellKind::RequantAccumulator,
-        CellKind::Quotient,
         CellKind::Remainder,
-        CellKind::Over,
-        CellKind::Under,
+        CellKind::ClampFlag,
+        CellKind::ClampSlack,
         CellKind::Output,
         CellKind::RangeLimb,
         CellKind::Nonce,
@@ -89,7 +96,7 @@ pub enum Tamper {
         index: usize,
     },
     /// In the `index`-th requantization, keep `r` in range but flip its low bit, solve the division identity
-    /// for `q` in the field (an enormous quotient) and absorb it into the clamp slack `over`.
+    /// for `q` in the field (an enormous quotient) and absorb it into the clamp slack `d`.
     UnboundedQuotient {
         /// Which requantization.
         index: usize,
@@ -180,6 +187,19 @@ impl<'a, 'r> Assigner<'a, 'r> {
             }
             _ => None,
         }
+    }
+
+    /// Ends the current phase: in the prover this commits the advice columns of the phase so far and squeezes the
+    /// challenges usable after it (halo2-axiom's single-pass synthesis); elsewhere it does nothing.
+    pub fn next_phase(&mut self) {
+        self.region.next_phase();
+    }
+
+    /// The value of challenge `c`, or zero where it is not known (keygen, or before its phase has ended).
+    pub fn challenge(&self, c: Challenge) -> Fr {
+        let mut value = Fr::ZERO;
+        self.region.get_challenge(c).map(|v| value = v);
+        value
     }
 
     /// How many cells of each kind were assigned (the harness uses it to pick indices).

@@ -17,15 +17,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::assign::{AssignedValue, Assigner, CellKind, Tamper};
 use crate::chips::{
+    freivalds::{product_shape, FreivaldsConfig},
     linear::LinearConfig,
     max_pool::MaxPoolConfig,
     poseidon::PoseidonConfig,
-    range_check::RangeCheckConfig,
-    requantize::RequantConfig,
+    range_check::{Range, RangeCheckConfig, RangeRows},
+    requantize::{Accumulator, RequantConfig},
     table::{table_ids, TableConfig},
 };
 use crate::field;
-use crate::model::{Layer, Op, QuantizedModel, Source, ACT_MIN};
+use crate::model::{Layer, Op, QuantizedModel, Source};
 use crate::public_inputs::{COMMITMENT_ROW, NONCE_ROW, OUTPUTS_ROW};
 
 /// Layout choices that change the constraint system (and so the verifying key).
@@ -37,6 +38,18 @@ pub struct CircuitParams {
     pub max_pool: bool,
     /// Whether the circuit has the activation-table chip.
     pub tables: bool,
+    /// Range-check columns (each with its own lookup into the shared table).
+    pub range_columns: usize,
+    /// Linear layers (bit `i` for layer `i`) checked as matrix products with Freivalds' test instead of the
+    /// multiply-accumulate chip.
+    pub freivalds_layers: u64,
+}
+
+impl CircuitParams {
+    /// Whether layer `index` is checked with Freivalds' test.
+    pub fn uses_freivalds(&self, index: usize) -> bool {
+        index < 64 && self.freivalds_layers >> index & 1 == 1
+    }
 }
 
 impl Default for CircuitParams {
@@ -45,13 +58,21 @@ impl Default for CircuitParams {
             mac_lanes: 4,
             max_pool: false,
             tables: false,
+            range_columns: 1,
+            freivalds_layers: 0,
         }
     }
 }
 
 impl CircuitParams {
-    /// The default layout with exactly the chips `model` uses.
+    /// The layout the planner picks for `model` ([`crate::layout::choose`]); the default layout with the chips
+    /// the model uses if the model cannot be planned (setup then reports why).
     pub fn for_model(model: &QuantizedModel) -> Self {
+        crate::layout::choose(model).map_or_else(|_| Self::with_chips_of(model), |(params, _)| params)
+    }
+
+    /// The default layout with exactly the chips `model` uses.
+    pub fn with_chips_of(model: &QuantizedModel) -> Self {
         let uses = |f: fn(&Op) -> bool| model.layers.iter().any(|l| f(&l.op));
         Self {
             max_pool: uses(|op| matches!(op, Op::MaxPool(_))),
@@ -81,7 +102,16 @@ pub struct ModelConfig {
     range: RangeCheckConfig,
     max_pool: Option<MaxPoolConfig>,
     table: Option<TableConfig>,
+    freivalds: Option<FreivaldsConfig>,
     instance: Column<Instance>,
+}
+
+/// A matrix product left for the second phase: `Y = W·X + b·1ᵀ` with `X` and `Y` already assigned.
+struct ProductCheck {
+    weights: Vec<Vec<i64>>,
+    bias: Vec<i64>,
+    x: Vec<Vec<Option<AssignedValue>>>,
+    y: Vec<Vec<AssignedValue>>,
 }
 
 /// The circuit proving one inference of a quantized model.
@@ -157,15 +187,15 @@ impl ModelCircuit {
 pub fn configure(meta: &mut ConstraintSystem<Fr>, params: CircuitParams) -> ModelConfig {
     let instance = meta.instance_column();
     meta.enable_equality(instance);
-    let range = RangeCheckConfig::configure(meta);
+    let range = RangeCheckConfig::configure(meta, params.range_columns);
     ModelConfig {
         poseidon: PoseidonConfig::configure(meta),
         linear: LinearConfig::configure(meta, params.mac_lanes.max(1)),
         requant: RequantConfig::configure(meta),
-        max_pool: params
-            .max_pool
-            .then(|| MaxPoolConfig::configure(meta, range.byte_table())),
+        max_pool: params.max_pool.then(|| MaxPoolConfig::configure(meta, range.table())),
         table: params.tables.then(|| TableConfig::configure(meta)),
+        // Last: its second-phase columns need a first-phase column allocated before them.
+        freivalds: (params.freivalds_layers != 0).then(|| FreivaldsConfig::configure(meta)),
         range,
         instance,
     }
@@ -176,13 +206,15 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: CircuitParams) -> Mode
 struct Cursors {
     linear: usize,
     requant: usize,
-    range: usize,
+    range: RangeRows,
     pool: usize,
     table: usize,
 }
 
 impl ModelCircuit {
-    /// Lays out one layer on the cells of earlier tensors and returns its output cells.
+    /// Lays out one layer on the cells of earlier tensors and returns its output cells. A linear layer checked
+    /// with Freivalds' test leaves its product check in `products`.
+    #[allow(clippy::too_many_arguments)]
     fn assign_layer(
         &self,
         config: &ModelConfig,
@@ -191,6 +223,8 @@ impl ModelCircuit {
         tensors: &[Vec<AssignedValue>],
         tables: &HashMap<Vec<i8>, u64>,
         layer: &Layer,
+        freivalds: bool,
+        products: &mut Vec<ProductCheck>,
     ) -> Result<Vec<AssignedValue>, Error> {
         let cell = |s: &Source| {
             tensors
@@ -201,6 +235,45 @@ impl ModelCircuit {
         };
         let mut out: Vec<Option<AssignedValue>> = vec![None; layer.output_len()];
         match &layer.op {
+            Op::Linear(linear) if freivalds => {
+                let shape = product_shape(linear).ok_or(Error::Synthesis)?;
+                let taps = linear
+                    .groups
+                    .iter()
+                    .map(|g| g.taps.iter().map(|t| t.as_ref().map(cell).transpose()).collect())
+                    .collect::<Result<Vec<Vec<_>>, _>>()?;
+                let mut y = vec![Vec::with_capacity(shape.positions); shape.kernels.len()];
+                for (group, taps) in linear.groups.iter().zip(&taps) {
+                    for (column, &(o, k)) in y.iter_mut().zip(&group.outputs) {
+                        let kernel = linear.kernels.get(k).ok_or(Error::Synthesis)?;
+                        let acc = taps
+                            .iter()
+                            .zip(&kernel.weights)
+                            .fold(field::from_i64(kernel.bias), |sum, (x, &w)| {
+                                sum + x.map_or(Fr::ZERO, |x| x.value * field::from_i64(w))
+                            });
+                        let (output, acc) = config.requant.assign(
+                            a,
+                            rows.requant,
+                            &config.range,
+                            &mut rows.range,
+                            kernel,
+                            linear.activation,
+                            Accumulator::Witness(acc),
+                        )?;
+                        rows.requant += 1;
+                        column.push(acc);
+                        out[o] = Some(output);
+                    }
+                }
+                let kernels = shape.kernels.iter().map(|&k| &linear.kernels[k]);
+                products.push(ProductCheck {
+                    weights: kernels.clone().map(|k| k.weights.clone()).collect(),
+                    bias: kernels.map(|k| k.bias).collect(),
+                    x: (0..shape.taps).map(|t| taps.iter().map(|g| g[t]).collect()).collect(),
+                    y,
+                });
+            }
             Op::Linear(linear) => {
                 for group in &linear.groups {
                     let taps = group
@@ -212,16 +285,15 @@ impl ModelCircuit {
                     rows.linear = next;
                     for (&(o, k), acc) in group.outputs.iter().zip(&accumulators) {
                         let kernel = &linear.kernels[k];
-                        let (y, next) = config.requant.assign(
+                        let (y, _) = config.requant.assign(
                             a,
                             rows.requant,
                             &config.range,
-                            rows.range,
+                            &mut rows.range,
                             kernel,
                             linear.activation,
-                            acc,
+                            Accumulator::Copy(acc),
                         )?;
-                        rows.range = next;
                         rows.requant += 1;
                         out[o] = Some(y);
                     }
@@ -289,23 +361,48 @@ impl Circuit<Fr> for ModelCircuit {
                 // Row 0 is left blank (zeros) so that gates reading the previous row never read an unassigned cell.
                 config.poseidon.assign_blank_row(&mut a, 0);
                 config.linear.assign_blank_row(&mut a, 0);
-                let (message, commitment) = config.poseidon.assign(&mut a, 1, self.witness.salt, &input)?;
+                let (input, packed, linear_row) = config.linear.assign_pack(&mut a, 1, &input)?;
+                let commitment = config.poseidon.assign(&mut a, 1, self.witness.salt, &packed)?;
                 let mut rows = Cursors {
-                    linear: 1,
+                    linear: linear_row,
+                    range: RangeRows::new(config.range.columns()),
                     ..Cursors::default()
                 };
-                // Every input is an int8: x + 128 ∈ [0, 256).
-                for x in &message[1..] {
-                    rows.range = config.range.check(&mut a, rows.range, x, -ACT_MIN, 1)?;
+                // Every input is an int8 (which also makes the packing injective).
+                for x in &input {
+                    config.range.check(&mut a, &mut rows.range, x, Range::Int8)?;
                 }
-                let mut tensors = vec![message[1..].to_vec()];
+                let mut tensors = vec![input];
                 let tables = table_ids(&self.model);
-                for layer in &self.model.layers {
-                    let output = self.assign_layer(&config, &mut a, &mut rows, &tensors, &tables, layer)?;
+                let mut products = Vec::new();
+                for (i, layer) in self.model.layers.iter().enumerate() {
+                    let freivalds = self.params.uses_freivalds(i);
+                    let output = self.assign_layer(
+                        &config,
+                        &mut a,
+                        &mut rows,
+                        &tensors,
+                        &tables,
+                        layer,
+                        freivalds,
+                        &mut products,
+                    )?;
                     tensors.push(output);
                 }
                 let outputs = tensors.pop().unwrap_or_default();
                 let nonce = a.advice(CellKind::Nonce, config.requant.acc, rows.requant, self.witness.nonce);
+                if let Some(chip) = &config.freivalds {
+                    // Every product is committed now; the challenge comes after.
+                    a.next_phase();
+                    let gamma = a.challenge(chip.challenge());
+                    chip.assign_blank_row(&mut a, 0);
+                    let mut row = 1;
+                    for p in &products {
+                        row = chip.assign_product(&mut a, row, gamma, &p.weights, &p.bias, &p.x, &p.y)?;
+                    }
+                } else if !products.is_empty() {
+                    return Err(Error::Synthesis);
+                }
                 if let Ok(mut record) = self.record.lock() {
                     *record = SynthesisRecord {
                         cell_counts: a.counts().clone(),

@@ -3,13 +3,30 @@
 use halo2_proofs::{halo2curves::bn256::Fr, plonk::ConstraintSystem};
 use serde::{Deserialize, Serialize};
 
-use crate::arith::LIMB_BITS;
-use crate::chips::{linear, max_pool, poseidon, range_check, requantize, table};
+use crate::chips::range_check::{Range, RangeRows, RangeTable};
+use crate::chips::{freivalds, linear, max_pool, poseidon, requantize, table};
 use crate::circuit::{configure, CircuitParams};
 use crate::model::{Op, QuantizedModel};
 
 /// Largest `k` zkinfer will lay a circuit out at.
 pub const MAX_K: u32 = 24;
+
+/// The highest constraint degree halo2-axiom proves correctly (it caps larger degrees without an error).
+pub const MAX_DEGREE: usize = 5;
+
+/// The degree the constraint system really needs: gates, and lookups at `2 + input degree + table degree`
+/// (halo2's bound for the lookup grand product); halo2-axiom's own `degree()` caps this at 5.
+pub fn uncapped_degree(cs: &ConstraintSystem<Fr>) -> usize {
+    let gates = cs
+        .gates()
+        .iter()
+        .flat_map(|g| g.polynomials().iter().map(|p| p.degree()));
+    let lookups = cs.lookups().iter().map(|l| {
+        let degree = |e: &Vec<halo2_proofs::plonk::Expression<Fr>>| e.iter().map(|x| x.degree()).max().unwrap_or(1);
+        (2 + degree(l.input_expressions()) + degree(l.table_expressions())).max(4)
+    });
+    gates.chain(lookups).max().unwrap_or(1)
+}
 
 /// What one layer costs in the circuit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,11 +37,14 @@ pub struct LayerCost {
     pub op_type: String,
     /// Output shape.
     pub output_shape: Vec<usize>,
-    /// Rows in the layer's main column group (multiply-accumulate, max, or table columns; 0 for data moves).
+    /// How the layer is laid out: `mac` (multiply-accumulate), `freivalds` (matrix product checked at a
+    /// challenge), `max`, `table` or `move`.
+    pub layout: String,
+    /// Rows in the layer's main column group (multiply-accumulate, Freivalds, max, or table columns; 0 for moves).
     pub rows: usize,
     /// Rows it adds to the requantization columns.
     pub requant_rows: usize,
-    /// Rows it adds to the range-check column.
+    /// Rows it adds to the range-check columns (all together).
     pub range_rows: usize,
     /// Lookups it performs (range-check limbs, max differences, table lookups).
     pub lookups: usize,
@@ -39,12 +59,14 @@ pub struct Layout {
     pub linear_rows: usize,
     /// Rows of the requantization columns (one per linear output, plus the nonce).
     pub requant_rows: usize,
-    /// Rows of the range-check column.
+    /// Rows of the fullest range-check column.
     pub range_rows: usize,
     /// Rows of the max-pool columns.
     pub pool_rows: usize,
     /// Rows of the activation-table columns.
     pub table_rows: usize,
+    /// Rows of the Freivalds columns (second phase).
+    pub freivalds_rows: usize,
     /// Rows of the largest lookup table (bytes, or the activation tables).
     pub lookup_table_rows: usize,
     /// Rows reserved for blinding at the end of every column.
@@ -55,6 +77,8 @@ pub struct Layout {
     pub fixed_columns: usize,
     /// Lookup arguments.
     pub lookups: usize,
+    /// Columns under the permutation (copy constraints).
+    pub equality_columns: usize,
     /// Degree of the constraint system.
     pub degree: usize,
     /// log2 of the number of rows.
@@ -64,6 +88,21 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Polynomials the prover commits to: advice columns, three per lookup (permuted input, permuted table,
+    /// grand product), the permutation's grand products (`degree − 2` columns each) and the quotient's pieces.
+    pub fn committed_polynomials(&self) -> usize {
+        let chunk = self.degree.saturating_sub(2).max(1);
+        self.advice_columns + 3 * self.lookups + self.equality_columns.div_ceil(chunk) + self.degree.saturating_sub(1)
+    }
+
+    /// The cost model the planner minimises: committed polynomials × rows, plus a fifth of that for each fixed
+    /// column (read in every gate evaluation over the extended domain). In "polynomial rows"; `BENCHMARKS.md`
+    /// compares it with measured proving time.
+    pub fn estimated_cost(&self) -> u64 {
+        let n = 1u64 << self.k;
+        n * (5 * self.committed_polynomials() as u64 + self.fixed_columns as u64) / 5
+    }
+
     /// The largest number of rows any column group uses.
     pub fn used_rows(&self) -> usize {
         [
@@ -73,6 +112,7 @@ impl Layout {
             self.range_rows,
             self.pool_rows,
             self.table_rows,
+            self.freivalds_rows,
             self.lookup_table_rows,
         ]
         .into_iter()
@@ -84,20 +124,39 @@ impl Layout {
 /// Works out the layout of `model` without assigning anything.
 pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, String> {
     model.validate()?;
-    let needed = CircuitParams::for_model(model);
+    let needed = CircuitParams::with_chips_of(model);
     if (needed.max_pool && !params.max_pool) || (needed.tables && !params.tables) {
         return Err("the circuit parameters lack a chip the model uses".into());
     }
     let mut cs = ConstraintSystem::<Fr>::default();
     configure(&mut cs, params);
+    let degree = uncapped_degree(&cs);
+    if degree > MAX_DEGREE {
+        // halo2-axiom silently caps the degree at 5: a higher-degree constraint would be checked by MockProver but
+        // not by real proofs.
+        return Err(format!("the constraint system has degree {degree}, above {MAX_DEGREE}"));
+    }
     let lanes = params.mac_lanes.max(1);
     let inputs = model.input_len();
+    let mut range = RangeRows::new(params.range_columns);
+    for _ in 0..inputs {
+        range.place(Range::Int8.rows());
+    }
     let mut layers = Vec::with_capacity(model.layers.len());
-    for layer in &model.layers {
+    for (index, layer) in model.layers.iter().enumerate() {
+        let freivalds = params.uses_freivalds(index);
         let mut cost = LayerCost {
             name: layer.name.clone(),
             op_type: layer.op_type.clone(),
             output_shape: layer.output_shape.clone(),
+            layout: match (&layer.op, freivalds) {
+                (Op::Linear(_), true) => "freivalds",
+                (Op::Linear(_), false) => "mac",
+                (Op::MaxPool(_), _) => "max",
+                (Op::Table(_), _) => "table",
+                (Op::Gather(_), _) => "move",
+            }
+            .into(),
             rows: 0,
             requant_rows: 0,
             range_rows: 0,
@@ -105,15 +164,26 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
         };
         match &layer.op {
             Op::Linear(lin) => {
-                cost.rows = linear::rows(lin, lanes);
+                cost.rows = if freivalds {
+                    let shape = freivalds::product_shape(lin)
+                        .ok_or_else(|| format!("layer {} is not a matrix product (Freivalds)", layer.name))?;
+                    shape.rows()
+                } else {
+                    linear::rows(lin, lanes)
+                };
                 for group in &lin.groups {
                     for &(_, k) in &group.outputs {
-                        let rows = requantize::range_rows(&lin.kernels[k], lin.activation);
-                        cost.range_rows += rows;
-                        cost.lookups += rows;
+                        for check in requantize::range_checks(&lin.kernels[k], lin.activation) {
+                            range.place(check.rows());
+                            cost.range_rows += check.rows();
+                        }
                         cost.requant_rows += 1;
                     }
                 }
+                cost.lookups = cost.range_rows;
+            }
+            Op::MaxPool(_) | Op::Table(_) | Op::Gather(_) if freivalds => {
+                return Err(format!("layer {} is not a linear layer (Freivalds)", layer.name));
             }
             Op::MaxPool(pool) => {
                 cost.rows = pool.windows.iter().map(|w| max_pool::rows(w.len())).sum();
@@ -135,18 +205,30 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
             .map(|(c, _)| f(c))
             .sum::<usize>()
     };
+    let sum_layout = |name: &str| {
+        layers
+            .iter()
+            .filter(|c| c.layout == name)
+            .map(|c| c.rows)
+            .sum::<usize>()
+    };
     let mut layout = Layout {
-        poseidon_rows: 1 + poseidon::rows(inputs + 1),
-        linear_rows: 1 + sum(|c| c.rows, |op| matches!(op, Op::Linear(_))),
+        poseidon_rows: 1 + poseidon::rows(1 + inputs.div_ceil(linear::PACK_BYTES)),
+        linear_rows: 1 + linear::pack_rows(inputs) + sum_layout("mac"),
         requant_rows: 1 + sum(|c| c.requant_rows, |_| true),
-        range_rows: inputs * range_check::rows(1) + sum(|c| c.range_rows, |_| true),
+        range_rows: range.max(),
         pool_rows: sum(|c| c.rows, |op| matches!(op, Op::MaxPool(_))),
         table_rows: sum(|c| c.rows, |op| matches!(op, Op::Table(_))),
-        lookup_table_rows: (1 << LIMB_BITS).max(if params.tables { table::table_rows(model) } else { 0 }),
+        freivalds_rows: match sum_layout("freivalds") {
+            0 => 0,
+            rows => 1 + rows,
+        },
+        lookup_table_rows: RangeTable::rows().max(if params.tables { table::table_rows(model) } else { 0 }),
         blinding_rows: cs.blinding_factors() + 1,
         advice_columns: cs.num_advice_columns(),
         fixed_columns: cs.num_fixed_columns() + cs.num_selectors(),
         lookups: cs.lookups().len(),
+        equality_columns: cs.permutation().get_columns().len(),
         degree: cs.degree(),
         k: 0,
         layers,
@@ -160,4 +242,58 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
     }
     layout.k = k;
     Ok(layout)
+}
+
+/// Range-check column counts the planner tries.
+pub const RANGE_COLUMN_CHOICES: std::ops::RangeInclusive<usize> = 1..=4;
+
+/// At most this many layers are considered for Freivalds' test (each subset of them is tried).
+pub const MAX_FREIVALDS_CANDIDATES: usize = 8;
+
+/// Linear layers that are matrix products (convolutions), by index: candidates for Freivalds' test.
+pub fn freivalds_candidates(model: &QuantizedModel) -> Vec<usize> {
+    model
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| *i < 64 && matches!(&l.op, Op::Linear(lin) if freivalds::product_shape(lin).is_some()))
+        .map(|(i, _)| i)
+        .take(MAX_FREIVALDS_CANDIDATES)
+        .collect()
+}
+
+/// The layout choices for `model` with the lowest [`Layout::estimated_cost`] (fewest columns on a tie), with the
+/// plans of every candidate tried, cheapest first: every number of range columns in [`RANGE_COLUMN_CHOICES`]
+/// times every subset of [`freivalds_candidates`].
+pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<(CircuitParams, Layout)>), String> {
+    let base = CircuitParams::with_chips_of(model);
+    let eligible = freivalds_candidates(model);
+    let subsets = (0..1u64 << eligible.len()).map(|subset| {
+        eligible
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| subset >> bit & 1 == 1)
+            .fold(0u64, |mask, (_, &layer)| mask | 1 << layer)
+    });
+    let mut candidates = subsets
+        .flat_map(|freivalds_layers| {
+            RANGE_COLUMN_CHOICES.map(move |range_columns| CircuitParams {
+                range_columns,
+                freivalds_layers,
+                ..base
+            })
+        })
+        .map(|params| plan(model, params).map(|layout| (params, layout)))
+        .collect::<Result<Vec<_>, _>>()?;
+    candidates.sort_by_key(|(params, layout)| {
+        (
+            layout.estimated_cost(),
+            layout.committed_polynomials(),
+            params.range_columns,
+            params.freivalds_layers.count_ones(),
+            params.freivalds_layers,
+        )
+    });
+    let best = candidates.first().map(|(p, _)| *p).ok_or("no layout candidate")?;
+    Ok((best, candidates))
 }

@@ -3,7 +3,8 @@
 //! Constants come from the reference Grain LFSR generation (`poseidon-primitives`, the parameter set used by
 //! Scroll, PSE and circomlib-style BN254 Poseidon). The sponge is the constant-length domain of the Poseidon paper:
 //! capacity element `L · 2^64`, inputs zero-padded to a multiple of the rate, each pair added to the state and
-//! permuted, output the first state word. `commit_input(salt, x) = Poseidon(salt, x_0, …, x_{n−1})`.
+//! permuted, output the first state word. `commit_input(salt, x) = Poseidon(salt, P_0, …, P_{m−1})` over the input
+//! packed 31 bytes to a field element ([`pack_input`]).
 
 use std::sync::OnceLock;
 
@@ -120,11 +121,22 @@ pub fn hash(message: &[Fr]) -> Fr {
     sponge_trace(message).last().map_or(Fr::ZERO, |s| s[0])
 }
 
-/// The input commitment `Poseidon(salt, x_0, …, x_{n−1})`, each int8 `x_i` as the field element `x_i mod p`.
+/// The input packed for the commitment: each run of 31 int8 inputs `x_i` becomes the field element
+/// `Σ_i (x_i + 128) · 256^i` (248 bits, below the modulus, so the packing is injective).
+pub fn pack_input(input: &[i64]) -> Vec<Fr> {
+    input
+        .chunks(crate::chips::linear::PACK_BYTES)
+        .map(|chunk| {
+            chunk.iter().rev().fold(Fr::ZERO, |acc, &x| {
+                acc * Fr::from(256u64) + crate::field::from_i64(x + 128)
+            })
+        })
+        .collect()
+}
+
+/// The input commitment `Poseidon(salt, P_0, …, P_{m−1})` over the packed input ([`pack_input`]).
 pub fn commit_input(salt: Fr, input: &[i64]) -> Fr {
-    let message: Vec<Fr> = std::iter::once(salt)
-        .chain(input.iter().map(|&x| crate::field::from_i64(x)))
-        .collect();
+    let message: Vec<Fr> = std::iter::once(salt).chain(pack_input(input)).collect();
     hash(&message)
 }
 

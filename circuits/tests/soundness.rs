@@ -3,16 +3,14 @@
 
 mod common;
 
-use halo2_proofs::dev::MockProver;
+use halo2_proofs::{dev::MockProver, plonk::Circuit};
 use zkinfer_circuits::assign::{CellKind, Tamper};
-use zkinfer_circuits::layout::plan;
+use zkinfer_circuits::layout::{freivalds_candidates, plan};
 use zkinfer_circuits::model::Op;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit};
 
 fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
-    let k = plan(circuit.model(), CircuitParams::for_model(circuit.model()))
-        .expect("plan")
-        .k;
+    let k = plan(circuit.model(), circuit.params()).expect("plan").k;
     MockProver::run(k, circuit, vec![instance])
         .expect("synthesis")
         .verify()
@@ -60,8 +58,30 @@ fn honest_witness_is_accepted_and_exercises_both_clamps() {
     }
 }
 
+/// The small CNN laid out with every convolution on the multiply-accumulate chip and one range column, or with
+/// every convolution checked by Freivalds' test and two range columns.
+fn cnn_layouts() -> [(ModelCircuit, zkinfer_circuits::PublicInputs); 2] {
+    let model = common::small_cnn();
+    let mac = CircuitParams::with_chips_of(&model);
+    let freivalds_layers = freivalds_candidates(&model).iter().fold(0, |m, &i| m | 1 << i);
+    assert_ne!(freivalds_layers, 0, "the small CNN has no convolution");
+    let freivalds = CircuitParams {
+        freivalds_layers,
+        range_columns: 2,
+        ..mac
+    };
+    [
+        common::circuit_with(model.clone(), mac),
+        common::circuit_with(model, freivalds),
+    ]
+}
+
 fn assert_every_kind_rejected(model: zkinfer_circuits::QuantizedModel, kinds: &[CellKind]) {
     let (circuit, public) = common::circuit_for(model);
+    assert_every_kind_rejected_in(circuit, public, kinds);
+}
+
+fn assert_every_kind_rejected_in(circuit: ModelCircuit, public: zkinfer_circuits::PublicInputs, kinds: &[CellKind]) {
     let instance = public.to_instance();
     assert!(satisfied(&circuit, instance.clone()));
     let counts = circuit.assigned_cell_counts();
@@ -95,7 +115,35 @@ fn every_kind_of_tampered_cnn_cell_is_rejected() {
         CellKind::TableInput,
         CellKind::TableOutput,
     ];
-    assert_every_kind_rejected(common::small_cnn(), &[&CellKind::ALWAYS[..], &cnn_kinds[..]].concat());
+    let [(mac, mac_public), (freivalds, freivalds_public)] = cnn_layouts();
+    assert_every_kind_rejected_in(mac, mac_public, &[&CellKind::ALWAYS[..], &cnn_kinds[..]].concat());
+    let product_kinds = [CellKind::FreivaldsOperand, CellKind::FreivaldsSum];
+    assert_every_kind_rejected_in(
+        freivalds,
+        freivalds_public,
+        &[&CellKind::ALWAYS[..], &cnn_kinds[..], &product_kinds[..]].concat(),
+    );
+}
+
+#[test]
+fn every_freivalds_cell_is_load_bearing() {
+    let [_, (circuit, public)] = cnn_layouts();
+    let instance = public.to_instance();
+    assert!(satisfied(&circuit, instance.clone()));
+    let counts = circuit.assigned_cell_counts();
+    for kind in [
+        CellKind::FreivaldsOperand,
+        CellKind::FreivaldsSum,
+        CellKind::RequantAccumulator,
+    ] {
+        for index in (0..counts[&kind]).step_by(5) {
+            let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
+            assert!(
+                !satisfied(&tampered, instance.clone()),
+                "{kind:?} #{index} was accepted"
+            );
+        }
+    }
 }
 
 #[test]
@@ -119,11 +167,15 @@ fn every_range_limb_is_load_bearing() {
 
 #[test]
 fn remainder_shift_and_unbounded_quotient_attacks_are_rejected() {
-    for (model, expected) in [(common::small_model(), 8), (common::small_cnn(), 32 + 8 + 3)] {
-        let (circuit, public) = common::circuit_for(model);
+    let [cnn_mac, cnn_freivalds] = cnn_layouts();
+    for ((circuit, public), expected) in [
+        (common::circuit_for(common::small_model()), 8),
+        (cnn_mac, 32 + 8 + 3),
+        (cnn_freivalds, 32 + 8 + 3),
+    ] {
         let instance = public.to_instance();
         assert!(satisfied(&circuit, instance.clone()));
-        let requantizations = circuit.assigned_cell_counts()[&CellKind::Quotient];
+        let requantizations = circuit.assigned_cell_counts()[&CellKind::ClampFlag];
         assert_eq!(requantizations, expected);
         attack_every_requantization(&circuit, &instance, requantizations);
     }

@@ -33,6 +33,8 @@ pub struct Compiled {
     pub model: QuantizedModel,
     /// Its circuit layout.
     pub layout: layout::Layout,
+    /// Every layout the planner tried, cheapest (the one chosen) first.
+    pub candidates: Vec<(CircuitParams, layout::Layout)>,
     /// The accuracy report, when a test set was given.
     pub accuracy: Option<AccuracyReport>,
 }
@@ -42,7 +44,11 @@ pub fn compile(onnx: &Path, calibration: &Path, test: Option<&Path>, output: &Pa
     let float = import_onnx(onnx)?;
     let calibration = Dataset::load(calibration)?;
     let model = quantize(&float, &calibration.inputs)?;
-    let layout = layout::plan(&model, CircuitParams::for_model(&model)).map_err(anyhow::Error::msg)?;
+    let (_, candidates) = layout::choose(&model).map_err(anyhow::Error::msg)?;
+    let layout = candidates
+        .first()
+        .map(|(_, l)| l.clone())
+        .context("the planner found no layout")?;
     let accuracy = test
         .map(|t| Dataset::load(t).and_then(|d| accuracy_report(onnx, &model, &d)))
         .transpose()?;
@@ -50,9 +56,13 @@ pub fn compile(onnx: &Path, calibration: &Path, test: Option<&Path>, output: &Pa
     Ok(Compiled {
         model,
         layout,
+        candidates,
         accuracy,
     })
 }
+
+/// How many of the planner's candidate layouts `compile` prints.
+const SHOWN_CANDIDATES: usize = 6;
 
 /// Text summary of a compiled model: the per-layer cost table, the circuit plan, the accuracy.
 pub fn describe(c: &Compiled) -> String {
@@ -60,13 +70,14 @@ pub fn describe(c: &Compiled) -> String {
         "model `{}`: input {:?}, input scale {:.6}\n",
         c.model.name, c.model.input_shape, c.model.input_scale
     );
-    s += "  layer                      op                           output        rows  requant  range rows  lookups  out scale\n";
+    s += "  layer                      op                           output        layout       rows  requant  range rows  lookups  out scale\n";
     for (cost, layer) in c.layout.layers.iter().zip(&c.model.layers) {
         s += &format!(
-            "  {:<26} {:<28} {:<12} {:>6} {:>8} {:>11} {:>8}  {:.6}\n",
+            "  {:<26} {:<28} {:<12} {:<9} {:>6} {:>8} {:>11} {:>8}  {:.6}\n",
             cost.name,
             cost.op_type,
             format!("{:?}", cost.output_shape),
+            cost.layout,
             cost.rows,
             cost.requant_rows,
             cost.range_rows,
@@ -85,9 +96,47 @@ pub fn describe(c: &Compiled) -> String {
         p.degree
     );
     s += &format!(
-        "  rows used: poseidon {}, linear {}, requantize {}, range checks {}, max pool {}, tables {}, lookup table {}\n",
-        p.poseidon_rows, p.linear_rows, p.requant_rows, p.range_rows, p.pool_rows, p.table_rows, p.lookup_table_rows
+        "  rows used: poseidon {}, linear {}, freivalds {}, requantize {}, range checks {} (x{} columns), max pool {}, \
+         tables {}, lookup table {}\n",
+        p.poseidon_rows,
+        p.linear_rows,
+        p.freivalds_rows,
+        p.requant_rows,
+        p.range_rows,
+        c.candidates.first().map_or(1, |(params, _)| params.range_columns),
+        p.pool_rows,
+        p.table_rows,
+        p.lookup_table_rows
     );
+    s += &format!(
+        "  plan: {} layouts tried, the cheapest {} shown (estimated cost = (committed polynomials + fixed/5) x rows;\n  \
+         the first is chosen; freivalds = layers checked as matrix products):\n",
+        c.candidates.len(),
+        c.candidates.len().min(SHOWN_CANDIDATES)
+    );
+    s += "    range cols  freivalds     k  advice  fixed  lookups  equality  committed polys  est. cost\n";
+    for (params, l) in c.candidates.iter().take(SHOWN_CANDIDATES) {
+        let freivalds: Vec<String> = (0..c.model.layers.len())
+            .filter(|&i| params.uses_freivalds(i))
+            .map(|i| i.to_string())
+            .collect();
+        s += &format!(
+            "    {:>10}  {:<10} {:>3} {:>7} {:>6} {:>8} {:>9} {:>16} {:>10}\n",
+            params.range_columns,
+            if freivalds.is_empty() {
+                "-".into()
+            } else {
+                freivalds.join(",")
+            },
+            l.k,
+            l.advice_columns,
+            l.fixed_columns,
+            l.lookups,
+            l.equality_columns,
+            l.committed_polynomials(),
+            l.estimated_cost()
+        );
+    }
     if let Some(a) = &c.accuracy {
         s += &format!("accuracy on {} held-out samples:\n{a}\n", a.samples);
     }
@@ -100,6 +149,7 @@ pub fn to_json(c: &Compiled, output: &Path) -> serde_json::Value {
         "output": output,
         "name": c.model.name,
         "layout": c.layout,
+        "candidates": c.candidates.iter().map(|(p, l)| json!({"params": p, "layout": l, "estimated_cost": l.estimated_cost()})).collect::<Vec<_>>(),
         "accuracy": c.accuracy,
     })
 }

@@ -29,6 +29,18 @@ pub struct LinearConfig {
     q_mac: Selector,
 }
 
+/// Input bytes packed into one field element for the commitment (31 · 8 = 248 bits < 254).
+pub const PACK_BYTES: usize = 31;
+/// Offset that makes an int8 a byte.
+const PACK_OFFSET: u64 = 128;
+/// Radix of the packing.
+const PACK_RADIX: u64 = 256;
+
+/// Rows packing `inputs` inputs takes.
+pub fn pack_rows(inputs: usize) -> usize {
+    inputs
+}
+
 /// Rows one group takes with `lanes` outputs per pass.
 pub fn group_rows(group: &LinearGroup, lanes: usize) -> usize {
     group.taps.iter().flatten().count() * group.outputs.len().div_ceil(lanes)
@@ -81,6 +93,53 @@ impl LinearConfig {
         for &column in &self.acc {
             a.advice(CellKind::Padding, column, row, Fr::ZERO);
         }
+    }
+
+    /// Packs `inputs` (int8) for the commitment from `row`: for each run of [`PACK_BYTES`] inputs, lane 0 computes
+    /// `P = Σ_i (x_i + 128) · 256^i` by Horner (`cont = 256`, `w = 1`, `b = 128`) while the other lanes stay zero.
+    /// The inputs are written here for the first time (every later use copies these cells) and must be
+    /// range-checked by the caller, which makes the packing injective. Returns the input cells, the packed cells
+    /// and the next free row.
+    pub fn assign_pack(
+        &self,
+        a: &mut Assigner,
+        mut row: usize,
+        inputs: &[Fr],
+    ) -> Result<(Vec<AssignedValue>, Vec<AssignedValue>, usize), Error> {
+        let mut cells: Vec<Option<AssignedValue>> = vec![None; inputs.len()];
+        let mut packed = Vec::with_capacity(inputs.len().div_ceil(PACK_BYTES));
+        let offset = Fr::from(PACK_OFFSET);
+        let radix = Fr::from(PACK_RADIX);
+        for (c, chunk) in inputs.chunks(PACK_BYTES).enumerate() {
+            let mut sum = Fr::ZERO;
+            let mut last = None;
+            for (j, (i, x)) in chunk.iter().enumerate().rev().enumerate() {
+                let cont = if j == 0 { Fr::ZERO } else { radix };
+                a.enable(&self.q_mac, row)?;
+                let x = a.advice(CellKind::Input, self.x, row, *x);
+                a.fixed(self.cont, row, cont);
+                for (o, column) in self.acc.iter().enumerate() {
+                    let (w, b) = if o == 0 {
+                        (Fr::ONE, offset)
+                    } else {
+                        (Fr::ZERO, Fr::ZERO)
+                    };
+                    a.fixed(self.w[o], row, w);
+                    a.fixed(self.b[o], row, b);
+                    if o == 0 {
+                        sum = sum * cont + x.value + offset;
+                        last = Some(a.advice(CellKind::PackedInput, *column, row, sum));
+                    } else {
+                        a.advice(CellKind::ProductSum, *column, row, Fr::ZERO);
+                    }
+                }
+                cells[c * PACK_BYTES + i] = Some(x);
+                row += 1;
+            }
+            packed.push(last.ok_or(Error::Synthesis)?);
+        }
+        let cells = cells.into_iter().collect::<Option<Vec<_>>>().ok_or(Error::Synthesis)?;
+        Ok((cells, packed, row))
     }
 
     /// Lays out one group from `row`: `taps` are the group's input cells (`None` for padding). Returns the

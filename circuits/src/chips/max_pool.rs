@@ -6,10 +6,11 @@
 
 use halo2_proofs::{
     halo2curves::bn256::Fr,
-    plonk::{Advice, Column, ConstraintSystem, Error, Selector, TableColumn},
+    plonk::{Advice, Column, ConstraintSystem, Error, Selector},
     poly::Rotation,
 };
 
+use super::range_check::RangeTable;
 use crate::assign::{AssignedValue, Assigner, CellKind};
 use crate::field;
 
@@ -28,8 +29,8 @@ pub fn rows(len: usize) -> usize {
 }
 
 impl MaxPoolConfig {
-    /// Allocates the columns, the gate and the two lookups into `bytes`.
-    pub fn configure(meta: &mut ConstraintSystem<Fr>, bytes: TableColumn) -> Self {
+    /// Allocates the columns, the gate and the two byte lookups into the range table.
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, table: RangeTable) -> Self {
         let [a, b, m] = [(); 3].map(|_| meta.advice_column());
         for c in [a, b, m] {
             meta.enable_equality(c);
@@ -49,7 +50,7 @@ impl MaxPoolConfig {
                 let q = meta.query_selector(q_max);
                 let m = meta.query_advice(m, Rotation::cur());
                 let o = meta.query_advice(other, Rotation::cur());
-                vec![(q * (m - o), bytes)]
+                table.byte_lookup(q, m - o)
             });
         }
         Self { a, b, m, q_max }

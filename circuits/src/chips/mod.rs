@@ -1,6 +1,7 @@
 //! One chip per op family. Each chip is a `Config` with `configure` (columns, gates, lookups) and an `assign` that
 //! lays out one use of it; the model circuit composes them.
 
+pub mod freivalds;
 pub mod linear;
 pub mod max_pool;
 pub mod poseidon;

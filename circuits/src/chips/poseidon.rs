@@ -129,18 +129,16 @@ impl PoseidonConfig {
         }
     }
 
-    /// Hashes `salt` and `inputs` from `row`. Returns the message cells (the salt, then one per input, which the
-    /// first layer copies from) and the cell holding the hash.
+    /// Hashes `salt` and the `packed` input cells (copied in) from `row`. Returns the cell holding the hash.
     pub fn assign(
         &self,
         a: &mut Assigner,
         mut row: usize,
         salt: Fr,
-        inputs: &[Fr],
-    ) -> Result<(Vec<AssignedValue>, AssignedValue), Error> {
-        let message: Vec<Fr> = std::iter::once(salt).chain(inputs.iter().copied()).collect();
+        packed: &[AssignedValue],
+    ) -> Result<AssignedValue, Error> {
+        let message: Vec<Option<&AssignedValue>> = std::iter::once(None).chain(packed.iter().map(Some)).collect();
         let c = constants();
-        let mut cells = Vec::with_capacity(message.len());
         let mut state = [Fr::ZERO, Fr::ZERO, native::capacity_element(message.len())];
         let mut last = None;
         for (k, chunk) in message.chunks(RATE).enumerate() {
@@ -153,14 +151,11 @@ impl PoseidonConfig {
             }
             let mut absorbed = [Fr::ZERO; RATE];
             for (i, v) in chunk.iter().enumerate() {
-                let kind = if k == 0 && i == 0 {
-                    CellKind::Salt
-                } else {
-                    CellKind::Input
+                let cell = match v {
+                    Some(source) => a.copy(CellKind::PackedInput, self.message[i], row, source),
+                    None => a.advice(CellKind::Salt, self.message[i], row, salt),
                 };
-                let cell = a.advice(kind, self.message[i], row, *v);
                 absorbed[i] = cell.value;
-                cells.push(cell);
             }
             if chunk.len() < RATE {
                 a.advice(CellKind::Padding, self.message[1], row, Fr::ZERO);
@@ -200,7 +195,6 @@ impl PoseidonConfig {
             }
             row += 1;
         }
-        let hash = last.ok_or(Error::Synthesis)?;
-        Ok((cells, hash))
+        last.ok_or(Error::Synthesis)
     }
 }

@@ -1,12 +1,16 @@
 //! Requantization with a fused clamp/ReLU: `y = clamp((acc · M + 2^(s−1)) >> s, lo, 127)`, one row per channel.
 //!
-//! Gates (row with `q_req`; `M`, `2^s`, `2^(s−1)`, `lo` are fixed cells of that row):
-//! - division:  `acc · M + 2^(s−1) − q · 2^s − r = 0`
-//! - clamp:     `q − y − over + under = 0`, `(y − 127) · over = 0`, `(y − lo) · under = 0`
+//! The quotient `q` is not a cell: it is `y + (2b − 1) · d`, with a clamp flag `b` (1 when clamped at 127) and a
+//! slack `d ≥ 0` (how far `q` lies beyond the bound it was clamped to). Gates (row with `q_req`; `M`, `2^s`,
+//! `2^(s−1)`, `lo` are fixed cells of that row):
+//! - division:  `acc · M + 2^(s−1) − (y + (2b − 1) · d) · 2^s − r = 0`
+//! - clamp:     `b · (1 − b) = 0`, `b · (y − 127) = 0`, `(1 − b) · (y − lo) · d = 0`
 //!
-//! Range checks (range-check chip): `r ∈ [0, 2^s)`, `over, under ∈ [0, 2^(8·slack))`, `y + 128 ∈ [0, 256)` and, for
-//! ReLU, `y ∈ [0, 256)`. The slack bounds also bound `q`, which makes the division unique (DESIGN.md's first trap:
-//! with `q` unbounded, any `r` would satisfy the identity because `2^s` is invertible modulo p).
+//! Range checks (range-check chip): `r ∈ [0, 2^s)`, `d ∈ [0, 2^(8·slack))`, and `y ∈ [−128, 128)`, or
+//! `y ∈ [0, 128)` with ReLU. Then `b = 1` forces `y = 127, q ≥ 127`; `b = 0, d ≠ 0` forces `y = lo, q < lo`; and
+//! otherwise `q = y ∈ [lo, 127]`: exactly the clamp. The bounds on `y` and `d` also bound `q`, which makes the
+//! division unique (DESIGN.md's first trap: with `q` unbounded, any `r` would satisfy the identity because `2^s`
+//! is invertible modulo p).
 
 use ff::Field;
 use halo2_proofs::{
@@ -15,22 +19,30 @@ use halo2_proofs::{
     poly::Rotation,
 };
 
-use super::range_check::{self, RangeCheckConfig};
+use super::range_check::{Range, RangeCheckConfig, RangeRows};
 use crate::arith::{slack_limbs, LIMB_BITS};
 use crate::assign::{AssignedValue, Assigner, CellKind, Tamper};
 use crate::field;
-use crate::model::{Activation, Kernel, ACT_MAX, ACT_MIN};
+use crate::model::{Activation, Kernel, ACT_MAX};
+
+/// Where a requantization's accumulator comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Accumulator<'v> {
+    /// A copy of the multiply-accumulate chip's last running sum.
+    Copy(&'v AssignedValue),
+    /// A witness value that a Freivalds check binds later (the product of a convolution).
+    Witness(Fr),
+}
 
 /// Columns of the requantization chip.
 #[derive(Clone, Debug)]
 pub struct RequantConfig {
     /// Accumulator column (also holds the nonce cell on a row without selector).
     pub acc: Column<Advice>,
-    q: Column<Advice>,
     r: Column<Advice>,
     y: Column<Advice>,
-    over: Column<Advice>,
-    under: Column<Advice>,
+    b: Column<Advice>,
+    d: Column<Advice>,
     m: Column<Fixed>,
     two_s: Column<Fixed>,
     half: Column<Fixed>,
@@ -38,19 +50,22 @@ pub struct RequantConfig {
     q_req: Selector,
 }
 
-/// Rows of the range-check column one output of `kernel` uses.
-pub fn range_rows(kernel: &Kernel, activation: Activation) -> usize {
-    let s = kernel.shift as usize / LIMB_BITS as usize;
+/// The range checks one output of `kernel` needs: remainder, clamp slack, output.
+pub fn range_checks(kernel: &Kernel, activation: Activation) -> [Range; 3] {
+    let limbs = kernel.shift as usize / LIMB_BITS as usize;
     let slack = slack_limbs(kernel.accumulator_bound(), kernel.multiplier, kernel.shift);
-    let y_checks = if activation == Activation::Relu { 2 } else { 1 };
-    range_check::rows(s) + 2 * range_check::rows(slack) + y_checks * range_check::rows(1)
+    let y = match activation {
+        Activation::Relu => Range::NonNegativeInt8,
+        Activation::Identity => Range::Int8,
+    };
+    [Range::Unsigned { limbs }, Range::Unsigned { limbs: slack }, y]
 }
 
 impl RequantConfig {
     /// Allocates the columns and the division and clamp gates.
     pub fn configure(meta: &mut ConstraintSystem<Fr>) -> Self {
-        let [acc, q, r, y, over, under] = [(); 6].map(|_| meta.advice_column());
-        for c in [acc, r, y, over, under] {
+        let [acc, r, y, b, d] = [(); 5].map(|_| meta.advice_column());
+        for c in [acc, r, y, d] {
             meta.enable_equality(c);
         }
         let [m, two_s, half, lo] = [(); 4].map(|_| meta.fixed_column());
@@ -58,27 +73,27 @@ impl RequantConfig {
         meta.create_gate("requantize and clamp", |meta| {
             let sel = meta.query_selector(q_req);
             let cur = |meta: &mut halo2_proofs::plonk::VirtualCells<Fr>, c| meta.query_advice(c, Rotation::cur());
-            let (acc, q, r, y) = (cur(meta, acc), cur(meta, q), cur(meta, r), cur(meta, y));
-            let (over, under) = (cur(meta, over), cur(meta, under));
+            let (acc, r, y, b, d) = (cur(meta, acc), cur(meta, r), cur(meta, y), cur(meta, b), cur(meta, d));
             let m = meta.query_fixed(m, Rotation::cur());
             let two_s = meta.query_fixed(two_s, Rotation::cur());
             let half = meta.query_fixed(half, Rotation::cur());
             let lo = meta.query_fixed(lo, Rotation::cur());
+            let one = Expression::Constant(Fr::ONE);
             let hi = Expression::Constant(field::from_i64(ACT_MAX));
+            let q = y.clone() + (b.clone() + b.clone() - one.clone()) * d.clone();
             vec![
-                sel.clone() * (acc * m + half - q.clone() * two_s - r),
-                sel.clone() * (q - y.clone() - over.clone() + under.clone()),
-                sel.clone() * ((y.clone() - hi) * over),
-                sel * ((y - lo) * under),
+                sel.clone() * (acc * m + half - q * two_s - r),
+                sel.clone() * (b.clone() * (one.clone() - b.clone())),
+                sel.clone() * (b.clone() * (y.clone() - hi)),
+                sel * ((one - b) * (y - lo) * d),
             ]
         });
         Self {
             acc,
-            q,
             r,
             y,
-            over,
-            under,
+            b,
+            d,
             m,
             two_s,
             half,
@@ -87,45 +102,50 @@ impl RequantConfig {
         }
     }
 
-    /// Requantizes `acc` with `kernel` and the fused `activation` at `row`, range-checking in `range` from
-    /// `range_row`.
-    /// Returns the output cell `y` and the next free range-check row.
+    /// Requantizes `acc` with `kernel` and the fused `activation` at `row`, range-checking in `range`.
+    /// Returns the output cell `y` and the accumulator cell.
     #[allow(clippy::too_many_arguments)]
     pub fn assign(
         &self,
         a: &mut Assigner,
         row: usize,
         range: &RangeCheckConfig,
-        range_row: usize,
+        range_rows: &mut RangeRows,
         kernel: &Kernel,
         activation: Activation,
-        acc: &AssignedValue,
-    ) -> Result<(AssignedValue, usize), Error> {
+        acc: Accumulator<'_>,
+    ) -> Result<(AssignedValue, AssignedValue), Error> {
         let (m, s, lo) = (kernel.multiplier, kernel.shift, activation.lower_bound());
-        let acc = a.copy(CellKind::RequantAccumulator, self.acc, row, acc);
+        let acc = match acc {
+            Accumulator::Copy(source) => a.copy(CellKind::RequantAccumulator, self.acc, row, source),
+            Accumulator::Witness(value) => a.advice(CellKind::RequantAccumulator, self.acc, row, value),
+        };
         let honest = kernel.requantize(field::to_i64(&acc.value).unwrap_or(0), activation);
         let two_s = Fr::from(2u64).pow_vartime([s as u64]);
-        let (mut q, mut r) = (field::from_i64(honest.q), field::from_i64(honest.r));
-        let (mut y, mut over, mut under) = (
-            field::from_i64(honest.y),
-            field::from_i64(honest.over),
-            field::from_i64(honest.under),
-        );
+        let clamp = |q: i64| {
+            let y = q.clamp(lo, ACT_MAX);
+            (
+                field::from_i64(y),
+                Fr::from(u64::from(q > ACT_MAX)),
+                field::from_i64((q - y).abs()),
+            )
+        };
+        let mut r = field::from_i64(honest.r);
+        let (mut y, mut b, mut d) = clamp(honest.q);
         match a.next_requantization_attack() {
             Some(Tamper::RemainderShift { .. }) => {
                 // q − 1 with r + 2^s: the division identity holds and q stays small; only r's range check can object.
-                let shifted = honest.q - 1;
                 r += two_s;
-                q = field::from_i64(shifted);
-                y = field::from_i64(shifted.clamp(lo, ACT_MAX));
-                over = field::from_i64((shifted - ACT_MAX).max(0));
-                under = field::from_i64((lo - shifted).max(0));
+                (y, b, d) = clamp(honest.q - 1);
             }
             Some(Tamper::UnboundedQuotient { .. }) => {
+                // Keep y and r in range, solve the division identity for q in the field (an enormous quotient)
+                // and absorb it into the clamp slack: d = (q − y) / (2b − 1) with b = 0.
                 r = field::from_i64(honest.r ^ 1);
                 let numerator = acc.value * field::from_i64(m) + two_s * Fr::from(2u64).invert().unwrap_or(Fr::ZERO);
-                q = (numerator - r) * two_s.invert().unwrap_or(Fr::ZERO);
-                over = q - y + under;
+                let q = (numerator - r) * two_s.invert().unwrap_or(Fr::ZERO);
+                b = Fr::ZERO;
+                d = y - q;
             }
             _ => {}
         }
@@ -134,20 +154,15 @@ impl RequantConfig {
         a.fixed(self.two_s, row, two_s);
         a.fixed(self.half, row, two_s * Fr::from(2u64).invert().unwrap_or(Fr::ZERO));
         a.fixed(self.lo, row, field::from_i64(lo));
-        a.advice(CellKind::Quotient, self.q, row, q);
         let r = a.advice(CellKind::Remainder, self.r, row, r);
         let y = a.advice(CellKind::Output, self.y, row, y);
-        let over = a.advice(CellKind::Over, self.over, row, over);
-        let under = a.advice(CellKind::Under, self.under, row, under);
+        a.advice(CellKind::ClampFlag, self.b, row, b);
+        let d = a.advice(CellKind::ClampSlack, self.d, row, d);
 
-        let slack = slack_limbs(kernel.accumulator_bound(), m, s);
-        let mut next = range.check(a, range_row, &r, 0, s as usize / LIMB_BITS as usize)?;
-        next = range.check(a, next, &over, 0, slack)?;
-        next = range.check(a, next, &under, 0, slack)?;
-        next = range.check(a, next, &y, -ACT_MIN, 1)?;
-        if activation == Activation::Relu {
-            next = range.check(a, next, &y, 0, 1)?;
-        }
-        Ok((y, next))
+        let [r_range, d_range, y_range] = range_checks(kernel, activation);
+        range.check(a, range_rows, &r, r_range)?;
+        range.check(a, range_rows, &d, d_range)?;
+        range.check(a, range_rows, &y, y_range)?;
+        Ok((y, acc))
     }
 }

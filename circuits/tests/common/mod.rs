@@ -190,8 +190,14 @@ pub fn witness_for(model: &QuantizedModel) -> Witness {
     }
 }
 
-/// The circuit of `model` on its witness, and the public inputs.
+/// The circuit of `model` on its witness with the planner's layout, and the public inputs.
 pub fn circuit_for(model: QuantizedModel) -> (ModelCircuit, PublicInputs) {
+    let params = CircuitParams::for_model(&model);
+    circuit_with(model, params)
+}
+
+/// The circuit of `model` on its witness with the layout `params`, and the public inputs.
+pub fn circuit_with(model: QuantizedModel, params: CircuitParams) -> (ModelCircuit, PublicInputs) {
     let witness = witness_for(&model);
     let outputs = reference_outputs(&model, &witness.input).pop().unwrap_or_default();
     let public = PublicInputs {
@@ -199,10 +205,7 @@ pub fn circuit_for(model: QuantizedModel) -> (ModelCircuit, PublicInputs) {
         nonce: witness.nonce,
         outputs,
     };
-    (
-        ModelCircuit::new(model.clone(), CircuitParams::for_model(&model), witness),
-        public,
-    )
+    (ModelCircuit::new(model, params, witness), public)
 }
 
 /// The MLP's circuit.
