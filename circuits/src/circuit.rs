@@ -188,10 +188,14 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: CircuitParams) -> Mode
     let instance = meta.instance_column();
     meta.enable_equality(instance);
     let range = RangeCheckConfig::configure(meta, params.range_columns);
+    // The requantization rows and the sponge's rows share six advice columns: the sponge comes first, then one
+    // requantization per row.
+    let shared = [(); 6].map(|_| meta.advice_column());
+    let [acc, r, y, b, d, extra] = shared;
     ModelConfig {
-        poseidon: PoseidonConfig::configure(meta),
+        poseidon: PoseidonConfig::configure(meta, [d, b, extra], [acc, r, y]),
+        requant: RequantConfig::configure(meta, [acc, r, y, b, d]),
         linear: LinearConfig::configure(meta, params.mac_lanes.max(1)),
-        requant: RequantConfig::configure(meta),
         max_pool: params.max_pool.then(|| MaxPoolConfig::configure(meta, range.table())),
         table: params.tables.then(|| TableConfig::configure(meta)),
         // Last: its second-phase columns need a first-phase column allocated before them.
@@ -358,13 +362,14 @@ impl Circuit<Fr> for ModelCircuit {
             |mut region| {
                 let mut a = Assigner::new(&mut region, self.tamper);
                 let input: Vec<Fr> = self.witness.input.iter().map(|&x| field::from_i64(x)).collect();
-                // Row 0 is left blank (zeros) so that gates reading the previous row never read an unassigned cell.
-                config.poseidon.assign_blank_row(&mut a, 0);
+                // Row 0 of the multiply-accumulate columns is left blank (zeros) so that its gate never reads an
+                // unassigned cell; the sponge starts with such a row of its own.
                 config.linear.assign_blank_row(&mut a, 0);
                 let (input, packed, linear_row) = config.linear.assign_pack(&mut a, 1, &input)?;
-                let commitment = config.poseidon.assign(&mut a, 1, self.witness.salt, &packed)?;
+                let (commitment, sponge_end) = config.poseidon.assign(&mut a, 0, self.witness.salt, &packed)?;
                 let mut rows = Cursors {
                     linear: linear_row,
+                    requant: sponge_end,
                     range: RangeRows::new(config.range.columns()),
                     ..Cursors::default()
                 };

@@ -53,11 +53,11 @@ pub struct LayerCost {
 /// The size of a model's circuit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Layout {
-    /// Rows of the Poseidon sponge (input commitment).
+    /// Rows of the Poseidon sponge (input commitment), in the columns it shares with requantization.
     pub poseidon_rows: usize,
     /// Rows of the multiply-accumulate columns.
     pub linear_rows: usize,
-    /// Rows of the requantization columns (one per linear output, plus the nonce).
+    /// Rows of the requantization columns after the sponge (one per linear output, plus the nonce).
     pub requant_rows: usize,
     /// Rows of the fullest range-check column.
     pub range_rows: usize,
@@ -106,9 +106,8 @@ impl Layout {
     /// The largest number of rows any column group uses.
     pub fn used_rows(&self) -> usize {
         [
-            self.poseidon_rows,
+            self.poseidon_rows + self.requant_rows,
             self.linear_rows,
-            self.requant_rows,
             self.range_rows,
             self.pool_rows,
             self.table_rows,
@@ -213,7 +212,7 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
             .sum::<usize>()
     };
     let mut layout = Layout {
-        poseidon_rows: 1 + poseidon::rows(1 + inputs.div_ceil(linear::PACK_BYTES)),
+        poseidon_rows: poseidon::rows(1 + inputs.div_ceil(linear::PACK_BYTES)),
         linear_rows: 1 + linear::pack_rows(inputs) + sum_layout("mac"),
         requant_rows: 1 + sum(|c| c.requant_rows, |_| true),
         range_rows: range.max(),
@@ -244,6 +243,9 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
     Ok(layout)
 }
 
+/// Multiply-accumulate lane counts the planner tries.
+pub const MAC_LANE_CHOICES: [usize; 3] = [2, 4, 8];
+
 /// Range-check column counts the planner tries.
 pub const RANGE_COLUMN_CHOICES: std::ops::RangeInclusive<usize> = 1..=4;
 
@@ -263,8 +265,8 @@ pub fn freivalds_candidates(model: &QuantizedModel) -> Vec<usize> {
 }
 
 /// The layout choices for `model` with the lowest [`Layout::estimated_cost`] (fewest columns on a tie), with the
-/// plans of every candidate tried, cheapest first: every number of range columns in [`RANGE_COLUMN_CHOICES`]
-/// times every subset of [`freivalds_candidates`].
+/// plans of every candidate tried, cheapest first: every lane count in [`MAC_LANE_CHOICES`], every number of range
+/// columns in [`RANGE_COLUMN_CHOICES`] and every subset of [`freivalds_candidates`].
 pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<(CircuitParams, Layout)>), String> {
     let base = CircuitParams::with_chips_of(model);
     let eligible = freivalds_candidates(model);
@@ -277,10 +279,13 @@ pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<(CircuitPara
     });
     let mut candidates = subsets
         .flat_map(|freivalds_layers| {
-            RANGE_COLUMN_CHOICES.map(move |range_columns| CircuitParams {
-                range_columns,
-                freivalds_layers,
-                ..base
+            RANGE_COLUMN_CHOICES.flat_map(move |range_columns| {
+                MAC_LANE_CHOICES.map(|mac_lanes| CircuitParams {
+                    mac_lanes,
+                    range_columns,
+                    freivalds_layers,
+                    ..base
+                })
             })
         })
         .map(|params| plan(model, params).map(|layout| (params, layout)))
@@ -290,6 +295,7 @@ pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<(CircuitPara
             layout.estimated_cost(),
             layout.committed_polynomials(),
             params.range_columns,
+            params.mac_lanes,
             params.freivalds_layers.count_ones(),
             params.freivalds_layers,
         )

@@ -122,14 +122,16 @@ pub fn hash(message: &[Fr]) -> Fr {
 }
 
 /// The input packed for the commitment: each run of 31 int8 inputs `x_i` becomes the field element
-/// `Σ_i (x_i + 128) · 256^i` (248 bits, below the modulus, so the packing is injective).
+/// `Σ_i x_i · 256^i` (a balanced base-256 number: digits in `[−128, 128)` give distinct integers of absolute value
+/// below 2^247, far from p/2, so the packing is injective).
 pub fn pack_input(input: &[i64]) -> Vec<Fr> {
     input
         .chunks(crate::chips::linear::PACK_BYTES)
         .map(|chunk| {
-            chunk.iter().rev().fold(Fr::ZERO, |acc, &x| {
-                acc * Fr::from(256u64) + crate::field::from_i64(x + 128)
-            })
+            chunk
+                .iter()
+                .rev()
+                .fold(Fr::ZERO, |acc, &x| acc * Fr::from(256u64) + crate::field::from_i64(x))
         })
         .collect()
 }

@@ -114,14 +114,15 @@ pub fn describe(c: &Compiled) -> String {
         c.candidates.len(),
         c.candidates.len().min(SHOWN_CANDIDATES)
     );
-    s += "    range cols  freivalds     k  advice  fixed  lookups  equality  committed polys  est. cost\n";
+    s += "    lanes  range cols  freivalds     k  advice  fixed  lookups  equality  committed polys  est. cost\n";
     for (params, l) in c.candidates.iter().take(SHOWN_CANDIDATES) {
         let freivalds: Vec<String> = (0..c.model.layers.len())
             .filter(|&i| params.uses_freivalds(i))
             .map(|i| i.to_string())
             .collect();
         s += &format!(
-            "    {:>10}  {:<10} {:>3} {:>7} {:>6} {:>8} {:>9} {:>16} {:>10}\n",
+            "    {:>5} {:>11}  {:<10} {:>3} {:>7} {:>6} {:>8} {:>9} {:>16} {:>10}\n",
+            params.mac_lanes,
             params.range_columns,
             if freivalds.is_empty() {
                 "-".into()

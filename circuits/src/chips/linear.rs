@@ -3,8 +3,8 @@
 //!
 //! A group's outputs read the same taps. A pass computes `lanes` outputs at once: row `j` holds tap `x_j` (one
 //! advice cell, copied in) and, for each lane `o`, the fixed weight `w_o` and the running sum `acc_o`.
-//! Gate (per lane): `q_mac · (acc_o − cont · acc_o[−1] − x · w_o − b_o) = 0`,
-//! with `cont = 0, b_o = bias` on the first row of a pass and `cont = 1, b_o = 0` after. Padding taps are skipped.
+//! Gate (per lane): `q_mac · (acc_o − cont · acc_o[−1] − x · w_o) = 0`, with `cont = 0` on the first row of a pass
+//! and `cont = 1` after. Padding taps are skipped. The bias is added by the requantization gate (fixed offset).
 //! Weights and biases are fixed, so the verifying key (and the model id) commits to them.
 
 use ff::Field;
@@ -24,15 +24,12 @@ pub struct LinearConfig {
     x: Column<Advice>,
     acc: Vec<Column<Advice>>,
     w: Vec<Column<Fixed>>,
-    b: Vec<Column<Fixed>>,
     cont: Column<Fixed>,
     q_mac: Selector,
 }
 
 /// Input bytes packed into one field element for the commitment (31 · 8 = 248 bits < 254).
 pub const PACK_BYTES: usize = 31;
-/// Offset that makes an int8 a byte.
-const PACK_OFFSET: u64 = 128;
 /// Radix of the packing.
 const PACK_RADIX: u64 = 256;
 
@@ -61,7 +58,6 @@ impl LinearConfig {
             meta.enable_equality(c);
         }
         let w: Vec<_> = (0..lanes).map(|_| meta.fixed_column()).collect();
-        let b: Vec<_> = (0..lanes).map(|_| meta.fixed_column()).collect();
         let cont = meta.fixed_column();
         let q_mac = meta.selector();
         meta.create_gate("multiply-accumulate", |meta| {
@@ -73,19 +69,11 @@ impl LinearConfig {
                     let acc_cur = meta.query_advice(acc[o], Rotation::cur());
                     let acc_prev = meta.query_advice(acc[o], Rotation::prev());
                     let w = meta.query_fixed(w[o], Rotation::cur());
-                    let b = meta.query_fixed(b[o], Rotation::cur());
-                    q.clone() * (acc_cur - cont.clone() * acc_prev - x.clone() * w - b)
+                    q.clone() * (acc_cur - cont.clone() * acc_prev - x.clone() * w)
                 })
                 .collect::<Vec<_>>()
         });
-        Self {
-            x,
-            acc,
-            w,
-            b,
-            cont,
-            q_mac,
-        }
+        Self { x, acc, w, cont, q_mac }
     }
 
     /// Writes zeros into the accumulators of `row` (the row before the first pass, which its gate reads).
@@ -96,7 +84,7 @@ impl LinearConfig {
     }
 
     /// Packs `inputs` (int8) for the commitment from `row`: for each run of [`PACK_BYTES`] inputs, lane 0 computes
-    /// `P = Σ_i (x_i + 128) · 256^i` by Horner (`cont = 256`, `w = 1`, `b = 128`) while the other lanes stay zero.
+    /// `P = Σ_i x_i · 256^i` by Horner (`cont = 256`, `w = 1`) while the other lanes stay zero.
     /// The inputs are written here for the first time (every later use copies these cells) and must be
     /// range-checked by the caller, which makes the packing injective. Returns the input cells, the packed cells
     /// and the next free row.
@@ -108,7 +96,6 @@ impl LinearConfig {
     ) -> Result<(Vec<AssignedValue>, Vec<AssignedValue>, usize), Error> {
         let mut cells: Vec<Option<AssignedValue>> = vec![None; inputs.len()];
         let mut packed = Vec::with_capacity(inputs.len().div_ceil(PACK_BYTES));
-        let offset = Fr::from(PACK_OFFSET);
         let radix = Fr::from(PACK_RADIX);
         for (c, chunk) in inputs.chunks(PACK_BYTES).enumerate() {
             let mut sum = Fr::ZERO;
@@ -119,15 +106,9 @@ impl LinearConfig {
                 let x = a.advice(CellKind::Input, self.x, row, *x);
                 a.fixed(self.cont, row, cont);
                 for (o, column) in self.acc.iter().enumerate() {
-                    let (w, b) = if o == 0 {
-                        (Fr::ONE, offset)
-                    } else {
-                        (Fr::ZERO, Fr::ZERO)
-                    };
-                    a.fixed(self.w[o], row, w);
-                    a.fixed(self.b[o], row, b);
+                    a.fixed(self.w[o], row, if o == 0 { Fr::ONE } else { Fr::ZERO });
                     if o == 0 {
-                        sum = sum * cont + x.value + offset;
+                        sum = sum * cont + x.value;
                         last = Some(a.advice(CellKind::PackedInput, *column, row, sum));
                     } else {
                         a.advice(CellKind::ProductSum, *column, row, Fr::ZERO);
@@ -169,16 +150,9 @@ impl LinearConfig {
                 a.fixed(self.cont, row, if j == 0 { Fr::ZERO } else { Fr::ONE });
                 last.clear();
                 for (o, sum) in sums.iter_mut().enumerate() {
-                    let (w, b) = match kernels.get(o) {
-                        Some(k) => (
-                            field::from_i64(k.weights[t]),
-                            if j == 0 { field::from_i64(k.bias) } else { Fr::ZERO },
-                        ),
-                        None => (Fr::ZERO, Fr::ZERO),
-                    };
+                    let w = kernels.get(o).map_or(Fr::ZERO, |k| field::from_i64(k.weights[t]));
                     a.fixed(self.w[o], row, w);
-                    a.fixed(self.b[o], row, b);
-                    *sum = *sum * Fr::from(u64::from(j != 0)) + x.value * w + b;
+                    *sum = *sum * Fr::from(u64::from(j != 0)) + x.value * w;
                     last.push(a.advice(CellKind::ProductSum, self.acc[o], row, *sum));
                 }
                 row += 1;

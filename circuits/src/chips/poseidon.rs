@@ -1,12 +1,15 @@
-//! The input commitment in the circuit: a Poseidon sponge, one row per round, over the very cells that feed the
-//! first layer.
+//! The input commitment in the circuit: a Poseidon sponge, one row per round, over the packed input cells (copied
+//! in from the packing pass that also feeds the first layer).
 //!
-//! Columns: state `s_0..s_2`, S-box squares `sq_0..sq_2`, message `m_0, m_1`, round constants `rc_0..rc_2`, and
-//! fixed `keep`, `init`, `mask`. Writing `u_j = s_j + rc_j`, every S-box `u^5` is split as `sq = u^2`, `u^5 = u · sq^2`
-//! so that no gate exceeds degree 5 (halo2-axiom's limit).
+//! Columns: state `s_0..s_2` and S-box squares `sq_0..sq_2` (advice columns the requantization chip also uses, in
+//! other rows), round constants `rc_0..rc_2`, and fixed `keep`, `init`, `mask`. Writing `u_j = s_j + rc_j`, every
+//! S-box `u^5` is split as `sq = u^2`, `u^5 = u · sq^2` so that no gate exceeds degree 5 (halo2-axiom's limit).
+//! A chunk's two message words `m_0, m_1` sit in `sq_0, sq_1` of the row before its first round: the row holding
+//! the previous permutation's output (no round gate reads squares there), or the sponge's first row.
 //! - absorb (`q_absorb`, first row of a chunk): `s_0 = keep · s_0[−1] + m_0`, `s_1 = keep · s_1[−1] + mask · m_1`,
-//!   `s_2 = keep · s_2[−1] + init`; the first chunk has `keep = 0, init = L · 2^64` (the capacity element), later
-//!   ones `keep = 1, init = 0`; `mask = 0` where `m_1` is padding, so padding is zero by construction.
+//!   `s_2 = keep · s_2[−1] + init` with `m_i = sq_i[−1]`; the first chunk has `keep = 0, init = L · 2^64` (the
+//!   capacity element), later ones `keep = 1, init = 0`; `mask = 0` where `m_1` is padding, so padding is zero by
+//!   construction.
 //! - full round (`q_full`):  `sq_j = u_j^2`, `s_i[+1] = Σ_j MDS_ij · u_j · sq_j^2`
 //! - partial round (`q_partial`): `sq_0 = u_0^2`, `s_i[+1] = MDS_i0 · u_0 · sq_0^2 + Σ_{j>0} MDS_ij · u_j`
 
@@ -25,7 +28,6 @@ use crate::poseidon::{self as native, constants, is_full_round, RATE, ROUNDS, WI
 pub struct PoseidonConfig {
     state: [Column<Advice>; WIDTH],
     square: [Column<Advice>; WIDTH],
-    message: [Column<Advice>; RATE],
     rc: [Column<Fixed>; WIDTH],
     keep: Column<Fixed>,
     init: Column<Fixed>,
@@ -35,19 +37,20 @@ pub struct PoseidonConfig {
     q_partial: Selector,
 }
 
-/// Rows the sponge takes for a message of `len` elements.
+/// Rows the sponge takes for a message of `len` elements (the first row included).
 pub fn rows(len: usize) -> usize {
-    len.div_ceil(RATE) * (ROUNDS + 1)
+    1 + len.div_ceil(RATE) * (ROUNDS + 1)
 }
 
 impl PoseidonConfig {
-    /// Allocates the columns and the absorb and round gates.
-    pub fn configure(meta: &mut ConstraintSystem<Fr>) -> Self {
-        let state = [(); WIDTH].map(|_| meta.advice_column());
-        let square = [(); WIDTH].map(|_| meta.advice_column());
-        let message = [(); RATE].map(|_| meta.advice_column());
-        meta.enable_equality(state[0]);
-        for c in message {
+    /// Adds the absorb and round gates over the given `state` and `square` advice columns (shared with other
+    /// chips, in other rows) and allocates the fixed columns.
+    pub fn configure(
+        meta: &mut ConstraintSystem<Fr>,
+        state: [Column<Advice>; WIDTH],
+        square: [Column<Advice>; WIDTH],
+    ) -> Self {
+        for c in [state[0], square[0], square[1]] {
             meta.enable_equality(c);
         }
         let rc = [(); WIDTH].map(|_| meta.fixed_column());
@@ -61,8 +64,8 @@ impl PoseidonConfig {
             let init = meta.query_fixed(init, Rotation::cur());
             let mask = meta.query_fixed(mask, Rotation::cur());
             let s = |meta: &mut VirtualCells<Fr>, j: usize, r| meta.query_advice(state[j], r);
-            let m0 = meta.query_advice(message[0], Rotation::cur());
-            let m1 = meta.query_advice(message[1], Rotation::cur());
+            let m0 = meta.query_advice(square[0], Rotation::prev());
+            let m1 = meta.query_advice(square[1], Rotation::prev());
             let added = [m0, mask * m1, init];
             (0..WIDTH)
                 .map(|j| {
@@ -111,7 +114,6 @@ impl PoseidonConfig {
         Self {
             state,
             square,
-            message,
             rc,
             keep,
             init,
@@ -122,21 +124,19 @@ impl PoseidonConfig {
         }
     }
 
-    /// Writes zeros into the state columns of `row` (the row before the sponge, which its first absorb reads).
-    pub fn assign_blank_row(&self, a: &mut Assigner, row: usize) {
-        for column in self.state {
-            a.advice(CellKind::Padding, column, row, Fr::ZERO);
-        }
-    }
-
-    /// Hashes `salt` and the `packed` input cells (copied in) from `row`. Returns the cell holding the hash.
+    /// Hashes `salt` and the `packed` input cells (copied in) from `row` (whose state cells are zeros that the
+    /// first absorb reads, times `keep = 0`). Returns the cell holding the hash and the next free row.
     pub fn assign(
         &self,
         a: &mut Assigner,
         mut row: usize,
         salt: Fr,
         packed: &[AssignedValue],
-    ) -> Result<AssignedValue, Error> {
+    ) -> Result<(AssignedValue, usize), Error> {
+        for column in self.state {
+            a.advice(CellKind::Padding, column, row, Fr::ZERO);
+        }
+        row += 1;
         let message: Vec<Option<&AssignedValue>> = std::iter::once(None).chain(packed.iter().map(Some)).collect();
         let c = constants();
         let mut state = [Fr::ZERO, Fr::ZERO, native::capacity_element(message.len())];
@@ -152,13 +152,13 @@ impl PoseidonConfig {
             let mut absorbed = [Fr::ZERO; RATE];
             for (i, v) in chunk.iter().enumerate() {
                 let cell = match v {
-                    Some(source) => a.copy(CellKind::PackedInput, self.message[i], row, source),
-                    None => a.advice(CellKind::Salt, self.message[i], row, salt),
+                    Some(source) => a.copy(CellKind::PackedInput, self.square[i], row - 1, source),
+                    None => a.advice(CellKind::Salt, self.square[i], row - 1, salt),
                 };
                 absorbed[i] = cell.value;
             }
             if chunk.len() < RATE {
-                a.advice(CellKind::Padding, self.message[1], row, Fr::ZERO);
+                a.advice(CellKind::Padding, self.square[1], row - 1, Fr::ZERO);
             }
             if k == 0 {
                 state = [absorbed[0], absorbed[1], native::capacity_element(message.len())];
@@ -195,6 +195,6 @@ impl PoseidonConfig {
             }
             row += 1;
         }
-        last.ok_or(Error::Synthesis)
+        Ok((last.ok_or(Error::Synthesis)?, row))
     }
 }

@@ -5,9 +5,10 @@
 //!
 //! To show that `v` lies in a range, a chip copies `v` into `z_0` of one range column and writes
 //! `z_{i+1} = (z_i − limb_i) / 256` below it, one row per limb. Lookup (every row, per column):
-//! `(tag, en · z_i − 256 · chain · z_{i+1}) ∈ table`, with fixed `en = 1` on limb rows, `chain = 1` on every limb
-//! but the last and `chain = 0` on the last, whose limb is `z_{L−1}` itself; all three are 0 on other rows, which
-//! look up `(0, 0)`. (The input has degree 2, so the lookup stays within degree 5.) So `v = Σ limb_i · 256^i` with bytes below the last
+//! `(tag, z_i − 256 · chain · z_{i+1}) ∈ table`, with fixed `chain = 1` on every limb but the last and `chain = 0`
+//! on the last, whose limb is `z_{L−1}` itself. Checks fill a column from row 0 without gaps; below them `tag` and
+//! `chain` are 0, so the lookup forces `z = 0` there, which is what an honest prover leaves. (The input has degree
+//! 2, so the lookup stays within degree 5.) So `v = Σ limb_i · 256^i` with bytes below the last
 //! limb and a last limb in the tag's range: `[0, 2^(8L))` with tag 8, `[0, 128)` or `[−128, 128)` for one limb.
 //! The sum cannot wrap modulo p. No end row and no gate: a check of `L` limbs takes exactly `L` rows.
 //!
@@ -84,11 +85,10 @@ impl RangeTable {
     }
 }
 
-/// One range column: the running sums `z`, the limb-row flag, the limb's tag and the chaining flag.
+/// One range column: the running sums `z`, the limb's tag and the chaining flag.
 #[derive(Clone, Debug)]
 struct RangeColumn {
     z: Column<Advice>,
-    en: Column<Fixed>,
     tag: Column<Fixed>,
     chain: Column<Fixed>,
 }
@@ -147,21 +147,16 @@ impl RangeCheckConfig {
             .map(|_| {
                 let column = RangeColumn {
                     z: meta.advice_column(),
-                    en: meta.fixed_column(),
                     tag: meta.fixed_column(),
                     chain: meta.fixed_column(),
                 };
                 meta.enable_equality(column.z);
                 meta.lookup("range limb", |meta| {
-                    let en = meta.query_fixed(column.en, Rotation::cur());
                     let tag = meta.query_fixed(column.tag, Rotation::cur());
                     let chain = meta.query_fixed(column.chain, Rotation::cur());
                     let z_cur = meta.query_advice(column.z, Rotation::cur());
                     let z_next = meta.query_advice(column.z, Rotation::next());
-                    vec![
-                        (tag, table.tag),
-                        (en * z_cur - chain * z_next * radix.clone(), table.value),
-                    ]
+                    vec![(tag, table.tag), (z_cur - chain * z_next * radix.clone(), table.value)]
                 });
                 column
             })
@@ -215,7 +210,6 @@ impl RangeCheckConfig {
         let mut z = a.copy(CellKind::RangeLimb, column.z, row, value).value;
         for i in 0..limbs {
             let last = i + 1 == limbs;
-            a.fixed(column.en, row + i, Fr::ONE);
             a.fixed(
                 column.tag,
                 row + i,

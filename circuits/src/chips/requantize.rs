@@ -1,9 +1,11 @@
 //! Requantization with a fused clamp/ReLU: `y = clamp((acc · M + 2^(s−1)) >> s, lo, 127)`, one row per channel.
 //!
 //! The quotient `q` is not a cell: it is `y + (2b − 1) · d`, with a clamp flag `b` (1 when clamped at 127) and a
-//! slack `d ≥ 0` (how far `q` lies beyond the bound it was clamped to). Gates (row with `q_req`; `M`, `2^s`,
-//! `2^(s−1)`, `lo` are fixed cells of that row):
-//! - division:  `acc · M + 2^(s−1) − (y + (2b − 1) · d) · 2^s − r = 0`
+//! slack `d ≥ 0` (how far `q` lies beyond the bound it was clamped to). The bias is fused in: `acc` is the bare
+//! weighted sum (from the multiply-accumulate chip) and the fixed offset `c = bias · M + 2^(s−1)`; a Freivalds
+//! product already holds the bias, and its offset is `2^(s−1)`. Gates (row with `q_req`; `M`, `2^s`, `c`, `lo`
+//! are fixed cells of that row):
+//! - division:  `acc · M + c − (y + (2b − 1) · d) · 2^s − r = 0`
 //! - clamp:     `b · (1 − b) = 0`, `b · (y − 127) = 0`, `(1 − b) · (y − lo) · d = 0`
 //!
 //! Range checks (range-check chip): `r ∈ [0, 2^s)`, `d ∈ [0, 2^(8·slack))`, and `y ∈ [−128, 128)`, or
@@ -28,9 +30,9 @@ use crate::model::{Activation, Kernel, ACT_MAX};
 /// Where a requantization's accumulator comes from.
 #[derive(Clone, Copy, Debug)]
 pub enum Accumulator<'v> {
-    /// A copy of the multiply-accumulate chip's last running sum.
+    /// A copy of the multiply-accumulate chip's last running sum (without the bias, which the offset adds).
     Copy(&'v AssignedValue),
-    /// A witness value that a Freivalds check binds later (the product of a convolution).
+    /// A witness value that a Freivalds check binds later (the product of a convolution, bias included).
     Witness(Fr),
 }
 
@@ -45,7 +47,7 @@ pub struct RequantConfig {
     d: Column<Advice>,
     m: Column<Fixed>,
     two_s: Column<Fixed>,
-    half: Column<Fixed>,
+    offset: Column<Fixed>,
     lo: Column<Fixed>,
     q_req: Selector,
 }
@@ -62,13 +64,13 @@ pub fn range_checks(kernel: &Kernel, activation: Activation) -> [Range; 3] {
 }
 
 impl RequantConfig {
-    /// Allocates the columns and the division and clamp gates.
-    pub fn configure(meta: &mut ConstraintSystem<Fr>) -> Self {
-        let [acc, r, y, b, d] = [(); 5].map(|_| meta.advice_column());
+    /// Adds the division and clamp gates over the advice columns `[acc, r, y, b, d]` (which the Poseidon chip also
+    /// uses, in other rows) and allocates the fixed columns.
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, [acc, r, y, b, d]: [Column<Advice>; 5]) -> Self {
         for c in [acc, r, y, d] {
             meta.enable_equality(c);
         }
-        let [m, two_s, half, lo] = [(); 4].map(|_| meta.fixed_column());
+        let [m, two_s, offset, lo] = [(); 4].map(|_| meta.fixed_column());
         let q_req = meta.selector();
         meta.create_gate("requantize and clamp", |meta| {
             let sel = meta.query_selector(q_req);
@@ -76,13 +78,13 @@ impl RequantConfig {
             let (acc, r, y, b, d) = (cur(meta, acc), cur(meta, r), cur(meta, y), cur(meta, b), cur(meta, d));
             let m = meta.query_fixed(m, Rotation::cur());
             let two_s = meta.query_fixed(two_s, Rotation::cur());
-            let half = meta.query_fixed(half, Rotation::cur());
+            let offset = meta.query_fixed(offset, Rotation::cur());
             let lo = meta.query_fixed(lo, Rotation::cur());
             let one = Expression::Constant(Fr::ONE);
             let hi = Expression::Constant(field::from_i64(ACT_MAX));
             let q = y.clone() + (b.clone() + b.clone() - one.clone()) * d.clone();
             vec![
-                sel.clone() * (acc * m + half - q * two_s - r),
+                sel.clone() * (acc * m + offset - q * two_s - r),
                 sel.clone() * (b.clone() * (one.clone() - b.clone())),
                 sel.clone() * (b.clone() * (y.clone() - hi)),
                 sel * ((one - b) * (y - lo) * d),
@@ -96,7 +98,7 @@ impl RequantConfig {
             d,
             m,
             two_s,
-            half,
+            offset,
             lo,
             q_req,
         }
@@ -116,11 +118,13 @@ impl RequantConfig {
         acc: Accumulator<'_>,
     ) -> Result<(AssignedValue, AssignedValue), Error> {
         let (m, s, lo) = (kernel.multiplier, kernel.shift, activation.lower_bound());
-        let acc = match acc {
-            Accumulator::Copy(source) => a.copy(CellKind::RequantAccumulator, self.acc, row, source),
-            Accumulator::Witness(value) => a.advice(CellKind::RequantAccumulator, self.acc, row, value),
+        let (acc, bias) = match acc {
+            Accumulator::Copy(source) => (a.copy(CellKind::RequantAccumulator, self.acc, row, source), kernel.bias),
+            Accumulator::Witness(value) => (a.advice(CellKind::RequantAccumulator, self.acc, row, value), 0),
         };
-        let honest = kernel.requantize(field::to_i64(&acc.value).unwrap_or(0), activation);
+        let honest = kernel.requantize(field::to_i64(&acc.value).unwrap_or(0) + bias, activation);
+        let half = Fr::from(2u64).pow_vartime([u64::from(s) - 1]);
+        let offset = field::from_i64(bias) * field::from_i64(m) + half;
         let two_s = Fr::from(2u64).pow_vartime([s as u64]);
         let clamp = |q: i64| {
             let y = q.clamp(lo, ACT_MAX);
@@ -142,7 +146,7 @@ impl RequantConfig {
                 // Keep y and r in range, solve the division identity for q in the field (an enormous quotient)
                 // and absorb it into the clamp slack: d = (q − y) / (2b − 1) with b = 0.
                 r = field::from_i64(honest.r ^ 1);
-                let numerator = acc.value * field::from_i64(m) + two_s * Fr::from(2u64).invert().unwrap_or(Fr::ZERO);
+                let numerator = acc.value * field::from_i64(m) + offset;
                 let q = (numerator - r) * two_s.invert().unwrap_or(Fr::ZERO);
                 b = Fr::ZERO;
                 d = y - q;
@@ -152,7 +156,7 @@ impl RequantConfig {
         a.enable(&self.q_req, row)?;
         a.fixed(self.m, row, field::from_i64(m));
         a.fixed(self.two_s, row, two_s);
-        a.fixed(self.half, row, two_s * Fr::from(2u64).invert().unwrap_or(Fr::ZERO));
+        a.fixed(self.offset, row, offset);
         a.fixed(self.lo, row, field::from_i64(lo));
         let r = a.advice(CellKind::Remainder, self.r, row, r);
         let y = a.advice(CellKind::Output, self.y, row, y);
