@@ -1,6 +1,8 @@
 //! Criterion benchmarks of the shipped models (digits-mlp, digits-cnn, digits-resnet): proving, verifying, native
 //! integer inference and keygen, in one set of groups per model (`<model>/prove`, `<model>/verify`,
-//! `<model>/native-inference`, `<model>/keygen`).
+//! `<model>/native-inference`, `<model>/keygen`), and the layout planner checked against measurement:
+//! `<model>-layouts/<rank>` proves with the planner's [`LAYOUT_CANDIDATES`] cheapest candidate layouts and the plain
+//! one (4 lanes, 1 range column, no Freivalds), and prints each one's estimated cost next to its name.
 //!
 //! Everything that is not measured (ONNX import, calibration, quantization, keygen for the other groups, the proof
 //! that `verify` checks) happens once per model, before its measured loops, and only when one of the model's
@@ -64,27 +66,7 @@ impl Fixture {
 
         let params = CircuitParams::for_model(&model);
         let plan = layout::plan(&model, params).expect("laying out the circuit");
-        eprintln!(
-            "{name} cost model: k = {} ({} rows); rows used: poseidon {}, linear {}, requantize {}, range {}, \
-             pool {}, table {}, lookup table {}, blinding {} (max {}); {} layers; {} advice / {} fixed columns, \
-             {} lookups, degree {}",
-            plan.k,
-            1u64 << plan.k,
-            plan.poseidon_rows,
-            plan.linear_rows,
-            plan.requant_rows,
-            plan.range_rows,
-            plan.pool_rows,
-            plan.table_rows,
-            plan.lookup_table_rows,
-            plan.blinding_rows,
-            plan.used_rows(),
-            plan.layers.len(),
-            plan.advice_columns,
-            plan.fixed_columns,
-            plan.lookups,
-            plan.degree,
-        );
+        eprintln!("{name} cost model: {}", describe_plan(&params, &plan));
 
         let started = Instant::now();
         let keys = setup(&model, params, &SrsSource::InsecureDev).expect("keygen");
@@ -139,6 +121,100 @@ fn slow(group: &mut BenchmarkGroup<'_, WallTime>) {
     group.measurement_time(Duration::from_secs(1));
 }
 
+/// How many of the planner's cheapest layouts the `<model>-layouts` groups prove.
+const LAYOUT_CANDIDATES: usize = 3;
+
+/// The cost model's inputs and output for one layout, on one line.
+fn describe_plan(params: &CircuitParams, plan: &layout::Layout) -> String {
+    format!(
+        "lanes {}, range columns {}, freivalds layers {:#b} over {} column pairs: k = {} ({} rows); rows used: poseidon {}, linear {}, \
+         freivalds {}, requantize {}, range {}, pool {}, table {}, lookup table {}, blinding {} (max {}); \
+         {} advice / {} fixed columns, {} lookups, {} equality columns, degree {}; {} committed polynomials, \
+         estimated cost {}",
+        params.mac_lanes,
+        params.range_columns,
+        params.freivalds_layers,
+        params.freivalds_pairs,
+        plan.k,
+        1u64 << plan.k,
+        plan.poseidon_rows,
+        plan.linear_rows,
+        plan.freivalds_rows,
+        plan.requant_rows,
+        plan.range_rows,
+        plan.pool_rows,
+        plan.table_rows,
+        plan.lookup_table_rows,
+        plan.blinding_rows,
+        plan.used_rows(),
+        plan.advice_columns,
+        plan.fixed_columns,
+        plan.lookups,
+        plan.equality_columns,
+        plan.degree,
+        plan.committed_polynomials(),
+        plan.estimated_cost(),
+    )
+}
+
+/// Proves `name` with its cheapest candidate layouts and the plain one: the planner's estimate against time.
+fn bench_layouts(c: &mut Criterion, name: &str) {
+    let cell = OnceCell::new();
+    let candidates = || {
+        cell.get_or_init(|| {
+            let fixture = Fixture::new(name);
+            let (_, ranked) = layout::choose(&fixture.model).expect("planning");
+            let plain = CircuitParams {
+                mac_lanes: 4,
+                range_columns: 1,
+                freivalds_layers: 0,
+                ..CircuitParams::with_chips_of(&fixture.model)
+            };
+            let mut picked: Vec<(String, CircuitParams)> = ranked
+                .iter()
+                .take(LAYOUT_CANDIDATES)
+                .enumerate()
+                .map(|(rank, (params, _))| (format!("rank-{rank}"), *params))
+                .collect();
+            if picked.iter().all(|(_, p)| *p != plain) {
+                picked.push(("plain".into(), plain));
+            }
+            let keyed: Vec<_> = picked
+                .into_iter()
+                .map(|(label, params)| {
+                    let plan = layout::plan(&fixture.model, params).expect("laying out");
+                    eprintln!("{name}-layouts/{label}: {}", describe_plan(&params, &plan));
+                    let keys = setup(&fixture.model, params, &SrsSource::InsecureDev).expect("keygen");
+                    (label, keys)
+                })
+                .collect();
+            (fixture, keyed)
+        })
+    };
+    let mut group = c.benchmark_group(format!("{name}-layouts"));
+    slow(&mut group);
+    for rank in 0..=LAYOUT_CANDIDATES {
+        let label = if rank == LAYOUT_CANDIDATES {
+            "plain".to_string()
+        } else {
+            format!("rank-{rank}")
+        };
+        group.bench_function(label.clone(), |b| {
+            let (f, keyed) = candidates();
+            let request = f.request();
+            // A candidate that coincides with the plain layout is measured once, under its rank.
+            let Some((_, keys)) = keyed.iter().find(|(l, _)| *l == label) else {
+                b.iter(|| ());
+                return;
+            };
+            b.iter(|| {
+                zkinfer_prover::prove(&f.model, &keys.prover, &keys.verifier, black_box(&request)).expect("proving")
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_model(c: &mut Criterion, name: &str) {
     let cell = OnceCell::new();
     let fixture = || cell.get_or_init(|| Fixture::new(name));
@@ -179,6 +255,9 @@ fn bench_model(c: &mut Criterion, name: &str) {
 fn benches(c: &mut Criterion) {
     for name in MODELS {
         bench_model(c, name);
+    }
+    for name in MODELS {
+        bench_layouts(c, name);
     }
 }
 

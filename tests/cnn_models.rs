@@ -5,7 +5,7 @@
 mod common;
 
 use zkinfer_circuits::assign::{CellKind, Tamper};
-use zkinfer_circuits::{poseidon, CircuitParams, QuantizedModel};
+use zkinfer_circuits::{layout, poseidon, CircuitParams, QuantizedModel};
 use zkinfer_prover::{accuracy_report, import_onnx, infer_batch, prove, quantize, quantize_input, setup, Dataset};
 use zkinfer_prover::{ProveRequest, SrsSource};
 use zkinfer_verifier::{verify_bundle, Expectations};
@@ -58,6 +58,9 @@ fn check_model(name: &str, bit_exact_images: usize) {
                 CellKind::TableOutput,
                 CellKind::PoolInput,
                 CellKind::PoolMax,
+                CellKind::RequantAccumulator,
+                CellKind::FreivaldsOperand,
+                CellKind::FreivaldsSum,
             ];
             for kind in kinds.into_iter().filter(|k| counts.contains_key(k)) {
                 let index = counts[&kind] / 3;
@@ -83,6 +86,13 @@ fn check_model(name: &str, bit_exact_images: usize) {
     )
     .expect("prove");
     assert_eq!(proven.bundle.outputs, native[0]);
+    let plan = layout::plan(&model, params).expect("plan");
+    assert_eq!(
+        proven.bundle.proof.len(),
+        plan.proof_bytes,
+        "{name}: the planner's proof size is not the real one"
+    );
+    assert!(plan.proof_bytes <= layout::MAX_PROOF_BYTES, "{name}: proof over 5 KiB");
     let expect = Expectations {
         model_id: Some(keys.verifier.model_id()),
         input_commitment: Some(poseidon::commit_input(salt, &inputs[0])),

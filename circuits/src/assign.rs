@@ -48,10 +48,11 @@ pub enum CellKind {
     RangeLimb,
     /// The nonce cell bound to the instance column.
     Nonce,
-    /// Sponge padding: written as zero and multiplied by a fixed zero, so no constraint reads it.
+    /// A cell no constraint depends on, by design: written as zero and multiplied by a fixed zero (sponge padding,
+    /// blank rows, the operand of a Freivalds padding entry).
     Padding,
-    /// An operand of the Freivalds chip (second phase): a copied `X` or `Y` entry, a zero pinned in for a padding
-    /// entry, a one pinned in for `Σ γ^p`, or a copied row evaluation `v_k` / `Σ γ^p` in the weight check.
+    /// An operand of the Freivalds chip (second phase): a copied `X` or `Y` entry, or a copied row evaluation `v_k`
+    /// in the weight check.
     FreivaldsOperand,
     /// A running value of the Freivalds chip (second phase): a Horner evaluation at the challenge or a
     /// multiply-accumulate over the fixed weights.

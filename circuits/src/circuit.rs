@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::assign::{AssignedValue, Assigner, CellKind, Tamper};
 use crate::chips::{
-    freivalds::{product_shape, FreivaldsConfig},
+    freivalds::{product_shape, FreivaldsConfig, FreivaldsRows},
     linear::LinearConfig,
     max_pool::MaxPoolConfig,
     poseidon::PoseidonConfig,
@@ -43,6 +43,8 @@ pub struct CircuitParams {
     /// Linear layers (bit `i` for layer `i`) checked as matrix products with Freivalds' test instead of the
     /// multiply-accumulate chip.
     pub freivalds_layers: u64,
+    /// Column pairs of the Freivalds chip (its runs spread over them).
+    pub freivalds_pairs: usize,
 }
 
 impl CircuitParams {
@@ -60,6 +62,7 @@ impl Default for CircuitParams {
             tables: false,
             range_columns: 1,
             freivalds_layers: 0,
+            freivalds_pairs: 1,
         }
     }
 }
@@ -106,10 +109,10 @@ pub struct ModelConfig {
     instance: Column<Instance>,
 }
 
-/// A matrix product left for the second phase: `Y = W·X + b·1ᵀ` with `X` and `Y` already assigned.
+/// A matrix product left for the second phase: `Y = W·X` with `X` and `Y` already assigned (the bias is added by
+/// the requantization offset).
 struct ProductCheck {
     weights: Vec<Vec<i64>>,
-    bias: Vec<i64>,
     x: Vec<Vec<Option<AssignedValue>>>,
     y: Vec<Vec<AssignedValue>>,
 }
@@ -199,7 +202,7 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: CircuitParams) -> Mode
         max_pool: params.max_pool.then(|| MaxPoolConfig::configure(meta, range.table())),
         table: params.tables.then(|| TableConfig::configure(meta)),
         // Last: its second-phase columns need a first-phase column allocated before them.
-        freivalds: (params.freivalds_layers != 0).then(|| FreivaldsConfig::configure(meta)),
+        freivalds: (params.freivalds_layers != 0).then(|| FreivaldsConfig::configure(meta, params.freivalds_pairs)),
         range,
         instance,
     }
@@ -250,12 +253,9 @@ impl ModelCircuit {
                 for (group, taps) in linear.groups.iter().zip(&taps) {
                     for (column, &(o, k)) in y.iter_mut().zip(&group.outputs) {
                         let kernel = linear.kernels.get(k).ok_or(Error::Synthesis)?;
-                        let acc = taps
-                            .iter()
-                            .zip(&kernel.weights)
-                            .fold(field::from_i64(kernel.bias), |sum, (x, &w)| {
-                                sum + x.map_or(Fr::ZERO, |x| x.value * field::from_i64(w))
-                            });
+                        let acc = taps.iter().zip(&kernel.weights).fold(Fr::ZERO, |sum, (x, &w)| {
+                            sum + x.map_or(Fr::ZERO, |x| x.value * field::from_i64(w))
+                        });
                         let (output, acc) = config.requant.assign(
                             a,
                             rows.requant,
@@ -270,10 +270,12 @@ impl ModelCircuit {
                         out[o] = Some(output);
                     }
                 }
-                let kernels = shape.kernels.iter().map(|&k| &linear.kernels[k]);
                 products.push(ProductCheck {
-                    weights: kernels.clone().map(|k| k.weights.clone()).collect(),
-                    bias: kernels.map(|k| k.bias).collect(),
+                    weights: shape
+                        .kernels
+                        .iter()
+                        .map(|&k| linear.kernels[k].weights.clone())
+                        .collect(),
                     x: (0..shape.taps).map(|t| taps.iter().map(|g| g[t]).collect()).collect(),
                     y,
                 });
@@ -400,10 +402,10 @@ impl Circuit<Fr> for ModelCircuit {
                     // Every product is committed now; the challenge comes after.
                     a.next_phase();
                     let gamma = a.challenge(chip.challenge());
-                    chip.assign_blank_row(&mut a, 0);
-                    let mut row = 1;
+                    chip.assign_blank_rows(&mut a);
+                    let mut rows = FreivaldsRows::new(chip.pairs());
                     for p in &products {
-                        row = chip.assign_product(&mut a, row, gamma, &p.weights, &p.bias, &p.x, &p.y)?;
+                        chip.assign_product(&mut a, &mut rows, gamma, &p.weights, &p.x, &p.y)?;
                     }
                 } else if !products.is_empty() {
                     return Err(Error::Synthesis);

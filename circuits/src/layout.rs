@@ -28,6 +28,26 @@ pub fn uncapped_degree(cs: &ConstraintSystem<Fr>) -> usize {
     gates.chain(lookups).max().unwrap_or(1)
 }
 
+/// The size of a SHPLONK proof of `cs`: commitments (advice, three per lookup, the permutation's grand products,
+/// the quotient's pieces and its random polynomial, two for the multi-open) and evaluations (every advice and fixed
+/// query, selectors counted as fixed columns, five per lookup, three per grand product but one, one per permuted
+/// column, the random polynomial's), 32 bytes each.
+pub fn proof_bytes(cs: &ConstraintSystem<Fr>) -> usize {
+    let lookups = cs.lookups().len();
+    let chunk = cs.degree().saturating_sub(2).max(1);
+    let equality = cs.permutation().get_columns().len();
+    let products = equality.div_ceil(chunk);
+    let commitments = cs.num_advice_columns() + 3 * lookups + products + cs.degree().saturating_sub(1) + 1 + 2;
+    let evaluations = cs.advice_queries().len()
+        + cs.fixed_queries().len()
+        + cs.num_selectors()
+        + 5 * lookups
+        + (3 * products).saturating_sub(1)
+        + equality
+        + 1;
+    32 * (commitments + evaluations)
+}
+
 /// What one layer costs in the circuit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerCost {
@@ -81,6 +101,9 @@ pub struct Layout {
     pub equality_columns: usize,
     /// Degree of the constraint system.
     pub degree: usize,
+    /// Proof size this layout gives, in bytes: 32 per commitment and per opened evaluation (see
+    /// [`proof_bytes`]).
+    pub proof_bytes: usize,
     /// log2 of the number of rows.
     pub k: u32,
     /// Per-layer costs, in order.
@@ -141,6 +164,7 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
     for _ in 0..inputs {
         range.place(Range::Int8.rows());
     }
+    let mut products = freivalds::FreivaldsRows::new(params.freivalds_pairs);
     let mut layers = Vec::with_capacity(model.layers.len());
     for (index, layer) in model.layers.iter().enumerate() {
         let freivalds = params.uses_freivalds(index);
@@ -166,6 +190,7 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
                 cost.rows = if freivalds {
                     let shape = freivalds::product_shape(lin)
                         .ok_or_else(|| format!("layer {} is not a matrix product (Freivalds)", layer.name))?;
+                    freivalds::place_product(&mut products, shape.kernels.len(), shape.taps, shape.positions);
                     shape.rows()
                 } else {
                     linear::rows(lin, lanes)
@@ -218,9 +243,10 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
         range_rows: range.max(),
         pool_rows: sum(|c| c.rows, |op| matches!(op, Op::MaxPool(_))),
         table_rows: sum(|c| c.rows, |op| matches!(op, Op::Table(_))),
-        freivalds_rows: match sum_layout("freivalds") {
-            0 => 0,
-            rows => 1 + rows,
+        freivalds_rows: if params.freivalds_layers == 0 {
+            0
+        } else {
+            products.max()
         },
         lookup_table_rows: RangeTable::rows().max(if params.tables { table::table_rows(model) } else { 0 }),
         blinding_rows: cs.blinding_factors() + 1,
@@ -228,6 +254,7 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
         fixed_columns: cs.num_fixed_columns() + cs.num_selectors(),
         lookups: cs.lookups().len(),
         equality_columns: cs.permutation().get_columns().len(),
+        proof_bytes: proof_bytes(&cs),
         degree: cs.degree(),
         k: 0,
         layers,
@@ -245,6 +272,9 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
 
 /// Multiply-accumulate lane counts the planner tries.
 pub const MAC_LANE_CHOICES: [usize; 3] = [2, 4, 8];
+
+/// Freivalds column-pair counts the planner tries (when some layer uses the chip).
+pub const FREIVALDS_PAIR_CHOICES: [usize; 3] = [1, 2, 3];
 
 /// Range-check column counts the planner tries.
 pub const RANGE_COLUMN_CHOICES: std::ops::RangeInclusive<usize> = 1..=4;
@@ -264,9 +294,14 @@ pub fn freivalds_candidates(model: &QuantizedModel) -> Vec<usize> {
         .collect()
 }
 
-/// The layout choices for `model` with the lowest [`Layout::estimated_cost`] (fewest columns on a tie), with the
+/// Proof size the planner keeps to when some layout allows it (5 KiB).
+pub const MAX_PROOF_BYTES: usize = 5 * 1024;
+
+/// The layout choices for `model` with the lowest [`Layout::estimated_cost`] among those whose proof fits in
+/// [`MAX_PROOF_BYTES`] (among all if none does; fewest columns on a tie), with the
 /// plans of every candidate tried, cheapest first: every lane count in [`MAC_LANE_CHOICES`], every number of range
-/// columns in [`RANGE_COLUMN_CHOICES`] and every subset of [`freivalds_candidates`].
+/// columns in [`RANGE_COLUMN_CHOICES`], every subset of [`freivalds_candidates`] and, with a non-empty subset,
+/// every number of Freivalds column pairs in [`FREIVALDS_PAIR_CHOICES`].
 pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<(CircuitParams, Layout)>), String> {
     let base = CircuitParams::with_chips_of(model);
     let eligible = freivalds_candidates(model);
@@ -279,12 +314,20 @@ pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<(CircuitPara
     });
     let mut candidates = subsets
         .flat_map(|freivalds_layers| {
+            let pairs: &[usize] = if freivalds_layers == 0 {
+                &[1]
+            } else {
+                &FREIVALDS_PAIR_CHOICES
+            };
             RANGE_COLUMN_CHOICES.flat_map(move |range_columns| {
-                MAC_LANE_CHOICES.map(|mac_lanes| CircuitParams {
-                    mac_lanes,
-                    range_columns,
-                    freivalds_layers,
-                    ..base
+                MAC_LANE_CHOICES.into_iter().flat_map(move |mac_lanes| {
+                    pairs.iter().map(move |&freivalds_pairs| CircuitParams {
+                        mac_lanes,
+                        range_columns,
+                        freivalds_layers,
+                        freivalds_pairs,
+                        ..base
+                    })
                 })
             })
         })
@@ -292,14 +335,45 @@ pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<(CircuitPara
         .collect::<Result<Vec<_>, _>>()?;
     candidates.sort_by_key(|(params, layout)| {
         (
+            layout.proof_bytes > MAX_PROOF_BYTES,
             layout.estimated_cost(),
             layout.committed_polynomials(),
             params.range_columns,
             params.mac_lanes,
+            params.freivalds_pairs,
             params.freivalds_layers.count_ones(),
             params.freivalds_layers,
         )
     });
     let best = candidates.first().map(|(p, _)| *p).ok_or("no layout candidate")?;
     Ok((best, candidates))
+}
+
+#[cfg(test)]
+mod tests {
+    use halo2_proofs::plonk::Expression;
+
+    use super::*;
+
+    #[test]
+    fn uncapped_degree_sees_what_halo2_axiom_caps() {
+        let mut cs = ConstraintSystem::<Fr>::default();
+        let a = cs.advice_column();
+        let f = cs.fixed_column();
+        let q = cs.complex_selector();
+        let table = cs.lookup_table_column();
+        // Input of degree 3 (selector · fixed · advice): the lookup needs degree 2 + 3 + 1 = 6.
+        cs.lookup("degree six", |meta| {
+            let q = meta.query_selector(q);
+            let f = meta.query_fixed(f, halo2_proofs::poly::Rotation::cur());
+            let a = meta.query_advice(a, halo2_proofs::poly::Rotation::cur());
+            vec![(q * f * a + Expression::Constant(Fr::one()), table)]
+        });
+        assert_eq!(
+            cs.degree(),
+            5,
+            "halo2-axiom no longer caps the degree; revisit MAX_DEGREE"
+        );
+        assert_eq!(uncapped_degree(&cs), 6);
+    }
 }

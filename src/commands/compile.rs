@@ -110,24 +110,26 @@ pub fn describe(c: &Compiled) -> String {
     );
     s += &format!(
         "  plan: {} layouts tried, the cheapest {} shown (estimated cost = (committed polynomials + fixed/5) x rows;\n  \
-         the first is chosen; freivalds = layers checked as matrix products):\n",
+         the first is chosen: the cheapest whose proof fits in {} bytes; freivalds = layers checked as matrix \
+         products):\n",
         c.candidates.len(),
-        c.candidates.len().min(SHOWN_CANDIDATES)
+        c.candidates.len().min(SHOWN_CANDIDATES),
+        layout::MAX_PROOF_BYTES
     );
-    s += "    lanes  range cols  freivalds     k  advice  fixed  lookups  equality  committed polys  est. cost\n";
+    s += "    lanes  range cols  freivalds (pairs)     k  advice  fixed  lookups  equality  committed polys  est. cost  proof bytes\n";
     for (params, l) in c.candidates.iter().take(SHOWN_CANDIDATES) {
         let freivalds: Vec<String> = (0..c.model.layers.len())
             .filter(|&i| params.uses_freivalds(i))
             .map(|i| i.to_string())
             .collect();
         s += &format!(
-            "    {:>5} {:>11}  {:<10} {:>3} {:>7} {:>6} {:>8} {:>9} {:>16} {:>10}\n",
+            "    {:>5} {:>11}  {:<17} {:>3} {:>7} {:>6} {:>8} {:>9} {:>16} {:>10} {:>12}\n",
             params.mac_lanes,
             params.range_columns,
             if freivalds.is_empty() {
                 "-".into()
             } else {
-                freivalds.join(",")
+                format!("{} ({})", freivalds.join(","), params.freivalds_pairs)
             },
             l.k,
             l.advice_columns,
@@ -135,7 +137,8 @@ pub fn describe(c: &Compiled) -> String {
             l.lookups,
             l.equality_columns,
             l.committed_polynomials(),
-            l.estimated_cost()
+            l.estimated_cost(),
+            l.proof_bytes
         );
     }
     if let Some(a) = &c.accuracy {

@@ -2,14 +2,15 @@
 //! in from the packing pass that also feeds the first layer).
 //!
 //! Columns: state `s_0..s_2` and S-box squares `sq_0..sq_2` (advice columns the requantization chip also uses, in
-//! other rows), round constants `rc_0..rc_2`, and fixed `keep`, `init`, `mask`. Writing `u_j = s_j + rc_j`, every
-//! S-box `u^5` is split as `sq = u^2`, `u^5 = u · sq^2` so that no gate exceeds degree 5 (halo2-axiom's limit).
-//! A chunk's two message words `m_0, m_1` sit in `sq_0, sq_1` of the row before its first round: the row holding
-//! the previous permutation's output (no round gate reads squares there), or the sponge's first row.
-//! - absorb (`q_absorb`, first row of a chunk): `s_0 = keep · s_0[−1] + m_0`, `s_1 = keep · s_1[−1] + mask · m_1`,
-//!   `s_2 = keep · s_2[−1] + init` with `m_i = sq_i[−1]`; the first chunk has `keep = 0, init = L · 2^64` (the
-//!   capacity element), later ones `keep = 1, init = 0`; `mask = 0` where `m_1` is padding, so padding is zero by
-//!   construction.
+//! other rows) and round constants `rc_0..rc_2`. Writing `u_j = s_j + rc_j`, every S-box `u^5` is split as
+//! `sq = u^2`, `u^5 = u · sq^2` so that no gate exceeds degree 5 (halo2-axiom's limit).
+//! A chunk is absorbed from the row before its first round (the absorb row): the row holding the previous
+//! permutation's output, or the sponge's first row. No round gate reads that row's squares or round constants, so
+//! its `sq_0, sq_1` hold the message words `m_0, m_1` and its `rc_0, rc_1, rc_2` hold the absorb's `keep`, `mask`
+//! and `init`; every cell is read at the current or the next row only.
+//! - absorb (`q_absorb`): `s_0[+1] = keep · s_0 + m_0`, `s_1[+1] = keep · s_1 + mask · m_1`,
+//!   `s_2[+1] = keep · s_2 + init`; the first chunk has `keep = 0, init = L · 2^64` (the capacity element), later
+//!   ones `keep = 1, init = 0`; `mask = 0` where `m_1` is padding, so padding is zero by construction.
 //! - full round (`q_full`):  `sq_j = u_j^2`, `s_i[+1] = Σ_j MDS_ij · u_j · sq_j^2`
 //! - partial round (`q_partial`): `sq_0 = u_0^2`, `s_i[+1] = MDS_i0 · u_0 · sq_0^2 + Σ_{j>0} MDS_ij · u_j`
 
@@ -29,9 +30,6 @@ pub struct PoseidonConfig {
     state: [Column<Advice>; WIDTH],
     square: [Column<Advice>; WIDTH],
     rc: [Column<Fixed>; WIDTH],
-    keep: Column<Fixed>,
-    init: Column<Fixed>,
-    mask: Column<Fixed>,
     q_absorb: Selector,
     q_full: Selector,
     q_partial: Selector,
@@ -54,24 +52,21 @@ impl PoseidonConfig {
             meta.enable_equality(c);
         }
         let rc = [(); WIDTH].map(|_| meta.fixed_column());
-        let [keep, init, mask] = [(); 3].map(|_| meta.fixed_column());
         let (q_absorb, q_full, q_partial) = (meta.selector(), meta.selector(), meta.selector());
         let mds = constants().mds;
 
         meta.create_gate("poseidon absorb", |meta| {
             let q = meta.query_selector(q_absorb);
-            let keep = meta.query_fixed(keep, Rotation::cur());
-            let init = meta.query_fixed(init, Rotation::cur());
-            let mask = meta.query_fixed(mask, Rotation::cur());
+            let [keep, mask, init] = rc.map(|c| meta.query_fixed(c, Rotation::cur()));
             let s = |meta: &mut VirtualCells<Fr>, j: usize, r| meta.query_advice(state[j], r);
-            let m0 = meta.query_advice(square[0], Rotation::prev());
-            let m1 = meta.query_advice(square[1], Rotation::prev());
+            let m0 = meta.query_advice(square[0], Rotation::cur());
+            let m1 = meta.query_advice(square[1], Rotation::cur());
             let added = [m0, mask * m1, init];
             (0..WIDTH)
                 .map(|j| {
+                    let next = s(meta, j, Rotation::next());
                     let cur = s(meta, j, Rotation::cur());
-                    let prev = s(meta, j, Rotation::prev());
-                    q.clone() * (cur - keep.clone() * prev - added[j].clone())
+                    q.clone() * (next - keep.clone() * cur - added[j].clone())
                 })
                 .collect::<Vec<_>>()
         });
@@ -115,9 +110,6 @@ impl PoseidonConfig {
             state,
             square,
             rc,
-            keep,
-            init,
-            mask,
             q_absorb,
             q_full,
             q_partial,
@@ -142,10 +134,11 @@ impl PoseidonConfig {
         let mut state = [Fr::ZERO, Fr::ZERO, native::capacity_element(message.len())];
         let mut last = None;
         for (k, chunk) in message.chunks(RATE).enumerate() {
-            a.enable(&self.q_absorb, row)?;
-            a.fixed(self.keep, row, if k == 0 { Fr::ZERO } else { Fr::ONE });
-            a.fixed(self.init, row, if k == 0 { state[2] } else { Fr::ZERO });
-            a.fixed(self.mask, row, if chunk.len() == RATE { Fr::ONE } else { Fr::ZERO });
+            a.enable(&self.q_absorb, row - 1)?;
+            let [keep, mask, init] = self.rc;
+            a.fixed(keep, row - 1, if k == 0 { Fr::ZERO } else { Fr::ONE });
+            a.fixed(mask, row - 1, if chunk.len() == RATE { Fr::ONE } else { Fr::ZERO });
+            a.fixed(init, row - 1, if k == 0 { state[2] } else { Fr::ZERO });
             if k == 0 {
                 state[2] = Fr::ZERO;
             }

@@ -2,8 +2,8 @@
 //!
 //! The quotient `q` is not a cell: it is `y + (2b − 1) · d`, with a clamp flag `b` (1 when clamped at 127) and a
 //! slack `d ≥ 0` (how far `q` lies beyond the bound it was clamped to). The bias is fused in: `acc` is the bare
-//! weighted sum (from the multiply-accumulate chip) and the fixed offset `c = bias · M + 2^(s−1)`; a Freivalds
-//! product already holds the bias, and its offset is `2^(s−1)`. Gates (row with `q_req`; `M`, `2^s`, `c`, `lo`
+//! weighted sum (from the multiply-accumulate chip or a Freivalds-checked product) and the fixed offset is
+//! `c = bias · M + 2^(s−1)`. Gates (row with `q_req`; `M`, `2^s`, `c`, `lo`
 //! are fixed cells of that row):
 //! - division:  `acc · M + c − (y + (2b − 1) · d) · 2^s − r = 0`
 //! - clamp:     `b · (1 − b) = 0`, `b · (y − 127) = 0`, `(1 − b) · (y − lo) · d = 0`
@@ -32,7 +32,7 @@ use crate::model::{Activation, Kernel, ACT_MAX};
 pub enum Accumulator<'v> {
     /// A copy of the multiply-accumulate chip's last running sum (without the bias, which the offset adds).
     Copy(&'v AssignedValue),
-    /// A witness value that a Freivalds check binds later (the product of a convolution, bias included).
+    /// A witness value that a Freivalds check binds later (the product of a convolution, without the bias).
     Witness(Fr),
 }
 
@@ -118,9 +118,10 @@ impl RequantConfig {
         acc: Accumulator<'_>,
     ) -> Result<(AssignedValue, AssignedValue), Error> {
         let (m, s, lo) = (kernel.multiplier, kernel.shift, activation.lower_bound());
-        let (acc, bias) = match acc {
-            Accumulator::Copy(source) => (a.copy(CellKind::RequantAccumulator, self.acc, row, source), kernel.bias),
-            Accumulator::Witness(value) => (a.advice(CellKind::RequantAccumulator, self.acc, row, value), 0),
+        let bias = kernel.bias;
+        let acc = match acc {
+            Accumulator::Copy(source) => a.copy(CellKind::RequantAccumulator, self.acc, row, source),
+            Accumulator::Witness(value) => a.advice(CellKind::RequantAccumulator, self.acc, row, value),
         };
         let honest = kernel.requantize(field::to_i64(&acc.value).unwrap_or(0) + bias, activation);
         let half = Fr::from(2u64).pow_vartime([u64::from(s) - 1]);
