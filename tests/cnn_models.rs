@@ -33,6 +33,14 @@ fn check_model(name: &str, bit_exact_images: usize) {
     assert!(int8 >= float - 0.02, "{name}: int8 {int8} vs float {float}");
 
     let params = CircuitParams::for_model(&model);
+    // The greedy planner (used beyond a few convolutions) finds a layout as cheap as trying every subset.
+    let (greedy, _) = layout::choose_with(&model, 0).expect("greedy plan");
+    let cost = |p| layout::plan(&model, p).expect("plan").estimated_cost();
+    assert_eq!(
+        cost(greedy),
+        cost(params),
+        "{name}: the greedy plan is costlier than the exhaustive one"
+    );
     let (salt, nonce) = common::salt_and_nonce();
     let inputs: Vec<Vec<i64>> = test
         .inputs

@@ -279,8 +279,11 @@ pub const FREIVALDS_PAIR_CHOICES: [usize; 3] = [1, 2, 3];
 /// Range-check column counts the planner tries.
 pub const RANGE_COLUMN_CHOICES: std::ops::RangeInclusive<usize> = 1..=4;
 
-/// At most this many layers are considered for Freivalds' test (each subset of them is tried).
-pub const MAX_FREIVALDS_CANDIDATES: usize = 8;
+/// Proof size the planner keeps to when some layout allows it (5 KiB).
+pub const MAX_PROOF_BYTES: usize = 5 * 1024;
+
+/// Up to this many convolutions the planner tries every subset for Freivalds' test; beyond, it adds them greedily.
+pub const EXHAUSTIVE_FREIVALDS: usize = 6;
 
 /// Linear layers that are matrix products (convolutions), by index: candidates for Freivalds' test.
 pub fn freivalds_candidates(model: &QuantizedModel) -> Vec<usize> {
@@ -290,61 +293,103 @@ pub fn freivalds_candidates(model: &QuantizedModel) -> Vec<usize> {
         .enumerate()
         .filter(|(i, l)| *i < 64 && matches!(&l.op, Op::Linear(lin) if freivalds::product_shape(lin).is_some()))
         .map(|(i, _)| i)
-        .take(MAX_FREIVALDS_CANDIDATES)
         .collect()
 }
 
-/// Proof size the planner keeps to when some layout allows it (5 KiB).
-pub const MAX_PROOF_BYTES: usize = 5 * 1024;
+/// A candidate layout and its plan.
+pub type Candidate = (CircuitParams, Layout);
+
+/// How the planner orders candidates: proofs within [`MAX_PROOF_BYTES`] first, then estimated cost, then the
+/// smaller layout.
+fn rank(&(params, ref layout): &Candidate) -> (bool, u64, usize, usize, usize, usize, u32, u64) {
+    (
+        layout.proof_bytes > MAX_PROOF_BYTES,
+        layout.estimated_cost(),
+        layout.committed_polynomials(),
+        params.range_columns,
+        params.mac_lanes,
+        params.freivalds_pairs,
+        params.freivalds_layers.count_ones(),
+        params.freivalds_layers,
+    )
+}
+
+/// Every lane count, range-column count and (with Freivalds layers) pair count for one set of Freivalds layers.
+fn candidates_for(
+    model: &QuantizedModel,
+    base: CircuitParams,
+    freivalds_layers: u64,
+) -> Result<Vec<Candidate>, String> {
+    let pairs: &[usize] = if freivalds_layers == 0 {
+        &[1]
+    } else {
+        &FREIVALDS_PAIR_CHOICES
+    };
+    let mut out = Vec::new();
+    for range_columns in RANGE_COLUMN_CHOICES {
+        for mac_lanes in MAC_LANE_CHOICES {
+            for &freivalds_pairs in pairs {
+                let params = CircuitParams {
+                    mac_lanes,
+                    range_columns,
+                    freivalds_layers,
+                    freivalds_pairs,
+                    ..base
+                };
+                out.push((params, plan(model, params)?));
+            }
+        }
+    }
+    Ok(out)
+}
 
 /// The layout choices for `model` with the lowest [`Layout::estimated_cost`] among those whose proof fits in
-/// [`MAX_PROOF_BYTES`] (among all if none does; fewest columns on a tie), with the
-/// plans of every candidate tried, cheapest first: every lane count in [`MAC_LANE_CHOICES`], every number of range
-/// columns in [`RANGE_COLUMN_CHOICES`], every subset of [`freivalds_candidates`] and, with a non-empty subset,
-/// every number of Freivalds column pairs in [`FREIVALDS_PAIR_CHOICES`].
-pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<(CircuitParams, Layout)>), String> {
+/// [`MAX_PROOF_BYTES`] (among all if none does; fewest columns on a tie), with the plans of every candidate tried,
+/// cheapest first: every lane count in [`MAC_LANE_CHOICES`], every number of range columns in
+/// [`RANGE_COLUMN_CHOICES`], every number of Freivalds column pairs in [`FREIVALDS_PAIR_CHOICES`] and every subset
+/// of [`freivalds_candidates`] (up to [`EXHAUSTIVE_FREIVALDS`] of them; see [`choose_with`]).
+pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<Candidate>), String> {
+    choose_with(model, EXHAUSTIVE_FREIVALDS)
+}
+
+/// [`choose`], trying every subset of the Freivalds candidates when there are at most `exhaustive` of them, and
+/// otherwise growing the set greedily: starting from none, add the layer whose best layout ranks highest, while
+/// that improves on the best so far.
+pub fn choose_with(model: &QuantizedModel, exhaustive: usize) -> Result<(CircuitParams, Vec<Candidate>), String> {
     let base = CircuitParams::with_chips_of(model);
     let eligible = freivalds_candidates(model);
-    let subsets = (0..1u64 << eligible.len()).map(|subset| {
-        eligible
-            .iter()
-            .enumerate()
-            .filter(|(bit, _)| subset >> bit & 1 == 1)
-            .fold(0u64, |mask, (_, &layer)| mask | 1 << layer)
-    });
-    let mut candidates = subsets
-        .flat_map(|freivalds_layers| {
-            let pairs: &[usize] = if freivalds_layers == 0 {
-                &[1]
-            } else {
-                &FREIVALDS_PAIR_CHOICES
-            };
-            RANGE_COLUMN_CHOICES.flat_map(move |range_columns| {
-                MAC_LANE_CHOICES.into_iter().flat_map(move |mac_lanes| {
-                    pairs.iter().map(move |&freivalds_pairs| CircuitParams {
-                        mac_lanes,
-                        range_columns,
-                        freivalds_layers,
-                        freivalds_pairs,
-                        ..base
-                    })
-                })
-            })
-        })
-        .map(|params| plan(model, params).map(|layout| (params, layout)))
-        .collect::<Result<Vec<_>, _>>()?;
-    candidates.sort_by_key(|(params, layout)| {
-        (
-            layout.proof_bytes > MAX_PROOF_BYTES,
-            layout.estimated_cost(),
-            layout.committed_polynomials(),
-            params.range_columns,
-            params.mac_lanes,
-            params.freivalds_pairs,
-            params.freivalds_layers.count_ones(),
-            params.freivalds_layers,
-        )
-    });
+    let mask_of = |layers: &[usize]| layers.iter().fold(0u64, |mask, &l| mask | 1 << l);
+    let mut candidates = Vec::new();
+    if eligible.len() <= exhaustive {
+        for subset in 0..1u64 << eligible.len() {
+            let layers: Vec<usize> = (eligible.iter().enumerate())
+                .filter(|(bit, _)| subset >> bit & 1 == 1)
+                .map(|(_, &l)| l)
+                .collect();
+            candidates.extend(candidates_for(model, base, mask_of(&layers))?);
+        }
+    } else {
+        let best_of = |c: &[Candidate]| c.iter().map(rank).min();
+        let mut chosen = 0u64;
+        candidates.extend(candidates_for(model, base, chosen)?);
+        let mut best = best_of(&candidates);
+        loop {
+            let mut step = None;
+            for &layer in eligible.iter().filter(|&&l| chosen >> l & 1 == 0) {
+                let tried = candidates_for(model, base, chosen | 1 << layer)?;
+                let key = best_of(&tried);
+                if key < best && step.as_ref().is_none_or(|(_, k)| key < *k) {
+                    step = Some((chosen | 1 << layer, key));
+                }
+                candidates.extend(tried);
+            }
+            match step {
+                Some((mask, key)) => (chosen, best) = (mask, key),
+                None => break,
+            }
+        }
+    }
+    candidates.sort_by_key(rank);
     let best = candidates.first().map(|(p, _)| *p).ok_or("no layout candidate")?;
     Ok((best, candidates))
 }
