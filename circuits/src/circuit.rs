@@ -17,16 +17,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::assign::{AssignedValue, Assigner, CellKind, Tamper};
 use crate::chips::{
-    freivalds::{product_shape, FreivaldsConfig, FreivaldsRows},
+    freivalds::{product_shape, FreivaldsConfig},
     linear::LinearConfig,
     max_pool::MaxPoolConfig,
     poseidon::PoseidonConfig,
-    range_check::{Range, RangeCheckConfig, RangeRows},
+    range_check::{Range, RangeCheckConfig},
     requantize::{Accumulator, RequantConfig},
     table::{table_ids, TableConfig},
 };
+use crate::column_rows::ColumnRows;
 use crate::field;
-use crate::model::{Layer, Op, QuantizedModel, Source};
+use crate::model::{Activation, Kernel, Layer, Op, QuantizedModel, Source};
 use crate::public_inputs::{COMMITMENT_ROW, NONCE_ROW, OUTPUTS_ROW};
 
 /// Layout choices that change the constraint system (and so the verifying key).
@@ -208,12 +209,31 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: CircuitParams) -> Mode
     }
 }
 
+impl ModelConfig {
+    /// Requantizes one accumulator of `kernel` in the next requantization row, range-checking in the range
+    /// columns; returns the output and accumulator cells.
+    fn requantize(
+        &self,
+        a: &mut Assigner,
+        rows: &mut Cursors,
+        kernel: &Kernel,
+        activation: Activation,
+        acc: Accumulator<'_>,
+    ) -> Result<(AssignedValue, AssignedValue), Error> {
+        let cells = self
+            .requant
+            .assign(a, rows.requant, &self.range, &mut rows.range, kernel, activation, acc)?;
+        rows.requant += 1;
+        Ok(cells)
+    }
+}
+
 /// Next free row of each column group.
 #[derive(Default)]
 struct Cursors {
     linear: usize,
     requant: usize,
-    range: RangeRows,
+    range: ColumnRows,
     pool: usize,
     table: usize,
 }
@@ -256,16 +276,8 @@ impl ModelCircuit {
                         let acc = taps.iter().zip(&kernel.weights).fold(Fr::ZERO, |sum, (x, &w)| {
                             sum + x.map_or(Fr::ZERO, |x| x.value * field::from_i64(w))
                         });
-                        let (output, acc) = config.requant.assign(
-                            a,
-                            rows.requant,
-                            &config.range,
-                            &mut rows.range,
-                            kernel,
-                            linear.activation,
-                            Accumulator::Witness(acc),
-                        )?;
-                        rows.requant += 1;
+                        let (output, acc) =
+                            config.requantize(a, rows, kernel, linear.activation, Accumulator::Witness(acc))?;
                         column.push(acc);
                         out[o] = Some(output);
                     }
@@ -291,16 +303,7 @@ impl ModelCircuit {
                     rows.linear = next;
                     for (&(o, k), acc) in group.outputs.iter().zip(&accumulators) {
                         let kernel = &linear.kernels[k];
-                        let (y, _) = config.requant.assign(
-                            a,
-                            rows.requant,
-                            &config.range,
-                            &mut rows.range,
-                            kernel,
-                            linear.activation,
-                            Accumulator::Copy(acc),
-                        )?;
-                        rows.requant += 1;
+                        let (y, _) = config.requantize(a, rows, kernel, linear.activation, Accumulator::Copy(acc))?;
                         out[o] = Some(y);
                     }
                 }
@@ -372,7 +375,7 @@ impl Circuit<Fr> for ModelCircuit {
                 let mut rows = Cursors {
                     linear: linear_row,
                     requant: sponge_end,
-                    range: RangeRows::new(config.range.columns()),
+                    range: ColumnRows::new(config.range.columns(), 0),
                     ..Cursors::default()
                 };
                 // Every input is an int8 (which also makes the packing injective).
@@ -403,7 +406,7 @@ impl Circuit<Fr> for ModelCircuit {
                     a.next_phase();
                     let gamma = a.challenge(chip.challenge());
                     chip.assign_blank_rows(&mut a);
-                    let mut rows = FreivaldsRows::new(chip.pairs());
+                    let mut rows = ColumnRows::new(chip.pairs(), 1);
                     for p in &products {
                         chip.assign_product(&mut a, &mut rows, gamma, &p.weights, &p.x, &p.y)?;
                     }

@@ -3,9 +3,10 @@
 use halo2_proofs::{halo2curves::bn256::Fr, plonk::ConstraintSystem};
 use serde::{Deserialize, Serialize};
 
-use crate::chips::range_check::{Range, RangeRows, RangeTable};
+use crate::chips::range_check::{Range, RangeTable};
 use crate::chips::{freivalds, linear, max_pool, poseidon, requantize, table};
 use crate::circuit::{configure, CircuitParams};
+use crate::column_rows::ColumnRows;
 use crate::model::{Op, QuantizedModel};
 
 /// Largest `k` zkinfer will lay a circuit out at.
@@ -160,11 +161,11 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
     }
     let lanes = params.mac_lanes.max(1);
     let inputs = model.input_len();
-    let mut range = RangeRows::new(params.range_columns);
+    let mut range = ColumnRows::new(params.range_columns, 0);
     for _ in 0..inputs {
         range.place(Range::Int8.rows());
     }
-    let mut products = freivalds::FreivaldsRows::new(params.freivalds_pairs);
+    let mut products = ColumnRows::new(params.freivalds_pairs, 1);
     let mut layers = Vec::with_capacity(model.layers.len());
     for (index, layer) in model.layers.iter().enumerate() {
         let freivalds = params.uses_freivalds(index);

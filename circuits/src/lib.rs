@@ -7,6 +7,7 @@ pub mod arith;
 pub mod assign;
 pub mod chips;
 pub mod circuit;
+pub mod column_rows;
 pub mod field;
 pub mod layout;
 pub mod model;

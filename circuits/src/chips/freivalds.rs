@@ -37,7 +37,7 @@
 //! assigned): runs are tied together only by copy constraints (across columns and pairs alike), and each run may go
 //! to any pair. Row 0 of every pair is a blank row ([`FreivaldsConfig::assign_blank_rows`]) and runs start at
 //! row 1; each run goes, in the order above, to the pair with the fewest rows used so far (the first such pair on a
-//! tie), tracked by [`FreivaldsRows`]. [`place_product`] performs the same placement without assigning anything
+//! tie), tracked by a [`ColumnRows`] whose row 0 of every pair is the blank row. [`place_product`] performs the same placement without assigning anything
 //! (for the layout planner).
 //!
 //! Soundness is unchanged by the split: every gate of every run is the step gate, in its own pair, with the fixed
@@ -52,6 +52,7 @@ use halo2_proofs::{
 };
 
 use crate::assign::{AssignedValue, Assigner, CellKind};
+use crate::column_rows::ColumnRows;
 use crate::field;
 use crate::model::Linear;
 
@@ -70,44 +71,6 @@ struct Pair {
 pub struct FreivaldsConfig {
     pairs: Vec<Pair>,
     gamma: Challenge,
-}
-
-/// Rows used so far in each column pair of the chip, counting each pair's blank row 0: the next run of a pair
-/// starts at its entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FreivaldsRows(Vec<usize>);
-
-impl FreivaldsRows {
-    /// A tracker for `pairs` column pairs (0 is taken as 1) with only the blank rows used.
-    pub fn new(pairs: usize) -> Self {
-        Self(vec![1; pairs.max(1)])
-    }
-
-    /// Number of column pairs.
-    pub fn pairs(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Rows used in each pair (blank row included).
-    pub fn used(&self) -> &[usize] {
-        &self.0
-    }
-
-    /// The most rows used in any pair (blank row included): the rows the chip needs.
-    pub fn max(&self) -> usize {
-        self.0.iter().copied().max().unwrap_or(0)
-    }
-
-    /// Rows used in all pairs together (blank rows included).
-    pub fn total(&self) -> usize {
-        self.0.iter().sum()
-    }
-
-    /// The pair the next run goes to: the one with the fewest rows used, the first of equals.
-    fn next_pair(&self) -> usize {
-        let fewest = self.0.iter().copied().min().unwrap_or(0);
-        self.0.iter().position(|&r| r == fewest).unwrap_or(0)
-    }
 }
 
 /// Rows one product with `outputs` rows of `W`, `taps` columns of `W` and `positions` columns of `X` takes, in all
@@ -138,10 +101,9 @@ fn run_lengths(outputs: usize, taps: usize, positions: usize) -> impl Iterator<I
 
 /// Places the runs of one product (`outputs` rows of `W`, `taps` columns of `W`, `positions` columns of `X`) into
 /// `rows` exactly as [`FreivaldsConfig::assign_product`] does, without assigning anything.
-pub fn place_product(rows: &mut FreivaldsRows, outputs: usize, taps: usize, positions: usize) {
+pub fn place_product(rows: &mut ColumnRows, outputs: usize, taps: usize, positions: usize) {
     for len in run_lengths(outputs, taps, positions) {
-        let pair = rows.next_pair();
-        rows.0[pair] += len;
+        rows.place(len);
     }
 }
 
@@ -342,7 +304,7 @@ impl FreivaldsConfig {
     }
 
     /// Writes a zero into `h` at row 0 of every pair (the blank row before the first run, which its step gate
-    /// reads); runs start at row 1 ([`FreivaldsRows::new`]).
+    /// reads); runs start at row 1 (`ColumnRows::new(pairs, 1)`).
     pub fn assign_blank_rows(&self, a: &mut Assigner) {
         for pair in &self.pairs {
             a.advice(CellKind::Padding, pair.h, 0, Fr::ZERO);
@@ -353,13 +315,13 @@ impl FreivaldsConfig {
     fn place_horner<'v>(
         &self,
         a: &mut Assigner,
-        rows: &mut FreivaldsRows,
+        rows: &mut ColumnRows,
         gamma: Fr,
         operands: impl Iterator<Item = Option<&'v AssignedValue>>,
     ) -> Result<AssignedValue, Error> {
-        let p = rows.next_pair();
-        let (cell, next) = self.pairs[p].horner_run(a, rows.0[p], gamma, operands)?;
-        rows.0[p] = next;
+        let (p, start) = rows.next();
+        let (cell, next) = self.pairs[p].horner_run(a, start, gamma, operands)?;
+        rows.advance(p, next - start);
         Ok(cell)
     }
 
@@ -371,7 +333,7 @@ impl FreivaldsConfig {
     pub fn assign_product(
         &self,
         a: &mut Assigner,
-        rows: &mut FreivaldsRows,
+        rows: &mut ColumnRows,
         gamma: Fr,
         weights: &[Vec<i64>],
         x: &[Vec<Option<AssignedValue>>],
@@ -384,7 +346,7 @@ impl FreivaldsConfig {
             (None, Some(yo)) => yo.len(),
             (None, None) => 0,
         };
-        if rows.pairs() != self.pairs.len()
+        if rows.columns() != self.pairs.len()
             || y.len() != outputs
             || weights.iter().any(|w| w.len() != taps)
             || x.iter().any(|xk| xk.len() != positions)
@@ -406,8 +368,9 @@ impl FreivaldsConfig {
 
         for (wo, yo) in weights.iter().zip(&evaluations) {
             let terms: Vec<(Fr, &AssignedValue)> = wo.iter().zip(&v).map(|(&w, vk)| (field::from_i64(w), vk)).collect();
-            let p = rows.next_pair();
-            rows.0[p] = self.pairs[p].check_run(a, rows.0[p], &terms, yo)?;
+            let (p, start) = rows.next();
+            let next = self.pairs[p].check_run(a, start, &terms, yo)?;
+            rows.advance(p, next - start);
         }
         Ok(())
     }

@@ -12,8 +12,8 @@
 //! limb and a last limb in the tag's range: `[0, 2^(8L))` with tag 8, `[0, 128)` or `[−128, 128)` for one limb.
 //! The sum cannot wrap modulo p. No end row and no gate: a check of `L` limbs takes exactly `L` rows.
 //!
-//! Checks go to the column with the fewest rows used so far ([`RangeRows::place`]); the layout planner runs the
-//! same placement, so its row counts are exact.
+//! Checks go to the column with the fewest rows used so far ([`ColumnRows::place`]); the layout planner runs the
+//! same placement ([`ColumnRows`]), so its row counts are exact.
 
 use ff::Field;
 use halo2_proofs::{
@@ -25,6 +25,7 @@ use halo2_proofs::{
 
 use crate::arith::LIMB_BITS;
 use crate::assign::{AssignedValue, Assigner, CellKind};
+use crate::column_rows::ColumnRows;
 use crate::field;
 
 /// The range a check proves.
@@ -100,41 +101,6 @@ pub struct RangeCheckConfig {
     table: RangeTable,
 }
 
-/// Rows used so far in each range column; checks go to the least used one.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RangeRows(Vec<usize>);
-
-impl RangeRows {
-    /// `columns` empty columns.
-    pub fn new(columns: usize) -> Self {
-        Self(vec![0; columns.max(1)])
-    }
-
-    /// Reserves `rows` rows in the least used column (the first of equals); returns the column and its first row.
-    pub fn place(&mut self, rows: usize) -> (usize, usize) {
-        let (column, &start) = self
-            .0
-            .iter()
-            .enumerate()
-            .min_by_key(|&(i, &used)| (used, i))
-            .unwrap_or((0, &0));
-        if let Some(used) = self.0.get_mut(column) {
-            *used += rows;
-        }
-        (column, start)
-    }
-
-    /// The most rows any column uses.
-    pub fn max(&self) -> usize {
-        self.0.iter().copied().max().unwrap_or(0)
-    }
-
-    /// Rows used in all columns together.
-    pub fn total(&self) -> usize {
-        self.0.iter().sum()
-    }
-}
-
 impl RangeCheckConfig {
     /// Allocates `columns` range columns (at least one), their lookups and the shared table.
     pub fn configure(meta: &mut ConstraintSystem<Fr>, columns: usize) -> Self {
@@ -196,7 +162,7 @@ impl RangeCheckConfig {
     pub fn check(
         &self,
         a: &mut Assigner,
-        rows: &mut RangeRows,
+        rows: &mut ColumnRows,
         value: &AssignedValue,
         range: Range,
     ) -> Result<(), Error> {

@@ -21,9 +21,10 @@ use halo2_proofs::{
     poly::Rotation,
 };
 
-use super::range_check::{Range, RangeCheckConfig, RangeRows};
+use super::range_check::{Range, RangeCheckConfig};
 use crate::arith::{slack_limbs, LIMB_BITS};
 use crate::assign::{AssignedValue, Assigner, CellKind, Tamper};
+use crate::column_rows::ColumnRows;
 use crate::field;
 use crate::model::{Activation, Kernel, ACT_MAX};
 
@@ -112,7 +113,7 @@ impl RequantConfig {
         a: &mut Assigner,
         row: usize,
         range: &RangeCheckConfig,
-        range_rows: &mut RangeRows,
+        range_rows: &mut ColumnRows,
         kernel: &Kernel,
         activation: Activation,
         acc: Accumulator<'_>,

@@ -32,7 +32,7 @@ const PAIRS: [usize; 2] = [1, 3];
 type Product = (Vec<Vec<i64>>, Vec<Vec<Option<i64>>>, Vec<Vec<i64>>);
 
 /// What a synthesis recorded: cell counts, and the placement tracker after the chip.
-type Record = (HashMap<CellKind, usize>, FreivaldsRows);
+type Record = (HashMap<CellKind, usize>, ColumnRows);
 
 /// A product with padding entries and negative values.
 fn product() -> Product {
@@ -186,7 +186,7 @@ impl Circuit<Fr> for TestCircuit {
                     gamma += Fr::ONE;
                 }
                 config.freivalds.assign_blank_rows(&mut a);
-                let mut rows = FreivaldsRows::new(config.freivalds.pairs());
+                let mut rows = ColumnRows::new(config.freivalds.pairs(), 1);
                 for _ in 0..self.products {
                     config
                         .freivalds
@@ -225,10 +225,10 @@ fn freivalds_honest_product_verifies_and_rows_are_exact() {
                 "one blank row per pair and one operand per padding entry"
             );
             assert_eq!(counts[&CellKind::Output], output_cells());
-            assert_eq!(used.pairs(), pairs);
+            assert_eq!(used.columns(), pairs);
             assert_eq!(used.total(), pairs + chip_rows);
             // The planner's placement is exactly the rows the chip wrote.
-            let mut planned = FreivaldsRows::new(pairs);
+            let mut planned = ColumnRows::new(pairs, 1);
             for _ in 0..products {
                 place_product(&mut planned, O, K, P);
             }
@@ -254,7 +254,7 @@ fn freivalds_gate_degree_fits_halo2_axiom() {
 #[test]
 fn freivalds_placement_fills_the_emptiest_pair_first() {
     let placed = |pairs: usize, shapes: &[(usize, usize, usize)]| {
-        let mut rows = FreivaldsRows::new(pairs);
+        let mut rows = ColumnRows::new(pairs, 1);
         for &(outputs, taps, positions) in shapes {
             place_product(&mut rows, outputs, taps, positions);
         }
@@ -276,10 +276,10 @@ fn freivalds_placement_fills_the_emptiest_pair_first() {
     let one = placed(1, &[(O, K, P)]);
     assert_eq!((one.max(), one.total()), (1 + rows(O, K, P), 1 + rows(O, K, P)));
     assert_eq!(placed(0, &[(O, K, P)]), one, "0 pairs is 1 pair");
-    assert_eq!(FreivaldsRows::new(0).pairs(), 1);
+    assert_eq!(ColumnRows::new(0, 1).columns(), 1);
     // Nothing to check places nothing.
     for shape in [(0, K, P), (O, K, 0)] {
-        assert_eq!(placed(2, &[shape]), FreivaldsRows::new(2));
+        assert_eq!(placed(2, &[shape]), ColumnRows::new(2, 1));
     }
     // Every shape's rows are conserved by the placement.
     for pairs in 1..=4 {
@@ -430,9 +430,9 @@ impl Circuit<Fr> for ShapeCircuit {
                 let w = &self.weights;
                 let short_x = vec![vec![Some(cell); P - 1]; K];
                 let short_y = vec![vec![cell; P - 1]; O];
-                let fresh = FreivaldsRows::new(self.pairs);
+                let fresh = ColumnRows::new(self.pairs, 1);
                 let mut r = fresh.clone();
-                let mut other = FreivaldsRows::new(self.pairs + 1);
+                let mut other = ColumnRows::new(self.pairs + 1, 1);
                 for result in [
                     f.assign_product(&mut a, &mut r, Fr::ONE, &w[1..], &x, &y),
                     f.assign_product(&mut a, &mut r, Fr::ONE, w, &x[1..], &y),
@@ -444,7 +444,7 @@ impl Circuit<Fr> for ShapeCircuit {
                     assert!(matches!(result, Err(Error::Synthesis)));
                 }
                 assert_eq!(r, fresh, "a refused product moved the tracker");
-                assert_eq!(other, FreivaldsRows::new(self.pairs + 1));
+                assert_eq!(other, ColumnRows::new(self.pairs + 1, 1));
                 assert!(f.assign_product(&mut a, &mut r, Fr::ONE, &[], &x, &[]).is_ok());
                 assert_eq!(r, fresh, "an empty product moved the tracker");
                 *self.checked.lock().unwrap() = true;
