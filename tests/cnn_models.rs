@@ -1,28 +1,36 @@
 //! The shipped convolutional models: int8 accuracy against float, bit-exact circuit on test images, a real proof
 //! that verifies (also far outside the calibrated range), and the tampered-witness harness on the new chips (max
-//! pool is covered by the circuit tests).
+//! pool is covered by the circuit tests); the same at 10-bit weights and 16-bit outputs, which reach the float
+//! model's accuracy.
 
 mod common;
 
 use zkinfer_circuits::assign::{CellKind, Tamper};
 use zkinfer_circuits::{layout, poseidon, CircuitParams, QuantizedModel};
-use zkinfer_prover::{accuracy_report, import_onnx, infer_batch, prove, quantize, quantize_input, setup, Dataset};
+use zkinfer_prover::Precision;
+use zkinfer_prover::{accuracy_report, import_onnx, infer_batch, prove, quantize_input, quantize_with, setup, Dataset};
 use zkinfer_prover::{ProveRequest, SrsSource};
 use zkinfer_verifier::{verify_bundle, Expectations};
 
 /// Lowest float-vs-int8 top-1 agreement accepted on the 360 test digits (measured: see BENCHMARKS.md).
 const MIN_AGREEMENT: f64 = 0.95;
 
-fn compile(name: &str) -> (QuantizedModel, Dataset) {
+/// The precision the compare script runs next to int8 (`scripts/compare-ezkl`).
+const WIDE: Precision = Precision {
+    weight_bits: 10,
+    output_bits: 16,
+};
+
+fn compile(name: &str, precision: Precision) -> (QuantizedModel, Dataset) {
     let float = import_onnx(common::model_file(name, "model.onnx")).expect("import");
     let calibration = Dataset::load(common::model_file(name, "calibration.json")).expect("calibration");
-    let model = quantize(&float, &calibration.inputs).expect("quantize");
+    let model = quantize_with(&float, &calibration.inputs, precision).expect("quantize");
     let test = Dataset::load(common::model_file(name, "test.json")).expect("test set");
     (model, test)
 }
 
-fn check_model(name: &str, bit_exact_images: usize) {
-    let (model, test) = compile(name);
+fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
+    let (model, test) = compile(name, precision);
     let report = accuracy_report(common::model_file(name, "model.onnx"), &model, &test).expect("accuracy");
     assert!(
         report.top1_agreement >= MIN_AGREEMENT,
@@ -31,6 +39,10 @@ fn check_model(name: &str, bit_exact_images: usize) {
     );
     let (float, int8) = (report.float_top1.expect("labels"), report.int8_top1.expect("labels"));
     assert!(int8 >= float - 0.02, "{name}: int8 {int8} vs float {float}");
+    if precision == WIDE {
+        // Measured: the float model's accuracy on all 360 test digits (int8 is one digit short on both models).
+        assert!(int8 >= float, "{name} at {precision:?}: {int8} vs float {float}");
+    }
 
     let params = CircuitParams::for_model(&model);
     // The greedy planner (used beyond a few convolutions) finds a layout as cheap as trying every subset.
@@ -117,10 +129,20 @@ fn check_model(name: &str, bit_exact_images: usize) {
 
 #[test]
 fn digits_cnn_is_accurate_bit_exact_and_provable() {
-    check_model("digits-cnn", 360);
+    check_model("digits-cnn", 360, Precision::default());
 }
 
 #[test]
 fn digits_resnet_is_accurate_bit_exact_and_provable() {
-    check_model("digits-resnet", 24);
+    check_model("digits-resnet", 24, Precision::default());
+}
+
+#[test]
+fn digits_cnn_with_wide_weights_and_outputs_matches_float_and_is_provable() {
+    check_model("digits-cnn", 60, WIDE);
+}
+
+#[test]
+fn digits_resnet_with_wide_weights_and_outputs_matches_float_and_is_provable() {
+    check_model("digits-resnet", 8, WIDE);
 }

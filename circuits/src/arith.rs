@@ -3,7 +3,7 @@
 /// Bits per range-check limb; the lookup table holds `[0, 2^LIMB_BITS)`.
 pub const LIMB_BITS: u32 = 8;
 
-/// Largest requantization shift the circuit accepts (the remainder is range-checked in `s / 8` limbs).
+/// Largest requantization shift the circuit accepts (the remainder is range-checked in `⌈s / 8⌉` limbs).
 pub const MAX_SHIFT: u32 = 48;
 
 /// The pieces of one requantization, as the circuit witnesses them.
@@ -39,29 +39,17 @@ pub fn requantize(acc: i64, m: i64, s: u32, lo: i64, hi: i64) -> Requantized {
     }
 }
 
-/// Number of limbs that range-check `over` and `under` of a channel whose accumulator is bounded by
-/// `acc_bound`: enough bits for the largest |q| it can produce (never fewer than one limb).
-pub fn slack_limbs(acc_bound: i64, m: i64, s: u32) -> usize {
-    let q_max = ((acc_bound as i128 * m as i128 + (1i128 << (s - 1))) >> s) + 256;
-    let bits = 128 - q_max.leading_zeros();
-    bits.div_ceil(LIMB_BITS).max(1) as usize
+/// Number of bits that range-check the clamp slack `|q − y|` of a channel whose accumulator is bounded by
+/// `acc_bound` and whose outputs have `out_bits` bits: enough for the largest |q| it can produce plus the
+/// largest |y|.
+pub fn slack_bits(acc_bound: i64, m: i64, s: u32, out_bits: u32) -> u32 {
+    let q_max = ((acc_bound as i128 * m as i128 + (1i128 << (s - 1))) >> s) + (1i128 << out_bits);
+    128 - q_max.leading_zeros()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Splits `v ∈ [0, 2^(8·limbs))` into little-endian limbs of [`LIMB_BITS`]; `None` when out of range.
-    fn to_limbs(v: i128, limbs: usize) -> Option<Vec<u64>> {
-        if v < 0 || (limbs < 16 && v >> (LIMB_BITS as usize * limbs) != 0) {
-            return None;
-        }
-        Some(
-            (0..limbs)
-                .map(|i| ((v >> (LIMB_BITS as usize * i)) & 0xff) as u64)
-                .collect(),
-        )
-    }
 
     #[test]
     fn requantize_rounds_half_up_and_clamps() {
@@ -80,22 +68,19 @@ mod tests {
     fn witness_pieces_satisfy_the_circuit_identities() {
         for acc in [-70_000i64, -1, 0, 1, 999, 123_456] {
             for (m, s) in [(23_456i64, 24u32), (40_000, 16), (1, 8)] {
-                let w = requantize(acc, m, s, -128, 127);
-                assert_eq!(
-                    acc as i128 * m as i128 + (1 << (s - 1)),
-                    ((w.q as i128) << s) + w.r as i128
-                );
-                assert!((0..1i64 << s).contains(&w.r));
-                assert_eq!(w.q, w.y + w.over - w.under);
-                assert!(to_limbs(w.over as i128, slack_limbs(acc.abs(), m, s)).is_some());
+                for bits in [8u32, 16] {
+                    let hi = (1i64 << (bits - 1)) - 1;
+                    let w = requantize(acc, m, s, -hi - 1, hi);
+                    assert_eq!(
+                        acc as i128 * m as i128 + (1 << (s - 1)),
+                        ((w.q as i128) << s) + w.r as i128
+                    );
+                    assert!((0..1i64 << s).contains(&w.r));
+                    assert_eq!(w.q, w.y + w.over - w.under);
+                    let slack = slack_bits(acc.abs(), m, s, bits);
+                    assert!(w.over >> slack == 0 && w.under >> slack == 0 && w.over >= 0 && w.under >= 0);
+                }
             }
         }
-    }
-
-    #[test]
-    fn limbs_reject_out_of_range() {
-        assert_eq!(to_limbs(0x1234, 2), Some(vec![0x34, 0x12]));
-        assert_eq!(to_limbs(0x10000, 2), None);
-        assert_eq!(to_limbs(-1, 2), None);
     }
 }

@@ -102,6 +102,12 @@ pub enum Tamper {
         /// Which requantization.
         index: usize,
     },
+    /// In the `index`-th requantization, claim the int8 saturation `y = 127, b = 1, d = q − 127` (the division
+    /// identity still holds): for a 16-bit output with `127 < q ≤ 32767` only the clamp's upper bound objects.
+    ClampAtInt8 {
+        /// Which requantization.
+        index: usize,
+    },
 }
 
 /// An advice cell together with the value written into it.
@@ -181,11 +187,11 @@ impl<'a, 'r> Assigner<'a, 'r> {
         let index = self.requantizations;
         self.requantizations += 1;
         match self.tamper {
-            Some(t @ Tamper::RemainderShift { index: i }) | Some(t @ Tamper::UnboundedQuotient { index: i })
-                if i == index =>
-            {
-                Some(t)
-            }
+            Some(
+                t @ (Tamper::RemainderShift { index: i }
+                | Tamper::UnboundedQuotient { index: i }
+                | Tamper::ClampAtInt8 { index: i }),
+            ) if i == index => Some(t),
             _ => None,
         }
     }

@@ -27,7 +27,7 @@ use crate::chips::{
 };
 use crate::column_rows::ColumnRows;
 use crate::field;
-use crate::model::{Activation, Kernel, Layer, Op, QuantizedModel, Source};
+use crate::model::{Kernel, Layer, Op, OutputRange, QuantizedModel, Source};
 use crate::public_inputs::{COMMITMENT_ROW, NONCE_ROW, OUTPUTS_ROW};
 
 /// Layout choices that change the constraint system (and so the verifying key).
@@ -217,12 +217,12 @@ impl ModelConfig {
         a: &mut Assigner,
         rows: &mut Cursors,
         kernel: &Kernel,
-        activation: Activation,
+        out: OutputRange,
         acc: Accumulator<'_>,
     ) -> Result<(AssignedValue, AssignedValue), Error> {
         let cells = self
             .requant
-            .assign(a, rows.requant, &self.range, &mut rows.range, kernel, activation, acc)?;
+            .assign(a, rows.requant, &self.range, &mut rows.range, kernel, out, acc)?;
         rows.requant += 1;
         Ok(cells)
     }
@@ -277,7 +277,7 @@ impl ModelCircuit {
                             sum + x.map_or(Fr::ZERO, |x| x.value * field::from_i64(w))
                         });
                         let (output, acc) =
-                            config.requantize(a, rows, kernel, linear.activation, Accumulator::Witness(acc))?;
+                            config.requantize(a, rows, kernel, linear.output_range(), Accumulator::Witness(acc))?;
                         column.push(acc);
                         out[o] = Some(output);
                     }
@@ -303,7 +303,8 @@ impl ModelCircuit {
                     rows.linear = next;
                     for (&(o, k), acc) in group.outputs.iter().zip(&accumulators) {
                         let kernel = &linear.kernels[k];
-                        let (y, _) = config.requantize(a, rows, kernel, linear.activation, Accumulator::Copy(acc))?;
+                        let (y, _) =
+                            config.requantize(a, rows, kernel, linear.output_range(), Accumulator::Copy(acc))?;
                         out[o] = Some(y);
                     }
                 }
@@ -380,7 +381,7 @@ impl Circuit<Fr> for ModelCircuit {
                 };
                 // Every input is an int8 (which also makes the packing injective).
                 for x in &input {
-                    config.range.check(&mut a, &mut rows.range, x, Range::Int8)?;
+                    config.range.check(&mut a, &mut rows.range, x, Range::INT8)?;
                 }
                 let mut tensors = vec![input];
                 let tables = table_ids(&self.model);

@@ -163,7 +163,7 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
     let inputs = model.input_len();
     let mut range = ColumnRows::new(params.range_columns, 0);
     for _ in 0..inputs {
-        range.place(Range::Int8.rows());
+        range.place(Range::INT8.rows());
     }
     let mut products = ColumnRows::new(params.freivalds_pairs, 1);
     let mut layers = Vec::with_capacity(model.layers.len());
@@ -198,7 +198,7 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
                 };
                 for group in &lin.groups {
                     for &(_, k) in &group.outputs {
-                        for check in requantize::range_checks(&lin.kernels[k], lin.activation) {
+                        for check in requantize::range_checks(&lin.kernels[k], lin.output_range()) {
                             range.place(check.rows());
                             cost.range_rows += check.rows();
                         }

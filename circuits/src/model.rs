@@ -3,20 +3,26 @@
 //! A model is a list of layers in topological order over int8 tensors: tensor 0 is the input, tensor `i + 1` the
 //! output of layer `i`, the last tensor the output. Tensors are flat (row-major NCHW without the batch dimension).
 //! Numbers follow DESIGN.md: int8 activations (symmetric, per tensor), integer weights, integer bias at the
-//! accumulator scale, gemmlowp-style requantization `y = clamp((acc · M + 2^(s−1)) >> s, lo, 127)`.
+//! accumulator scale, gemmlowp-style requantization `y = clamp((acc · M + 2^(s−1)) >> s, lo, hi)` with
+//! `hi = 127`, except that the layer producing the model's output may be wider (16-bit logits, `hi = 32767`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::arith::{requantize, Requantized, MAX_SHIFT};
 
 /// Version of the serialized quantized model (`.zkm`); bump on any change to these structs.
-pub const MODEL_FORMAT_VERSION: u32 = 2;
+pub const MODEL_FORMAT_VERSION: u32 = 3;
 
 /// The smallest int8 activation.
 pub const ACT_MIN: i64 = -128;
 /// The largest int8 activation.
 pub const ACT_MAX: i64 = 127;
-/// Largest |weight| a linear layer may use (int8 weights, and integer rescale factors of residual additions).
+/// Bits of every tensor that a layer reads (int8 activations).
+pub const ACT_BITS: u32 = 8;
+/// Largest width of a model output: a final linear layer may produce up to 16-bit outputs.
+pub const MAX_OUTPUT_BITS: u32 = 16;
+/// Largest |weight| a linear layer may use (weights of up to 16 bits, and integer rescale factors of residual
+/// additions).
 pub const MAX_WEIGHT: i64 = 1 << 20;
 
 /// Index of a tensor: 0 is the model input, `i + 1` the output of layer `i`.
@@ -31,13 +37,36 @@ pub enum Activation {
     Relu,
 }
 
-impl Activation {
-    /// The lower clamp bound of the requantized output.
-    pub fn lower_bound(self) -> i64 {
-        match self {
-            Activation::Identity => ACT_MIN,
-            Activation::Relu => 0,
+/// The integers a requantization produces: signed `bits`-bit values, or non-negative ones after a fused ReLU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputRange {
+    /// Width of the outputs: 8 (int8 activations) or 16 (the logits of a model output).
+    pub bits: u32,
+    /// Whether the clamp's lower bound is 0 (fused ReLU) instead of `−2^(bits−1)`.
+    pub relu: bool,
+}
+
+impl OutputRange {
+    /// The int8 range of an activation: `[−128, 127]`, or `[0, 127]` with ReLU.
+    pub fn int8(activation: Activation) -> Self {
+        Self {
+            bits: ACT_BITS,
+            relu: activation == Activation::Relu,
         }
+    }
+
+    /// The lower clamp bound.
+    pub fn lo(self) -> i64 {
+        if self.relu {
+            0
+        } else {
+            -(1 << (self.bits - 1))
+        }
+    }
+
+    /// The upper clamp bound `2^(bits−1) − 1`.
+    pub fn hi(self) -> i64 {
+        (1 << (self.bits - 1)) - 1
     }
 }
 
@@ -59,14 +88,14 @@ pub struct Kernel {
     pub bias: i64,
     /// Requantization multiplier `M` (positive, below 2^32).
     pub multiplier: i64,
-    /// Requantization shift `s` (a multiple of 8 in `[8, MAX_SHIFT]`).
+    /// Requantization shift `s` in `[1, MAX_SHIFT]`.
     pub shift: u32,
 }
 
 impl Kernel {
-    /// Requantizes an accumulator of this kernel with the layer's fused activation.
-    pub fn requantize(&self, acc: i64, activation: Activation) -> Requantized {
-        requantize(acc, self.multiplier, self.shift, activation.lower_bound(), ACT_MAX)
+    /// Requantizes an accumulator of this kernel, clamping to the layer's output range.
+    pub fn requantize(&self, acc: i64, range: OutputRange) -> Requantized {
+        requantize(acc, self.multiplier, self.shift, range.lo(), range.hi())
     }
 
     /// Largest possible |accumulator| for int8 inputs: `Σ|w|·128 + |b|`.
@@ -93,6 +122,18 @@ pub struct Linear {
     pub groups: Vec<LinearGroup>,
     /// Activation fused into the clamp.
     pub activation: Activation,
+    /// Width of the outputs: 8, or up to 16 for the layer that produces the model's output (nothing reads it).
+    pub output_bits: u32,
+}
+
+impl Linear {
+    /// The range the requantized outputs are clamped to.
+    pub fn output_range(&self) -> OutputRange {
+        OutputRange {
+            bits: self.output_bits,
+            relu: self.activation == Activation::Relu,
+        }
+    }
 }
 
 /// Max over windows of one tensor.
@@ -143,7 +184,7 @@ pub struct Layer {
     pub op_type: String,
     /// Output shape without the batch dimension.
     pub output_shape: Vec<usize>,
-    /// Float scale of the int8 output.
+    /// Float scale of the output.
     pub output_scale: f32,
     /// The computation.
     pub op: Op,
@@ -203,13 +244,22 @@ impl QuantizedModel {
         self.tensor_len(self.layers.len())
     }
 
-    /// Float scale of the int8 outputs.
+    /// Float scale of the outputs.
     pub fn output_scale(&self) -> f32 {
         self.tensor_scale(self.layers.len())
     }
 
+    /// Bits of the values of tensor `t`: 8, except the output of a linear layer with wider outputs.
+    pub fn tensor_bits(&self, t: TensorId) -> u32 {
+        match self.layers.get(t.wrapping_sub(1)).map(|l| &l.op) {
+            Some(Op::Linear(lin)) if t > 0 => lin.output_bits,
+            _ => ACT_BITS,
+        }
+    }
+
     /// Checks the invariants the circuit relies on: sources exist and come before their reader, kernels fit their
-    /// groups, shifts are multiples of 8, multipliers and weights are bounded, no accumulator can wrap modulo p.
+    /// groups, shifts, multipliers and weights are bounded, no accumulator can wrap modulo p,
+    /// and every tensor a layer reads holds int8 values (only the model output may be wider).
     /// Returns a message naming the layer on failure.
     pub fn validate(&self) -> Result<(), String> {
         if self.layers.is_empty() {
@@ -218,8 +268,16 @@ impl QuantizedModel {
         for (i, layer) in self.layers.iter().enumerate() {
             let n = &layer.name;
             let len = layer.output_len();
-            let source_ok = |s: &Source| s.tensor <= i && s.index < self.tensor_len(s.tensor);
-            let bad_source = |s: &Source| format!("layer {n}: source {s:?} does not exist before it");
+            let source_ok = |s: &Source| {
+                s.tensor <= i && s.index < self.tensor_len(s.tensor) && self.tensor_bits(s.tensor) == ACT_BITS
+            };
+            let bad_source = |s: &Source| {
+                if s.tensor <= i && self.tensor_bits(s.tensor) != ACT_BITS {
+                    format!("layer {n}: source {s:?} is wider than int8 (only the model output may be)")
+                } else {
+                    format!("layer {n}: source {s:?} does not exist before it")
+                }
+            };
             match &layer.op {
                 Op::Linear(lin) => {
                     let mut seen = vec![false; len];
@@ -252,15 +310,22 @@ impl QuantizedModel {
                     if seen.iter().any(|s| !s) {
                         return Err(format!("layer {n}: some outputs are never computed"));
                     }
+                    match (lin.output_bits, lin.activation) {
+                        (ACT_BITS, _) | (MAX_OUTPUT_BITS, Activation::Identity) => {}
+                        (bits, activation) => {
+                            return Err(format!(
+                                "layer {n}: {bits}-bit outputs with {activation:?} are not supported (int8, or \
+                                 {MAX_OUTPUT_BITS}-bit without a fused ReLU)"
+                            ))
+                        }
+                    }
                     for (k, kernel) in lin.kernels.iter().enumerate() {
                         let (m, s) = (kernel.multiplier, kernel.shift);
                         if m <= 0 || m >= 1 << 32 {
                             return Err(format!("layer {n} kernel {k}: multiplier {m} outside (0, 2^32)"));
                         }
-                        if s == 0 || s % 8 != 0 || s > MAX_SHIFT {
-                            return Err(format!(
-                                "layer {n} kernel {k}: shift {s} must be a multiple of 8 in [8, {MAX_SHIFT}]"
-                            ));
+                        if s == 0 || s > MAX_SHIFT {
+                            return Err(format!("layer {n} kernel {k}: shift {s} outside [1, {MAX_SHIFT}]"));
                         }
                         if kernel.weights.iter().any(|w| w.abs() > MAX_WEIGHT) || kernel.accumulator_bound() >= 1 << 40
                         {
@@ -282,6 +347,9 @@ impl QuantizedModel {
                     }
                 }
                 Op::Table(table) => {
+                    if table.input <= i && self.tensor_bits(table.input) != ACT_BITS {
+                        return Err(format!("layer {n}: a table reads int8 values only"));
+                    }
                     if table.values.len() != 256 || table.input > i || len != self.tensor_len(table.input) {
                         return Err(format!(
                             "layer {n}: a table has 256 entries and keeps the shape of its input"
@@ -307,5 +375,69 @@ impl QuantizedModel {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// input(2) → dense(2) with the given output width and activation → dense(1) reading it when `read_by_next`.
+    fn two_layers(bits: u32, activation: Activation, read_by_next: bool) -> QuantizedModel {
+        let kernel = Kernel {
+            weights: vec![1, -1],
+            bias: 0,
+            multiplier: 1 << 20,
+            shift: 24,
+        };
+        let dense = |input: TensorId, outputs: usize, bits: u32, activation: Activation| Layer {
+            name: format!("fc{input}"),
+            op_type: "Gemm".into(),
+            output_shape: vec![outputs],
+            output_scale: 0.1,
+            op: Op::Linear(Linear {
+                kernels: vec![kernel.clone()],
+                groups: vec![LinearGroup {
+                    taps: (0..2).map(|index| Some(Source { tensor: input, index })).collect(),
+                    outputs: (0..outputs).map(|o| (o, 0)).collect(),
+                }],
+                activation,
+                output_bits: bits,
+            }),
+        };
+        let mut layers = vec![dense(0, 2, bits, activation)];
+        if read_by_next {
+            layers.push(dense(1, 1, ACT_BITS, Activation::Identity));
+        }
+        QuantizedModel {
+            format_version: MODEL_FORMAT_VERSION,
+            name: "two".into(),
+            input_shape: vec![1, 2],
+            input_scale: 0.1,
+            layers,
+        }
+    }
+
+    #[test]
+    fn only_an_unread_linear_output_may_be_16_bit_and_without_relu() {
+        assert!(two_layers(16, Activation::Identity, false).validate().is_ok());
+        assert!(two_layers(8, Activation::Relu, true).validate().is_ok());
+        let read = two_layers(16, Activation::Identity, true).validate().unwrap_err();
+        assert!(read.contains("wider than int8"), "{read}");
+        let relu = two_layers(16, Activation::Relu, false).validate().unwrap_err();
+        assert!(relu.contains("16-bit outputs with Relu"), "{relu}");
+        let odd = two_layers(12, Activation::Identity, false).validate().unwrap_err();
+        assert!(odd.contains("12-bit outputs"), "{odd}");
+    }
+
+    #[test]
+    fn output_ranges_follow_the_width_and_the_activation() {
+        let r = |bits, relu| {
+            let o = OutputRange { bits, relu };
+            (o.lo(), o.hi())
+        };
+        assert_eq!(r(8, false), (-128, 127));
+        assert_eq!(r(8, true), (0, 127));
+        assert_eq!(r(16, false), (-32768, 32767));
     }
 }

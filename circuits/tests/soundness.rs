@@ -19,7 +19,7 @@ fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
 
 #[test]
 fn honest_witness_is_accepted_and_exercises_both_clamps() {
-    for model in [common::small_model(), common::small_cnn()] {
+    for model in [common::small_model(), common::small_cnn(), common::small_wide_model()] {
         let (circuit, public) = common::circuit_for(model.clone());
         assert!(satisfied(&circuit, public.to_instance()), "{}", model.name);
         let tensors = common::reference_outputs(&model, &common::witness_for(&model).input);
@@ -35,7 +35,7 @@ fn honest_witness_is_accepted_and_exercises_both_clamps() {
                             .zip(&kern.weights)
                             .filter_map(|(t, w)| t.map(|s| w * tensors[s.tensor][s.index]))
                             .sum();
-                        pieces.push((i, kern.requantize(acc + kern.bias, lin.activation)));
+                        pieces.push((i, kern.requantize(acc + kern.bias, lin.output_range())));
                     }
                 }
             }
@@ -108,6 +108,36 @@ fn every_kind_of_tampered_cell_is_rejected() {
 }
 
 #[test]
+fn every_kind_of_tampered_cell_with_16_bit_outputs_is_rejected() {
+    assert_every_kind_rejected(common::small_wide_model(), &CellKind::ALWAYS);
+}
+
+#[test]
+fn a_16_bit_output_passed_off_as_int8_saturation_is_rejected() {
+    let model = common::small_wide_model();
+    let (circuit, public) = common::circuit_for(model.clone());
+    let instance = public.to_instance();
+    assert!(satisfied(&circuit, instance.clone()));
+    // The last layer's requantizations come last; every output between 127 and 32767 is a target.
+    let outputs = &public.outputs;
+    let first = circuit.assigned_cell_counts()[&CellKind::ClampFlag] - outputs.len();
+    let targets: Vec<usize> = (0..outputs.len())
+        .filter(|&o| (128..32767).contains(&outputs[o]))
+        .collect();
+    assert!(
+        !targets.is_empty(),
+        "no output between int8 and 16-bit saturation: {outputs:?}"
+    );
+    for o in targets {
+        let tampered = circuit.clone().with_tamper(Tamper::ClampAtInt8 { index: first + o });
+        assert!(
+            !satisfied(&tampered, instance.clone()),
+            "output {o} clamped at 127 was accepted"
+        );
+    }
+}
+
+#[test]
 fn every_kind_of_tampered_cnn_cell_is_rejected() {
     let cnn_kinds = [
         CellKind::PoolInput,
@@ -170,6 +200,7 @@ fn remainder_shift_and_unbounded_quotient_attacks_are_rejected() {
     let [cnn_mac, cnn_freivalds] = cnn_layouts();
     for ((circuit, public), expected) in [
         (common::circuit_for(common::small_model()), 8),
+        (common::circuit_for(common::small_wide_model()), 8),
         (cnn_mac, 32 + 8 + 3),
         (cnn_freivalds, 32 + 8 + 3),
     ] {
@@ -193,7 +224,7 @@ fn attack_every_requantization(circuit: &ModelCircuit, instance: &[Fr], requanti
 
 #[test]
 fn wrong_public_inputs_are_rejected() {
-    for model in [common::small_model(), common::small_cnn()] {
+    for model in [common::small_model(), common::small_cnn(), common::small_wide_model()] {
         let (circuit, public) = common::circuit_for(model);
         let instance = public.to_instance();
         for row in 0..instance.len() {
@@ -206,7 +237,7 @@ fn wrong_public_inputs_are_rejected() {
 
 #[test]
 fn outputs_match_the_reference_inference() {
-    for model in [common::small_model(), common::small_cnn()] {
+    for model in [common::small_model(), common::small_cnn(), common::small_wide_model()] {
         let (circuit, public) = common::circuit_for(model.clone());
         assert!(satisfied(&circuit, public.to_instance()));
         let expected = common::reference_outputs(&model, &common::witness_for(&model).input)

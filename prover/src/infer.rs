@@ -85,7 +85,7 @@ impl IntegerEngine {
                             let kernel = &lin.kernels[k];
                             let dot: i64 = kernel.weights.iter().zip(&taps).map(|(w, x)| w * x).sum();
                             acc[o] = dot + kernel.bias;
-                            out[o] = kernel.requantize(acc[o], lin.activation).y;
+                            out[o] = kernel.requantize(acc[o], lin.output_range()).y;
                         }
                     }
                     out

@@ -19,7 +19,7 @@ use crate::error::{ProverError, Result};
 use crate::srs::SrsSource;
 
 /// Format version of proving-key files.
-pub const PROVING_KEY_VERSION: u16 = 3;
+pub const PROVING_KEY_VERSION: u16 = 4;
 /// File name of the proving key in a key directory.
 pub const PK_FILE: &str = "pk.bin";
 /// File name of the verifying key in a key directory.

@@ -18,7 +18,7 @@ pub use graph::{ActFn, FloatModel, FloatNode, FloatOp};
 pub use import::import_onnx;
 pub use infer::{infer, infer_batch, infer_trace, IntegerEngine, LayerTrace};
 pub use model_file::{load_model, model_to_bytes, save_model};
-pub use quantize::{choose_multiplier, dequantize_output, quantize, quantize_input};
+pub use quantize::{choose_multiplier, dequantize_output, quantize, quantize_input, quantize_with, Precision};
 pub mod keys;
 pub mod prove;
 pub mod srs;

@@ -152,13 +152,18 @@ mod tests {
     }
 
     #[test]
-    fn refuses_version_1_files_with_the_regenerate_message() {
-        assert_eq!(MODEL_FORMAT_VERSION, 2);
+    fn refuses_older_versions_with_the_regenerate_message() {
+        assert_eq!(MODEL_FORMAT_VERSION, 3);
         let bytes = model_to_bytes(&model()).unwrap();
-        let mut v1 = bytes.clone();
-        v1[6..8].copy_from_slice(&1u16.to_le_bytes());
-        let msg = reason(model_from_bytes(&v1, Path::new("old.zkm")));
-        assert!(msg.contains("version 1") && msg.contains("regenerate"), "{msg}");
+        for old in [1u16, 2] {
+            let mut file = bytes.clone();
+            file[6..8].copy_from_slice(&old.to_le_bytes());
+            let msg = reason(model_from_bytes(&file, Path::new("old.zkm")));
+            assert!(
+                msg.contains(&format!("version {old}")) && msg.contains("regenerate"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]
@@ -167,12 +172,12 @@ mod tests {
         let Op::Linear(lin) = &mut bad.layers[0].op else {
             panic!("the first layer is linear")
         };
-        lin.kernels[0].shift = 12;
+        lin.kernels[0].shift = 49;
         assert!(matches!(model_to_bytes(&bad), Err(ProverError::Quantization { .. })));
         // A file written with a bad shift (bypassing the check) is refused on load.
         let payload = bincode::serde::encode_to_vec(&bad, bincode_config()).unwrap();
         let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
-        assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("shift 12"));
+        assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("shift 49"));
         let mut bad = model();
         bad.input_scale = f32::NAN;
         let payload = bincode::serde::encode_to_vec(&bad, bincode_config()).unwrap();

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use zkinfer_circuits::{layout, CircuitParams, QuantizedModel};
-use zkinfer_prover::{accuracy_report, import_onnx, quantize, save_model, AccuracyReport, Dataset};
+use zkinfer_prover::{accuracy_report, import_onnx, quantize_with, save_model, AccuracyReport, Dataset, Precision};
 
 use crate::report::print_json;
 
@@ -25,12 +25,31 @@ pub struct CompileArgs {
     /// Output `.zkm` file.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Bits of the Gemm/MatMul/Conv weights (2 to 16; activations stay int8). Wider weights cost one more
+    /// range-check limb per output for each 8 bits.
+    #[arg(long, default_value_t = 8, value_name = "BITS")]
+    pub weight_bits: u32,
+    /// Bits of the model's outputs (8 or 16) when its last layer is linear: 16-bit logits keep near ties apart.
+    #[arg(long, default_value_t = 8, value_name = "BITS")]
+    pub output_bits: u32,
+}
+
+impl CompileArgs {
+    /// The precision the flags ask for.
+    pub fn precision(&self) -> Precision {
+        Precision {
+            weight_bits: self.weight_bits,
+            output_bits: self.output_bits,
+        }
+    }
 }
 
 /// What compiling produced.
 pub struct Compiled {
     /// The quantized model.
     pub model: QuantizedModel,
+    /// The precision it was quantized at.
+    pub precision: Precision,
     /// Its circuit layout.
     pub layout: layout::Layout,
     /// Every layout the planner tried, cheapest (the one chosen) first.
@@ -39,11 +58,17 @@ pub struct Compiled {
     pub accuracy: Option<AccuracyReport>,
 }
 
-/// Compiles `onnx` and writes `output`.
-pub fn compile(onnx: &Path, calibration: &Path, test: Option<&Path>, output: &Path) -> Result<Compiled> {
+/// Compiles `onnx` at `precision` and writes `output`.
+pub fn compile(
+    onnx: &Path,
+    calibration: &Path,
+    test: Option<&Path>,
+    output: &Path,
+    precision: Precision,
+) -> Result<Compiled> {
     let float = import_onnx(onnx)?;
     let calibration = Dataset::load(calibration)?;
-    let model = quantize(&float, &calibration.inputs)?;
+    let model = quantize_with(&float, &calibration.inputs, precision)?;
     let (_, candidates) = layout::choose(&model).map_err(anyhow::Error::msg)?;
     let layout = candidates
         .first()
@@ -55,6 +80,7 @@ pub fn compile(onnx: &Path, calibration: &Path, test: Option<&Path>, output: &Pa
     save_model(output, &model).with_context(|| format!("writing {}", output.display()))?;
     Ok(Compiled {
         model,
+        precision,
         layout,
         candidates,
         accuracy,
@@ -67,8 +93,12 @@ const SHOWN_CANDIDATES: usize = 6;
 /// Text summary of a compiled model: the per-layer cost table, the circuit plan, the accuracy.
 pub fn describe(c: &Compiled) -> String {
     let mut s = format!(
-        "model `{}`: input {:?}, input scale {:.6}\n",
-        c.model.name, c.model.input_shape, c.model.input_scale
+        "model `{}`: input {:?}, input scale {:.6}; int8 activations, {}-bit weights, {}-bit outputs\n",
+        c.model.name,
+        c.model.input_shape,
+        c.model.input_scale,
+        c.precision.weight_bits,
+        c.model.tensor_bits(c.model.layers.len())
     );
     s += "  layer                      op                           output        layout       rows  requant  range rows  lookups  out scale\n";
     for (cost, layer) in c.layout.layers.iter().zip(&c.model.layers) {
@@ -160,7 +190,13 @@ pub fn to_json(c: &Compiled, output: &Path) -> serde_json::Value {
 
 /// Runs `compile`.
 pub fn run(args: &CompileArgs, json: bool) -> Result<ExitCode> {
-    let compiled = compile(&args.model, &args.calibration, args.test.as_deref(), &args.output)?;
+    let compiled = compile(
+        &args.model,
+        &args.calibration,
+        args.test.as_deref(),
+        &args.output,
+        args.precision(),
+    )?;
     if json {
         print_json(&to_json(&compiled, &args.output));
     } else {

@@ -33,7 +33,7 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, json: bool) -> Result<Ex
         calibration.display()
     ));
     let started = Instant::now();
-    let compiled = compile::compile(&onnx, &calibration, Some(&test), &zkm)?;
+    let compiled = compile::compile(&onnx, &calibration, Some(&test), &zkm, Default::default())?;
     let compile_ms = ms(started.elapsed());
     say(compile::describe(&compiled));
 

@@ -15,7 +15,7 @@ use crate::envelope::{self, FileKind};
 use crate::error::VerifyError;
 
 /// Format version of verifying-key files.
-pub const VERIFYING_KEY_VERSION: u16 = 3;
+pub const VERIFYING_KEY_VERSION: u16 = 4;
 
 /// What a verifier needs to know about the model besides its constraint system.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! Range checks by running sum over limbs looked up in one shared tagged table, spread over several columns.
 //!
-//! The table holds pairs `(tag, v)`: `(8, v)` for `v ∈ [0, 256)`, `(7, v)` for `v ∈ [0, 128)`, `(−1, v)` for
+//! The table holds pairs `(tag, v)`: `(t, v)` for `v ∈ [0, 2^t)` and every width `t ∈ 1..=8`, `(−1, v)` for
 //! `v ∈ [−128, 128)` (a signed byte, as a field element), and `(0, 0)` for rows without a check.
 //!
 //! To show that `v` lies in a range, a chip copies `v` into `z_0` of one range column and writes
@@ -9,7 +9,8 @@
 //! on the last, whose limb is `z_{L−1}` itself. Checks fill a column from row 0 without gaps; below them `tag` and
 //! `chain` are 0, so the lookup forces `z = 0` there, which is what an honest prover leaves. (The input has degree
 //! 2, so the lookup stays within degree 5.) So `v = Σ limb_i · 256^i` with bytes below the last
-//! limb and a last limb in the tag's range: `[0, 2^(8L))` with tag 8, `[0, 128)` or `[−128, 128)` for one limb.
+//! limb and a last limb in the tag's range: `[0, 2^(8(L−1) + t))` with tag `t`, so any number of bits, or
+//! `[−2^(8L−1), 2^(8L−1))` with the signed tag (an int8 in one row, a 16-bit output in two).
 //! The sum cannot wrap modulo p. No end row and no gate: a check of `L` limbs takes exactly `L` rows.
 //!
 //! Checks go to the column with the fewest rows used so far ([`ColumnRows::place`]); the layout planner runs the
@@ -27,42 +28,56 @@ use crate::arith::LIMB_BITS;
 use crate::assign::{AssignedValue, Assigner, CellKind};
 use crate::column_rows::ColumnRows;
 use crate::field;
+use crate::model::OutputRange;
 
 /// The range a check proves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Range {
-    /// `[0, 2^(8·limbs))`.
+    /// `[0, 2^bits)` (at least one bit).
     Unsigned {
-        /// Number of byte limbs.
+        /// Number of bits.
+        bits: u32,
+    },
+    /// `[−2^(8·limbs − 1), 2^(8·limbs − 1))`: a signed integer.
+    Signed {
+        /// Number of limbs (the last one is a signed byte).
         limbs: usize,
     },
-    /// `[0, 128)`: a ReLU output.
-    NonNegativeInt8,
-    /// `[−128, 128)`: an int8.
-    Int8,
 }
 
 impl Range {
-    /// Rows (limbs) the check takes.
-    pub fn rows(self) -> usize {
-        match self {
-            Range::Unsigned { limbs } => limbs,
-            Range::NonNegativeInt8 | Range::Int8 => 1,
+    /// `[−128, 128)`: an int8.
+    pub const INT8: Range = Range::Signed { limbs: 1 };
+
+    /// The range of a requantization's outputs: `[0, 2^(bits−1))` after a ReLU, signed `bits`-bit otherwise.
+    pub fn of_output(out: OutputRange) -> Range {
+        if out.relu {
+            Range::Unsigned { bits: out.bits - 1 }
+        } else {
+            Range::Signed {
+                limbs: out.bits.div_ceil(LIMB_BITS) as usize,
+            }
         }
     }
 
-    /// Table tag of the last limb.
+    /// Rows (limbs) the check takes.
+    pub fn rows(self) -> usize {
+        match self {
+            Range::Unsigned { bits } => bits.div_ceil(LIMB_BITS) as usize,
+            Range::Signed { limbs } => limbs,
+        }
+    }
+
+    /// Table tag of the last limb: its width in bits, or −1 for a signed byte.
     fn last_tag(self) -> Fr {
         match self {
-            Range::Unsigned { .. } => Fr::from(TAG_BYTE),
-            Range::NonNegativeInt8 => Fr::from(TAG_SEVEN_BITS),
-            Range::Int8 => -Fr::ONE,
+            Range::Unsigned { bits } => Fr::from(u64::from(bits - LIMB_BITS * (self.rows() as u32 - 1))),
+            Range::Signed { .. } => -Fr::ONE,
         }
     }
 }
 
-const TAG_BYTE: u64 = 8;
-const TAG_SEVEN_BITS: u64 = 7;
+const TAG_BYTE: u64 = LIMB_BITS as u64;
 
 /// The tagged lookup table, shared with chips that look bytes up directly (max pool).
 #[derive(Clone, Copy, Debug)]
@@ -80,9 +95,9 @@ impl RangeTable {
         ]
     }
 
-    /// Rows of the table.
+    /// Rows of the table: `(0, 0)`, `2^t` values for each width `t ∈ 1..=8`, 256 signed bytes.
     pub fn rows() -> usize {
-        1 + (1 << LIMB_BITS) + (1 << (LIMB_BITS - 1)) + (1 << LIMB_BITS)
+        1 + ((1 << (LIMB_BITS + 1)) - 2) + (1 << LIMB_BITS)
     }
 }
 
@@ -143,8 +158,9 @@ impl RangeCheckConfig {
     /// Fills the tagged table.
     pub fn load_table(&self, layouter: &mut impl Layouter<Fr>) -> Result<(), Error> {
         let mut entries = vec![(Fr::ZERO, Fr::ZERO)];
-        entries.extend((0..1u64 << LIMB_BITS).map(|v| (Fr::from(TAG_BYTE), Fr::from(v))));
-        entries.extend((0..1u64 << (LIMB_BITS - 1)).map(|v| (Fr::from(TAG_SEVEN_BITS), Fr::from(v))));
+        for width in 1..=u64::from(LIMB_BITS) {
+            entries.extend((0..1u64 << width).map(|v| (Fr::from(width), Fr::from(v))));
+        }
         entries.extend((-128i64..128).map(|v| (-Fr::ONE, field::from_i64(v))));
         layouter.assign_table(
             || "range table",
@@ -174,6 +190,12 @@ impl RangeCheckConfig {
         let column = self.columns.get(index).ok_or(Error::Synthesis)?;
         let radix_inv = Fr::from(1u64 << LIMB_BITS).invert().unwrap_or(Fr::ZERO);
         let mut z = a.copy(CellKind::RangeLimb, column.z, row, value).value;
+        // The low byte of the running sum: of the integer (two's complement for a negative one) when the value is
+        // a small integer, else of the field element's representation (a value no honest prover range-checks).
+        let low_byte = |z: &Fr| match field::to_i64(z) {
+            Some(v) => Fr::from((v & 0xff) as u64),
+            None => Fr::from(u64::from(ff::PrimeField::to_repr(z).as_ref()[0])),
+        };
         for i in 0..limbs {
             let last = i + 1 == limbs;
             a.fixed(
@@ -183,11 +205,13 @@ impl RangeCheckConfig {
             );
             a.fixed(column.chain, row + i, if last { Fr::ZERO } else { Fr::ONE });
             if !last {
-                let limb = Fr::from(u64::from(ff::PrimeField::to_repr(&z).as_ref()[0]));
-                z = (z - limb) * radix_inv;
+                z = (z - low_byte(&z)) * radix_inv;
                 a.advice(CellKind::RangeLimb, column.z, row + i + 1, z);
             }
         }
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

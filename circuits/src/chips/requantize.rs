@@ -1,16 +1,19 @@
-//! Requantization with a fused clamp/ReLU: `y = clamp((acc · M + 2^(s−1)) >> s, lo, 127)`, one row per channel.
+//! Requantization with a fused clamp/ReLU: `y = clamp((acc · M + 2^(s−1)) >> s, lo, hi)`, one row per channel.
 //!
-//! The quotient `q` is not a cell: it is `y + (2b − 1) · d`, with a clamp flag `b` (1 when clamped at 127) and a
+//! `hi` is 127 for int8 activations and 32767 for the 16-bit outputs a model's last layer may produce; `lo` is
+//! `−hi − 1`, or 0 with a fused ReLU (int8 only).
+//! The quotient `q` is not a cell: it is `y + (2b − 1) · d`, with a clamp flag `b` (1 when clamped at `hi`) and a
 //! slack `d ≥ 0` (how far `q` lies beyond the bound it was clamped to). The bias is fused in: `acc` is the bare
 //! weighted sum (from the multiply-accumulate chip or a Freivalds-checked product) and the fixed offset is
-//! `c = bias · M + 2^(s−1)`. Gates (row with `q_req`; `M`, `2^s`, `c`, `lo`
-//! are fixed cells of that row):
+//! `c = bias · M + 2^(s−1)`. The three clamp ranges are told apart by `lo` alone, so `hi` is no column but the
+//! quadratic `hi(lo) = 127 + lo · (lo + 128) / 2^15`, which is 127 at `lo ∈ {−128, 0}` and 32767 at
+//! `lo = −32768`. Gates (row with `q_req`; `M`, `2^s`, `c`, `lo` are fixed cells of that row):
 //! - division:  `acc · M + c − (y + (2b − 1) · d) · 2^s − r = 0`
-//! - clamp:     `b · (1 − b) = 0`, `b · (y − 127) = 0`, `(1 − b) · (y − lo) · d = 0`
+//! - clamp:     `b · (1 − b) = 0`, `b · (y − hi) = 0`, `(1 − b) · (y − lo) · d = 0`
 //!
-//! Range checks (range-check chip): `r ∈ [0, 2^s)`, `d ∈ [0, 2^(8·slack))`, and `y ∈ [−128, 128)`, or
-//! `y ∈ [0, 128)` with ReLU. Then `b = 1` forces `y = 127, q ≥ 127`; `b = 0, d ≠ 0` forces `y = lo, q < lo`; and
-//! otherwise `q = y ∈ [lo, 127]`: exactly the clamp. The bounds on `y` and `d` also bound `q`, which makes the
+//! Range checks (range-check chip): `r ∈ [0, 2^s)`, `d ∈ [0, 2^slack)`, and `y ∈ [−hi − 1, hi]`, or
+//! `y ∈ [0, hi]` with ReLU. Then `b = 1` forces `y = hi, q ≥ hi`; `b = 0, d ≠ 0` forces `y = lo, q < lo`; and
+//! otherwise `q = y ∈ [lo, hi]`: exactly the clamp. The bounds on `y` and `d` also bound `q`, which makes the
 //! division unique (DESIGN.md's first trap: with `q` unbounded, any `r` would satisfy the identity because `2^s`
 //! is invertible modulo p).
 
@@ -22,11 +25,11 @@ use halo2_proofs::{
 };
 
 use super::range_check::{Range, RangeCheckConfig};
-use crate::arith::{slack_limbs, LIMB_BITS};
+use crate::arith::slack_bits;
 use crate::assign::{AssignedValue, Assigner, CellKind, Tamper};
 use crate::column_rows::ColumnRows;
 use crate::field;
-use crate::model::{Activation, Kernel, ACT_MAX};
+use crate::model::{Kernel, OutputRange};
 
 /// Where a requantization's accumulator comes from.
 #[derive(Clone, Copy, Debug)]
@@ -53,15 +56,26 @@ pub struct RequantConfig {
     q_req: Selector,
 }
 
+/// The upper clamp bound the gate derives from the lower one: `127 + lo · (lo + 128) / 2^15`.
+fn hi_of_lo(lo: Expression<Fr>) -> Expression<Fr> {
+    let inv_2_15 = Fr::from(1u64 << 15).invert().unwrap_or(Fr::ZERO);
+    Expression::Constant(Fr::from(127)) + lo.clone() * (lo + Expression::Constant(Fr::from(128))) * inv_2_15
+}
+
+/// Whether the gate's derived bound is `out`'s: `hi(lo) = hi` (int8 with or without ReLU, 16-bit without).
+fn gate_supports(out: OutputRange) -> bool {
+    let lo = out.lo() as i128;
+    127 + lo * (lo + 128) / (1 << 15) == out.hi() as i128 && (lo * (lo + 128)) % (1 << 15) == 0
+}
+
 /// The range checks one output of `kernel` needs: remainder, clamp slack, output.
-pub fn range_checks(kernel: &Kernel, activation: Activation) -> [Range; 3] {
-    let limbs = kernel.shift as usize / LIMB_BITS as usize;
-    let slack = slack_limbs(kernel.accumulator_bound(), kernel.multiplier, kernel.shift);
-    let y = match activation {
-        Activation::Relu => Range::NonNegativeInt8,
-        Activation::Identity => Range::Int8,
-    };
-    [Range::Unsigned { limbs }, Range::Unsigned { limbs: slack }, y]
+pub fn range_checks(kernel: &Kernel, out: OutputRange) -> [Range; 3] {
+    let slack = slack_bits(kernel.accumulator_bound(), kernel.multiplier, kernel.shift, out.bits);
+    [
+        Range::Unsigned { bits: kernel.shift },
+        Range::Unsigned { bits: slack },
+        Range::of_output(out),
+    ]
 }
 
 impl RequantConfig {
@@ -81,8 +95,8 @@ impl RequantConfig {
             let two_s = meta.query_fixed(two_s, Rotation::cur());
             let offset = meta.query_fixed(offset, Rotation::cur());
             let lo = meta.query_fixed(lo, Rotation::cur());
+            let hi = hi_of_lo(lo.clone());
             let one = Expression::Constant(Fr::ONE);
-            let hi = Expression::Constant(field::from_i64(ACT_MAX));
             let q = y.clone() + (b.clone() + b.clone() - one.clone()) * d.clone();
             vec![
                 sel.clone() * (acc * m + offset - q * two_s - r),
@@ -105,7 +119,7 @@ impl RequantConfig {
         }
     }
 
-    /// Requantizes `acc` with `kernel` and the fused `activation` at `row`, range-checking in `range`.
+    /// Requantizes `acc` with `kernel` into the output range `out` at `row`, range-checking in `range`.
     /// Returns the output cell `y` and the accumulator cell.
     #[allow(clippy::too_many_arguments)]
     pub fn assign(
@@ -115,24 +129,27 @@ impl RequantConfig {
         range: &RangeCheckConfig,
         range_rows: &mut ColumnRows,
         kernel: &Kernel,
-        activation: Activation,
+        out: OutputRange,
         acc: Accumulator<'_>,
     ) -> Result<(AssignedValue, AssignedValue), Error> {
-        let (m, s, lo) = (kernel.multiplier, kernel.shift, activation.lower_bound());
+        if !gate_supports(out) {
+            return Err(Error::Synthesis);
+        }
+        let (m, s, lo, hi) = (kernel.multiplier, kernel.shift, out.lo(), out.hi());
         let bias = kernel.bias;
         let acc = match acc {
             Accumulator::Copy(source) => a.copy(CellKind::RequantAccumulator, self.acc, row, source),
             Accumulator::Witness(value) => a.advice(CellKind::RequantAccumulator, self.acc, row, value),
         };
-        let honest = kernel.requantize(field::to_i64(&acc.value).unwrap_or(0) + bias, activation);
+        let honest = kernel.requantize(field::to_i64(&acc.value).unwrap_or(0) + bias, out);
         let half = Fr::from(2u64).pow_vartime([u64::from(s) - 1]);
         let offset = field::from_i64(bias) * field::from_i64(m) + half;
         let two_s = Fr::from(2u64).pow_vartime([s as u64]);
         let clamp = |q: i64| {
-            let y = q.clamp(lo, ACT_MAX);
+            let y = q.clamp(lo, hi);
             (
                 field::from_i64(y),
-                Fr::from(u64::from(q > ACT_MAX)),
+                Fr::from(u64::from(q > hi)),
                 field::from_i64((q - y).abs()),
             )
         };
@@ -153,6 +170,9 @@ impl RequantConfig {
                 b = Fr::ZERO;
                 d = y - q;
             }
+            Some(Tamper::ClampAtInt8 { .. }) => {
+                (y, b, d) = (Fr::from(127), Fr::ONE, field::from_i64(honest.q - 127));
+            }
             _ => {}
         }
         a.enable(&self.q_req, row)?;
@@ -165,10 +185,44 @@ impl RequantConfig {
         a.advice(CellKind::ClampFlag, self.b, row, b);
         let d = a.advice(CellKind::ClampSlack, self.d, row, d);
 
-        let [r_range, d_range, y_range] = range_checks(kernel, activation);
+        let [r_range, d_range, y_range] = range_checks(kernel, out);
         range.check(a, range_rows, &r, r_range)?;
         range.check(a, range_rows, &d, d_range)?;
         range.check(a, range_rows, &y, y_range)?;
         Ok((y, acc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halo2_proofs::plonk::Expression;
+
+    /// Evaluates a constant expression.
+    fn constant(e: &Expression<Fr>) -> Fr {
+        e.evaluate(
+            &|c| c,
+            &|_| unreachable!(),
+            &|_| unreachable!(),
+            &|_| unreachable!(),
+            &|_| unreachable!(),
+            &|_| unreachable!(),
+            &|a| -a,
+            &|a, b| a + b,
+            &|a, b| a * b,
+            &|a, s| a * s,
+        )
+    }
+
+    #[test]
+    fn the_derived_upper_bound_matches_every_supported_range() {
+        for (bits, relu) in [(8, false), (8, true), (16, false)] {
+            let out = OutputRange { bits, relu };
+            assert!(gate_supports(out), "{out:?}");
+            let hi = constant(&hi_of_lo(Expression::Constant(field::from_i64(out.lo()))));
+            assert_eq!(hi, field::from_i64(out.hi()), "{out:?}");
+        }
+        // A 16-bit ReLU output would need hi(0) = 32767: the gate cannot express it, so synthesis refuses it.
+        assert!(!gate_supports(OutputRange { bits: 16, relu: true }));
     }
 }

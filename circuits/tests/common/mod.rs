@@ -50,6 +50,7 @@ fn dense(name: &str, input: usize, inputs: usize, outputs: usize, activation: Ac
             kernels,
             groups: vec![group],
             activation,
+            output_bits: 8,
         }),
     )
 }
@@ -70,6 +71,22 @@ pub fn small_model() -> QuantizedModel {
     let l1 = dense("fc1", 0, 6, 5, Activation::Relu, &mut seed);
     let l2 = dense("fc2", 1, 5, 3, Activation::Identity, &mut seed);
     model("small", vec![1, 6], vec![l1, l2])
+}
+
+/// The MLP with 16-bit outputs: its last layer's multipliers scaled up, so that outputs land beyond int8 as well
+/// as saturate at the 16-bit bounds.
+pub fn small_wide_model() -> QuantizedModel {
+    let mut model = small_model();
+    model.name = "small-wide".into();
+    let last = model.layers.last_mut().expect("layers");
+    let Op::Linear(lin) = &mut last.op else {
+        unreachable!("the MLP ends with a dense layer")
+    };
+    lin.output_bits = 16;
+    for (kernel, factor) in lin.kernels.iter_mut().zip([256, 256, 16]) {
+        kernel.multiplier *= factor;
+    }
+    model
 }
 
 /// 1×4×4 → Conv(2, 3×3, pad 1) + ReLU → MaxPool 2×2 → Sigmoid-like table → residual Add(pool, table) →
@@ -105,6 +122,7 @@ pub fn small_cnn() -> QuantizedModel {
             kernels,
             groups,
             activation: Activation::Relu,
+            output_bits: 8,
         }),
     );
     let windows = (0..2)
@@ -156,6 +174,7 @@ pub fn small_cnn() -> QuantizedModel {
             kernels: vec![add_kernel],
             groups: add_groups,
             activation: Activation::Identity,
+            output_bits: 8,
         }),
     );
     let gather = layer(
@@ -235,7 +254,7 @@ pub fn reference_outputs(model: &QuantizedModel, input: &[i64]) -> Vec<Vec<i64>>
                             .zip(&kern.weights)
                             .filter_map(|(t, w)| t.map(|s| w * get(&s)))
                             .sum();
-                        out[o] = kern.requantize(acc + kern.bias, lin.activation).y;
+                        out[o] = kern.requantize(acc + kern.bias, lin.output_range()).y;
                     }
                 }
             }

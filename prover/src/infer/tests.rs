@@ -37,6 +37,7 @@ fn tiny() -> QuantizedModel {
             outputs: vec![(0, 0), (1, 1)],
         }],
         activation: Activation::Relu,
+        output_bits: 8,
     };
     let b = Linear {
         kernels: vec![kernel(vec![127, 5, -1], 0), kernel(vec![-11], 0)],
@@ -51,6 +52,7 @@ fn tiny() -> QuantizedModel {
             },
         ],
         activation: Activation::Identity,
+        output_bits: 8,
     };
     let c = MaxPool {
         windows: vec![vec![src(2, 0), src(2, 1)], vec![src(1, 1), src(2, 1)]],
@@ -110,8 +112,11 @@ fn naive(model: &QuantizedModel, x: &[i64]) -> Vec<i64> {
                         for (w, tap) in kernel.weights.iter().zip(&g.taps) {
                             acc += w * tap.as_ref().map_or(0, get);
                         }
-                        let lo = lin.activation.lower_bound();
-                        y[o] = requantize(acc, kernel.multiplier, kernel.shift, lo, 127).y;
+                        let (lo, hi) = match (lin.activation, lin.output_bits) {
+                            (Activation::Relu, bits) => (0, (1 << (bits - 1)) - 1),
+                            (Activation::Identity, bits) => (-(1 << (bits - 1)), (1 << (bits - 1)) - 1),
+                        };
+                        y[o] = requantize(acc, kernel.multiplier, kernel.shift, lo, hi).y;
                     }
                 }
                 y
@@ -170,7 +175,7 @@ fn bad_inputs_are_errors() {
     let Op::Linear(lin) = &mut broken.layers[1].op else {
         unreachable!()
     };
-    lin.kernels[0].shift = 7;
+    lin.kernels[0].shift = 49;
     assert!(matches!(
         infer(&broken, &[1, 2, 3]),
         Err(ProverError::Quantization { .. })

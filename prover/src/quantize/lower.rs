@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Op, Source, Table, TensorId, ACT_MAX, ACT_MIN,
+    Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Op, Source, Table, TensorId, ACT_BITS, ACT_MAX, ACT_MIN,
 };
 
-use super::{choose_multiplier, qerr, scale_for, Q_MAX};
+use super::{choose_multiplier, qerr, scale_for_bits, Precision};
 use crate::error::Result;
 use crate::graph::{ActFn, Conv, Dense, FloatModel, FloatNode, FloatOp, Pool, PoolKind};
 
@@ -44,10 +44,23 @@ struct Lowering {
     layers: Vec<Layer>,
     input_len: usize,
     tensors: Vec<QTensor>,
+    /// Largest |weight| of a linear layer's quantized weights: `2^(weight_bits − 1) − 1`.
+    weight_max: f64,
 }
 
-/// The layers of the quantized model for `float`, given the calibrated maximum of every float tensor.
-pub(super) fn lower(float: &FloatModel, maxima: &[f64], input_scale: f32) -> Result<Vec<Layer>> {
+/// Whether node `i` lowers to a linear layer (whose outputs can be wider than int8 when nothing else reads them).
+fn lowers_to_linear(node: &FloatNode) -> bool {
+    match &node.op {
+        FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add => true,
+        FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
+        FloatOp::Activation(_) | FloatOp::Move(_) => false,
+    }
+}
+
+/// The layers of the quantized model for `float`, given the calibrated maximum of every float tensor. Weights get
+/// `precision.weight_bits`; the last node's outputs get `precision.output_bits` when it lowers to a linear layer
+/// without a fused ReLU (the model output is read by nothing else), int8 otherwise.
+pub(super) fn lower(float: &FloatModel, maxima: &[f64], input_scale: f32, precision: Precision) -> Result<Vec<Layer>> {
     let input_len = float.input_len();
     let input = QTensor {
         sources: (0..input_len).map(|index| Source { tensor: 0, index }).collect(),
@@ -59,12 +72,19 @@ pub(super) fn lower(float: &FloatModel, maxima: &[f64], input_scale: f32) -> Res
         layers: vec![],
         input_len,
         tensors: vec![input],
+        weight_max: ((1i64 << (precision.weight_bits - 1)) - 1) as f64,
     };
     let caps = clip_caps(float);
+    let last = float.nodes.len().saturating_sub(1);
     for (i, node) in float.nodes.iter().enumerate() {
-        let s_out = scale_for(caps[i + 1].map_or(maxima[i + 1], |cap| maxima[i + 1].min(cap)));
+        let bits = if i == last && lowers_to_linear(node) && !node.relu {
+            precision.output_bits
+        } else {
+            ACT_BITS
+        };
+        let s_out = scale_for_bits(caps[i + 1].map_or(maxima[i + 1], |cap| maxima[i + 1].min(cap)), bits);
         let t = l
-            .node(node, s_out)
+            .node(node, s_out, bits)
             .map_err(|e| qerr(format!("layer `{}` ({}): {e}", node.name, node.op_type)))?;
         l.tensors.push(t);
     }
@@ -109,20 +129,25 @@ fn clip_caps(float: &FloatModel) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// Quantizes one output channel: int8 weights and their scale (`max|w| / 127`, 1 for an all-zero channel).
-fn quantize_channel(w: &[f32]) -> (Vec<i64>, f64) {
-    let s = scale_for(w.iter().fold(0f64, |m, v| m.max(v.abs() as f64))) as f64;
+/// Quantizes one output channel to integers in `[−w_max, w_max]` and their scale (`max|w| / w_max`, 1 for an
+/// all-zero channel).
+fn quantize_channel(w: &[f32], w_max: f64) -> (Vec<i64>, f64) {
+    let max = w.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let s = match (max / w_max) as f32 {
+        s if s.is_finite() && s > 0.0 => s as f64,
+        _ => 1.0,
+    };
     (
         w.iter()
-            .map(|&v| (v as f64 / s).round().clamp(-Q_MAX, Q_MAX) as i64)
+            .map(|&v| (v as f64 / s).round().clamp(-w_max, w_max) as i64)
             .collect(),
         s,
     )
 }
 
 /// A kernel with the requantization of the real multiplier `m`.
-fn kernel(weights: Vec<i64>, bias: i64, m: f64) -> std::result::Result<Kernel, String> {
-    let (multiplier, shift) = choose_multiplier(m)?;
+fn kernel(weights: Vec<i64>, bias: i64, m: f64, out_bits: u32) -> std::result::Result<Kernel, String> {
+    let (multiplier, shift) = choose_multiplier(m, out_bits)?;
     Ok(Kernel {
         weights,
         bias,
@@ -131,15 +156,23 @@ fn kernel(weights: Vec<i64>, bias: i64, m: f64) -> std::result::Result<Kernel, S
     })
 }
 
-/// Per-channel kernels for float weights `[channels][per]` and bias, at input scale `s_in` and output scale `s_out`.
-fn channel_kernels(weights: &[f32], bias: &[f32], s_in: f32, s_out: f32) -> std::result::Result<Vec<Kernel>, String> {
+/// Per-channel kernels for float weights `[channels][per]` and bias, at input scale `s_in` and output scale `s_out`,
+/// with weights in `[−w_max, w_max]` and `out_bits`-bit outputs.
+fn channel_kernels(
+    weights: &[f32],
+    bias: &[f32],
+    s_in: f32,
+    s_out: f32,
+    w_max: f64,
+    out_bits: u32,
+) -> std::result::Result<Vec<Kernel>, String> {
     let per = weights.len() / bias.len().max(1);
     let rows = weights.chunks_exact(per.max(1)).zip(bias);
     let kernel_of = |(c, (row, &b)): (usize, (&[f32], &f32))| {
         if row.iter().any(|w| !w.is_finite()) || !b.is_finite() {
             return Err(format!("channel {c} has a non-finite parameter"));
         }
-        let (w, s_w) = quantize_channel(row);
+        let (w, s_w) = quantize_channel(row, w_max);
         let acc_scale = s_in as f64 * s_w;
         let b_q = (b as f64 / acc_scale).round();
         if b_q.abs() >= BIAS_LIMIT {
@@ -148,7 +181,7 @@ fn channel_kernels(weights: &[f32], bias: &[f32], s_in: f32, s_out: f32) -> std:
                  model's input range"
             ));
         }
-        kernel(w, b_q as i64, acc_scale / s_out as f64).map_err(|e| format!("channel {c}: {e}"))
+        kernel(w, b_q as i64, acc_scale / s_out as f64, out_bits).map_err(|e| format!("channel {c}: {e}"))
     };
     rows.enumerate().map(kernel_of).collect()
 }
@@ -212,13 +245,15 @@ impl Lowering {
         self.layers.len()
     }
 
-    fn node(&mut self, node: &FloatNode, s_out: f32) -> std::result::Result<QTensor, String> {
+    /// Lowers `node` with output scale `s_out`; a linear layer's outputs get `bits` bits.
+    fn node(&mut self, node: &FloatNode, s_out: f32, bits: u32) -> std::result::Result<QTensor, String> {
         let shape = ir_shape(&node.output_shape);
         let (name, op_type) = (node.name.as_str(), node.op_type.as_str());
         let input = self.tensors[node.inputs[0]].clone();
+        let w_max = self.weight_max;
         let op = match &node.op {
-            FloatOp::Dense(d) => Op::Linear(dense(d, &input, s_out, node.relu)?),
-            FloatOp::Conv(c) => Op::Linear(conv(c, &input, s_out, node.relu)?),
+            FloatOp::Dense(d) => Op::Linear(dense(d, &input, s_out, bits, node.relu, w_max)?),
+            FloatOp::Conv(c) => Op::Linear(conv(c, &input, s_out, bits, node.relu, w_max)?),
             FloatOp::Pool(
                 p @ Pool {
                     kind: PoolKind::Max, ..
@@ -230,8 +265,8 @@ impl Lowering {
                     .collect();
                 return Ok(self.emit(name, op_type, shape, input.scale, Op::MaxPool(MaxPool { windows })));
             }
-            FloatOp::Pool(p) => Op::Linear(average(p, &input, s_out)?),
-            FloatOp::Add => Op::Linear(add(&input, &self.tensors[node.inputs[1]], s_out, node.relu)?),
+            FloatOp::Pool(p) => Op::Linear(average(p, &input, s_out, bits)?),
+            FloatOp::Add => Op::Linear(add(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),
             FloatOp::Activation(f) => {
                 let table = table(*f, self.materialize(node.inputs[0]), input.scale, s_out);
                 Op::Table(table)
@@ -260,11 +295,12 @@ impl Lowering {
                 })
                 .collect();
             let m = q.scale as f64 / scale as f64;
-            let kernels = vec![kernel(vec![1], 0, m).expect("0 < m ≤ 1 always has a multiplier")];
+            let kernels = vec![kernel(vec![1], 0, m, ACT_BITS).expect("0 < m ≤ 1 always has a multiplier")];
             let op = Op::Linear(Linear {
                 kernels,
                 groups,
                 activation: Activation::Identity,
+                output_bits: ACT_BITS,
             });
             let name = format!("{}/rescale{j}", node.name);
             inputs.push(self.emit(&name, "Rescale", q.shape.clone(), scale, op).sources);
@@ -278,8 +314,8 @@ impl Lowering {
     }
 }
 
-fn dense(d: &Dense, x: &QTensor, s_out: f32, relu: bool) -> std::result::Result<Linear, String> {
-    let kernels = channel_kernels(&d.weights, &d.bias, x.scale, s_out)?;
+fn dense(d: &Dense, x: &QTensor, s_out: f32, bits: u32, relu: bool, w_max: f64) -> std::result::Result<Linear, String> {
+    let kernels = channel_kernels(&d.weights, &d.bias, x.scale, s_out, w_max, bits)?;
     let group = LinearGroup {
         taps: x.sources.iter().copied().map(Some).collect(),
         outputs: (0..d.out_features).map(|c| (c, c)).collect(),
@@ -288,11 +324,12 @@ fn dense(d: &Dense, x: &QTensor, s_out: f32, relu: bool) -> std::result::Result<
         kernels,
         groups: vec![group],
         activation: activation(relu),
+        output_bits: bits,
     })
 }
 
-fn conv(c: &Conv, x: &QTensor, s_out: f32, relu: bool) -> std::result::Result<Linear, String> {
-    let kernels = channel_kernels(&c.weights, &c.bias, x.scale, s_out)?;
+fn conv(c: &Conv, x: &QTensor, s_out: f32, bits: u32, relu: bool, w_max: f64) -> std::result::Result<Linear, String> {
+    let kernels = channel_kernels(&c.weights, &c.bias, x.scale, s_out, w_max, bits)?;
     let [h, w] = c.window.input_hw;
     let [oh, ow] = c.window.output_hw();
     let plane = oh * ow;
@@ -319,6 +356,7 @@ fn conv(c: &Conv, x: &QTensor, s_out: f32, relu: bool) -> std::result::Result<Li
         kernels,
         groups,
         activation: activation(relu),
+        output_bits: bits,
     })
 }
 
@@ -342,7 +380,7 @@ fn windows(p: &Pool, x: &QTensor) -> Vec<Vec<Option<Source>>> {
 }
 
 /// An average pool: weights 1 over the valid taps, one kernel per (count, divisor), `m = s_in / (divisor · s_out)`.
-fn average(p: &Pool, x: &QTensor, s_out: f32) -> std::result::Result<Linear, String> {
+fn average(p: &Pool, x: &QTensor, s_out: f32, bits: u32) -> std::result::Result<Linear, String> {
     let PoolKind::Average { count_include_pad } = p.kind else {
         unreachable!("max pools lower to MaxPool")
     };
@@ -357,7 +395,12 @@ fn average(p: &Pool, x: &QTensor, s_out: f32) -> std::result::Result<Linear, Str
             Some(&k) => k,
             None => {
                 let divisor = if count_include_pad { area } else { n };
-                kernels.push(kernel(vec![1; n], 0, x.scale as f64 / (divisor as f64 * s_out as f64))?);
+                kernels.push(kernel(
+                    vec![1; n],
+                    0,
+                    x.scale as f64 / (divisor as f64 * s_out as f64),
+                    bits,
+                )?);
                 index.insert(n, kernels.len() - 1);
                 kernels.len() - 1
             }
@@ -371,14 +414,20 @@ fn average(p: &Pool, x: &QTensor, s_out: f32) -> std::result::Result<Linear, Str
         kernels,
         groups,
         activation: Activation::Identity,
+        output_bits: bits,
     })
 }
 
 /// `a + b` at the accumulator scale `max(s_a, s_b) / 2^12`: integer weights `round(s / s_acc)`, bias 0.
-fn add(a: &QTensor, b: &QTensor, s_out: f32, relu: bool) -> std::result::Result<Linear, String> {
+fn add(a: &QTensor, b: &QTensor, s_out: f32, bits: u32, relu: bool) -> std::result::Result<Linear, String> {
     let s_acc = a.scale.max(b.scale) as f64 / f64::powi(2.0, ADD_BITS);
     let weight = |s: f32| (s as f64 / s_acc).round() as i64;
-    let kernels = vec![kernel(vec![weight(a.scale), weight(b.scale)], 0, s_acc / s_out as f64)?];
+    let kernels = vec![kernel(
+        vec![weight(a.scale), weight(b.scale)],
+        0,
+        s_acc / s_out as f64,
+        bits,
+    )?];
     let groups = (a.sources.iter().zip(&b.sources).enumerate())
         .map(|(i, (sa, sb))| LinearGroup {
             taps: vec![Some(*sa), Some(*sb)],
@@ -389,6 +438,7 @@ fn add(a: &QTensor, b: &QTensor, s_out: f32, relu: bool) -> std::result::Result<
         kernels,
         groups,
         activation: activation(relu),
+        output_bits: bits,
     })
 }
 

@@ -1,12 +1,14 @@
 //! Calibration and quantization: a [`FloatModel`] and sample inputs become an int8 [`QuantizedModel`].
 //!
-//! Scheme (DESIGN.md "Numbers"): every tensor gets a symmetric per-tensor scale `max|x| / 127`, the maximum taken
+//! Scheme (DESIGN.md "Numbers"): every tensor gets a symmetric per-tensor scale `max|x| / 127` (`/ 32767` for
+//! 16-bit model outputs, see [`Precision`]), the maximum taken
 //! over the float activations of the calibration samples (after a fused ReLU), or 1 when that maximum is 0; a tensor
 //! read only by `Clip` activations needs no range beyond the largest |bound| (Relu6 after a Conv: at most `6/127`).
 //! Layers lower as follows (see `lower.rs` for the details):
 //!
-//! - Gemm/MatMul/Conv → `Op::Linear` with int8 weights per output channel (`s_w[c] = max|W[c]| / 127`), the bias at
-//!   the accumulator scale `s_in · s_w[c]`, and `(M, s)` from [`choose_multiplier`] for `m = s_in · s_w[c] / s_out`;
+//! - Gemm/MatMul/Conv → `Op::Linear` with weights per output channel (`s_w[c] = max|W[c]| / w_max`,
+//!   `w_max = 2^(weight_bits − 1) − 1`, 127 by default), the bias at the accumulator scale `s_in · s_w[c]`, and
+//!   `(M, s)` from [`choose_multiplier`] for `m = s_in · s_w[c] / s_out`;
 //! - average pools → `Op::Linear` with weights 1 and `m = s_in / (count · s_out)`;
 //! - Add of two tensors → `Op::Linear` over `[a_i, b_i]` with integer weights `round(s / s_acc)` at the common
 //!   accumulator scale `s_acc = max(s_a, s_b) / 2^12`, and `m = s_acc / s_out`;
@@ -20,15 +22,16 @@ mod lower;
 
 use rayon::prelude::*;
 use zkinfer_circuits::arith::MAX_SHIFT;
-use zkinfer_circuits::model::{QuantizedModel, ACT_MAX, ACT_MIN, MODEL_FORMAT_VERSION};
+use zkinfer_circuits::model::{QuantizedModel, ACT_BITS, ACT_MAX, ACT_MIN, MAX_OUTPUT_BITS, MODEL_FORMAT_VERSION};
 
 use crate::error::{ProverError, Result};
 use crate::graph::FloatModel;
 
-/// Largest |int8| weight and activation used by the symmetric scales (-128 unused).
-const Q_MAX: f64 = 127.0;
-/// The multiplier is taken at the smallest shift that gives it at least this many bits of precision.
-const MIN_MULTIPLIER: f64 = (1u64 << 15) as f64;
+/// Widest weights [`Precision`] allows (the circuit's weight bound is 2^20).
+const MAX_WEIGHT_BITS: u32 = 16;
+/// The multiplier is taken at the smallest shift that gives it at least `out_bits + MULTIPLIER_EXTRA_BITS` bits:
+/// rounding `M` then moves an output `|y| < 2^(out_bits−1)` by at most `|y| / 2M < 2^−6` of a unit.
+const MULTIPLIER_EXTRA_BITS: u32 = 4;
 /// Multipliers must stay below 2^32 (the circuit's bound).
 const MULTIPLIER_LIMIT: f64 = (1u64 << 32) as f64;
 
@@ -38,11 +41,55 @@ fn qerr(reason: String) -> ProverError {
 
 /// The scale that maps `[-max, max]` onto `[-127, 127]`; 1 when the range is empty.
 pub fn scale_for(max: f64) -> f32 {
-    let s = (max / Q_MAX) as f32;
+    scale_for_bits(max, ACT_BITS)
+}
+
+/// The scale that maps `[-max, max]` onto `[−(2^(bits−1) − 1), 2^(bits−1) − 1]`; 1 when the range is empty.
+pub fn scale_for_bits(max: f64, bits: u32) -> f32 {
+    let s = (max / ((1i64 << (bits - 1)) - 1) as f64) as f32;
     if s.is_finite() && s > 0.0 {
         s
     } else {
         1.0
+    }
+}
+
+/// How finely [`quantize_with`] represents a model; activations are always int8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Precision {
+    /// Bits of the weights of Gemm/MatMul/Conv layers (signed, symmetric per output channel), 2 to 16.
+    pub weight_bits: u32,
+    /// Bits of the model's outputs, 8 or 16, when its last layer is linear (Gemm/MatMul/Conv/average pool/Add)
+    /// without a fused ReLU; int8 otherwise. Wider outputs only cost range-check rows for the last layer.
+    pub output_bits: u32,
+}
+
+impl Default for Precision {
+    /// int8 weights and outputs.
+    fn default() -> Self {
+        Self {
+            weight_bits: ACT_BITS,
+            output_bits: ACT_BITS,
+        }
+    }
+}
+
+impl Precision {
+    /// Checks the widths; the message says what is allowed.
+    pub fn check(&self) -> Result<()> {
+        if !(2..=MAX_WEIGHT_BITS).contains(&self.weight_bits) {
+            return Err(qerr(format!(
+                "weight width {} bits is not supported; use 2 to {MAX_WEIGHT_BITS}",
+                self.weight_bits
+            )));
+        }
+        if ![ACT_BITS, MAX_OUTPUT_BITS].contains(&self.output_bits) {
+            return Err(qerr(format!(
+                "output width {} bits is not supported; use {ACT_BITS} or {MAX_OUTPUT_BITS}",
+                self.output_bits
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -74,31 +121,39 @@ pub fn calibrate(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<Vec<f64
     Ok(maxima)
 }
 
-/// `(M, s)` for the real multiplier `m`: the smallest shift `s ∈ {8, 16, …, 48}` with `M = round(m · 2^s) ≥ 2^15`
-/// (or `s = 48` when none reaches it; `M ≥ 1` always). Errors when `m` is not a positive number or is so large
-/// that `M ≥ 2^32` already at `s = 8`.
-pub fn choose_multiplier(m: f64) -> std::result::Result<(i64, u32), String> {
+/// `(M, s)` for the real multiplier `m` of a layer with `out_bits`-bit outputs: the smallest shift `s ∈ [1, 48]`
+/// with `M = round(m · 2^s) ≥ 2^(out_bits + 4)` (or `s = 48` when none reaches it; `M ≥ 1` always). The remainder
+/// of the division by `2^s` is range-checked in `⌈s / 8⌉` rows, so the smallest shift is the cheapest. Errors
+/// when `m` is not a positive number or is so large that `M ≥ 2^32` already at `s = 1`.
+pub fn choose_multiplier(m: f64, out_bits: u32) -> std::result::Result<(i64, u32), String> {
     if !(m.is_finite() && m > 0.0) {
         return Err(format!("requantization multiplier {m} is not a positive number"));
     }
-    for s in (8..=MAX_SHIFT).step_by(8) {
+    let min = f64::powi(2.0, (out_bits + MULTIPLIER_EXTRA_BITS) as i32);
+    for s in 1..=MAX_SHIFT {
         let big = (m * f64::powi(2.0, s as i32)).round();
         if big >= MULTIPLIER_LIMIT {
             return Err(format!(
                 "requantization multiplier {m} is too large (M = {big} ≥ 2^32 at shift {s})"
             ));
         }
-        if big >= MIN_MULTIPLIER {
+        if big >= min {
             return Ok((big as i64, s));
         }
     }
-    // Below 2^-33 the output rounds to 0 for every accumulator the circuit allows; keep M ≥ 1 anyway.
+    // Below 2^-36 the output rounds to 0 for every accumulator the circuit allows; keep M ≥ 1 anyway.
     let big = (m * f64::powi(2.0, MAX_SHIFT as i32)).round().max(1.0);
     Ok((big as i64, MAX_SHIFT))
 }
 
 /// Quantizes `float` to int8, calibrating activation ranges on the `calibration` inputs (flattened rows).
 pub fn quantize(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<QuantizedModel> {
+    quantize_with(float, calibration, Precision::default())
+}
+
+/// [`quantize`] with int8 activations and the weight and output widths of `precision`.
+pub fn quantize_with(float: &FloatModel, calibration: &[Vec<f32>], precision: Precision) -> Result<QuantizedModel> {
+    precision.check()?;
     float.check()?;
     if calibration.is_empty() {
         return Err(qerr(
@@ -107,7 +162,7 @@ pub fn quantize(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<Quantize
     }
     let maxima = calibrate(float, calibration)?;
     let input_scale = scale_for(maxima[0]);
-    let layers = lower::lower(float, &maxima, input_scale)?;
+    let layers = lower::lower(float, &maxima, input_scale, precision)?;
     let model = QuantizedModel {
         format_version: MODEL_FORMAT_VERSION,
         name: float.name.clone(),
@@ -133,7 +188,7 @@ pub fn quantize_input(model: &QuantizedModel, x: &[f32]) -> Result<Vec<i64>> {
         .collect())
 }
 
-/// Turns int8 outputs back into floats: `y · output_scale`.
+/// Turns the integer outputs back into floats: `y · output_scale`.
 pub fn dequantize_output(model: &QuantizedModel, y: &[i64]) -> Vec<f32> {
     let s = model.output_scale() as f64;
     y.iter().map(|&v| (v as f64 * s) as f32).collect()

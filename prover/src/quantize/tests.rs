@@ -137,16 +137,61 @@ fn linear(op: &Op) -> &Linear {
 }
 
 #[test]
-fn multiplier_has_at_least_15_bits_at_the_smallest_shift() {
-    assert_eq!(choose_multiplier(0.5), Ok((1 << 15, 16)));
-    assert_eq!(choose_multiplier(200.0), Ok((51_200, 8)));
-    let (m, s) = choose_multiplier(0.003).unwrap();
-    assert_eq!(s, 24);
-    assert_eq!(m, (0.003f64 * (1u64 << 24) as f64).round() as i64);
-    assert_eq!(choose_multiplier(1e-30), Ok((1, 48)));
-    assert!(choose_multiplier(1e8).is_err());
-    assert!(choose_multiplier(0.0).is_err());
-    assert!(choose_multiplier(f64::NAN).is_err());
+fn multiplier_has_output_bits_plus_4_bits_at_the_smallest_shift() {
+    assert_eq!(choose_multiplier(0.5, 8), Ok((1 << 12, 13)));
+    assert_eq!(choose_multiplier(0.5, 16), Ok((1 << 20, 21)));
+    assert_eq!(choose_multiplier(5000.0, 8), Ok((10_000, 1)));
+    let (m, s) = choose_multiplier(0.003, 8).unwrap();
+    assert_eq!(s, 21, "0.003 · 2^20 < 2^12 ≤ 0.003 · 2^21");
+    assert_eq!(m, (0.003f64 * (1u64 << 21) as f64).round() as i64);
+    assert_eq!(choose_multiplier(1e-30, 8), Ok((1, 48)));
+    assert!(choose_multiplier(3e9, 8).is_err());
+    assert!(choose_multiplier(0.0, 8).is_err());
+    assert!(choose_multiplier(f64::NAN, 8).is_err());
+}
+
+#[test]
+fn precision_widens_weights_and_the_last_layer_only() {
+    let (float, calib) = random_model(1);
+    let precision = Precision {
+        weight_bits: 12,
+        output_bits: 16,
+    };
+    let q = quantize_with(&float, &calib, precision).unwrap();
+    let last = q.layers.len() - 1;
+    for (i, l) in q.layers.iter().enumerate() {
+        let lin = linear(&l.op);
+        assert_eq!(lin.output_bits, if i == last { 16 } else { 8 }, "layer {i}");
+        for k in &lin.kernels {
+            assert_eq!(
+                k.weights.iter().map(|w| w.abs()).max(),
+                Some(2047),
+                "channel max maps to 2^11 − 1"
+            );
+        }
+    }
+    let maxima = calibrate(&float, &calib).unwrap();
+    assert_eq!(q.output_scale(), scale_for_bits(maxima[last + 1], 16));
+    // The native engine runs it, and its outputs use the 16-bit range.
+    let outputs = infer(&q, &quantize_input(&q, &calib[0]).unwrap()).unwrap();
+    assert!(outputs.iter().any(|y| y.abs() > 127), "{outputs:?}");
+    for bad in [
+        Precision {
+            weight_bits: 1,
+            output_bits: 8,
+        },
+        Precision {
+            weight_bits: 17,
+            output_bits: 8,
+        },
+        Precision {
+            weight_bits: 8,
+            output_bits: 12,
+        },
+    ] {
+        let e = quantize_with(&float, &calib, bad).unwrap_err().to_string();
+        assert!(e.contains("not supported; use"), "{e}");
+    }
 }
 
 #[test]
@@ -187,8 +232,13 @@ fn dense_layers_follow_the_scheme() {
             assert!((k.bias as f64 - d.bias[c] as f64 / (s_in * s_w)).abs() <= 0.5 + 1e-3);
             let m = s_in * s_w / l.output_scale as f64;
             let effective = k.multiplier as f64 / f64::powi(2.0, k.shift as i32);
-            assert!(k.shift % 8 == 0 && (1 << 15..1 << 32).contains(&k.multiplier));
-            assert!((effective - m).abs() <= m * 2e-5, "M/2^s = {effective} for m = {m}");
+            assert!(
+                (1 << 12..1 << 13).contains(&k.multiplier),
+                "M = {} at shift {}",
+                k.multiplier,
+                k.shift
+            );
+            assert!((effective - m).abs() <= m / 8192.0, "M/2^s = {effective} for m = {m}");
         }
         s_in = l.output_scale as f64;
     }
