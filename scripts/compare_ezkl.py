@@ -9,12 +9,13 @@ Per model directory (model.onnx, calibration.json, input.json, test.json):
   prepare (not timed for the table; its own durations are recorded):
     EZKL     gen_settings (EZKL's default run args) -> calibrate_settings(target="resources") on calibration.json
              -> compile_circuit -> gen_srs (locally, logrows from the calibrated settings) -> setup
-    zkinfer  compile --json (with --test) -> setup --insecure-dev-srs --json
+    zkinfer  compile --json (with --test and the variant's flags) -> setup --insecure-dev-srs --json, once per
+             variant (default: int8, and 10-bit weights with 16-bit outputs)
     accuracy float (onnxruntime) vs EZKL (gen_witness per test sample, "pretty_elements"."rescaled_outputs")
              vs zkinfer (compile's accuracy report) on the first N test samples
 
-  measure (alternating EZKL prove, zkinfer prove, EZKL prove, ...; every prove is its own process under
-  /usr/bin/time -v, whose wall time is taken around it):
+  measure (alternating EZKL prove, zkinfer prove of each variant, EZKL prove, ...; every prove is its own process
+  under /usr/bin/time -v, whose wall time is taken around it):
     EZKL     one Python process: import ezkl, gen_witness(input.json), prove -> proof.json
     zkinfer  one `zkinfer prove` process: load pk, quantize input.json, infer, witness, prove, self-check
     verify   EZKL: ezkl.verify() calls in one process (each call reads the proof, settings, vk and SRS);
@@ -39,6 +40,8 @@ ZKINFER = ROOT / "target" / "release" / "zkinfer"
 NONCE = "0x1234abcd"
 SALT = "0x5a17"
 CALIBRATION_TARGET = "resources"  # EZKL's default for calibrate_settings (and the CLI's)
+# zkinfer variants measured by default: label -> extra `zkinfer compile` flags.
+DEFAULT_VARIANTS = ["int8=", "w10-o16=--weight-bits 10 --output-bits 16"]
 
 
 def log(*a):
@@ -198,19 +201,29 @@ def prep_ezkl(model_dir, work, srs_dir, reuse):
     return prep
 
 
-def prep_zkinfer(model_dir, work, test_file, reuse):
+def zkinfer_build():
+    """Identifies the zkinfer binary, so that --reuse never reuses keys an older build made."""
+    st = ZKINFER.stat()
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def prep_zkinfer(model_dir, work, test_file, flags, reuse):
     work.mkdir(parents=True, exist_ok=True)
     prep_file = work / "prep.json"
     if reuse and prep_file.exists() and (work / "keys" / "pk.bin").exists():
-        log(f"{model_dir.name}: zkinfer: reusing {work.relative_to(ROOT)}")
-        return json.loads(prep_file.read_text())
-    log(f"{model_dir.name}: zkinfer: compile, setup --insecure-dev-srs")
+        prep = json.loads(prep_file.read_text())
+        if prep.get("build") == zkinfer_build() and prep.get("flags") == flags:
+            log(f"{model_dir.name}: zkinfer {flags or '(int8)'}: reusing {work.relative_to(ROOT)}")
+            return prep
+        log(f"{model_dir.name}: zkinfer: {work.relative_to(ROOT)} comes from another build or flags; redoing it")
+    log(f"{model_dir.name}: zkinfer {flags or '(int8)'}: compile, setup --insecure-dev-srs")
     wall, _, out = timed(
         [ZKINFER, "--json", "compile", model_dir / "model.onnx", "--calibration", model_dir / "calibration.json",
-         "--test", test_file, "-o", work / "model.zkm"],
+         "--test", test_file, "-o", work / "model.zkm", *flags.split()],
         work / "compile.time", work / "compile.json")
     c = json.loads(out)
-    prep = {"compile_s": wall / 1e3, "layout": c["layout"], "accuracy": c["accuracy"]}
+    prep = {"compile_s": wall / 1e3, "layout": c["layout"], "accuracy": c["accuracy"], "flags": flags,
+            "build": zkinfer_build()}
     wall, rss, out = timed([ZKINFER, "--json", "setup", work / "model.zkm", "--insecure-dev-srs", "-o", work / "keys"],
                            work / "setup.time", work / "setup.json")
     s = json.loads(out)
@@ -260,9 +273,11 @@ def accuracy(model_dir, ezkl_work, rows, labels, reuse):
 # --- measurement -------------------------------------------------------------------------------------------------
 
 
-def measure(name, model_dir, ezw, zkw, zprep, runs, verify_runs, py):
+def measure(name, model_dir, ezw, variants, runs, verify_runs, py):
+    """Alternating prove runs (EZKL, then each zkinfer variant), then verify runs. `variants`: list of
+    (label, work dir, prep). Returns EZKL's figures, each variant's (by label), and the load before and after."""
     ez = {"wall_ms": [], "rss_kib": [], "witness_ms": [], "prove_ms": [], "import_ms": []}
-    zk = {"wall_ms": [], "rss_kib": [], "proving_ms": []}
+    zks = {label: {"wall_ms": [], "rss_kib": [], "proving_ms": []} for label, _, _ in variants}
     load_before = load()
     for i in range(1, runs + 1):
         wall, rss, out = timed([py, __file__, "_ezkl_prove", ezw, ezw / "proof.json"], ezw / f"prove-{i}.time",
@@ -274,17 +289,19 @@ def measure(name, model_dir, ezw, zkw, zprep, runs, verify_runs, py):
             ez[key].append(j[key])
         log(f"{name}: EZKL prove {i}/{runs}: {wall / 1e3:.2f} s wall (prove() {j['prove_ms'] / 1e3:.2f} s), "
             f"{rss / 1024:.0f} MiB")
-        wall, rss, out = timed(
-            [ZKINFER, "--json", "prove", zkw / "model.zkm", "--keys", zkw / "keys", "--input",
-             model_dir / "input.json", "--nonce", NONCE, "--salt", SALT, "-o", zkw / "proof.bundle"],
-            zkw / f"prove-{i}.time", zkw / f"prove-{i}.json")
-        j = json.loads(out)
-        zk["wall_ms"].append(wall)
-        zk["rss_kib"].append(rss)
-        zk["proving_ms"].append(j["proving_ms"])
-        zk["proof_bytes"] = j["proof_bytes"]
-        zk["commitment"] = j["input_commitment"]
-        log(f"{name}: zkinfer prove {i}/{runs}: {wall / 1e3:.2f} s wall, {rss / 1024:.0f} MiB")
+        for label, zkw, _ in variants:
+            zk = zks[label]
+            wall, rss, out = timed(
+                [ZKINFER, "--json", "prove", zkw / "model.zkm", "--keys", zkw / "keys", "--input",
+                 model_dir / "input.json", "--nonce", NONCE, "--salt", SALT, "-o", zkw / "proof.bundle"],
+                zkw / f"prove-{i}.time", zkw / f"prove-{i}.json")
+            j = json.loads(out)
+            zk["wall_ms"].append(wall)
+            zk["rss_kib"].append(rss)
+            zk["proving_ms"].append(j["proving_ms"])
+            zk["proof_bytes"] = j["proof_bytes"]
+            zk["commitment"] = j["input_commitment"]
+            log(f"{name}: zkinfer {label} prove {i}/{runs}: {wall / 1e3:.2f} s wall, {rss / 1024:.0f} MiB")
     proof = json.loads((ezw / "proof.json").read_text())
     ez["proof_bytes"] = len(proof["proof"])
     ez["proof_json_bytes"] = (ezw / "proof.json").stat().st_size
@@ -292,20 +309,22 @@ def measure(name, model_dir, ezw, zkw, zprep, runs, verify_runs, py):
     # verify
     _, _, out = timed([py, __file__, "_ezkl_verify", ezw, ezw / "proof.json", verify_runs], ezw / "verify.time")
     ez["verify_ms"] = json.loads(out.strip().splitlines()[-1])["verify_ms"]
-    zk["verify_ms"], zk["verify_wall_ms"] = [], []
-    for i in range(verify_runs):
-        wall, _, out = timed(
-            [ZKINFER, "--json", "verify", zkw / "proof.bundle", "--keys", zkw / "keys", "--model-id",
-             zprep["model_id"], "--nonce", NONCE, "--input-commitment", zk["commitment"]],
-            zkw / "verify.time")
-        j = json.loads(out)
-        if not j.get("accepted"):
-            sys.exit(f"compare-ezkl: {name}: zkinfer verify rejected the proof: {out}")
-        zk["verify_ms"].append(j["verify_ms"])
-        zk["verify_wall_ms"].append(wall)
-    log(f"{name}: verify: EZKL {median(ez['verify_ms']):.1f} ms, zkinfer {median(zk['verify_ms']):.1f} ms "
-        f"(medians of {verify_runs})")
-    return ez, zk, load_before, load()
+    for label, zkw, zprep in variants:
+        zk = zks[label]
+        zk["verify_ms"], zk["verify_wall_ms"] = [], []
+        for i in range(verify_runs):
+            wall, _, out = timed(
+                [ZKINFER, "--json", "verify", zkw / "proof.bundle", "--keys", zkw / "keys", "--model-id",
+                 zprep["model_id"], "--nonce", NONCE, "--input-commitment", zk["commitment"]],
+                zkw / "verify.time")
+            j = json.loads(out)
+            if not j.get("accepted"):
+                sys.exit(f"compare-ezkl: {name}: zkinfer {label} verify rejected the proof: {out}")
+            zk["verify_ms"].append(j["verify_ms"])
+            zk["verify_wall_ms"].append(wall)
+        log(f"{name}: verify: EZKL {median(ez['verify_ms']):.1f} ms, zkinfer {label} "
+            f"{median(zk['verify_ms']):.1f} ms (medians of {verify_runs})")
+    return ez, zks, load_before, load()
 
 
 # --- report ------------------------------------------------------------------------------------------------------
@@ -324,8 +343,7 @@ def write_report(res, args, out_dir):
     ]
     ratios = []
     for r in res["models"]:
-        ez, zk, acc, zp = r["ezkl"], r["zkinfer"], r["accuracy"], r["zkinfer_prep"]
-        za = zp["accuracy_n"]
+        ez, acc = r["ezkl"], r["accuracy"]
         lines.append(
             f"| {r['model']} | float (onnxruntime) | – | – | – | – | – | {pct(acc['float_top1'])} | – |")
         lines.append(
@@ -333,20 +351,24 @@ def write_report(res, args, out_dir):
             f"| **{median(ez['wall_ms']) / 1e3:.2f}** ({min(ez['wall_ms']) / 1e3:.2f}–{max(ez['wall_ms']) / 1e3:.2f}) "
             f"| {median(ez['verify_ms']):.1f} | {ez['proof_bytes']} | {max(ez['rss_kib']) / 1024:.1f} "
             f"| {pct(acc['ezkl_top1'])} | {pct(acc['ezkl_float_agreement'])} |")
-        lines.append(
-            f"| {r['model']} | zkinfer | {zp['layout']['k']} "
-            f"| **{median(zk['wall_ms']) / 1e3:.2f}** ({min(zk['wall_ms']) / 1e3:.2f}–{max(zk['wall_ms']) / 1e3:.2f}) "
-            f"| {median(zk['verify_ms']):.1f} | {zk['proof_bytes']} | {max(zk['rss_kib']) / 1024:.1f} "
-            f"| {pct(za['int8_top1'])} | {pct(za['top1_agreement'])} |")
-        ratios.append((r["model"], median(ez["wall_ms"]) / median(zk["wall_ms"]),
-                       median(ez["prove_ms"]) / median(zk["proving_ms"])))
-    lines += ["", "| model | EZKL / zkinfer prove wall (process) | EZKL prove() / zkinfer proving_ms (in-process) |",
-              "|---|---|---|"]
-    lines += [f"| {m} | **{a:.2f}×** | {b:.2f}× |" for m, a, b in ratios]
+        for label, zk in r["zkinfer"].items():
+            zp = r["zkinfer_prep"][label]
+            za = zp["accuracy_n"]
+            lines.append(
+                f"| {r['model']} | zkinfer {label} | {zp['layout']['k']} "
+                f"| **{median(zk['wall_ms']) / 1e3:.2f}** ({min(zk['wall_ms']) / 1e3:.2f}–"
+                f"{max(zk['wall_ms']) / 1e3:.2f}) "
+                f"| {median(zk['verify_ms']):.1f} | {zk['proof_bytes']} | {max(zk['rss_kib']) / 1024:.1f} "
+                f"| {pct(za['int8_top1'])} | {pct(za['top1_agreement'])} |")
+            ratios.append((r["model"], label, median(ez["wall_ms"]) / median(zk["wall_ms"]),
+                           median(ez["prove_ms"]) / median(zk["proving_ms"])))
+    lines += ["", "| model | zkinfer variant | EZKL / zkinfer prove wall (process) "
+              "| EZKL prove() / zkinfer proving_ms (in-process) |", "|---|---|---|---|"]
+    lines += [f"| {m} | {label} | **{a:.2f}×** | {b:.2f}× |" for m, label, a, b in ratios]
     lines += ["", "| model | system | prove: in-process parts, medians | setup (keygen) s | pk / vk bytes "
               "| settings |", "|---|---|---|---|---|---|"]
     for r in res["models"]:
-        ez, zk, ep, zp = r["ezkl"], r["zkinfer"], r["ezkl_prep"], r["zkinfer_prep"]
+        ez, ep = r["ezkl"], r["ezkl_prep"]
         s = ep["settings"]
         lines.append(
             f"| {r['model']} | EZKL | import ezkl {median(ez['import_ms']):.0f} ms, gen_witness "
@@ -355,11 +377,14 @@ def write_report(res, args, out_dir):
             f"{s['param_scale']}, visibility input {s['input_visibility']} / params {s['param_visibility']} / "
             f"output {s['output_visibility']}; {ez['instances']} public instances; calibrate "
             f"{ep['calibrate_s']:.1f} s |")
-        lines.append(
-            f"| {r['model']} | zkinfer | proving_ms {median(zk['proving_ms']):.0f} ms (witness + prover + self-check) "
-            f"| {zp['setup_s']:.1f} | {zp['pk_bytes']} / {zp['vk_bytes']} | int8, {zp['layout']['advice_columns']} "
-            f"advice / {zp['layout']['fixed_columns']} fixed columns; public: Poseidon input commitment, nonce, "
-            f"10 outputs; zkinfer verify CLI wall {median(zk['verify_wall_ms']):.1f} ms |")
+        for label, zk in r["zkinfer"].items():
+            zp = r["zkinfer_prep"][label]
+            lines.append(
+                f"| {r['model']} | zkinfer {label} | proving_ms {median(zk['proving_ms']):.0f} ms (witness + prover "
+                f"+ self-check) | {zp['setup_s']:.1f} | {zp['pk_bytes']} / {zp['vk_bytes']} | compile flags "
+                f"`{zp['flags'] or '(none)'}`, {zp['layout']['advice_columns']} advice / "
+                f"{zp['layout']['fixed_columns']} fixed columns; public: Poseidon input commitment, nonce, "
+                f"10 outputs; zkinfer verify CLI wall {median(zk['verify_wall_ms']):.1f} ms |")
     md = "\n".join(lines) + "\n"
     head = (f"EZKL {res['ezkl_version']} vs zkinfer, {res['date_utc']}; {res['machine']}; load average "
             f"{res['load_start']} before, {res['load_end']} after; calibration target {CALIBRATION_TARGET!r}.\n\n")
@@ -377,23 +402,30 @@ def plot(res, path):
     models = [r["model"] for r in res["models"]]
     x = np.arange(len(models))
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for off, key, label, color in ((-0.2, "ezkl", f"EZKL {res['ezkl_version']}", "#d62728"),
-                                   (0.2, "zkinfer", "zkinfer", "#1f77b4")):
-        med = np.array([median(r[key]["wall_ms"]) / 1e3 for r in res["models"]])
-        lo = med - np.array([min(r[key]["wall_ms"]) / 1e3 for r in res["models"]])
-        hi = np.array([max(r[key]["wall_ms"]) / 1e3 for r in res["models"]]) - med
-        bars = ax.bar(x + off, med, 0.38, yerr=[lo, hi], capsize=3, label=label, color=color)
+    labels = list(res["models"][0]["zkinfer"])
+    series = [(lambda r: r["ezkl"], f"EZKL {res['ezkl_version']}", "#d62728")]
+    colors = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b"]
+    series += [(lambda r, v=v: r["zkinfer"][v], f"zkinfer {v}", colors[i % len(colors)])
+               for i, v in enumerate(labels)]
+    width = 0.8 / len(series)
+    for i, (get, label, color) in enumerate(series):
+        off = (i - (len(series) - 1) / 2) * width
+        med = np.array([median(get(r)["wall_ms"]) / 1e3 for r in res["models"]])
+        lo = med - np.array([min(get(r)["wall_ms"]) / 1e3 for r in res["models"]])
+        hi = np.array([max(get(r)["wall_ms"]) / 1e3 for r in res["models"]]) - med
+        bars = ax.bar(x + off, med, width * 0.95, yerr=[lo, hi], capsize=3, label=label, color=color)
         for b, v, h in zip(bars, med, hi):
             ax.annotate(f"{v:.2f} s", (b.get_x() + b.get_width() / 2, v + h), ha="center", va="bottom",
                         xytext=(0, 3), textcoords="offset points", fontsize=8)
-    ks = [f"{m}\nk = {r['ezkl_prep']['settings']['logrows']} / {r['zkinfer_prep']['layout']['k']}"
+    ks = [f"{m}\nk = {r['ezkl_prep']['settings']['logrows']} / "
+          + " / ".join(str(p['layout']['k']) for p in r['zkinfer_prep'].values())
           for m, r in zip(models, res["models"])]
     ax.set_xticks(x, ks)
     ax.set_ylabel("prove wall time, s (median, min–max)")
     ax.set_title(f"Proving time, one sample, CPU ({res['machine_short']})", fontsize=10)
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
-    fig.text(0.01, 0.01, f"{res['date_utc']}; k = EZKL / zkinfer; KZG, BN254, locally generated SRS",
+    fig.text(0.01, 0.01, f"{res['date_utc']}; k = EZKL / zkinfer variants; KZG, BN254, locally generated SRS",
              fontsize=7, color="gray")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -417,7 +449,13 @@ def main():
     ap.add_argument("--prepare-only", action="store_true", help="prepare (settings, keys, accuracy), measure nothing")
     ap.add_argument("--wait-load", type=float, default=None, metavar="L",
                     help="before measuring each model, wait until the 1-minute load average is below L")
+    ap.add_argument("--variant", action="append", metavar="LABEL=FLAGS",
+                    help="a zkinfer variant: LABEL=extra `zkinfer compile` flags (repeatable; default: "
+                         + "; ".join(DEFAULT_VARIANTS) + ")")
     args = ap.parse_args()
+    variants = [v.split("=", 1) for v in (args.variant or DEFAULT_VARIANTS)]
+    if any(len(v) != 2 or not v[0] for v in variants):
+        sys.exit("compare-ezkl: --variant takes LABEL=FLAGS, e.g. --variant 'w16=--weight-bits 16'")
 
     import ezkl
 
@@ -442,29 +480,34 @@ def main():
     srs_dir = out_dir / "srs"
     for m in models:
         name = m.name
-        ezw, zkw = out_dir / name / "ezkl", out_dir / name / "zkinfer"
+        ezw = out_dir / name / "ezkl"
         test = json.loads((m / "test.json").read_text())
         rows, labels = test["input_data"][: args.acc_samples], test["labels"][: args.acc_samples]
         ep = prep_ezkl(m, ezw, srs_dir, args.reuse)
-        zp = prep_zkinfer(m, zkw, m / "test.json", args.reuse)
-        # zkinfer's accuracy report on exactly the rows EZKL is scored on
-        if len(rows) == len(test["input_data"]):
-            zp["accuracy_n"] = zp["accuracy"]
-        else:
-            sub = zkw / f"test-{len(rows)}.json"
-            sub.write_text(json.dumps({"input_data": rows, "labels": labels}))
-            _, _, out = timed([ZKINFER, "--json", "compile", m / "model.onnx", "--calibration",
-                               m / "calibration.json", "--test", sub, "-o", zkw / "model-acc.zkm"],
-                              zkw / "compile-acc.time")
-            zp["accuracy_n"] = json.loads(out)["accuracy"]
+        zvariants = []
+        for label, flags in variants:
+            zkw = out_dir / name / f"zkinfer-{label}"
+            zp = prep_zkinfer(m, zkw, m / "test.json", flags, args.reuse)
+            # zkinfer's accuracy report on exactly the rows EZKL is scored on
+            if len(rows) == len(test["input_data"]):
+                zp["accuracy_n"] = zp["accuracy"]
+            else:
+                sub = zkw / f"test-{len(rows)}.json"
+                sub.write_text(json.dumps({"input_data": rows, "labels": labels}))
+                _, _, out = timed([ZKINFER, "--json", "compile", m / "model.onnx", "--calibration",
+                                   m / "calibration.json", "--test", sub, "-o", zkw / "model-acc.zkm",
+                                   *flags.split()], zkw / "compile-acc.time")
+                zp["accuracy_n"] = json.loads(out)["accuracy"]
+            zvariants.append((label, zkw, zp))
         acc = accuracy(m, ezw, rows, labels, args.reuse)
         if args.prepare_only:
             continue
         wait_for_load(args.wait_load, 30)
         log(f"{name}: measuring ({args.runs} prove runs per system, alternating; {args.verify_runs} verify runs)")
-        ez, zk, lb, la = measure(name, m, ezw, zkw, zp, args.runs, args.verify_runs, py)
-        res["models"].append({"model": name, "ezkl_prep": ep, "zkinfer_prep": zp, "accuracy": acc, "ezkl": ez,
-                              "zkinfer": zk, "load_before": lb, "load_after": la})
+        ez, zks, lb, la = measure(name, m, ezw, zvariants, args.runs, args.verify_runs, py)
+        res["models"].append({"model": name, "ezkl_prep": ep,
+                              "zkinfer_prep": {label: zp for label, _, zp in zvariants}, "accuracy": acc,
+                              "ezkl": ez, "zkinfer": zks, "load_before": lb, "load_after": la})
     if args.prepare_only:
         log("prepared; nothing measured (--prepare-only)")
         return
