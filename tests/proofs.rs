@@ -290,3 +290,60 @@ fn wrong_input_length_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn small_value_commitments_equal_plain_kzg_and_verify() {
+    use halo2_proofs::{
+        halo2curves::bn256::{Bn256, G1Affine},
+        plonk::create_proof,
+        poly::kzg::{commitment::KZGCommitmentScheme, multiopen::ProverSHPLONK},
+        transcript::{Blake2bWrite, Challenge255, TranscriptWriterBuffer},
+    };
+    use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
+    use zkinfer_circuits::{ModelCircuit, PublicInputs, Witness};
+    use zkinfer_prover::commit::{SmallValueKzg, SmallValueShplonk};
+
+    let (model, keys) = (common::digits_model(), common::digits_keys());
+    let (salt, nonce) = common::salt_and_nonce();
+    let input = proven().input_q.clone();
+    let public = PublicInputs {
+        input_commitment: poseidon::commit_input(salt, &input),
+        nonce,
+        outputs: proven().bundle.outputs.clone(),
+    };
+    let instance = public.to_instance();
+    let circuit = ModelCircuit::new(
+        model.clone(),
+        keys.prover.meta.circuit_params,
+        Witness { salt, nonce, input },
+    );
+    let transcript = || Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());
+    let (mut plain, mut small) = (transcript(), transcript());
+    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+        keys.prover.srs.kzg(),
+        &keys.prover.pk,
+        std::slice::from_ref(&circuit),
+        &[&[&instance]],
+        ChaCha20Rng::seed_from_u64(5),
+        &mut plain,
+    )
+    .expect("plain KZG proof");
+    create_proof::<SmallValueKzg, SmallValueShplonk<'_>, _, _, _, _>(
+        &keys.prover.srs,
+        &keys.prover.pk,
+        &[circuit],
+        &[&[&instance]],
+        ChaCha20Rng::seed_from_u64(5),
+        &mut small,
+    )
+    .expect("small-value proof");
+    let (plain, small) = (plain.finalize(), small.finalize());
+    // The advice commitments open the proof, before any lookup argument (whose permutation halo2 orders through
+    // a HashMap, so the rest differs between any two runs): the same rng gives the same blinding rows there, so
+    // the bytes must be equal.
+    let advice = keys.prover.pk.get_vk().cs().num_advice_columns() * 32;
+    assert_eq!(plain[..advice], small[..advice], "advice commitments differ");
+    for proof in [&plain, &small] {
+        zkinfer_verifier::verify::check_proof(&keys.verifier, &instance, proof).expect("verifies");
+    }
+}

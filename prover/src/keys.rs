@@ -15,6 +15,7 @@ use zkinfer_circuits::{layout, CircuitParams, ModelCircuit, QuantizedModel};
 use zkinfer_verifier::envelope::{self, FileKind};
 use zkinfer_verifier::{ModelMeta, VerifierKey};
 
+use crate::commit::SmallValueParams;
 use crate::error::{ProverError, Result};
 use crate::srs::SrsSource;
 
@@ -34,8 +35,8 @@ pub struct ProverKey {
     pub meta: ModelMeta,
     /// halo2 proving key.
     pub pk: ProvingKey<G1Affine>,
-    /// The SRS cut to `2^k`.
-    pub srs: ParamsKZG<Bn256>,
+    /// The SRS cut to `2^k`, with the Lagrange bases the prover commits with.
+    pub srs: SmallValueParams,
     /// Whether the SRS is the insecure development one.
     pub insecure_srs: bool,
     /// The model id.
@@ -108,7 +109,7 @@ pub fn setup(model: &QuantizedModel, circuit_params: CircuitParams, srs: &SrsSou
         prover: ProverKey {
             meta,
             pk,
-            srs: params,
+            srs: SmallValueParams::new(params),
             insecure_srs: srs.is_insecure(),
             model_id,
             model_digest: model_digest(model)?,
@@ -124,6 +125,7 @@ pub fn write_keys(keys: &KeyPair, dir: &Path) -> Result<()> {
     let pk = p.pk.to_bytes(SerdeFormat::RawBytes);
     let mut srs = Vec::new();
     p.srs
+        .kzg()
         .write_custom(&mut srs, SerdeFormat::RawBytes)
         .map_err(|e| ProverError::io(dir, e))?;
     let file = PkFile {
@@ -189,7 +191,7 @@ pub fn load_prover_key(dir: &Path, model: &QuantizedModel) -> Result<ProverKey> 
     Ok(ProverKey {
         meta: file.meta,
         pk,
-        srs,
+        srs: SmallValueParams::new(srs),
         insecure_srs: file.insecure_srs,
         model_id,
         model_digest: file.model_digest,

@@ -3,6 +3,7 @@
 //! Pipeline position: **import → quantize → infer** → circuit → prove → verify.
 
 pub mod accuracy;
+pub mod commit;
 pub mod dataset;
 pub mod error;
 pub mod graph;

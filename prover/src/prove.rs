@@ -4,15 +4,15 @@
 use std::time::{Duration, Instant};
 
 use halo2_proofs::{
-    halo2curves::bn256::{Bn256, G1Affine},
+    halo2curves::bn256::G1Affine,
     plonk::create_proof,
-    poly::kzg::{commitment::KZGCommitmentScheme, multiopen::ProverSHPLONK},
     transcript::{Blake2bWrite, Challenge255, TranscriptWriterBuffer},
 };
 use rand::rngs::OsRng;
 use zkinfer_circuits::{field, poseidon, Fr, ModelCircuit, PublicInputs, QuantizedModel, Witness};
 use zkinfer_verifier::{verify::check_proof, ProofBundle, VerifierKey};
 
+use crate::commit::{SmallValueKzg, SmallValueShplonk};
 use crate::error::{ProverError, Result};
 use crate::infer::infer;
 use crate::keys::ProverKey;
@@ -68,7 +68,8 @@ pub fn prove(
     let circuit = ModelCircuit::new(model.clone(), key.meta.circuit_params, witness);
     let instance = public.to_instance();
     let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());
-    create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+    // KZG over BN254 with SHPLONK, committing to small witness values cheaply (`commit.rs`; same proof bytes).
+    create_proof::<SmallValueKzg, SmallValueShplonk<'_>, _, _, _, _>(
         &key.srs,
         &key.pk,
         &[circuit],
