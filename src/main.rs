@@ -33,6 +33,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// End to end on the shipped digits model: compile, setup (insecure SRS), prove one test digit, verify, tamper.
     Demo(DemoArgs),
+    /// List the GPU adapters (Vulkan / Metal / DX12) and the one the GPU kernels would use.
+    GpuInfo,
 }
 
 /// Arguments of `demo`.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Prove(args) => commands::prove::run(&args, cli.json),
         Command::Verify(args) => commands::verify::run(&args, cli.json),
         Command::Demo(args) => commands::demo::run(&args.model_dir, args.sample, &args.out, cli.json),
+        Command::GpuInfo => commands::gpu_info::run(cli.json),
     };
     match outcome {
         Ok(code) => code,

@@ -165,3 +165,25 @@ fn bad_files_are_clear_errors_not_panics() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(!text(&o).contains("panicked"), "{}", text(&o));
 }
+
+#[test]
+fn gpu_info_lists_adapters_and_exits_0() {
+    let o = zkinfer(&["gpu-info"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    let o = zkinfer(&["gpu-info", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let adapters: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    let adapters = adapters.as_array().expect("a JSON array");
+    if std::env::var("ZKINFER_REQUIRE_GPU").as_deref() == Ok("1") {
+        assert!(!adapters.is_empty(), "NO GPU ADAPTER: {}", text(&o));
+        let chosen = adapters.iter().filter(|a| a["chosen"] == true).count();
+        assert_eq!(chosen, 1, "{}", text(&o));
+    }
+    for adapter in adapters {
+        assert!(
+            adapter["name"].is_string() && adapter["backend"].is_string(),
+            "{adapter}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod compile;
 pub mod demo;
+pub mod gpu_info;
 pub mod prove;
 pub mod setup;
 pub mod verify;

@@ -1,0 +1,369 @@
+//! Elementwise BN254 scalar-field arithmetic on the GPU: `a[i] + b[i]`, `a[i] − b[i]`, `a[i] · b[i]`.
+//!
+//! Elements cross the bus in halo2curves' own Montgomery representation (`SerdeObject` raw bytes: four
+//! little-endian u64 limbs, read by the shader as eight little-endian u32 limbs), so nothing is converted on either
+//! side. Work is split into passes of at most `max_elements_per_pass` elements (bounded by the device's largest
+//! storage binding), and each pass is one dispatch over a two-dimensional grid of workgroups.
+
+use std::sync::mpsc;
+
+use bytemuck::{Pod, Zeroable};
+use halo2curves::bn256::Fr;
+use halo2curves::serde::SerdeObject;
+use wgpu::util::DeviceExt;
+
+use crate::{GpuContext, GpuError};
+
+/// Bytes of one field element in a buffer (8 × u32).
+const ELEMENT_BYTES: u64 = 32;
+/// Invocations per workgroup; must match `@workgroup_size` in `elementwise.wgsl`.
+const WORKGROUP: u64 = 64;
+
+/// The uniform block of `elementwise.wgsl` (padded to 16 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    pad: [u32; 3],
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Add,
+    Sub,
+    Mul,
+}
+
+/// Compiled pipelines for elementwise `add`, `sub` and `mul` over F_r, bound to one device.
+#[derive(Debug)]
+pub struct FieldKernels {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    layout: wgpu::BindGroupLayout,
+    add: wgpu::ComputePipeline,
+    sub: wgpu::ComputePipeline,
+    mul: wgpu::ComputePipeline,
+    max_workgroups_x: u32,
+    max_elements_per_pass: usize,
+}
+
+impl FieldKernels {
+    /// Compiles the kernels on the context's device, with passes as large as the device allows.
+    pub fn new(ctx: &GpuContext) -> Result<FieldKernels, GpuError> {
+        Self::with_limits(ctx, u32::MAX, usize::MAX)
+    }
+
+    /// Like [`FieldKernels::new`], but with at most `max_workgroups_x` workgroups along x in a dispatch (the rest go
+    /// along y) and at most `max_elements_per_pass` elements per pass; both are also capped by the device's limits
+    /// and raised to at least 1. For tests of the splitting logic, and for tuning.
+    pub fn with_limits(
+        ctx: &GpuContext,
+        max_workgroups_x: u32,
+        max_elements_per_pass: usize,
+    ) -> Result<FieldKernels, GpuError> {
+        let device = &ctx.device;
+        let limits = device.limits();
+        let max_workgroups_x = max_workgroups_x.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
+        let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let grid = u64::from(max_workgroups_x) * u64::from(limits.max_compute_workgroups_per_dimension) * WORKGROUP;
+        let device_cap = (binding / ELEMENT_BYTES).min(grid).min(u64::from(u32::MAX));
+        let max_elements_per_pass = max_elements_per_pass.min(device_cap as usize).max(1);
+
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let source = format!("{}\n{}", crate::FR_WGSL, include_str!("shaders/elementwise.wgsl"));
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("zkinfer-gpu elementwise F_r"),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        });
+        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let uniform = wgpu::BindGroupLayoutEntry {
+            binding: 3,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("zkinfer-gpu elementwise layout"),
+            entries: &[storage(0, true), storage(1, true), storage(2, false), uniform],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("zkinfer-gpu elementwise pipeline layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = |entry_point: &str| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry_point),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry_point),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        };
+        let (add, sub, mul) = (pipeline("add_kernel"), pipeline("sub_kernel"), pipeline("mul_kernel"));
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Gpu(format!("building the field kernels: {error}")));
+        }
+        Ok(FieldKernels {
+            device: device.clone(),
+            queue: ctx.queue.clone(),
+            layout,
+            add,
+            sub,
+            mul,
+            max_workgroups_x,
+            max_elements_per_pass,
+        })
+    }
+
+    /// `a[i] + b[i]` for every `i`. Errors when the lengths differ; empty inputs give an empty result.
+    pub fn add(&self, a: &[Fr], b: &[Fr]) -> Result<Vec<Fr>, GpuError> {
+        self.run(Op::Add, a, b)
+    }
+
+    /// `a[i] − b[i]` for every `i`. Errors when the lengths differ; empty inputs give an empty result.
+    pub fn sub(&self, a: &[Fr], b: &[Fr]) -> Result<Vec<Fr>, GpuError> {
+        self.run(Op::Sub, a, b)
+    }
+
+    /// `a[i] · b[i]` for every `i`. Errors when the lengths differ; empty inputs give an empty result.
+    pub fn mul(&self, a: &[Fr], b: &[Fr]) -> Result<Vec<Fr>, GpuError> {
+        self.run(Op::Mul, a, b)
+    }
+
+    fn run(&self, op: Op, a: &[Fr], b: &[Fr]) -> Result<Vec<Fr>, GpuError> {
+        if a.len() != b.len() {
+            return Err(GpuError::LengthMismatch {
+                left: a.len(),
+                right: b.len(),
+            });
+        }
+        let mut out = Vec::with_capacity(a.len());
+        for (a, b) in a
+            .chunks(self.max_elements_per_pass)
+            .zip(b.chunks(self.max_elements_per_pass))
+        {
+            out.extend(self.pass(op, a, b)?);
+        }
+        Ok(out)
+    }
+
+    /// One dispatch over `a.len()` (≥ 1, ≤ `max_elements_per_pass`) elements.
+    fn pass(&self, op: Op, a: &[Fr], b: &[Fr]) -> Result<Vec<Fr>, GpuError> {
+        let n = a.len();
+        let bytes = n as u64 * ELEMENT_BYTES;
+        let device = &self.device;
+        let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+
+        let input = |label, values: &[Fr]| -> Result<wgpu::Buffer, GpuError> {
+            Ok(device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &to_bytes(values)?,
+                usage: wgpu::BufferUsages::STORAGE,
+            }))
+        };
+        let (in_a, in_b) = (input("a", a)?, input("b", b)?);
+        let output = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("out"),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::bytes_of(&Params {
+                n: n as u32,
+                pad: [0; 3],
+            }),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("zkinfer-gpu elementwise bindings"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: in_a.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: in_b.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: output.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: params.as_entire_binding(),
+                },
+            ],
+        });
+
+        let (x, y) = grid(n as u64, self.max_workgroups_x);
+        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut compute = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+            compute.set_pipeline(match op {
+                Op::Add => &self.add,
+                Op::Sub => &self.sub,
+                Op::Mul => &self.mul,
+            });
+            compute.set_bind_group(0, &bind_group, &[]);
+            compute.dispatch_workgroups(x, y, 1);
+        }
+        encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, bytes);
+        self.queue.submit([encoder.finish()]);
+
+        let (sender, receiver) = mpsc::channel();
+        readback.slice(..).map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
+        let polled = device.poll(wgpu::PollType::wait_indefinitely());
+        let validation = pollster::block_on(validation.pop());
+        let out_of_memory = pollster::block_on(out_of_memory.pop());
+        if let Some(error) = validation.or(out_of_memory) {
+            return Err(GpuError::Gpu(error.to_string()));
+        }
+        polled.map_err(|e| GpuError::Gpu(format!("waiting for the GPU: {e}")))?;
+        match receiver.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(GpuError::Gpu(format!("reading the result back: {e}"))),
+            Err(_) => {
+                return Err(GpuError::Gpu(
+                    "reading the result back: the mapping never completed".into(),
+                ))
+            }
+        }
+        let view = readback
+            .get_mapped_range(..)
+            .map_err(|e| GpuError::Gpu(format!("reading the result back: {e}")))?;
+        let result = from_bytes(&view);
+        drop(view);
+        readback.unmap();
+        result
+    }
+}
+
+/// Workgroups along x and y for `n` elements: x is filled first, up to `max_x`.
+fn grid(n: u64, max_x: u32) -> (u32, u32) {
+    let groups = n.div_ceil(WORKGROUP);
+    let x = groups.min(u64::from(max_x));
+    let y = groups.div_ceil(x);
+    (x as u32, y as u32)
+}
+
+/// halo2curves' raw (Montgomery) bytes of every element, concatenated.
+fn to_bytes(values: &[Fr]) -> Result<Vec<u8>, GpuError> {
+    let mut bytes = Vec::with_capacity(values.len() * ELEMENT_BYTES as usize);
+    for value in values {
+        value
+            .write_raw(&mut bytes)
+            .map_err(|e| GpuError::Gpu(format!("encoding an element: {e}")))?;
+    }
+    Ok(bytes)
+}
+
+/// Elements from raw (Montgomery) bytes; a limb pattern ≥ p means the kernel is broken and is an error.
+fn from_bytes(bytes: &[u8]) -> Result<Vec<Fr>, GpuError> {
+    bytes
+        .chunks_exact(ELEMENT_BYTES as usize)
+        .enumerate()
+        .map(|(i, raw)| {
+            Fr::from_raw_bytes(raw)
+                .ok_or_else(|| GpuError::Gpu(format!("kernel returned a non-reduced element at index {i}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use ff::{Field, PrimeField};
+
+    use super::*;
+
+    /// The hex words of the `array<u32, 8>(...)` (or a single `u32`) constant `name` in fr.wgsl.
+    fn wgsl_constant(name: &str) -> Vec<u32> {
+        let start = crate::FR_WGSL
+            .find(&format!("const {name}"))
+            .expect("constant in fr.wgsl");
+        let text = &crate::FR_WGSL[start..];
+        let text = &text[text.find('=').expect("=") + 1..text.find(';').expect(";")];
+        let text = text.trim().trim_start_matches("array<u32, 8>(").trim_end_matches(')');
+        text.split(',')
+            .map(|word| u32::from_str_radix(word.trim().trim_start_matches("0x").trim_end_matches('u'), 16).unwrap())
+            .collect()
+    }
+
+    fn words(bytes: &[u8]) -> Vec<u32> {
+        bytes
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn shader_constants_match_halo2curves() {
+        // p: halo2curves' modulus string, big-endian hex.
+        let p = wgsl_constant("FR_P");
+        let hex: String = p.iter().rev().map(|w| format!("{w:08x}")).collect();
+        assert_eq!(format!("0x{hex}"), Fr::MODULUS);
+        // −p⁻¹ mod 2^32: p·inv ≡ −1.
+        let inv = wgsl_constant("FR_INV");
+        assert_eq!(p[0].wrapping_mul(inv[0]), u32::MAX);
+        // Montgomery form with R = 2^256: the raw limbs of 1 are R mod p, of 0 are 0, and of −1 are p − R mod p.
+        let one = wgsl_constant("FR_ONE");
+        assert_eq!(words(&Fr::ONE.to_raw_bytes()), one);
+        assert_eq!(words(&Fr::ZERO.to_raw_bytes()), vec![0; 8]);
+        // R mod p = 2^256 − 5p: 5p + (R mod p) = 2^256, i.e. 0 modulo 2^256 with a carry out.
+        let (mut carry, mut sum) = (0u64, Vec::new());
+        for (pw, ow) in p.iter().zip(&one) {
+            let s = 5 * u64::from(*pw) + u64::from(*ow) + carry;
+            sum.push(s as u32);
+            carry = s >> 32;
+        }
+        assert_eq!((sum, carry), (vec![0; 8], 1));
+        // The raw bytes are the Montgomery form: Fr::from_raw_bytes of R mod p is 1.
+        let one_bytes: Vec<u8> = one.iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert_eq!(Fr::from_raw_bytes(&one_bytes), Some(Fr::ONE));
+    }
+
+    #[test]
+    fn grid_covers_every_element_within_the_limits() {
+        assert_eq!(grid(1, 65_535), (1, 1));
+        assert_eq!(grid(64, 65_535), (1, 1));
+        assert_eq!(grid(65, 65_535), (2, 1));
+        assert_eq!(grid(70_001, 7), (7, 157)); // 1094 groups
+        let n = 65_535 * 64 + 1;
+        assert_eq!(grid(n, 65_535), (65_535, 2));
+    }
+
+    #[test]
+    fn bytes_round_trip_and_reject_non_reduced_limbs() {
+        let values = [Fr::ZERO, Fr::ONE, -Fr::ONE, Fr::from(12345)];
+        assert_eq!(from_bytes(&to_bytes(&values).unwrap()).unwrap(), values);
+        let p: Vec<u8> = wgsl_constant("FR_P").iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert!(matches!(from_bytes(&p), Err(GpuError::Gpu(_))));
+    }
+}

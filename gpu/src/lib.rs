@@ -1,0 +1,25 @@
+//! GPU kernels for the zkinfer prover, through `wgpu` (Vulkan, Metal or DX12: any vendor), issue #5.
+//!
+//! What exists:
+//! - [`list_adapters`] and [`GpuContext`]: find the adapters on every backend and open a device on the best one
+//!   (hardware first; Mesa's software Vulkan driver, lavapipe, as the last resort, so the tests run anywhere).
+//! - [`FR_WGSL`]: BN254 scalar-field arithmetic in WGSL (`fr_add`, `fr_sub`, `fr_mul`), in halo2curves' own
+//!   Montgomery representation, so field elements cross the bus without conversion.
+//! - [`FieldKernels`]: elementwise add/sub/mul over slices of `Fr`, checked against halo2curves bit for bit.
+//!
+//! Not yet: the multi-scalar multiplication (Pippenger) and NTT kernels come next, then wiring them into proving;
+//! today every proof is made on the CPU. Errors are values ([`GpuError`]), never panics.
+
+mod adapter;
+mod error;
+mod field;
+
+pub use adapter::{list_adapters, preference_order, AdapterSummary, GpuContext};
+pub use error::GpuError;
+pub use field::FieldKernels;
+/// The wgpu this crate is built on, for callers that build their own pipelines on a [`GpuContext`].
+pub use wgpu;
+
+/// WGSL source of the BN254 scalar field F_r: constants `FR_P`, `FR_INV`, `FR_ONE` and `fr_add`, `fr_sub`,
+/// `fr_mul` on `array<u32, 8>` (Montgomery form, R = 2^256, little-endian 32-bit limbs). Kernels prepend it.
+pub const FR_WGSL: &str = include_str!("shaders/fr.wgsl");
