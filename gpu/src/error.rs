@@ -20,6 +20,14 @@ pub enum GpuError {
     /// wgpu reported an error (validation, out of memory, device lost) while running a kernel.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// An input length the kernel cannot take (an NTT needs a power of two that fits one storage binding).
+    #[error("cannot transform {len} elements: the length must be a power of two, at most {max} on this device")]
+    Size {
+        /// The length given.
+        len: usize,
+        /// The largest length this device takes.
+        max: usize,
+    },
     /// The two operands of an elementwise operation have different lengths.
     #[error("operand lengths differ: {left} and {right}")]
     LengthMismatch {

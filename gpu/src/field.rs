@@ -5,19 +5,12 @@
 //! side. Work is split into passes of at most `max_elements_per_pass` elements (bounded by the device's largest
 //! storage binding), and each pass is one dispatch over a two-dimensional grid of workgroups.
 
-use std::sync::mpsc;
-
 use bytemuck::{Pod, Zeroable};
 use halo2curves::bn256::Fr;
-use halo2curves::serde::SerdeObject;
 use wgpu::util::DeviceExt;
 
+use crate::transfer::{grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES, WORKGROUP};
 use crate::{GpuContext, GpuError};
-
-/// Bytes of one field element in a buffer (8 × u32).
-const ELEMENT_BYTES: u64 = 32;
-/// Invocations per workgroup; must match `@workgroup_size` in `elementwise.wgsl`.
-const WORKGROUP: u64 = 64;
 
 /// The uniform block of `elementwise.wgsl` (padded to 16 bytes).
 #[repr(C)]
@@ -75,29 +68,14 @@ impl FieldKernels {
             label: Some("zkinfer-gpu elementwise F_r"),
             source: wgpu::ShaderSource::Wgsl(source.into()),
         });
-        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
-        let uniform = wgpu::BindGroupLayoutEntry {
-            binding: 3,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Uniform,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("zkinfer-gpu elementwise layout"),
-            entries: &[storage(0, true), storage(1, true), storage(2, false), uniform],
+            entries: &[
+                storage_entry(0, true),
+                storage_entry(1, true),
+                storage_entry(2, false),
+                uniform_entry(3),
+            ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("zkinfer-gpu elementwise pipeline layout"),
@@ -167,63 +145,52 @@ impl FieldKernels {
         let n = a.len();
         let bytes = n as u64 * ELEMENT_BYTES;
         let device = &self.device;
-        let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-
-        let input = |label, values: &[Fr]| -> Result<wgpu::Buffer, GpuError> {
-            Ok(device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: &to_bytes(values)?,
-                usage: wgpu::BufferUsages::STORAGE,
-            }))
-        };
-        let (in_a, in_b) = (input("a", a)?, input("b", b)?);
-        let output = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("out"),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: bytemuck::bytes_of(&Params {
-                n: n as u32,
-                pad: [0; 3],
-            }),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("zkinfer-gpu elementwise bindings"),
-            layout: &self.layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: in_a.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: in_b.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: output.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 3,
-                    resource: params.as_entire_binding(),
-                },
-            ],
-        });
-
-        let (x, y) = grid(n as u64, self.max_workgroups_x);
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
+        run_and_read(device, &self.queue, |encoder| {
+            let input = |label, values: &[Fr]| -> Result<wgpu::Buffer, GpuError> {
+                Ok(device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: &to_bytes(values)?,
+                    usage: wgpu::BufferUsages::STORAGE,
+                }))
+            };
+            let (in_a, in_b) = (input("a", a)?, input("b", b)?);
+            let output = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("out"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: bytemuck::bytes_of(&Params {
+                    n: n as u32,
+                    pad: [0; 3],
+                }),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("zkinfer-gpu elementwise bindings"),
+                layout: &self.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: in_a.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: in_b.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: output.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: params.as_entire_binding(),
+                    },
+                ],
+            });
+            let (x, y) = grid(n as u64, self.max_workgroups_x);
             let mut compute = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             compute.set_pipeline(match op {
                 Op::Add => &self.add,
@@ -232,74 +199,15 @@ impl FieldKernels {
             });
             compute.set_bind_group(0, &bind_group, &[]);
             compute.dispatch_workgroups(x, y, 1);
-        }
-        encoder.copy_buffer_to_buffer(&output, 0, &readback, 0, bytes);
-        self.queue.submit([encoder.finish()]);
-
-        let (sender, receiver) = mpsc::channel();
-        readback.slice(..).map_async(wgpu::MapMode::Read, move |result| {
-            let _ = sender.send(result);
-        });
-        let polled = device.poll(wgpu::PollType::wait_indefinitely());
-        let validation = pollster::block_on(validation.pop());
-        let out_of_memory = pollster::block_on(out_of_memory.pop());
-        if let Some(error) = validation.or(out_of_memory) {
-            return Err(GpuError::Gpu(error.to_string()));
-        }
-        polled.map_err(|e| GpuError::Gpu(format!("waiting for the GPU: {e}")))?;
-        match receiver.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(GpuError::Gpu(format!("reading the result back: {e}"))),
-            Err(_) => {
-                return Err(GpuError::Gpu(
-                    "reading the result back: the mapping never completed".into(),
-                ))
-            }
-        }
-        let view = readback
-            .get_mapped_range(..)
-            .map_err(|e| GpuError::Gpu(format!("reading the result back: {e}")))?;
-        let result = from_bytes(&view);
-        drop(view);
-        readback.unmap();
-        result
-    }
-}
-
-/// Workgroups along x and y for `n` elements: x is filled first, up to `max_x`.
-fn grid(n: u64, max_x: u32) -> (u32, u32) {
-    let groups = n.div_ceil(WORKGROUP);
-    let x = groups.min(u64::from(max_x));
-    let y = groups.div_ceil(x);
-    (x as u32, y as u32)
-}
-
-/// halo2curves' raw (Montgomery) bytes of every element, concatenated.
-fn to_bytes(values: &[Fr]) -> Result<Vec<u8>, GpuError> {
-    let mut bytes = Vec::with_capacity(values.len() * ELEMENT_BYTES as usize);
-    for value in values {
-        value
-            .write_raw(&mut bytes)
-            .map_err(|e| GpuError::Gpu(format!("encoding an element: {e}")))?;
-    }
-    Ok(bytes)
-}
-
-/// Elements from raw (Montgomery) bytes; a limb pattern ≥ p means the kernel is broken and is an error.
-fn from_bytes(bytes: &[u8]) -> Result<Vec<Fr>, GpuError> {
-    bytes
-        .chunks_exact(ELEMENT_BYTES as usize)
-        .enumerate()
-        .map(|(i, raw)| {
-            Fr::from_raw_bytes(raw)
-                .ok_or_else(|| GpuError::Gpu(format!("kernel returned a non-reduced element at index {i}")))
+            Ok((output, bytes))
         })
-        .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use ff::{Field, PrimeField};
+    use halo2curves::serde::SerdeObject;
 
     use super::*;
 
@@ -347,23 +255,5 @@ mod tests {
         // The raw bytes are the Montgomery form: Fr::from_raw_bytes of R mod p is 1.
         let one_bytes: Vec<u8> = one.iter().flat_map(|w| w.to_le_bytes()).collect();
         assert_eq!(Fr::from_raw_bytes(&one_bytes), Some(Fr::ONE));
-    }
-
-    #[test]
-    fn grid_covers_every_element_within_the_limits() {
-        assert_eq!(grid(1, 65_535), (1, 1));
-        assert_eq!(grid(64, 65_535), (1, 1));
-        assert_eq!(grid(65, 65_535), (2, 1));
-        assert_eq!(grid(70_001, 7), (7, 157)); // 1094 groups
-        let n = 65_535 * 64 + 1;
-        assert_eq!(grid(n, 65_535), (65_535, 2));
-    }
-
-    #[test]
-    fn bytes_round_trip_and_reject_non_reduced_limbs() {
-        let values = [Fr::ZERO, Fr::ONE, -Fr::ONE, Fr::from(12345)];
-        assert_eq!(from_bytes(&to_bytes(&values).unwrap()).unwrap(), values);
-        let p: Vec<u8> = wgsl_constant("FR_P").iter().flat_map(|w| w.to_le_bytes()).collect();
-        assert!(matches!(from_bytes(&p), Err(GpuError::Gpu(_))));
     }
 }

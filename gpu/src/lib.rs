@@ -6,17 +6,21 @@
 //! - [`FR_WGSL`]: BN254 scalar-field arithmetic in WGSL (`fr_add`, `fr_sub`, `fr_mul`), in halo2curves' own
 //!   Montgomery representation, so field elements cross the bus without conversion.
 //! - [`FieldKernels`]: elementwise add/sub/mul over slices of `Fr`, checked against halo2curves bit for bit.
+//! - [`NttKernels`]: the radix-2 NTT (halo2's `best_fft`) for `2^k` elements, checked against halo2curves' FFT.
 //!
-//! Not yet: the multi-scalar multiplication (Pippenger) and NTT kernels come next, then wiring them into proving;
-//! today every proof is made on the CPU. Errors are values ([`GpuError`]), never panics.
+//! Not yet: the multi-scalar multiplication (Pippenger) kernel, coset FFTs, and wiring them into proving; today
+//! every proof is made on the CPU. Errors are values ([`GpuError`]), never panics.
 
 mod adapter;
 mod error;
 mod field;
+mod ntt;
+mod transfer;
 
 pub use adapter::{list_adapters, preference_order, AdapterSummary, GpuContext};
 pub use error::GpuError;
 pub use field::FieldKernels;
+pub use ntt::NttKernels;
 /// The wgpu this crate is built on, for callers that build their own pipelines on a [`GpuContext`].
 pub use wgpu;
 

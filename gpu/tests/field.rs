@@ -4,52 +4,15 @@
 //! Without any adapter these tests print a loud "NO GPU ADAPTER" message and pass; with `ZKINFER_REQUIRE_GPU=1`
 //! (set by CI) they fail instead.
 
-use std::io::Write;
+mod common;
+
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use common::{edge_elements, gpu_or_skip, gpu_required, loud, random_elements};
 use ff::Field;
 use halo2curves::bn256::Fr;
-use halo2curves::serde::SerdeObject;
-use rand::SeedableRng;
-use rand_chacha::ChaCha20Rng;
-use zkinfer_gpu::{list_adapters, FieldKernels, GpuContext, GpuError};
-
-/// The modulus p as four little-endian u64 limbs.
-const P: [u64; 4] = [
-    0x43e1f593f0000001,
-    0x2833e84879b97091,
-    0xb85045b68181585d,
-    0x30644e72e131a029,
-];
-
-fn gpu_required() -> bool {
-    std::env::var("ZKINFER_REQUIRE_GPU").as_deref() == Ok("1")
-}
-
-/// Prints a framed message on the real stderr: `eprintln!` would be captured by the test harness and shown only
-/// for failing tests, and a skipped GPU test must be seen.
-fn loud(message: &str) {
-    let frame = "!".repeat(100);
-    let _ = writeln!(std::io::stderr(), "\n{frame}\n{message}\n{frame}\n");
-}
-
-/// The shared GPU context, or `None` (after a loud message) when there is no adapter; panics instead when
-/// `ZKINFER_REQUIRE_GPU=1`.
-fn gpu_or_skip() -> Option<&'static GpuContext> {
-    static CONTEXT: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    match CONTEXT.get_or_init(|| GpuContext::new().map_err(|e| e.to_string())) {
-        Ok(ctx) => Some(ctx),
-        Err(e) => {
-            let message = format!("NO GPU ADAPTER: GPU test skipped ({e}); set ZKINFER_REQUIRE_GPU=1 to fail instead");
-            if gpu_required() {
-                panic!("{message}");
-            }
-            loud(&message);
-            None
-        }
-    }
-}
+use zkinfer_gpu::{list_adapters, FieldKernels, GpuError};
 
 /// The field kernels on the shared context (compiled once for all tests).
 fn kernels() -> Option<&'static FieldKernels> {
@@ -61,38 +24,6 @@ fn kernels() -> Option<&'static FieldKernels> {
         eprintln!("field kernels built on {} in {:.2?}", ctx.info.name, started.elapsed());
         kernels
     }))
-}
-
-/// The element whose Montgomery representation (raw limbs) is `limbs`.
-fn raw(limbs: [u64; 4]) -> Fr {
-    let bytes: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
-    Fr::from_raw_bytes(&bytes).expect("limbs below p")
-}
-
-/// Edge values (0, 1, 2, −1, −2, R, R²) and edge representations (raw limbs 1, 2, p − 1, p − 2, and long runs of
-/// ones that make every carry chain ripple).
-fn edge_elements() -> Vec<Fr> {
-    let r = Fr::from(2).pow_vartime([256]);
-    vec![
-        Fr::ZERO,
-        Fr::ONE,
-        Fr::from(2),
-        -Fr::ONE,
-        -Fr::from(2),
-        r,
-        r.square(),
-        raw([1, 0, 0, 0]),
-        raw([2, 0, 0, 0]),
-        raw([P[0] - 1, P[1], P[2], P[3]]),
-        raw([P[0] - 2, P[1], P[2], P[3]]),
-        raw([u64::MAX, u64::MAX, u64::MAX, P[3] - 1]),
-        raw([u64::MAX, 0, u64::MAX, 0]),
-    ]
-}
-
-fn random_elements(n: usize, seed: u64) -> Vec<Fr> {
-    let mut rng = ChaCha20Rng::seed_from_u64(seed);
-    (0..n).map(|_| Fr::random(&mut rng)).collect()
 }
 
 /// Checks one operation against the CPU, naming the first wrong index.

@@ -1,0 +1,163 @@
+//! What every kernel host does the same way: field elements to and from buffer bytes, bind-group layout entries,
+//! the dispatch grid, and running a command buffer to completion with its errors caught and the output read back.
+
+use std::sync::mpsc;
+
+use halo2curves::bn256::Fr;
+use halo2curves::serde::SerdeObject;
+
+use crate::GpuError;
+
+/// Bytes of one field element in a buffer (8 × u32).
+pub(crate) const ELEMENT_BYTES: u64 = 32;
+/// Invocations per workgroup; must match `@workgroup_size` and `WORKGROUP` in the shaders.
+pub(crate) const WORKGROUP: u64 = 64;
+
+/// Workgroups along x and y for `n` invocations: x is filled first, up to `max_x`.
+pub(crate) fn grid(n: u64, max_x: u32) -> (u32, u32) {
+    let groups = n.div_ceil(WORKGROUP).max(1);
+    let x = groups.min(u64::from(max_x.max(1)));
+    let y = groups.div_ceil(x);
+    (x as u32, y as u32)
+}
+
+/// halo2curves' raw (Montgomery) bytes of every element, concatenated.
+pub(crate) fn to_bytes(values: &[Fr]) -> Result<Vec<u8>, GpuError> {
+    let mut bytes = Vec::with_capacity(values.len() * ELEMENT_BYTES as usize);
+    for value in values {
+        value
+            .write_raw(&mut bytes)
+            .map_err(|e| GpuError::Gpu(format!("encoding an element: {e}")))?;
+    }
+    Ok(bytes)
+}
+
+/// Elements from raw (Montgomery) bytes; a limb pattern ≥ p means the kernel is broken and is an error.
+pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Vec<Fr>, GpuError> {
+    bytes
+        .chunks_exact(ELEMENT_BYTES as usize)
+        .enumerate()
+        .map(|(i, raw)| {
+            Fr::from_raw_bytes(raw)
+                .ok_or_else(|| GpuError::Gpu(format!("kernel returned a non-reduced element at index {i}")))
+        })
+        .collect()
+}
+
+/// A storage-buffer binding visible to compute shaders.
+pub(crate) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// A uniform-buffer binding visible to compute shaders.
+pub(crate) fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// Runs `record` (which creates buffers and records passes into the encoder it is given, and returns the buffer
+/// holding the result and its size in bytes), submits the work, waits for it and reads the result back as field
+/// elements. Validation and out-of-memory errors anywhere inside become `GpuError::Gpu` instead of panics.
+pub(crate) fn run_and_read(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<(wgpu::Buffer, u64), GpuError>,
+) -> Result<Vec<Fr>, GpuError> {
+    let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    let recorded = record(&mut encoder);
+    let readback = recorded.as_ref().ok().map(|(output, bytes)| {
+        let readback = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: *bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        encoder.copy_buffer_to_buffer(output, 0, &readback, 0, *bytes);
+        readback
+    });
+    queue.submit([encoder.finish()]);
+    let (sender, receiver) = mpsc::channel();
+    if let Some(readback) = &readback {
+        readback.slice(..).map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
+    }
+    let polled = device.poll(wgpu::PollType::wait_indefinitely());
+    let validation = pollster::block_on(validation.pop());
+    let out_of_memory = pollster::block_on(out_of_memory.pop());
+    if let Some(error) = validation.or(out_of_memory) {
+        return Err(GpuError::Gpu(error.to_string()));
+    }
+    recorded?;
+    polled.map_err(|e| GpuError::Gpu(format!("waiting for the GPU: {e}")))?;
+    let readback = readback.ok_or_else(|| GpuError::Gpu("no result buffer".into()))?;
+    match receiver.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(GpuError::Gpu(format!("reading the result back: {e}"))),
+        Err(_) => {
+            return Err(GpuError::Gpu(
+                "reading the result back: the mapping never completed".into(),
+            ))
+        }
+    }
+    let view = readback
+        .get_mapped_range(..)
+        .map_err(|e| GpuError::Gpu(format!("reading the result back: {e}")))?;
+    let result = from_bytes(&view);
+    drop(view);
+    readback.unmap();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use ff::Field;
+
+    use super::*;
+
+    #[test]
+    fn grid_covers_every_element_within_the_limits() {
+        assert_eq!(grid(1, 65_535), (1, 1));
+        assert_eq!(grid(64, 65_535), (1, 1));
+        assert_eq!(grid(65, 65_535), (2, 1));
+        assert_eq!(grid(70_001, 7), (7, 157)); // 1094 groups
+        let n = 65_535 * 64 + 1;
+        assert_eq!(grid(n, 65_535), (65_535, 2));
+    }
+
+    #[test]
+    fn bytes_round_trip_and_reject_non_reduced_limbs() {
+        let values = [Fr::ZERO, Fr::ONE, -Fr::ONE, Fr::from(12345)];
+        assert_eq!(from_bytes(&to_bytes(&values).unwrap()).unwrap(), values);
+        // p itself, little-endian: not a reduced element.
+        let p: Vec<u8> = [
+            0x43e1f593f0000001u64,
+            0x2833e84879b97091,
+            0xb85045b68181585d,
+            0x30644e72e131a029,
+        ]
+        .iter()
+        .flat_map(|l| l.to_le_bytes())
+        .collect();
+        assert!(matches!(from_bytes(&p), Err(GpuError::Gpu(_))));
+    }
+}
