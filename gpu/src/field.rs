@@ -9,7 +9,9 @@ use bytemuck::{Pod, Zeroable};
 use halo2curves::bn256::Fr;
 use wgpu::util::DeviceExt;
 
-use crate::transfer::{grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES, WORKGROUP};
+use crate::transfer::{
+    build_pipelines, grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES, WORKGROUP,
+};
 use crate::{GpuContext, GpuError};
 
 /// The uniform block of `elementwise.wgsl` (padded to 16 bytes).
@@ -62,40 +64,20 @@ impl FieldKernels {
         let device_cap = (binding / ELEMENT_BYTES).min(grid).min(u64::from(u32::MAX));
         let max_elements_per_pass = max_elements_per_pass.min(device_cap as usize).max(1);
 
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let source = format!("{}\n{}", crate::FR_WGSL, include_str!("shaders/elementwise.wgsl"));
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("zkinfer-gpu elementwise F_r"),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("zkinfer-gpu elementwise layout"),
-            entries: &[
-                storage_entry(0, true),
-                storage_entry(1, true),
-                storage_entry(2, false),
-                uniform_entry(3),
-            ],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("zkinfer-gpu elementwise pipeline layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry_point: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry_point),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let (add, sub, mul) = (pipeline("add_kernel"), pipeline("sub_kernel"), pipeline("mul_kernel"));
-        if let Some(error) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::Gpu(format!("building the field kernels: {error}")));
-        }
+        let entries = [
+            storage_entry(0, true),
+            storage_entry(1, true),
+            storage_entry(2, false),
+            uniform_entry(3),
+        ];
+        let source = include_str!("shaders/elementwise.wgsl");
+        let (layout, [add, sub, mul]) = build_pipelines(
+            device,
+            "elementwise F_r",
+            source,
+            &entries,
+            ["add_kernel", "sub_kernel", "mul_kernel"],
+        )?;
         Ok(FieldKernels {
             device: device.clone(),
             queue: ctx.queue.clone(),

@@ -9,7 +9,7 @@ use ff::Field;
 use halo2curves::bn256::Fr;
 use wgpu::util::DeviceExt;
 
-use crate::transfer::{grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES};
+use crate::transfer::{build_pipelines, grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES};
 use crate::{GpuContext, GpuError};
 
 /// The uniform block of `ntt.wgsl`.
@@ -39,35 +39,15 @@ impl NttKernels {
     pub fn new(ctx: &GpuContext) -> Result<NttKernels, GpuError> {
         let device = &ctx.device;
         let limits = device.limits();
-        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let source = format!("{}\n{}", crate::FR_WGSL, include_str!("shaders/ntt.wgsl"));
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("zkinfer-gpu NTT"),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("zkinfer-gpu NTT layout"),
-            entries: &[storage_entry(0, false), storage_entry(1, true), uniform_entry(2)],
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("zkinfer-gpu NTT pipeline layout"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry_point: &str| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry_point),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry_point),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let (bit_reverse, butterfly) = (pipeline("bit_reverse_kernel"), pipeline("butterfly_kernel"));
-        if let Some(error) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::Gpu(format!("building the NTT kernels: {error}")));
-        }
+        let entries = [storage_entry(0, false), storage_entry(1, true), uniform_entry(2)];
+        let source = include_str!("shaders/ntt.wgsl");
+        let (layout, [bit_reverse, butterfly]) = build_pipelines(
+            device,
+            "NTT",
+            source,
+            &entries,
+            ["bit_reverse_kernel", "butterfly_kernel"],
+        )?;
         let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         Ok(NttKernels {
             device: device.clone(),

@@ -72,6 +72,45 @@ pub(crate) fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
+/// Compiles `kernel_source` (appended to the F_r arithmetic of `fr.wgsl`) and one compute pipeline per entry point,
+/// all sharing one bind-group layout of `entries`. Shader and pipeline errors become `GpuError::Gpu` naming `what`.
+pub(crate) fn build_pipelines<const N: usize>(
+    device: &wgpu::Device,
+    what: &str,
+    kernel_source: &str,
+    entries: &[wgpu::BindGroupLayoutEntry],
+    entry_points: [&str; N],
+) -> Result<(wgpu::BindGroupLayout, [wgpu::ComputePipeline; N]), GpuError> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(what),
+        source: wgpu::ShaderSource::Wgsl(format!("{}\n{kernel_source}", crate::FR_WGSL).into()),
+    });
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(what),
+        entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(what),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipelines = entry_points.map(|entry_point| {
+        device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry_point),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(entry_point),
+            compilation_options: Default::default(),
+            cache: None,
+        })
+    });
+    if let Some(error) = pollster::block_on(scope.pop()) {
+        return Err(GpuError::Gpu(format!("building the {what} kernels: {error}")));
+    }
+    Ok((layout, pipelines))
+}
+
 /// Runs `record` (which creates buffers and records passes into the encoder it is given, and returns the buffer
 /// holding the result and its size in bytes), submits the work, waits for it and reads the result back as field
 /// elements. Validation and out-of-memory errors anywhere inside become `GpuError::Gpu` instead of panics.
