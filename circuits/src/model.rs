@@ -251,8 +251,8 @@ impl QuantizedModel {
 
     /// Bits of the values of tensor `t`: 8, except the output of a linear layer with wider outputs.
     pub fn tensor_bits(&self, t: TensorId) -> u32 {
-        match self.layers.get(t.wrapping_sub(1)).map(|l| &l.op) {
-            Some(Op::Linear(lin)) if t > 0 => lin.output_bits,
+        match t.checked_sub(1).and_then(|i| self.layers.get(i)).map(|l| &l.op) {
+            Some(Op::Linear(lin)) => lin.output_bits,
             _ => ACT_BITS,
         }
     }

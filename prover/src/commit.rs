@@ -111,7 +111,13 @@ pub fn commit_by_size(scalars: &[Fr], bases: &[G1Affine]) -> G1 {
         .zip(bases)
         .filter(|(v, _)| !bool::from(v.is_zero()))
         .map(|(v, base)| {
-            let (bytes, negated) = (significant_bytes(v), significant_bytes(&-*v));
+            // The negation is only worth its representation when `v` itself is not already in the smallest class.
+            let bytes = significant_bytes(v);
+            let negated = if bytes <= CLASS_BYTES[0] {
+                bytes
+            } else {
+                significant_bytes(&-*v)
+            };
             let (len, value, base) = if negated < bytes {
                 (negated, -*v, -*base)
             } else {
