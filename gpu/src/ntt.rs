@@ -3,6 +3,8 @@
 //!
 //! One bit-reversal dispatch and `k` butterfly dispatches (`shaders/ntt.wgsl`) in one command buffer; the twiddles
 //! `ω^0 … ω^(n/2 − 1)` are computed on the CPU (`n/2` multiplications) and uploaded with the values.
+//! The coset transforms ([`NttKernels::coset_ntt`], [`NttKernels::coset_intt`]: halo2's move into and out of the
+//! extended domain's coset) add one scaling dispatch by `shift^i` before, or `n⁻¹ · shift^(−i)` after, the transform.
 
 use bytemuck::{Pod, Zeroable};
 use ff::Field;
@@ -30,6 +32,7 @@ pub struct NttKernels {
     layout: wgpu::BindGroupLayout,
     bit_reverse: wgpu::ComputePipeline,
     butterfly: wgpu::ComputePipeline,
+    scale: wgpu::ComputePipeline,
     max_workgroups_x: u32,
     max_elements: u64,
 }
@@ -39,14 +42,19 @@ impl NttKernels {
     pub fn new(ctx: &GpuContext) -> Result<NttKernels, GpuError> {
         let device = &ctx.device;
         let limits = device.limits();
-        let entries = [storage_entry(0, false), storage_entry(1, true), uniform_entry(2)];
+        let entries = [
+            storage_entry(0, false),
+            storage_entry(1, true),
+            uniform_entry(2),
+            storage_entry(3, true),
+        ];
         let source = include_str!("shaders/ntt.wgsl");
-        let (layout, [bit_reverse, butterfly]) = build_pipelines(
+        let (layout, [bit_reverse, butterfly, scale]) = build_pipelines(
             device,
             "NTT",
             source,
             &entries,
-            ["bit_reverse_kernel", "butterfly_kernel"],
+            ["bit_reverse_kernel", "butterfly_kernel", "scale_kernel"],
         )?;
         let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         Ok(NttKernels {
@@ -55,6 +63,7 @@ impl NttKernels {
             layout,
             bit_reverse,
             butterfly,
+            scale,
             max_workgroups_x: limits.max_compute_workgroups_per_dimension.max(1),
             max_elements: binding / ELEMENT_BYTES,
         })
@@ -64,6 +73,33 @@ impl NttKernels {
     /// `EvaluationDomain` gives them). The length must be a power of two that fits one storage binding of the
     /// device; an empty input gives an empty output.
     pub fn ntt(&self, values: &[Fr], omega: Fr) -> Result<Vec<Fr>, GpuError> {
+        self.transform(values, omega, Scaling::None)
+    }
+
+    /// The coset transform: the NTT at `omega` of `values[i] · shift^i`, i.e. the evaluations of the polynomial
+    /// with coefficients `values` at `shift · ω^j` (halo2's `coeff_to_extended` with `shift` = its coset generator).
+    pub fn coset_ntt(&self, values: &[Fr], omega: Fr, shift: Fr) -> Result<Vec<Fr>, GpuError> {
+        let factors = powers(shift, Fr::ONE, values.len());
+        self.transform(values, omega, Scaling::Before(factors))
+    }
+
+    /// The inverse of [`NttKernels::coset_ntt`]: coefficients from evaluations at `shift · ω^j`, i.e. the NTT at
+    /// `ω⁻¹`, then `n⁻¹ · shift^(−i)` on element `i` (halo2's `extended_to_coeff`). `omega` and `shift` must be
+    /// invertible (they are, for a root of unity and a coset generator); zero is refused with an error.
+    pub fn coset_intt(&self, values: &[Fr], omega: Fr, shift: Fr) -> Result<Vec<Fr>, GpuError> {
+        let invert = |x: Fr, what: &str| {
+            Option::<Fr>::from(x.invert()).ok_or_else(|| GpuError::Gpu(format!("the {what} must not be zero")))
+        };
+        let n = values.len();
+        let omega_inv = invert(omega, "root of unity")?;
+        let shift_inv = invert(shift, "coset shift")?;
+        let n_inv = invert(Fr::from(n.max(1) as u64), "length")?;
+        let factors = powers(shift_inv, n_inv, n);
+        self.transform(values, omega_inv, Scaling::After(factors))
+    }
+
+    /// The NTT at `omega` with an optional scaling pass before or after it (one command buffer).
+    fn transform(&self, values: &[Fr], omega: Fr, scaling: Scaling) -> Result<Vec<Fr>, GpuError> {
         let n = values.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -75,70 +111,72 @@ impl NttKernels {
             });
         }
         let log_n = n.trailing_zeros();
-        let mut twiddles = Vec::with_capacity((n / 2).max(1));
-        let mut w = Fr::ONE;
-        for _ in 0..(n / 2).max(1) {
-            twiddles.push(w);
-            w *= omega;
-        }
+        let twiddles = powers(omega, Fr::ONE, (n / 2).max(1));
+        let factors = match &scaling {
+            Scaling::None => vec![Fr::ZERO],
+            Scaling::Before(f) | Scaling::After(f) => f.clone(),
+        };
         let bytes = n as u64 * ELEMENT_BYTES;
         let device = &self.device;
         run_and_read(device, &self.queue, |encoder| {
-            let values = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("ntt values"),
-                contents: &to_bytes(values)?,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            });
-            let twiddles = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("ntt twiddles"),
-                contents: &to_bytes(&twiddles)?,
-                usage: wgpu::BufferUsages::STORAGE,
-            });
-            // One uniform block per dispatch: the bit reversal, then half = 1, 2, …, n/2.
-            let passes: Vec<NttParams> = std::iter::once(0)
-                .chain((0..log_n).map(|s| 1u32 << s))
-                .map(|half| NttParams {
-                    n: n as u32,
-                    log_n,
-                    half: half.max(1),
-                    stride: (n as u32 / 2) / half.max(1),
-                })
-                .collect();
+            let buffer = |label: &str, elements: &[Fr], usage: wgpu::BufferUsages| -> Result<wgpu::Buffer, GpuError> {
+                Ok(device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: &to_bytes(elements)?,
+                    usage,
+                }))
+            };
+            let values = buffer(
+                "ntt values",
+                values,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            )?;
+            let twiddles = buffer("ntt twiddles", &twiddles, wgpu::BufferUsages::STORAGE)?;
+            let factors = buffer("ntt factors", &factors, wgpu::BufferUsages::STORAGE)?;
+            // The passes in order: (pipeline, invocations, half) for the scaling, the bit reversal, and the
+            // butterflies with half = 1, 2, …, n/2.
+            let scale = (&self.scale, n as u64, 1u32);
+            let mut passes = Vec::with_capacity(log_n as usize + 3);
+            if matches!(scaling, Scaling::Before(_)) {
+                passes.push(scale);
+            }
+            passes.push((&self.bit_reverse, n as u64, 1));
+            passes.extend((0..log_n).map(|s| (&self.butterfly, n as u64 / 2, 1u32 << s)));
+            if matches!(scaling, Scaling::After(_)) {
+                passes.push(scale);
+            }
             let bind_groups: Vec<wgpu::BindGroup> = passes
                 .iter()
-                .map(|params| {
+                .map(|&(_, _, half)| {
+                    let params = NttParams {
+                        n: n as u32,
+                        log_n,
+                        half,
+                        stride: (n as u32 / 2) / half,
+                    };
                     let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                         label: Some("ntt params"),
-                        contents: bytemuck::bytes_of(params),
+                        contents: bytemuck::bytes_of(&params),
                         usage: wgpu::BufferUsages::UNIFORM,
                     });
+                    let resources = [&values, &twiddles, &uniform, &factors];
+                    let entries: Vec<wgpu::BindGroupEntry> = resources
+                        .iter()
+                        .enumerate()
+                        .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                            binding: binding as u32,
+                            resource: buffer.as_entire_binding(),
+                        })
+                        .collect();
                     device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: Some("zkinfer-gpu NTT bindings"),
                         layout: &self.layout,
-                        entries: &[
-                            wgpu::BindGroupEntry {
-                                binding: 0,
-                                resource: values.as_entire_binding(),
-                            },
-                            wgpu::BindGroupEntry {
-                                binding: 1,
-                                resource: twiddles.as_entire_binding(),
-                            },
-                            wgpu::BindGroupEntry {
-                                binding: 2,
-                                resource: uniform.as_entire_binding(),
-                            },
-                        ],
+                        entries: &entries,
                     })
                 })
                 .collect();
             let mut compute = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-            for (i, bind_group) in bind_groups.iter().enumerate() {
-                let (pipeline, invocations) = if i == 0 {
-                    (&self.bit_reverse, n as u64)
-                } else {
-                    (&self.butterfly, n as u64 / 2)
-                };
+            for (&(pipeline, invocations, _), bind_group) in passes.iter().zip(&bind_groups) {
                 let (x, y) = grid(invocations, self.max_workgroups_x);
                 compute.set_pipeline(pipeline);
                 compute.set_bind_group(0, bind_group, &[]);
@@ -148,4 +186,18 @@ impl NttKernels {
             Ok((values, bytes))
         })
     }
+}
+
+/// Where a coset transform multiplies element `i` by its factor.
+enum Scaling {
+    None,
+    Before(Vec<Fr>),
+    After(Vec<Fr>),
+}
+
+/// `first · base^i` for `i < len`.
+fn powers(base: Fr, first: Fr, len: usize) -> Vec<Fr> {
+    std::iter::successors(Some(first), |x| Some(*x * base))
+        .take(len)
+        .collect()
 }

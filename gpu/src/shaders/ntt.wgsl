@@ -5,6 +5,8 @@
 //   (a_i, a_j) ← (a_i + w·a_j, a_i − w·a_j).
 // One invocation per butterfly (n/2 per pass) or per element (bit reversal); the grid is two-dimensional, as in
 // elementwise.wgsl. Consecutive dispatches see each other's writes (WebGPU orders dispatches in a pass).
+// Coset transforms add a scaling pass, values[i] ← values[i] · factors[i], before the bit reversal (forward:
+// factors = shift^i) or after the last butterfly (inverse: factors = n⁻¹ · shift^(−i)).
 
 struct NttParams {
     // Number of elements (a power of two).
@@ -20,6 +22,7 @@ struct NttParams {
 @group(0) @binding(0) var<storage, read_write> values: array<u32>;
 @group(0) @binding(1) var<storage, read> twiddles: array<u32>;
 @group(0) @binding(2) var<uniform> params: NttParams;
+@group(0) @binding(3) var<storage, read> factors: array<u32>;
 
 const WORKGROUP: u32 = 64u;
 
@@ -42,6 +45,14 @@ fn load_twiddle(i: u32) -> array<u32, 8> {
     var v: array<u32, 8>;
     for (var k = 0u; k < 8u; k++) {
         v[k] = twiddles[8u * i + k];
+    }
+    return v;
+}
+
+fn load_factor(i: u32) -> array<u32, 8> {
+    var v: array<u32, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        v[k] = factors[8u * i + k];
     }
     return v;
 }
@@ -78,4 +89,12 @@ fn butterfly_kernel(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let u = load_value(i);
     store_value(i, fr_add(u, t));
     store_value(j, fr_sub(u, t));
+}
+
+@compute @workgroup_size(64)
+fn scale_kernel(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = invocation(gid, groups);
+    if (i < params.n) {
+        store_value(i, fr_mul(load_value(i), load_factor(i)));
+    }
 }
