@@ -24,6 +24,7 @@
 //! few dispatches as the device's binding limits allow ([`IntLinearKernels::run_batch`]).
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
@@ -67,10 +68,12 @@ pub struct GatheredLinear {
     pub output_len: usize,
 }
 
-/// A validated layer whose taps, weights, outputs and biases live in GPU buffers, ready to run on many inputs.
+/// A validated layer whose taps, weights, outputs and biases live in GPU buffers, ready to run on many inputs by
+/// the [`IntLinearKernels`] that uploaded it.
 #[derive(Debug)]
 pub struct ResidentLinear {
-    device: wgpu::Device,
+    /// The `id` of the kernels that uploaded it (wgpu cannot tell devices of different instances apart).
+    owner: u64,
     taps: wgpu::Buffer,
     weights: wgpu::Buffer,
     entries: wgpu::Buffer,
@@ -111,6 +114,8 @@ struct Params {
 /// The compiled integer linear-layer pipeline, bound to one device.
 #[derive(Debug)]
 pub struct IntLinearKernels {
+    /// Unique in the process: which resident layers are this one's.
+    id: u64,
     device: wgpu::Device,
     queue: wgpu::Queue,
     layout: wgpu::BindGroupLayout,
@@ -290,7 +295,9 @@ impl IntLinearKernels {
             ["segment_kernel", "reduce_kernel"],
         )?;
         let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(IntLinearKernels {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             device: device.clone(),
             queue: ctx.queue.clone(),
             layout,
@@ -343,7 +350,7 @@ impl IntLinearKernels {
         };
         let scope = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let resident = ResidentLinear {
-            device: device.clone(),
+            owner: self.id,
             taps: buffer("int linear taps", &padded_bytes(&layer.taps, -1)),
             weights: buffer("int linear weights", &padded_bytes(&layer.weights, 0)),
             entries: buffer("int linear outputs", &padded_bytes(&entries, 0)),
@@ -367,7 +374,7 @@ impl IntLinearKernels {
         self.run_resident(&resident, input)
     }
 
-    /// [`IntLinearKernels::run`] on a layer uploaded before.
+    /// [`IntLinearKernels::run`] on a layer uploaded before by these kernels.
     pub fn run_resident(&self, layer: &ResidentLinear, input: &[i32]) -> Result<Vec<i64>, GpuError> {
         let mut results = self.run_batch(layer, &[input])?;
         results
@@ -379,9 +386,11 @@ impl IntLinearKernels {
     /// order: all samples in one dispatch, or as few as the device's binding limits allow. Every input is checked
     /// before any GPU work.
     pub fn run_batch<I: AsRef<[i32]>>(&self, layer: &ResidentLinear, inputs: &[I]) -> Result<Vec<Vec<i64>>, GpuError> {
-        if layer.device != self.device {
+        if layer.owner != self.id {
             return Err(GpuError::InvalidLayer(
-                "the layer was uploaded to another device: upload it with these kernels".into(),
+                "the layer was uploaded by other kernels (maybe on another device): upload it with the kernels that \
+                 run it"
+                    .into(),
             ));
         }
         let mut max_abs_input = 0u64;
