@@ -36,4 +36,44 @@ pub enum GpuError {
         /// Length of the second operand.
         right: usize,
     },
+    /// A gathered integer layer whose shape is inconsistent (lengths, group/kernel/output indices, duplicates).
+    #[error("invalid integer layer: {0}")]
+    InvalidLayer(String),
+    /// An integer value outside the range the exact GPU arithmetic is proven for (a tap index, a weight, an
+    /// activation or a bias).
+    #[error("{what}[{index}] = {value} is outside {min}..={max}: {hint}")]
+    OutOfRange {
+        /// Which array holds the value (`"taps"`, `"weights"`, `"input"`, `"bias"`).
+        what: &'static str,
+        /// Its index in that array (for an input of a batch, the index in the concatenated inputs).
+        index: usize,
+        /// The value.
+        value: i64,
+        /// The smallest value allowed.
+        min: i64,
+        /// The largest value allowed.
+        max: i64,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// An input vector whose length is not the layer's `input_len`.
+    #[error("input {sample} has {found} values, the layer reads {expected}: flatten the layer's inputs the same way")]
+    InputLength {
+        /// Which input of the batch (0 for a single run).
+        sample: usize,
+        /// The layer's input length.
+        expected: usize,
+        /// The length given.
+        found: usize,
+    },
+    /// A buffer larger than one storage binding of this device (or than 32-bit indices reach).
+    #[error("{what} needs {bytes} bytes, more than the {max} one binding of this device takes: split the layer")]
+    TooLarge {
+        /// Which buffer.
+        what: &'static str,
+        /// Its size in bytes.
+        bytes: u64,
+        /// The most this device (and 32-bit indexing) takes.
+        max: u64,
+    },
 }

@@ -7,6 +7,7 @@
 //!   Montgomery representation, so field elements cross the bus without conversion.
 //! - [`FieldKernels`]: elementwise add/sub/mul over slices of `Fr`, checked against halo2curves bit for bit.
 //! - [`NttKernels`]: the radix-2 NTT (halo2's `best_fft`) for `2^k` elements, checked against halo2curves' FFT.
+//! - [`IntLinearKernels`]: exact integer dense/convolution layers (16-bit operands, 64-bit sums), equal to i64.
 //!
 //! Not yet: the multi-scalar multiplication (Pippenger) kernel, coset FFTs, and wiring them into proving; today
 //! every proof is made on the CPU. Errors are values ([`GpuError`]), never panics.
@@ -14,12 +15,17 @@
 mod adapter;
 mod error;
 mod field;
+mod int_linear;
 mod ntt;
 mod transfer;
 
 pub use adapter::{list_adapters, preference_order, AdapterSummary, GpuContext};
 pub use error::GpuError;
 pub use field::FieldKernels;
+pub use int_linear::{
+    GatheredLinear, IntLinearKernels, ResidentLinear, INT_LINEAR_MAX_ABS_BIAS, INT_LINEAR_MAX_TAPS,
+    INT_LINEAR_MAX_VALUE_BITS, INT_LINEAR_SEGMENT_TAPS,
+};
 pub use ntt::NttKernels;
 /// The wgpu this crate is built on, for callers that build their own pipelines on a [`GpuContext`].
 pub use wgpu;

@@ -81,10 +81,22 @@ pub(crate) fn build_pipelines<const N: usize>(
     entries: &[wgpu::BindGroupLayoutEntry],
     entry_points: [&str; N],
 ) -> Result<(wgpu::BindGroupLayout, [wgpu::ComputePipeline; N]), GpuError> {
+    let source = format!("{}\n{kernel_source}", crate::FR_WGSL);
+    build_pipelines_from(device, what, &source, entries, entry_points)
+}
+
+/// [`build_pipelines`] for a kernel that needs no field arithmetic: `source` is compiled as it is.
+pub(crate) fn build_pipelines_from<const N: usize>(
+    device: &wgpu::Device,
+    what: &str,
+    source: &str,
+    entries: &[wgpu::BindGroupLayoutEntry],
+    entry_points: [&str; N],
+) -> Result<(wgpu::BindGroupLayout, [wgpu::ComputePipeline; N]), GpuError> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(what),
-        source: wgpu::ShaderSource::Wgsl(format!("{}\n{kernel_source}", crate::FR_WGSL).into()),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
     });
     let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(what),
@@ -111,14 +123,23 @@ pub(crate) fn build_pipelines<const N: usize>(
     Ok((layout, pipelines))
 }
 
-/// Runs `record` (which creates buffers and records passes into the encoder it is given, and returns the buffer
-/// holding the result and its size in bytes), submits the work, waits for it and reads the result back as field
-/// elements. Validation and out-of-memory errors anywhere inside become `GpuError::Gpu` instead of panics.
+/// [`run_and_read_bytes`], with the result read back as field elements.
 pub(crate) fn run_and_read(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
     record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<(wgpu::Buffer, u64), GpuError>,
 ) -> Result<Vec<Fr>, GpuError> {
+    from_bytes(&run_and_read_bytes(device, queue, record)?)
+}
+
+/// Runs `record` (which creates buffers and records passes into the encoder it is given, and returns the buffer
+/// holding the result and its size in bytes, a multiple of 4), submits the work, waits for it and reads the result
+/// back as raw bytes. Validation and out-of-memory errors anywhere inside become `GpuError::Gpu` instead of panics.
+pub(crate) fn run_and_read_bytes(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<(wgpu::Buffer, u64), GpuError>,
+) -> Result<Vec<u8>, GpuError> {
     let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -161,10 +182,10 @@ pub(crate) fn run_and_read(
     let view = readback
         .get_mapped_range(..)
         .map_err(|e| GpuError::Gpu(format!("reading the result back: {e}")))?;
-    let result = from_bytes(&view);
+    let result = view.to_vec();
     drop(view);
     readback.unmap();
-    result
+    Ok(result)
 }
 
 #[cfg(test)]
