@@ -3,13 +3,15 @@
 //! What exists:
 //! - [`list_adapters`] and [`GpuContext`]: find the adapters on every backend and open a device on the best one
 //!   (hardware first; Mesa's software Vulkan driver, lavapipe, as the last resort, so the tests run anywhere).
-//! - [`FR_WGSL`]: BN254 scalar-field arithmetic in WGSL (`fr_add`, `fr_sub`, `fr_mul`), in halo2curves' own
-//!   Montgomery representation, so field elements cross the bus without conversion.
+//! - [`FR_WGSL`] and [`FQ_WGSL`]: BN254 scalar-field and base-field arithmetic in WGSL (`fr_add`, `fr_sub`,
+//!   `fr_mul`, `fq_add`, ...), two instances of one Montgomery template (`shaders/montgomery.wgsl`, instantiated by
+//!   `build.rs`), in halo2curves' own Montgomery representation, so field elements cross the bus without
+//!   conversion.
 //! - [`FieldKernels`]: elementwise add/sub/mul over slices of `Fr`, checked against halo2curves bit for bit.
 //! - [`NttKernels`]: the radix-2 NTT (halo2's `best_fft`) for `2^k` elements, checked against halo2curves' FFT.
 //!
-//! Not yet: the multi-scalar multiplication (Pippenger) kernel, coset FFTs, and wiring them into proving; today
-//! every proof is made on the CPU. Errors are values ([`GpuError`]), never panics.
+//! Not yet: the G1 point arithmetic and the multi-scalar multiplication (Pippenger) kernel, coset FFTs, and wiring
+//! them into proving; today every proof is made on the CPU. Errors are values ([`GpuError`]), never panics.
 
 mod adapter;
 mod error;
@@ -25,5 +27,10 @@ pub use ntt::NttKernels;
 pub use wgpu;
 
 /// WGSL source of the BN254 scalar field F_r: constants `FR_P`, `FR_INV`, `FR_ONE` and `fr_add`, `fr_sub`,
-/// `fr_mul` on `array<u32, 8>` (Montgomery form, R = 2^256, little-endian 32-bit limbs). Kernels prepend it.
-pub const FR_WGSL: &str = include_str!("shaders/fr.wgsl");
+/// `fr_mul`, `fr_is_zero` on `array<u32, 8>` (Montgomery form, R = 2^256, little-endian 32-bit limbs). Kernels
+/// prepend it; it can be concatenated with [`FQ_WGSL`].
+pub const FR_WGSL: &str = include_str!(concat!(env!("OUT_DIR"), "/fr.wgsl"));
+
+/// WGSL source of the BN254 base field F_q (the G1 coordinates): constants `FQ_P`, `FQ_INV`, `FQ_ONE` and `fq_add`,
+/// `fq_sub`, `fq_mul`, `fq_is_zero`, the same template as [`FR_WGSL`] with F_q's constants.
+pub const FQ_WGSL: &str = include_str!(concat!(env!("OUT_DIR"), "/fq.wgsl"));

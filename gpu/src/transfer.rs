@@ -72,19 +72,20 @@ pub(crate) fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-/// Compiles `kernel_source` (appended to the F_r arithmetic of `fr.wgsl`) and one compute pipeline per entry point,
-/// all sharing one bind-group layout of `entries`. Shader and pipeline errors become `GpuError::Gpu` naming `what`.
+/// Compiles the concatenation of `sources` (the arithmetic it needs, e.g. [`crate::FR_WGSL`], then the kernels) and
+/// one compute pipeline per entry point, all sharing one bind-group layout of `entries`. Shader and pipeline errors
+/// become `GpuError::Gpu` naming `what`.
 pub(crate) fn build_pipelines<const N: usize>(
     device: &wgpu::Device,
     what: &str,
-    kernel_source: &str,
+    sources: &[&str],
     entries: &[wgpu::BindGroupLayoutEntry],
     entry_points: [&str; N],
 ) -> Result<(wgpu::BindGroupLayout, [wgpu::ComputePipeline; N]), GpuError> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(what),
-        source: wgpu::ShaderSource::Wgsl(format!("{}\n{kernel_source}", crate::FR_WGSL).into()),
+        source: wgpu::ShaderSource::Wgsl(sources.join("\n").into()),
     });
     let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(what),
