@@ -5,21 +5,25 @@
 //!   (hardware first; Mesa's software Vulkan driver, lavapipe, as the last resort, so the tests run anywhere).
 //! - [`FR_WGSL`] and [`FQ_WGSL`]: BN254 scalar-field and base-field arithmetic in WGSL (`fr_add`, `fr_sub`,
 //!   `fr_mul`, `fq_add`, ...), two instances of one Montgomery template (`shaders/montgomery.wgsl`, instantiated by
-//!   `build.rs`), in halo2curves' own Montgomery representation, so field elements cross the bus without
+//!   `build.rs`), in halo2curves' own Montgomery representation, so field elements and points cross the bus without
 //!   conversion.
 //! - [`FieldKernels`]: elementwise add/sub/mul over slices of `Fr`, checked against halo2curves bit for bit.
 //! - [`NttKernels`]: the radix-2 NTT (halo2's `best_fft`) for `2^k` elements, checked against halo2curves' FFT.
+//! - [`G1Kernels`]: elementwise G1 additions (projective and mixed) and doublings with the complete formulas of
+//!   Renes–Costello–Batina, checked against halo2curves bit for bit.
 //!
-//! Not yet: the G1 point arithmetic and the multi-scalar multiplication (Pippenger) kernel, coset FFTs, and wiring
-//! them into proving; today every proof is made on the CPU. Errors are values ([`GpuError`]), never panics.
+//! Not yet: the multi-scalar multiplication (Pippenger) kernel, coset FFTs, and wiring them into proving; today
+//! every proof is made on the CPU. Errors are values ([`GpuError`]), never panics.
 
 mod adapter;
+mod curve;
 mod error;
 mod field;
 mod ntt;
 mod transfer;
 
 pub use adapter::{list_adapters, preference_order, AdapterSummary, GpuContext};
+pub use curve::G1Kernels;
 pub use error::GpuError;
 pub use field::FieldKernels;
 pub use ntt::NttKernels;

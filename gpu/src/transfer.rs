@@ -5,6 +5,7 @@ use std::sync::mpsc;
 
 use halo2curves::bn256::Fr;
 use halo2curves::serde::SerdeObject;
+use wgpu::util::DeviceExt;
 
 use crate::GpuError;
 
@@ -112,14 +113,23 @@ pub(crate) fn build_pipelines<const N: usize>(
     Ok((layout, pipelines))
 }
 
-/// Runs `record` (which creates buffers and records passes into the encoder it is given, and returns the buffer
-/// holding the result and its size in bytes), submits the work, waits for it and reads the result back as field
-/// elements. Validation and out-of-memory errors anywhere inside become `GpuError::Gpu` instead of panics.
+/// [`run_and_read_bytes`], with the result read as field elements.
 pub(crate) fn run_and_read(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
     record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<(wgpu::Buffer, u64), GpuError>,
 ) -> Result<Vec<Fr>, GpuError> {
+    from_bytes(&run_and_read_bytes(device, queue, record)?)
+}
+
+/// Runs `record` (which creates buffers and records passes into the encoder it is given, and returns the buffer
+/// holding the result and its size in bytes), submits the work, waits for it and reads the result's bytes back.
+/// Validation and out-of-memory errors anywhere inside become `GpuError::Gpu` instead of panics.
+pub(crate) fn run_and_read_bytes(
+    device: &wgpu::Device,
+    queue: &wgpu::Queue,
+    record: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<(wgpu::Buffer, u64), GpuError>,
+) -> Result<Vec<u8>, GpuError> {
     let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
@@ -162,10 +172,33 @@ pub(crate) fn run_and_read(
     let view = readback
         .get_mapped_range(..)
         .map_err(|e| GpuError::Gpu(format!("reading the result back: {e}")))?;
-    let result = from_bytes(&view);
+    let result = view.to_vec();
     drop(view);
     readback.unmap();
-    result
+    Ok(result)
+}
+
+/// A buffer holding `contents` (created with error scopes: an allocation the device refuses is an error, not a
+/// panic). `contents` must not be empty.
+pub(crate) fn upload(
+    device: &wgpu::Device,
+    label: &str,
+    contents: &[u8],
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer, GpuError> {
+    let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage,
+    });
+    let validation = pollster::block_on(validation.pop());
+    let out_of_memory = pollster::block_on(out_of_memory.pop());
+    match validation.or(out_of_memory) {
+        Some(error) => Err(GpuError::Gpu(format!("uploading {label}: {error}"))),
+        None => Ok(buffer),
+    }
 }
 
 #[cfg(test)]
