@@ -11,14 +11,17 @@
 //! - [`NttKernels`]: the radix-2 NTT (halo2's `best_fft`) for `2^k` elements, checked against halo2curves' FFT.
 //! - [`G1Kernels`]: elementwise G1 additions (projective and mixed) and doublings with the complete formulas of
 //!   Renes–Costello–Batina, checked against halo2curves bit for bit.
+//! - [`MsmKernels`]: multi-scalar multiplication over bases kept resident on the GPU ([`ResidentBases`]), by
+//!   Pippenger's bucket method with signed digits; equal to halo2's `best_multiexp`.
 //!
-//! Not yet: the multi-scalar multiplication (Pippenger) kernel, coset FFTs, and wiring them into proving; today
-//! every proof is made on the CPU. Errors are values ([`GpuError`]), never panics.
+//! Not yet: coset FFTs, and wiring the kernels into proving; today every proof is made on the CPU. Errors are values
+//! ([`GpuError`]), never panics.
 
 mod adapter;
 mod curve;
 mod error;
 mod field;
+mod msm;
 mod ntt;
 mod transfer;
 
@@ -26,6 +29,7 @@ pub use adapter::{list_adapters, preference_order, AdapterSummary, GpuContext};
 pub use curve::G1Kernels;
 pub use error::GpuError;
 pub use field::FieldKernels;
+pub use msm::{MsmKernels, ResidentBases};
 pub use ntt::NttKernels;
 /// The wgpu this crate is built on, for callers that build their own pipelines on a [`GpuContext`].
 pub use wgpu;
