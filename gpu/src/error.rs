@@ -20,8 +20,9 @@ pub enum GpuError {
     /// wgpu reported an error (validation, out of memory, device lost) while running a kernel.
     #[error("GPU error: {0}")]
     Gpu(String),
-    /// An input length the kernel cannot take (an NTT needs a power of two that fits one storage binding).
-    #[error("cannot transform {len} elements: the length must be a power of two, at most {max} on this device")]
+    /// An input length the kernel cannot take (an NTT needs a power of two that fits one storage binding; the
+    /// elementwise point kernels take what fits one binding).
+    #[error("cannot take {len} elements: at most {max} on this device (and a power of two for an NTT)")]
     Size {
         /// The length given.
         len: usize,

@@ -74,7 +74,7 @@ impl FieldKernels {
         let (layout, [add, sub, mul]) = build_pipelines(
             device,
             "elementwise F_r",
-            source,
+            &[crate::FR_WGSL, source],
             &entries,
             ["add_kernel", "sub_kernel", "mul_kernel"],
         )?;
@@ -189,16 +189,22 @@ impl FieldKernels {
 #[cfg(test)]
 mod tests {
     use ff::{Field, PrimeField};
+    use halo2curves::bn256::Fq;
     use halo2curves::serde::SerdeObject;
 
     use super::*;
 
-    /// The hex words of the `array<u32, 8>(...)` (or a single `u32`) constant `name` in fr.wgsl.
+    /// The hex words of the `array<u32, 8>(...)` (or a single `u32`) constant `name` in `FR_WGSL` or `FQ_WGSL`.
     fn wgsl_constant(name: &str) -> Vec<u32> {
-        let start = crate::FR_WGSL
+        let source = if name.starts_with("FQ_") {
+            crate::FQ_WGSL
+        } else {
+            crate::FR_WGSL
+        };
+        let start = source
             .find(&format!("const {name}"))
-            .expect("constant in fr.wgsl");
-        let text = &crate::FR_WGSL[start..];
+            .expect("constant in fr.wgsl or fq.wgsl");
+        let text = &source[start..];
         let text = &text[text.find('=').expect("=") + 1..text.find(';').expect(";")];
         let text = text.trim().trim_start_matches("array<u32, 8>(").trim_end_matches(')');
         text.split(',')
@@ -237,5 +243,39 @@ mod tests {
         // The raw bytes are the Montgomery form: Fr::from_raw_bytes of R mod p is 1.
         let one_bytes: Vec<u8> = one.iter().flat_map(|w| w.to_le_bytes()).collect();
         assert_eq!(Fr::from_raw_bytes(&one_bytes), Some(Fr::ONE));
+    }
+
+    #[test]
+    fn fq_constants_match_halo2curves() {
+        let q = wgsl_constant("FQ_P");
+        let hex: String = q.iter().rev().map(|w| format!("{w:08x}")).collect();
+        assert_eq!(format!("0x{hex}"), Fq::MODULUS);
+        // −q⁻¹ mod 2^32: q·inv ≡ −1.
+        let inv = wgsl_constant("FQ_INV");
+        assert_eq!(q[0].wrapping_mul(inv[0]), u32::MAX);
+        // The raw limbs of 1 are R mod q, and R mod q = 2^256 − 5q.
+        let one = wgsl_constant("FQ_ONE");
+        assert_eq!(words(&Fq::ONE.to_raw_bytes()), one);
+        let (mut carry, mut sum) = (0u64, Vec::new());
+        for (qw, ow) in q.iter().zip(&one) {
+            let s = 5 * u64::from(*qw) + u64::from(*ow) + carry;
+            sum.push(s as u32);
+            carry = s >> 32;
+        }
+        assert_eq!((sum, carry), (vec![0; 8], 1));
+        let one_bytes: Vec<u8> = one.iter().flat_map(|w| w.to_le_bytes()).collect();
+        assert_eq!(Fq::from_raw_bytes(&one_bytes), Some(Fq::ONE));
+    }
+
+    #[test]
+    fn both_fields_are_instances_of_one_template() {
+        let template = include_str!("shaders/montgomery.wgsl");
+        for (source, prefix) in [(crate::FR_WGSL, "fr"), (crate::FQ_WGSL, "fq")] {
+            let body = template
+                .replace("field_", &format!("{prefix}_"))
+                .replace("FIELD_", &format!("{}_", prefix.to_uppercase()));
+            assert!(source.ends_with(&body), "{prefix} is not the template's instance");
+            assert!(!source.contains("field_") && !source.contains("FIELD_"));
+        }
     }
 }

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
-use crate::transfer::{build_pipelines_from, grid, run_and_read_bytes, storage_entry, uniform_entry};
+use crate::transfer::{build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry};
 use crate::{GpuContext, GpuError};
 
 /// Largest |weight| and |activation| the exactness argument covers (16-bit signed values: −2^15 ..= 2^15 − 1).
@@ -287,10 +287,10 @@ impl IntLinearKernels {
             uniform_entry(7),
         ];
         let source = include_str!("shaders/int_linear.wgsl");
-        let (layout, [segment, reduce]) = build_pipelines_from(
+        let (layout, [segment, reduce]) = build_pipelines(
             device,
             "integer linear",
-            source,
+            &[source],
             &entries,
             ["segment_kernel", "reduce_kernel"],
         )?;

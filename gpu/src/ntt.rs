@@ -52,7 +52,7 @@ impl NttKernels {
         let (layout, [bit_reverse, butterfly, scale]) = build_pipelines(
             device,
             "NTT",
-            source,
+            &[crate::FR_WGSL, source],
             &entries,
             ["bit_reverse_kernel", "butterfly_kernel", "scale_kernel"],
         )?;

@@ -5,6 +5,7 @@ use std::sync::mpsc;
 
 use halo2curves::bn256::Fr;
 use halo2curves::serde::SerdeObject;
+use wgpu::util::DeviceExt;
 
 use crate::GpuError;
 
@@ -72,31 +73,20 @@ pub(crate) fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
-/// Compiles `kernel_source` (appended to the F_r arithmetic of `fr.wgsl`) and one compute pipeline per entry point,
-/// all sharing one bind-group layout of `entries`. Shader and pipeline errors become `GpuError::Gpu` naming `what`.
+/// Compiles the concatenation of `sources` (the arithmetic it needs, e.g. [`crate::FR_WGSL`], then the kernels) and
+/// one compute pipeline per entry point, all sharing one bind-group layout of `entries`. Shader and pipeline errors
+/// become `GpuError::Gpu` naming `what`.
 pub(crate) fn build_pipelines<const N: usize>(
     device: &wgpu::Device,
     what: &str,
-    kernel_source: &str,
-    entries: &[wgpu::BindGroupLayoutEntry],
-    entry_points: [&str; N],
-) -> Result<(wgpu::BindGroupLayout, [wgpu::ComputePipeline; N]), GpuError> {
-    let source = format!("{}\n{kernel_source}", crate::FR_WGSL);
-    build_pipelines_from(device, what, &source, entries, entry_points)
-}
-
-/// [`build_pipelines`] for a kernel that needs no field arithmetic: `source` is compiled as it is.
-pub(crate) fn build_pipelines_from<const N: usize>(
-    device: &wgpu::Device,
-    what: &str,
-    source: &str,
+    sources: &[&str],
     entries: &[wgpu::BindGroupLayoutEntry],
     entry_points: [&str; N],
 ) -> Result<(wgpu::BindGroupLayout, [wgpu::ComputePipeline; N]), GpuError> {
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(what),
-        source: wgpu::ShaderSource::Wgsl(source.into()),
+        source: wgpu::ShaderSource::Wgsl(sources.join("\n").into()),
     });
     let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(what),
@@ -123,7 +113,7 @@ pub(crate) fn build_pipelines_from<const N: usize>(
     Ok((layout, pipelines))
 }
 
-/// [`run_and_read_bytes`], with the result read back as field elements.
+/// [`run_and_read_bytes`], with the result read as field elements.
 pub(crate) fn run_and_read(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
@@ -133,8 +123,8 @@ pub(crate) fn run_and_read(
 }
 
 /// Runs `record` (which creates buffers and records passes into the encoder it is given, and returns the buffer
-/// holding the result and its size in bytes, a multiple of 4), submits the work, waits for it and reads the result
-/// back as raw bytes. Validation and out-of-memory errors anywhere inside become `GpuError::Gpu` instead of panics.
+/// holding the result and its size in bytes), submits the work, waits for it and reads the result's bytes back.
+/// Validation and out-of-memory errors anywhere inside become `GpuError::Gpu` instead of panics.
 pub(crate) fn run_and_read_bytes(
     device: &wgpu::Device,
     queue: &wgpu::Queue,
@@ -186,6 +176,29 @@ pub(crate) fn run_and_read_bytes(
     drop(view);
     readback.unmap();
     Ok(result)
+}
+
+/// A buffer holding `contents` (created with error scopes: an allocation the device refuses is an error, not a
+/// panic). `contents` must not be empty.
+pub(crate) fn upload(
+    device: &wgpu::Device,
+    label: &str,
+    contents: &[u8],
+    usage: wgpu::BufferUsages,
+) -> Result<wgpu::Buffer, GpuError> {
+    let out_of_memory = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let buffer = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some(label),
+        contents,
+        usage,
+    });
+    let validation = pollster::block_on(validation.pop());
+    let out_of_memory = pollster::block_on(out_of_memory.pop());
+    match validation.or(out_of_memory) {
+        Some(error) => Err(GpuError::Gpu(format!("uploading {label}: {error}"))),
+        None => Ok(buffer),
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::io::Write;
 use std::sync::OnceLock;
 
 use ff::Field;
-use halo2curves::bn256::Fr;
+use halo2curves::bn256::{Fr, G1Affine, G1};
+use halo2curves::group::prime::PrimeCurveAffine;
+use halo2curves::group::{Curve, Group};
 use halo2curves::serde::SerdeObject;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
@@ -78,4 +80,19 @@ pub fn edge_elements() -> Vec<Fr> {
 pub fn random_elements(n: usize, seed: u64) -> Vec<Fr> {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
     (0..n).map(|_| Fr::random(&mut rng)).collect()
+}
+
+/// `n` affine points: a random start and random step (s, s + t, s + 2t, …, cheap to make), batch-normalized.
+pub fn random_points(n: usize, seed: u64) -> Vec<G1Affine> {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let step = G1::random(&mut rng);
+    let mut p = G1::random(&mut rng);
+    let mut points = Vec::with_capacity(n);
+    for _ in 0..n {
+        points.push(p);
+        p += step;
+    }
+    let mut affine = vec![G1Affine::identity(); n];
+    G1::batch_normalize(&points, &mut affine);
+    affine
 }
