@@ -27,6 +27,7 @@ mod field;
 mod int_linear;
 mod msm;
 mod ntt;
+mod skip;
 mod transfer;
 
 pub use adapter::{list_adapters, preference_order, AdapterSummary, GpuContext};
@@ -39,6 +40,7 @@ pub use int_linear::{
 };
 pub use msm::{MsmKernels, ResidentBases};
 pub use ntt::NttKernels;
+pub use skip::{context_or_skip, gpu_required, REQUIRE_GPU_VAR};
 /// The wgpu this crate is built on, for callers that build their own pipelines on a [`GpuContext`].
 pub use wgpu;
 
