@@ -11,10 +11,14 @@
 //! (BENCHMARKS.md): proving takes 7 % less on the shipped CNN and ResNet; most of the remaining commitment time
 //! is in full-size columns (lookup and permutation arguments, second-phase columns).
 //!
+//! With a GPU attached ([`SmallValueParams::attach_gpu`]) both kinds of commitment are GPU MSMs on resident bases
+//! instead ([`GpuCommitter`]), with the CPU path above as the fallback.
+//!
 //! [`SmallValueKzg`] is the `CommitmentScheme` (its verifier side is plain KZG) and [`SmallValueShplonk`] the
 //! multi-open prover, which commits to the quotient and opening polynomials (full-size values) exactly as before.
 
 use std::io;
+use std::sync::Arc;
 
 use ff::{Field, PrimeField};
 use group::Group;
@@ -36,6 +40,10 @@ use halo2_proofs::{
 };
 use rand::RngCore;
 use rayon::prelude::*;
+
+use crate::device::GpuBackend;
+use crate::error::Result;
+use crate::gpu_commit::{Basis, GpuCommitter};
 
 /// Size classes of a committed value: at most 16 bits, at most 64 bits (both as the smaller of `v` and `−v`).
 const CLASS_BYTES: [usize; 2] = [2, 8];
@@ -67,13 +75,37 @@ pub struct SmallValueParams {
     kzg: ParamsKZG<Bn256>,
     /// `[L_i(s)]·G` for every row `i`: the bases of a commitment in Lagrange form.
     lagrange: Vec<G1Affine>,
+    /// The same bases resident on a GPU, when the prover uses one.
+    gpu: Option<Arc<GpuCommitter>>,
 }
 
 impl SmallValueParams {
     /// Wraps `kzg`, copying out its Lagrange bases.
     pub fn new(kzg: ParamsKZG<Bn256>) -> Self {
         let lagrange = lagrange_bases(&kzg);
-        Self { kzg, lagrange }
+        Self {
+            kzg,
+            lagrange,
+            gpu: None,
+        }
+    }
+
+    /// Uploads the Lagrange and monomial bases to `backend`'s GPU; from then on commitments are GPU MSMs (those
+    /// shorter than the backend's threshold, and any the GPU fails, stay on the CPU).
+    pub fn attach_gpu(&mut self, backend: Arc<GpuBackend>) -> Result<()> {
+        let committer = GpuCommitter::new(backend, &self.lagrange, self.kzg.get_g())?;
+        self.gpu = Some(Arc::new(committer));
+        Ok(())
+    }
+
+    /// Commits on the CPU again.
+    pub fn detach_gpu(&mut self) {
+        self.gpu = None;
+    }
+
+    /// The GPU committer, when one is attached.
+    pub fn gpu(&self) -> Option<&Arc<GpuCommitter>> {
+        self.gpu.as_ref()
     }
 
     /// The plain KZG parameters (for key generation, writing and verifying).
@@ -171,6 +203,8 @@ impl<'params> Params<'params, G1Affine> for SmallValueParams {
     fn downsize(&mut self, k: u32) {
         self.kzg.downsize(k);
         self.lagrange = lagrange_bases(&self.kzg);
+        // The resident bases are those of the old size: commit on the CPU until a GPU is attached again.
+        self.gpu = None;
     }
 
     fn empty_msm(&'params self) -> Self::MSM {
@@ -178,7 +212,11 @@ impl<'params> Params<'params, G1Affine> for SmallValueParams {
     }
 
     fn commit_lagrange(&self, poly: &Polynomial<Fr, LagrangeCoeff>, _: Blind<Fr>) -> G1 {
-        commit_by_size(poly.values(), &self.lagrange)
+        let cpu = || commit_by_size(poly.values(), &self.lagrange);
+        match &self.gpu {
+            Some(gpu) => gpu.commit(Basis::Lagrange, poly.values(), cpu),
+            None => cpu(),
+        }
     }
 
     fn write<W: io::Write>(&self, writer: &mut W) -> io::Result<()> {
@@ -198,7 +236,12 @@ impl<'params> ParamsProver<'params, G1Affine> for SmallValueParams {
     }
 
     fn commit(&self, poly: &Polynomial<Fr, Coeff>, r: Blind<Fr>) -> G1 {
-        self.kzg.commit(poly, r)
+        // KZG commitments carry no blinding term (halo2 blinds through random rows), so `r` plays no part.
+        let cpu = || self.kzg.commit(poly, r);
+        match &self.gpu {
+            Some(gpu) => gpu.commit(Basis::Monomial, poly.values(), cpu),
+            None => cpu(),
+        }
     }
 
     fn get_g(&self) -> &[G1Affine] {

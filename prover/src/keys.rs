@@ -2,6 +2,7 @@
 //! returns the prover's and the verifier's keys. A key directory holds `pk.bin`, `vk.bin` and `model-id.txt`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use blake2::{digest::consts::U32, Blake2b, Digest};
 use halo2_proofs::{
@@ -16,6 +17,7 @@ use zkinfer_verifier::envelope::{self, FileKind};
 use zkinfer_verifier::{ModelMeta, VerifierKey};
 
 use crate::commit::SmallValueParams;
+use crate::device::GpuBackend;
 use crate::error::{ProverError, Result};
 use crate::srs::SrsSource;
 
@@ -43,6 +45,20 @@ pub struct ProverKey {
     pub model_id: [u8; 32],
     /// Digest of the quantized model the key was made for.
     pub model_digest: [u8; 32],
+}
+
+impl ProverKey {
+    /// Proves on `backend`'s GPU from now on: uploads the SRS bases once (they stay resident for every proof made
+    /// with this key), after which commitments are GPU MSMs and [`prove`](crate::prove) runs the integer inference
+    /// on the GPU. The proofs are the ones the CPU makes.
+    pub fn use_gpu(&mut self, backend: Arc<GpuBackend>) -> Result<()> {
+        self.srs.attach_gpu(backend)
+    }
+
+    /// The GPU this key proves on, if any.
+    pub fn gpu(&self) -> Option<&Arc<GpuBackend>> {
+        self.srs.gpu().map(|committer| committer.backend())
+    }
 }
 
 /// The output of `setup`.

@@ -5,15 +5,19 @@
 pub mod accuracy;
 pub mod commit;
 pub mod dataset;
+pub mod device;
 pub mod error;
+pub mod gpu_commit;
 pub mod graph;
 pub mod import;
 pub mod infer;
+pub mod infer_gpu;
 pub mod model_file;
 pub mod quantize;
 
 pub use accuracy::{accuracy_report, float_reference, AccuracyReport, FloatReference};
 pub use dataset::Dataset;
+pub use device::{Device, GpuBackend};
 pub use error::{ProverError, Result};
 pub use graph::{ActFn, FloatModel, FloatNode, FloatOp};
 pub use import::import_onnx;

@@ -12,9 +12,9 @@ use rand::rngs::OsRng;
 use zkinfer_circuits::{field, poseidon, Fr, ModelCircuit, PublicInputs, QuantizedModel, Witness};
 use zkinfer_verifier::{verify::check_proof, ProofBundle, VerifierKey};
 
-use crate::commit::{SmallValueKzg, SmallValueShplonk};
+use crate::commit::{SmallValueKzg, SmallValueParams, SmallValueShplonk};
 use crate::error::{ProverError, Result};
-use crate::infer::infer;
+use crate::infer::{infer, IntegerEngine};
 use crate::keys::ProverKey;
 use crate::quantize::quantize_input;
 
@@ -40,6 +40,8 @@ pub struct Proven {
     pub inference: Duration,
     /// Proof generation time (witness + halo2 prover).
     pub proving: Duration,
+    /// Whether the proof made on the GPU did not verify and the CPU proved again (a GPU or driver fault).
+    pub cpu_retry: bool,
 }
 
 /// Proves `model` on `request` with `key`, and checks the proof with `verifier` before returning it.
@@ -51,7 +53,10 @@ pub fn prove(
 ) -> Result<Proven> {
     let started = Instant::now();
     let input_q = quantize_input(model, request.input)?;
-    let outputs = infer(model, &input_q)?;
+    let outputs = match key.gpu() {
+        Some(backend) => IntegerEngine::on_gpu(model, backend.clone())?.infer(&input_q)?,
+        None => infer(model, &input_q)?,
+    };
     let inference = started.elapsed();
 
     let started = Instant::now();
@@ -65,27 +70,34 @@ pub fn prove(
         nonce: request.nonce,
         input: input_q.clone(),
     };
-    let circuit = ModelCircuit::new(model.clone(), key.meta.circuit_params, witness);
+    let circuit = || ModelCircuit::new(model.clone(), key.meta.circuit_params, witness.clone());
     let instance = public.to_instance();
-    let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());
-    // KZG over BN254 with SHPLONK, committing to small witness values cheaply (`commit.rs`; same proof bytes).
-    create_proof::<SmallValueKzg, SmallValueShplonk<'_>, _, _, _, _>(
-        &key.srs,
-        &key.pk,
-        &[circuit],
-        &[&[&instance]],
-        OsRng,
-        &mut transcript,
-    )
-    .map_err(|e| ProverError::Other(format!("proof generation failed: {e:?}")))?;
-    let proof = transcript.finalize();
+    let mut proof = create(&key.srs, key, circuit(), &instance)?;
     let proving = started.elapsed();
+    let mut cpu_retry = false;
 
-    check_proof(verifier, &instance, &proof).map_err(|e| {
-        ProverError::Other(format!(
-            "the new proof does not verify ({e}); this is a bug, please report it"
-        ))
-    })?;
+    if let Err(e) = check_proof(verifier, &instance, &proof) {
+        let Some(backend) = key.gpu() else {
+            return Err(ProverError::Other(format!(
+                "the new proof does not verify ({e}); this is a bug, please report it"
+            )));
+        };
+        // A GPU that computes wrong group elements must not cost the request: prove again on the CPU.
+        eprintln!(
+            "warning: the proof made with GPU `{}` does not verify ({e}); proving again on the CPU \
+             (please report this GPU and driver; use --device cpu to skip it)",
+            backend.adapter().name
+        );
+        let mut cpu = key.srs.clone();
+        cpu.detach_gpu();
+        proof = create(&cpu, key, circuit(), &instance)?;
+        cpu_retry = true;
+        check_proof(verifier, &instance, &proof).map_err(|e| {
+            ProverError::Other(format!(
+                "the new proof does not verify ({e}); this is a bug, please report it"
+            ))
+        })?;
+    }
     let bundle = ProofBundle {
         model_id: key.model_id,
         input_commitment: field::to_bytes(&public.input_commitment),
@@ -99,7 +111,24 @@ pub fn prove(
         input_q,
         inference,
         proving,
+        cpu_retry,
     })
+}
+
+/// One halo2 proof of `circuit` with `key`'s proving key, committing with `params`.
+fn create(params: &SmallValueParams, key: &ProverKey, circuit: ModelCircuit, instance: &[Fr]) -> Result<Vec<u8>> {
+    let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());
+    // KZG over BN254 with SHPLONK, committing to small witness values cheaply (`commit.rs`; same proof bytes).
+    create_proof::<SmallValueKzg, SmallValueShplonk<'_>, _, _, _, _>(
+        params,
+        &key.pk,
+        &[circuit],
+        &[&[instance]],
+        OsRng,
+        &mut transcript,
+    )
+    .map_err(|e| ProverError::Other(format!("proof generation failed: {e:?}")))?;
+    Ok(transcript.finalize())
 }
 
 /// A fresh random salt.
