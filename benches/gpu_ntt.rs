@@ -1,6 +1,7 @@
 //! The GPU NTT (`zkinfer_gpu::NttKernels`, wgpu) against halo2's CPU FFT (`best_fft`, rayon) on the same inputs:
-//! `ntt/gpu/2^k` and `ntt/cpu/2^k` for k = 12, 14, 16, 18. The GPU figure includes uploading the values and the
-//! twiddles and reading the result back, as a prover calling it would pay.
+//! `ntt/gpu/2^k` and `ntt/cpu/2^k` for k = 12, 14, 16, 18, or the sizes listed in `ZKINFER_NTT_LOG_SIZES`
+//! (`ZKINFER_NTT_LOG_SIZES=12,14,16,18,20,22`). The GPU figure includes uploading the values and the twiddles and
+//! reading the result back, as a prover calling it would pay.
 //!
 //! `cargo bench --bench gpu_ntt` (on Mesa's software Vulkan driver the GPU side runs on the CPU cores, so there the
 //! ratio measures the kernels' overhead, not a GPU). Without any adapter the GPU group is skipped with a message.
@@ -14,7 +15,20 @@ use halo2_proofs::halo2curves::fft::best_fft;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use zkinfer_gpu::{GpuContext, NttKernels};
 
-const LOG_SIZES: [u32; 4] = [12, 14, 16, 18];
+/// log2 of the sizes measured: `ZKINFER_NTT_LOG_SIZES` (a comma list), or 12, 14, 16, 18.
+fn log_sizes() -> Vec<u32> {
+    match std::env::var("ZKINFER_NTT_LOG_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|k| {
+                k.trim()
+                    .parse()
+                    .expect("ZKINFER_NTT_LOG_SIZES: a comma list of integers")
+            })
+            .collect(),
+        Err(_) => vec![12, 14, 16, 18],
+    }
+}
 
 /// A primitive `2^log_n`-th root of unity.
 fn omega(log_n: u32) -> Fr {
@@ -35,7 +49,7 @@ fn bench_ntt(c: &mut Criterion) {
     let mut group = c.benchmark_group("ntt");
     group.sample_size(10);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    for log_n in LOG_SIZES {
+    for log_n in log_sizes() {
         let values: Vec<Fr> = (0..1usize << log_n).map(|_| Fr::random(&mut rng)).collect();
         let w = omega(log_n);
         group.bench_with_input(BenchmarkId::new("cpu", format!("2^{log_n}")), &values, |b, values| {

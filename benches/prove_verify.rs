@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the shipped models (digits-mlp, digits-cnn, digits-resnet): proving, verifying, native
 //! integer inference and keygen, in one set of groups per model (`<model>/prove`, `<model>/verify`,
-//! `<model>/native-inference`, `<model>/keygen`), and the layout planner checked against measurement:
+//! `<model>/native-inference`, `<model>/keygen`; with a GPU adapter also `<model>/prove-gpu` and
+//! `<model>/gpu-inference`: every MSM on the GPU, as `zkinfer prove --device gpu` does), and the layout planner checked against measurement:
 //! `<model>-layouts/<rank>` proves with the planner's [`LAYOUT_CANDIDATES`] cheapest candidate layouts and the plain
 //! one (4 lanes, 1 range column, no Freivalds), and prints each one's estimated cost next to its name.
 //!
@@ -20,13 +21,15 @@
 use std::cell::OnceCell;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
 use zkinfer_circuits::{layout, poseidon, CircuitParams, Fr, QuantizedModel};
 use zkinfer_prover::{
-    import_onnx, infer, quantize, quantize_input, setup, Dataset, KeyPair, ProveRequest, Proven, SrsSource,
+    import_onnx, infer, quantize, quantize_input, setup, Dataset, GpuBackend, IntegerEngine, KeyPair, ProveRequest,
+    Proven, ProverKey, SrsSource,
 };
 use zkinfer_verifier::{verify_bundle, Expectations};
 
@@ -110,6 +113,26 @@ impl Fixture {
             nonce: Fr::from(NONCE),
         }
     }
+}
+
+/// The best GPU adapter with every MSM on it, opened once (`None` without an adapter: the GPU groups are skipped).
+fn gpu_backend() -> Option<Arc<GpuBackend>> {
+    static BACKEND: OnceLock<Option<Arc<GpuBackend>>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            let context = zkinfer_gpu::GpuContext::new().ok()?;
+            let backend = GpuBackend::on(context, 1).expect("compiling the GPU kernels");
+            eprintln!("GPU: {}", backend.describe());
+            Some(Arc::new(backend))
+        })
+        .clone()
+}
+
+/// The fixture's prover key with its SRS bases resident on the GPU.
+fn gpu_key(fixture: &Fixture, backend: Arc<GpuBackend>) -> ProverKey {
+    let mut key = fixture.keys.prover.clone();
+    key.use_gpu(backend).expect("uploading the SRS bases");
+    key
 }
 
 /// Settings of the groups whose calls take a second or more: 10 flat samples of one call each.
@@ -226,6 +249,25 @@ fn bench_model(c: &mut Criterion, name: &str) {
             zkinfer_prover::prove(&f.model, &f.keys.prover, &f.keys.verifier, black_box(&request)).expect("proving")
         })
     });
+    if !zkinfer_gpu::list_adapters().is_empty() {
+        let gpu = OnceCell::new();
+        let on_gpu = || {
+            gpu.get_or_init(|| {
+                let backend = gpu_backend().expect("an adapter was listed");
+                let engine = IntegerEngine::on_gpu(&fixture().model, backend.clone()).expect("GPU engine");
+                (gpu_key(fixture(), backend), engine)
+            })
+        };
+        group.bench_function("prove-gpu", |b| {
+            let (f, (key, _)) = (fixture(), on_gpu());
+            let request = f.request();
+            b.iter(|| zkinfer_prover::prove(&f.model, key, &f.keys.verifier, black_box(&request)).expect("proving"))
+        });
+        group.bench_function("gpu-inference", |b| {
+            let (f, (_, engine)) = (fixture(), on_gpu());
+            b.iter(|| engine.infer(black_box(&f.input_q)).expect("inference"))
+        });
+    }
     group.finish();
 
     let mut group = c.benchmark_group(name);

@@ -49,6 +49,9 @@ struct DemoArgs {
     /// Where to write the compiled model, keys and proof.
     #[arg(long, default_value = "target/zkinfer-demo")]
     out: PathBuf,
+    /// Where to prove: auto, cpu or gpu (as for `prove`).
+    #[arg(long, default_value = "auto", value_name = "auto|cpu|gpu")]
+    device: zkinfer_prover::Device,
 }
 
 fn main() -> ExitCode {
@@ -58,7 +61,7 @@ fn main() -> ExitCode {
         Command::Setup(args) => commands::setup::run(&args, cli.json),
         Command::Prove(args) => commands::prove::run(&args, cli.json),
         Command::Verify(args) => commands::verify::run(&args, cli.json),
-        Command::Demo(args) => commands::demo::run(&args.model_dir, args.sample, &args.out, cli.json),
+        Command::Demo(args) => commands::demo::run(&args.model_dir, args.sample, &args.out, args.device, cli.json),
         Command::GpuInfo => commands::gpu_info::run(cli.json),
     };
     match outcome {

@@ -94,6 +94,50 @@ fn compile_setup_prove_verify_and_exit_codes() {
     assert_eq!(replay.status.code(), Some(1), "{}", text(&replay));
     assert!(text(&replay).contains("nonce"), "{}", text(&replay));
 
+    // The same request proven with `--device gpu` (Mesa's software Vulkan driver in CI) verifies the same way.
+    let prove_on = |device: &str, out: &Path| {
+        zkinfer(&[
+            "--json",
+            "prove",
+            path(&zkm),
+            "--keys",
+            path(&keys),
+            "--input",
+            path(&input),
+            "--nonce",
+            "0x1234",
+            "--salt",
+            "77",
+            "--device",
+            device,
+            "-o",
+            path(out),
+        ])
+    };
+    let gpu_bundle = dir.join("gpu.bundle");
+    let o = prove_on("gpu", &gpu_bundle);
+    if o.status.success() {
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert!(
+            report["device"].as_str().expect("device").starts_with("GPU "),
+            "{report}"
+        );
+        assert_eq!(report["input_commitment"], commitment.as_str());
+        let ok = zkinfer(&["verify", path(&gpu_bundle), "--keys", path(&keys), "--nonce", "1234"]);
+        assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    } else {
+        assert!(
+            std::env::var("ZKINFER_REQUIRE_GPU").as_deref() != Ok("1"),
+            "--device gpu failed: {}",
+            text(&o)
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("--device cpu"), "no advice: {}", text(&o));
+    }
+    let o = prove_on("cuda", &gpu_bundle);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("auto, cpu or gpu"), "{}", text(&o));
+
     let bytes = std::fs::read(&bundle).expect("bundle");
     let truncated = dir.join("truncated.bundle");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");

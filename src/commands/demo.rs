@@ -7,14 +7,14 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use zkinfer_circuits::Fr;
-use zkinfer_prover::{keys, Dataset, SrsSource};
+use zkinfer_prover::{keys, Dataset, Device, ProveRequest, SrsSource};
 use zkinfer_verifier::{field_to_hex, verify_bundle, Expectations, ProofBundle};
 
 use super::{compile, prove, setup};
 use crate::report::{ms, print_json, INSECURE_SRS_WARNING};
 
 /// Runs the demo on `model_dir`, proving test sample `sample`, writing artefacts under `out`.
-pub fn run(model_dir: &Path, sample: usize, out: &Path, json: bool) -> Result<ExitCode> {
+pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bool) -> Result<ExitCode> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let say = |line: String| {
         if !json {
@@ -58,16 +58,18 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, json: bool) -> Result<Ex
         label.map_or("?".into(), |l| l.to_string()),
         field_to_hex(&nonce)
     ));
-    let (proven, _) = prove::prove_file(&compiled.model, &key_dir, input, salt, nonce, json)?;
+    let request = ProveRequest { input, salt, nonce };
+    let (proven, info) = prove::prove_file(&compiled.model, &key_dir, &request, device, json)?;
     let bundle_path = out.join("proof.bundle");
     let bundle_bytes = prove::write_bundle(&proven, &bundle_path)?;
     let bundle = &proven.bundle;
     let predicted = bundle.argmax();
     say(format!(
-        "   predicted digit {} (outputs {:?}); proved in {} ms; proof {} bytes, bundle {bundle_bytes} bytes",
+        "   predicted digit {} (outputs {:?}); proved in {} ms on {}; proof {} bytes, bundle {bundle_bytes} bytes",
         predicted.map_or("-".into(), |p| p.to_string()),
         bundle.outputs,
         ms(proven.proving),
+        info.device,
         bundle.proof.len()
     ));
 

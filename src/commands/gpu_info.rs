@@ -49,7 +49,9 @@ pub fn run(json: bool) -> Result<ExitCode> {
         Ok(ctx) => println!("Chosen: {}", ctx.info.name),
         Err(e) => println!("{e}"),
     }
-    println!("GPU proving is in progress (issue #5): today proofs are made on the CPU.");
+    println!(
+        "`zkinfer prove --device gpu` proves on the chosen adapter; --device auto uses it only when it is hardware."
+    );
     Ok(ExitCode::SUCCESS)
 }
 

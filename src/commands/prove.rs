@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 use zkinfer_circuits::{Fr, QuantizedModel};
-use zkinfer_prover::{keys, load_model, prove, random_salt, Dataset, ProveRequest, Proven};
+use zkinfer_prover::{keys, load_model, prove, random_salt, Dataset, Device, GpuBackend, ProveRequest, Proven};
 use zkinfer_verifier::{field_from_hex, field_to_hex};
 
 use crate::report::{ms, print_json, spinner, INSECURE_SRS_WARNING};
@@ -32,6 +32,18 @@ pub struct ProveArgs {
     /// Where to write the proof bundle (JSON form when the name ends in .json).
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Where to prove: auto (a hardware GPU if there is one, else the CPU), cpu, or gpu (any adapter, Mesa's
+    /// software driver included). `zkinfer gpu-info` lists the adapters.
+    #[arg(long, default_value = "auto", value_name = "auto|cpu|gpu")]
+    pub device: Device,
+}
+
+/// What `prove_file` did besides the proof.
+pub struct ProveInfo {
+    /// Whether the key was made with the insecure development SRS.
+    pub insecure_srs: bool,
+    /// The processor that proved, in words.
+    pub device: String,
 }
 
 /// Parses a hex field element given on the command line.
@@ -39,21 +51,36 @@ pub fn parse_hex(what: &str, text: &str) -> Result<Fr> {
     field_from_hex(text).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
 }
 
-/// Proves the first row of `input` with the keys in `key_dir`.
+/// Proves `input` with the keys in `key_dir` on `device`.
 pub fn prove_file(
     model: &QuantizedModel,
     key_dir: &Path,
-    input: &[f32],
-    salt: Fr,
-    nonce: Fr,
+    request: &ProveRequest,
+    device: Device,
     json: bool,
-) -> Result<(Proven, bool)> {
-    let prover_key = keys::load_prover_key(key_dir, model)?;
+) -> Result<(Proven, ProveInfo)> {
+    let mut prover_key = keys::load_prover_key(key_dir, model)?;
     let verifier_key = keys::load_verifier_key(key_dir)?;
+    let device = match GpuBackend::open(device)? {
+        Some(backend) => {
+            let described = format!("GPU {}", backend.describe());
+            prover_key.use_gpu(backend)?;
+            described
+        }
+        None if device == Device::Auto => "CPU (no hardware GPU found)".to_string(),
+        None => "CPU".to_string(),
+    };
+    if !json {
+        eprintln!("device: {device}");
+    }
     let bar = spinner("proving", json);
-    let proven = prove(model, &prover_key, &verifier_key, &ProveRequest { input, salt, nonce })?;
+    let proven = prove(model, &prover_key, &verifier_key, request)?;
     bar.finish_and_clear();
-    Ok((proven, prover_key.insecure_srs))
+    let info = ProveInfo {
+        insecure_srs: prover_key.insecure_srs,
+        device,
+    };
+    Ok((proven, info))
 }
 
 /// Writes a bundle in the form its file name asks for.
@@ -79,9 +106,10 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
         Some(s) => parse_hex("salt", s)?,
         None => random_salt(),
     };
-    let (proven, insecure) = prove_file(&model, &args.keys, input, salt, nonce, json)?;
+    let request = ProveRequest { input, salt, nonce };
+    let (proven, info) = prove_file(&model, &args.keys, &request, args.device, json)?;
     write_bundle(&proven, &args.output)?;
-    if insecure {
+    if info.insecure_srs {
         eprintln!("{INSECURE_SRS_WARNING}");
     }
     let b = &proven.bundle;
@@ -92,6 +120,7 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
             "float_outputs": b.float_outputs(), "argmax": b.argmax(), "salt": field_to_hex(&salt),
             "input_commitment": field_to_hex(&commitment), "nonce": field_to_hex(&nonce),
             "proof_bytes": b.proof.len(), "inference_ms": ms(proven.inference), "proving_ms": ms(proven.proving),
+            "device": info.device,
         }));
     } else {
         println!("outputs (int8): {:?}", b.outputs);
@@ -99,9 +128,10 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
         println!("salt: {} (keep it to open the input commitment)", field_to_hex(&salt));
         println!("input commitment: {}", field_to_hex(&commitment));
         println!(
-            "proof: {} bytes, proved in {} ms; bundle written to {}",
+            "proof: {} bytes, proved in {} ms on {}; bundle written to {}",
             b.proof.len(),
             ms(proven.proving),
+            info.device,
             args.output.display()
         );
     }
