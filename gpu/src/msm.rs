@@ -25,7 +25,8 @@
 //!
 //! Bases are uploaded once ([`MsmKernels::upload_bases`]) in halo2curves' raw affine encoding, in as many buffers
 //! as the device's largest storage binding requires; an MSM runs once per base buffer, and an MSM whose bucket
-//! lists would not fit one binding is split in halves (both rare: 2^21 points fit lavapipe's 128 MiB).
+//! lists would not fit one binding is split in halves (both rare: a 128 MiB binding, lavapipe's, holds 2^21 bases
+//! and the bucket lists of about 2^21 full-size scalars).
 
 mod plan;
 
