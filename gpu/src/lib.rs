@@ -40,7 +40,7 @@ pub use int_linear::{
 };
 pub use msm::{MsmKernels, ResidentBases};
 pub use ntt::NttKernels;
-pub use skip::{context_or_skip, gpu_required, REQUIRE_GPU_VAR};
+pub use skip::{context_or_skip, gpu_required, skip_loudly, REQUIRE_GPU_VAR};
 /// The wgpu this crate is built on, for callers that build their own pipelines on a [`GpuContext`].
 pub use wgpu;
 

@@ -9,7 +9,7 @@ mod common;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use common::{edge_elements, gpu_or_skip, gpu_required, loud, random_elements};
+use common::{edge_elements, gpu_or_skip, random_elements};
 use ff::Field;
 use halo2curves::bn256::Fr;
 use zkinfer_gpu::{list_adapters, FieldKernels, GpuError};
@@ -139,12 +139,7 @@ fn an_adapter_is_listed_when_a_gpu_is_required() {
             adapter.driver_info
         );
     }
-    if gpu_required() {
-        assert!(
-            !adapters.is_empty(),
-            "NO GPU ADAPTER: ZKINFER_REQUIRE_GPU=1 but list_adapters() found none"
-        );
-    } else if adapters.is_empty() {
-        loud("NO GPU ADAPTER: list_adapters() found none (set ZKINFER_REQUIRE_GPU=1 to fail instead)");
+    if adapters.is_empty() {
+        zkinfer_gpu::skip_loudly("the adapter listing test", "list_adapters() found none");
     }
 }

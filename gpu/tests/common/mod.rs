@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::sync::OnceLock;
 
 use ff::Field;
@@ -22,32 +21,13 @@ pub const P: [u64; 4] = [
     0x30644e72e131a029,
 ];
 
-pub fn gpu_required() -> bool {
-    std::env::var("ZKINFER_REQUIRE_GPU").as_deref() == Ok("1")
-}
-
-/// Prints a framed message on the real stderr: `eprintln!` would be captured by the test harness and shown only
-/// for failing tests, and a skipped GPU test must be seen.
-pub fn loud(message: &str) {
-    let frame = "!".repeat(100);
-    let _ = writeln!(std::io::stderr(), "\n{frame}\n{message}\n{frame}\n");
-}
-
-/// The shared GPU context, or `None` (after a loud message) when there is no adapter; panics instead when
+/// The shared GPU context, or `None` after a loud skip (`zkinfer_gpu::context_or_skip`); a panic instead when
 /// `ZKINFER_REQUIRE_GPU=1`.
 pub fn gpu_or_skip() -> Option<&'static GpuContext> {
-    static CONTEXT: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    match CONTEXT.get_or_init(|| GpuContext::new().map_err(|e| e.to_string())) {
-        Ok(ctx) => Some(ctx),
-        Err(e) => {
-            let message = format!("NO GPU ADAPTER: GPU test skipped ({e}); set ZKINFER_REQUIRE_GPU=1 to fail instead");
-            if gpu_required() {
-                panic!("{message}");
-            }
-            loud(&message);
-            None
-        }
-    }
+    static CONTEXT: OnceLock<Option<GpuContext>> = OnceLock::new();
+    CONTEXT
+        .get_or_init(|| zkinfer_gpu::context_or_skip("GPU test"))
+        .as_ref()
 }
 
 /// The element whose Montgomery representation (raw limbs) is `limbs`.
