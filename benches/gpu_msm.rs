@@ -12,53 +12,16 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use halo2_proofs::arithmetic::best_multiexp;
-use halo2_proofs::halo2curves::bn256::{Fr, G1Affine, G1};
+use halo2_proofs::halo2curves::bn256::Fr;
 use halo2_proofs::halo2curves::ff::Field;
-use halo2_proofs::halo2curves::group::prime::PrimeCurveAffine;
-use halo2_proofs::halo2curves::group::{Curve, Group};
-use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use zkinfer_gpu::{GpuContext, MsmKernels};
 
-const DEFAULT_LOG_SIZES: [u32; 3] = [12, 14, 16];
+#[path = "support/inputs.rs"]
+mod inputs;
 
-/// `ZKINFER_MSM_LOG_SIZES` (e.g. "10,12"), or the default sizes.
-fn log_sizes() -> Vec<u32> {
-    match std::env::var("ZKINFER_MSM_LOG_SIZES") {
-        Ok(list) => list
-            .split(',')
-            .map(|k| {
-                k.trim()
-                    .parse()
-                    .expect("ZKINFER_MSM_LOG_SIZES: a comma list of log2 sizes")
-            })
-            .collect(),
-        Err(_) => DEFAULT_LOG_SIZES.to_vec(),
-    }
-}
-
-/// `n` distinct points (a random start and step, batch-normalized: cheap to make for 2^16 and more).
-fn points(n: usize, rng: &mut ChaCha20Rng) -> Vec<G1Affine> {
-    let step = G1::random(&mut *rng);
-    let mut p = G1::random(&mut *rng);
-    let mut projective = Vec::with_capacity(n);
-    for _ in 0..n {
-        projective.push(p);
-        p += step;
-    }
-    let mut affine = vec![G1Affine::identity(); n];
-    G1::batch_normalize(&projective, &mut affine);
-    affine
-}
-
-fn int8(rng: &mut ChaCha20Rng) -> Fr {
-    let v = (rng.next_u32() % 256) as i64 - 128;
-    if v < 0 {
-        -Fr::from(v.unsigned_abs())
-    } else {
-        Fr::from(v as u64)
-    }
-}
+use inputs::{int8, log_sizes, points};
 
 fn bench_msm(c: &mut Criterion) {
     let kernels = match GpuContext::new().and_then(|ctx| {
@@ -74,7 +37,7 @@ fn bench_msm(c: &mut Criterion) {
     let mut group = c.benchmark_group("msm");
     group.sample_size(10);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    for log_n in log_sizes() {
+    for log_n in log_sizes("ZKINFER_MSM_LOG_SIZES", &[12, 14, 16]) {
         let n = 1usize << log_n;
         let bases = points(n, &mut rng);
         let resident = kernels

@@ -10,30 +10,15 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use halo2_proofs::halo2curves::bn256::Fr;
-use halo2_proofs::halo2curves::ff::{Field, PrimeField};
+use halo2_proofs::halo2curves::ff::Field;
 use halo2_proofs::halo2curves::fft::best_fft;
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use zkinfer_gpu::{GpuContext, NttKernels};
 
-/// log2 of the sizes measured: `ZKINFER_NTT_LOG_SIZES` (a comma list), or 12, 14, 16, 18.
-fn log_sizes() -> Vec<u32> {
-    match std::env::var("ZKINFER_NTT_LOG_SIZES") {
-        Ok(list) => list
-            .split(',')
-            .map(|k| {
-                k.trim()
-                    .parse()
-                    .expect("ZKINFER_NTT_LOG_SIZES: a comma list of integers")
-            })
-            .collect(),
-        Err(_) => vec![12, 14, 16, 18],
-    }
-}
+#[path = "support/inputs.rs"]
+mod inputs;
 
-/// A primitive `2^log_n`-th root of unity.
-fn omega(log_n: u32) -> Fr {
-    (log_n..Fr::S).fold(Fr::ROOT_OF_UNITY, |w, _| w.square())
-}
+use inputs::{log_sizes, omega};
 
 fn bench_ntt(c: &mut Criterion) {
     let kernels = match GpuContext::new().and_then(|ctx| {
@@ -49,7 +34,7 @@ fn bench_ntt(c: &mut Criterion) {
     let mut group = c.benchmark_group("ntt");
     group.sample_size(10);
     let mut rng = ChaCha20Rng::seed_from_u64(1);
-    for log_n in log_sizes() {
+    for log_n in log_sizes("ZKINFER_NTT_LOG_SIZES", &[12, 14, 16, 18]) {
         let values: Vec<Fr> = (0..1usize << log_n).map(|_| Fr::random(&mut rng)).collect();
         let w = omega(log_n);
         group.bench_with_input(BenchmarkId::new("cpu", format!("2^{log_n}")), &values, |b, values| {
