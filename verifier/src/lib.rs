@@ -6,9 +6,11 @@ pub mod bundle;
 pub mod envelope;
 pub mod error;
 pub mod key;
+pub mod replay;
 pub mod verify;
 
 pub use bundle::{field_from_hex, field_to_hex, ProofBundle};
 pub use error::VerifyError;
 pub use key::{ModelMeta, VerifierKey};
+pub use replay::{verify_fresh, ReplayCache};
 pub use verify::{verify_bundle, Expectations, Verified};
