@@ -21,21 +21,22 @@
 //! proofs), two false proofs could carry errors that cancel (`t_1 = −t_2`) and pass together.
 //!
 //! # Chains, not one accumulator
-//! halo2-axiom 0.5.3 keeps a proof's `DualMSM` inside its `GuardKZG`/`AccumulatorStrategy` with no accessor, so
-//! two accumulators cannot be merged; a proof can only be added to an accumulator, which rescales all of it (a
-//! cost linear in its size). One accumulator for a whole batch would cost a quadratic number of scalar
-//! multiplications; chains of [`CHAIN_LEN`] proofs balance that against one pairing (~1 ms) per chain. Each
-//! thread folds into a chain of its own, so an SRS group of `n` proofs takes at most `⌈n / CHAIN_LEN⌉` plus one
-//! pairing per thread. The same opacity keeps the MSMs as halo2 builds them: the verifying key's fixed and
-//! permutation commitments appear once per proof, although one term per key would do.
+//! halo2-axiom 0.5.3 keeps a proof's `DualMSM` inside its `GuardKZG`/`AccumulatorStrategy` with no accessor, so two
+//! accumulators cannot be merged; a proof can only be added to an accumulator, which rescales all of it (a cost
+//! linear in its size). One accumulator for a whole batch would cost a quadratic number of scalar multiplications;
+//! chains of [`CHAIN_LEN`] proofs balance that against one pairing check per chain. Each thread folds into a chain
+//! of its own, so an SRS group of `n` proofs takes at most `⌈n / CHAIN_LEN⌉` plus one pairing per thread. The same
+//! opacity keeps the MSMs as halo2 builds them: the verifying key's fixed and permutation commitments appear once
+//! per proof, although one term per key would do.
 //!
 //! # Cost
-//! On 2 vCPUs, a proof of the digits MLP costs about 1.5 ms of CPU in a batch of 256 against 4.3 ms verified
-//! alone: half of it is the accumulated multiexp (about 66 bases per proof), most of the rest halo2's transcript
-//! work (a square root per G1 point read, the SHPLONK reduction). A chain that fails costs a further one-by-one
-//! check of its proofs, about 1.4 times what checking them one by one from the start would have cost; one false
-//! proof in a batch thus slows down the honest proofs that share its chain, so a validator that batches proofs
-//! from several miners can keep each miner's proofs in batches of their own.
+//! On 2 vCPUs, a proof of the digits MLP costs about 1.5 ms of CPU in a batch of 256 against 4 ms verified alone:
+//! half of it is the accumulated multiexp (61 bases per proof, 32 of them the key's fixed and permutation
+//! commitments), most of the rest halo2's transcript work (a square root for each of the 26 G1 points read, the
+//! constraint evaluation, the SHPLONK reduction). A chain that fails costs a further one-by-one check of its
+//! proofs, about 1.4 times what checking them one by one from the start would have cost; one false proof in a batch
+//! thus slows down the honest proofs that share its chain, so a validator that batches proofs from several miners
+//! can keep each miner's proofs in batches of their own.
 //!
 //! # When the batch fails
 //! If a chain's pairing check fails, its proofs are verified again one by one, which names the false ones; the
