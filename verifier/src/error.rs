@@ -63,4 +63,30 @@ pub enum VerifyError {
     /// The proof is well formed but false for these public inputs and this key.
     #[error("proof rejected: it does not prove these outputs for this model, input commitment and nonce")]
     ProofRejected,
+    /// A proof for this model and nonce was already accepted: the bundle is a replay of an earlier answer.
+    #[error(
+        "replayed proof: a proof for model {model_id} with nonce {nonce} was already accepted; \
+         send each request with a fresh nonce"
+    )]
+    Replay {
+        /// Model id (hex).
+        model_id: String,
+        /// Nonce (hex, as in bundles).
+        nonce: String,
+    },
+    /// Some bundles of a batch were rejected; the batch report says why for each.
+    #[error(
+        "{rejected} of {total} proofs in the batch were rejected (first: item {first}: {reason}); \
+         read the batch report for each item's reason"
+    )]
+    BatchRejected {
+        /// How many items were rejected.
+        rejected: usize,
+        /// How many items the batch had.
+        total: usize,
+        /// Index of the first rejected item.
+        first: usize,
+        /// Why the first rejected item was rejected.
+        reason: String,
+    },
 }

@@ -2,13 +2,17 @@
 //! commitment and a nonce. Light by design (halo2 and the circuits crate, no prover dependencies) so that
 //! validators and clients can embed it.
 
+pub mod batch;
 pub mod bundle;
 pub mod envelope;
 pub mod error;
 pub mod key;
+pub mod replay;
 pub mod verify;
 
+pub use batch::{verify_batch, BatchItem, BatchReport};
 pub use bundle::{field_from_hex, field_to_hex, ProofBundle};
 pub use error::VerifyError;
 pub use key::{ModelMeta, VerifierKey};
+pub use replay::{verify_fresh, ReplayCache};
 pub use verify::{verify_bundle, Expectations, Verified};

@@ -36,6 +36,28 @@ pub struct Verified {
 
 /// Verifies `bundle` against `key` and the caller's `expect`ations.
 pub fn verify_bundle(key: &VerifierKey, bundle: &ProofBundle, expect: &Expectations) -> Result<Verified, VerifyError> {
+    let instance = check_public(key, bundle, expect)?;
+    check_proof(key, &instance, &bundle.proof)?;
+    Ok(Verified::of(bundle))
+}
+
+impl Verified {
+    /// The outputs of a bundle whose proof was accepted.
+    pub(crate) fn of(bundle: &ProofBundle) -> Self {
+        Self {
+            outputs: bundle.outputs.clone(),
+            float_outputs: bundle.float_outputs(),
+        }
+    }
+}
+
+/// Everything [`verify_bundle`] checks before the proof: the pins of `expect`, the bundle's model id against the
+/// key's, canonical public inputs and the output count. Returns the instance column the proof is checked against.
+pub(crate) fn check_public(
+    key: &VerifierKey,
+    bundle: &ProofBundle,
+    expect: &Expectations,
+) -> Result<Vec<Fr>, VerifyError> {
     let key_id = key.model_id();
     if let Some(expected) = expect.model_id {
         if expected != key_id {
@@ -74,12 +96,7 @@ pub fn verify_bundle(key: &VerifierKey, bundle: &ProofBundle, expect: &Expectati
             found: public.outputs.len(),
         });
     }
-    let instance = public.to_instance();
-    check_proof(key, &instance, &bundle.proof)?;
-    Ok(Verified {
-        outputs: bundle.outputs.clone(),
-        float_outputs: bundle.float_outputs(),
-    })
+    Ok(public.to_instance())
 }
 
 /// Runs halo2's KZG/SHPLONK verifier on `proof` for `instance`; every proof byte must be consumed.
@@ -102,6 +119,15 @@ pub fn check_proof(key: &VerifierKey, instance: &[Fr], proof: &[u8]) -> Result<(
             (result, cursor.position() as usize)
         })
     });
+    outcome_to_result(outcome, proof.len())
+}
+
+/// What a run of halo2's `verify_proof` under `catch_unwind` came to: the verifier's result and how many proof
+/// bytes it read, or a panic.
+pub(crate) type Outcome<T> = std::thread::Result<(Result<T, PlonkError>, usize)>;
+
+/// Maps halo2's verdict on a proof of `len` bytes to ours; every proof byte must have been read.
+pub(crate) fn outcome_to_result<T>(outcome: Outcome<T>, len: usize) -> Result<T, VerifyError> {
     match outcome {
         Err(_) => Err(VerifyError::MalformedProof(
             "the verifier could not parse the proof".into(),
@@ -111,10 +137,10 @@ pub fn check_proof(key: &VerifierKey, instance: &[Fr], proof: &[u8]) -> Result<(
             "public inputs do not fit the circuit".into(),
         )),
         Ok((Err(_), _)) => Err(VerifyError::ProofRejected),
-        Ok((Ok(()), used)) if used != proof.len() => Err(VerifyError::MalformedProof(format!(
+        Ok((Ok(_), used)) if used != len => Err(VerifyError::MalformedProof(format!(
             "{} trailing bytes after the proof",
-            proof.len() - used
+            len - used
         ))),
-        Ok((Ok(()), _)) => Ok(()),
+        Ok((Ok(value), _)) => Ok(value),
     }
 }
