@@ -31,6 +31,8 @@ enum Command {
     Prove(commands::prove::ProveArgs),
     /// Verify a proof bundle against a verifying key (and, optionally, a model id, nonce and input commitment).
     Verify(commands::verify::VerifyArgs),
+    /// Verify many bundles (of one or several models) with accumulated pairing checks; names every rejected one.
+    VerifyBatch(commands::verify_batch::VerifyBatchArgs),
     /// End to end on the shipped digits model: compile, setup (insecure SRS), prove one test digit, verify, tamper.
     Demo(DemoArgs),
     /// List the GPU adapters (Vulkan / Metal / DX12) and the one the GPU kernels would use.
@@ -61,6 +63,7 @@ fn main() -> ExitCode {
         Command::Setup(args) => commands::setup::run(&args, cli.json),
         Command::Prove(args) => commands::prove::run(&args, cli.json),
         Command::Verify(args) => commands::verify::run(&args, cli.json),
+        Command::VerifyBatch(args) => commands::verify_batch::run(&args, cli.json),
         Command::Demo(args) => commands::demo::run(&args.model_dir, args.sample, &args.out, args.device, cli.json),
         Command::GpuInfo => commands::gpu_info::run(cli.json),
     };

@@ -151,6 +151,47 @@ fn compile_setup_prove_verify_and_exit_codes() {
     std::fs::write(&forged, &flipped).expect("write");
     let o = zkinfer(&["verify", path(&forged), "--keys", path(&keys)]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+
+    // A batch names the forged bundle and accepts the honest one; the replay cache file rejects a second showing.
+    let o = zkinfer(&["verify-batch", path(&forged), path(&bundle), "--keys", path(&keys)]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("REJECTED {}", path(&forged))),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        text(&o).contains(&format!("ACCEPTED {}", path(&bundle))),
+        "{}",
+        text(&o)
+    );
+    let cache = dir.join("replay-cache.txt");
+    let batch = |files: &[&Path]| {
+        let mut args = vec![
+            "--json",
+            "verify-batch",
+            "--keys",
+            path(&keys),
+            "--replay-cache",
+            path(&cache),
+        ];
+        args.extend(files.iter().map(|f| path(f)));
+        zkinfer(&args)
+    };
+    let o = batch(&[&bundle]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(report["accepted"], 1, "{report}");
+    let o = batch(&[&bundle, &truncated]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(report["rejected"], 2, "{report}");
+    let replay = report["bundles"][0]["error"].as_str().expect("error");
+    assert!(replay.contains("replay"), "{report}");
+    std::fs::write(&cache, "not hex\n").expect("write");
+    let o = batch(&[&bundle]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("line 1"), "{}", text(&o));
 }
 
 #[test]

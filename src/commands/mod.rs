@@ -6,3 +6,4 @@ pub mod gpu_info;
 pub mod prove;
 pub mod setup;
 pub mod verify;
+pub mod verify_batch;
