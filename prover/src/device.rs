@@ -16,8 +16,8 @@ use zkinfer_gpu::{AdapterSummary, GpuContext, GpuError, IntLinearKernels, MsmKer
 use crate::error::{ProverError, Result};
 
 /// Under [`Device::Auto`], MSMs shorter than this stay on the CPU (kernel launches and transfers cost more than
-/// they save on small inputs). Chosen from published GPU MSM figures (ICICLE, WebGPU MSM work), not measured here:
-/// no hardware GPU was available (BENCHMARKS.md).
+/// they save on small inputs). An estimate, not a measurement: no hardware GPU was available to tune it
+/// (BENCHMARKS.md); on the software driver the GPU never pays for full-size scalars.
 pub const AUTO_MIN_MSM_LEN: usize = 1 << 12;
 
 /// Which processor proves.
