@@ -58,23 +58,30 @@ fn compile_setup_prove_verify_and_exit_codes() {
     );
     let model_id = std::fs::read_to_string(keys.join("model-id.txt")).expect("model id");
 
-    let o = zkinfer(&[
-        "--json",
-        "prove",
-        path(&zkm),
-        "--keys",
-        path(&keys),
-        "--input",
-        path(&input),
-        "--nonce",
-        "0x1234",
-        "--salt",
-        "77",
-        "-o",
-        path(&bundle),
-    ]);
+    // Proves the input with `--device device` into `out`, with --json.
+    let prove_on = |device: &str, out: &Path| {
+        zkinfer(&[
+            "--json",
+            "prove",
+            path(&zkm),
+            "--keys",
+            path(&keys),
+            "--input",
+            path(&input),
+            "--nonce",
+            "0x1234",
+            "--salt",
+            "77",
+            "--device",
+            device,
+            "-o",
+            path(out),
+        ])
+    };
+    let o = prove_on("cpu", &bundle);
     assert!(o.status.success(), "{}", text(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(report["device"], "CPU", "{report}");
     let commitment = report["input_commitment"].as_str().expect("commitment").to_string();
 
     let ok = zkinfer(&[

@@ -9,7 +9,9 @@ use bytemuck::{Pod, Zeroable};
 use halo2curves::bn256::{Fq, G1Affine, G1};
 use halo2curves::serde::SerdeObject;
 
-use crate::transfer::{build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry, upload, WORKGROUP};
+use crate::transfer::{
+    bind_in_order, build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry, upload, WORKGROUP,
+};
 use crate::{GpuContext, GpuError};
 
 /// WGSL of the G1 point arithmetic (`g1_add`, `g1_add_mixed`, `g1_double`, ...); kernels put `FQ_WGSL` before it.
@@ -168,28 +170,8 @@ impl G1Kernels {
                 usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             });
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("zkinfer-gpu elementwise G1 bindings"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: a.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: b.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: output.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: params.as_entire_binding(),
-                    },
-                ],
-            });
+            let buffers = [&a, &b, &output, &params];
+            let bind_group = bind_in_order(device, &self.layout, "zkinfer-gpu elementwise G1 bindings", &buffers);
             let (x, y) = grid(n as u64, self.max_workgroups_x);
             let mut compute = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             compute.set_pipeline(pipeline);

@@ -10,7 +10,8 @@ use halo2curves::bn256::Fr;
 use wgpu::util::DeviceExt;
 
 use crate::transfer::{
-    build_pipelines, grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES, WORKGROUP,
+    bind_in_order, build_pipelines, grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES,
+    WORKGROUP,
 };
 use crate::{GpuContext, GpuError};
 
@@ -150,28 +151,8 @@ impl FieldKernels {
                 }),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("zkinfer-gpu elementwise bindings"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: in_a.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: in_b.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: output.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: params.as_entire_binding(),
-                    },
-                ],
-            });
+            let buffers = [&in_a, &in_b, &output, &params];
+            let bind_group = bind_in_order(device, &self.layout, "zkinfer-gpu elementwise bindings", &buffers);
             let (x, y) = grid(n as u64, self.max_workgroups_x);
             let mut compute = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             compute.set_pipeline(match op {

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
-use crate::transfer::{build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry};
+use crate::transfer::{bind_in_order, build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry};
 use crate::{GpuContext, GpuError};
 
 /// Largest |weight| and |activation| the exactness argument covers (16-bit signed values: −2^15 ..= 2^15 − 1).
@@ -498,19 +498,7 @@ impl IntLinearKernels {
                 &acc,
                 &uniform,
             ];
-            let entries: Vec<wgpu::BindGroupEntry> = resources
-                .iter()
-                .enumerate()
-                .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                    binding: binding as u32,
-                    resource: buffer.as_entire_binding(),
-                })
-                .collect();
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("zkinfer-gpu integer linear bindings"),
-                layout: &self.layout,
-                entries: &entries,
-            });
+            let bind_group = bind_in_order(device, &self.layout, "zkinfer-gpu integer linear bindings", &resources);
             // The reduction sees the segment sums: WebGPU orders dispatches within a pass.
             let mut compute = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             compute.set_bind_group(0, &bind_group, &[]);

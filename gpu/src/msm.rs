@@ -37,7 +37,7 @@ use halo2curves::CurveExt;
 use rayon::prelude::*;
 
 use crate::curve::{points_to_bytes, projective_from_bytes, AFFINE_BYTES, G1_WGSL, POINT_BYTES};
-use crate::transfer::{build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry, upload};
+use crate::transfer::{bind_in_order, build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry, upload};
 use crate::{GpuContext, GpuError};
 use plan::{bucket_layout, combine, plan, Plan, Prepared, TooLarge};
 
@@ -254,19 +254,7 @@ impl MsmKernels {
                 &partials,
                 &uniform,
             ];
-            let bind_entries: Vec<wgpu::BindGroupEntry> = resources
-                .iter()
-                .enumerate()
-                .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                    binding: binding as u32,
-                    resource: buffer.as_entire_binding(),
-                })
-                .collect();
-            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("zkinfer-gpu MSM bindings"),
-                layout: &self.layout,
-                entries: &bind_entries,
-            });
+            let bind_group = bind_in_order(device, &self.layout, "zkinfer-gpu MSM bindings", &resources);
             let mut compute = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             for (pipeline, invocations) in [
                 (&self.segment, segments),

@@ -11,7 +11,9 @@ use ff::Field;
 use halo2curves::bn256::Fr;
 use wgpu::util::DeviceExt;
 
-use crate::transfer::{build_pipelines, grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES};
+use crate::transfer::{
+    bind_in_order, build_pipelines, grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES,
+};
 use crate::{GpuContext, GpuError};
 
 /// The uniform block of `ntt.wgsl`.
@@ -160,19 +162,7 @@ impl NttKernels {
                         usage: wgpu::BufferUsages::UNIFORM,
                     });
                     let resources = [&values, &twiddles, &uniform, &factors];
-                    let entries: Vec<wgpu::BindGroupEntry> = resources
-                        .iter()
-                        .enumerate()
-                        .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                            binding: binding as u32,
-                            resource: buffer.as_entire_binding(),
-                        })
-                        .collect();
-                    device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some("zkinfer-gpu NTT bindings"),
-                        layout: &self.layout,
-                        entries: &entries,
-                    })
+                    bind_in_order(device, &self.layout, "zkinfer-gpu NTT bindings", &resources)
                 })
                 .collect();
             let mut compute = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());

@@ -73,6 +73,28 @@ pub(crate) fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
     }
 }
 
+/// A bind group of `layout` binding `buffers` in order: buffer `i` at binding `i`, each as a whole.
+pub(crate) fn bind_in_order(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    label: &str,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(binding, buffer)| wgpu::BindGroupEntry {
+            binding: binding as u32,
+            resource: buffer.as_entire_binding(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
+}
+
 /// Compiles the concatenation of `sources` (the arithmetic it needs, e.g. [`crate::FR_WGSL`], then the kernels) and
 /// one compute pipeline per entry point, all sharing one bind-group layout of `entries`. Shader and pipeline errors
 /// become `GpuError::Gpu` naming `what`.
