@@ -73,6 +73,31 @@ fn a_proof_made_on_the_gpu_verifies_with_the_ordinary_verifier() {
     assert_eq!(proven.bundle.input_commitment, cpu.bundle.input_commitment);
 }
 
+#[test]
+fn a_gpu_computing_wrong_commitments_costs_time_not_the_request() {
+    let Some(backend) = backend() else { return };
+    let (prover, keys) = gpu_keys(&backend);
+    let committer = prover.srs.gpu().expect("attached");
+    committer.set_fault_injection(true);
+    let (salt, nonce) = common::salt_and_nonce();
+    let input = &common::digits_test().inputs[5];
+    let proven = prove(
+        common::digits_model(),
+        &prover,
+        &keys.verifier,
+        &ProveRequest { input, salt, nonce },
+    );
+    committer.set_fault_injection(false);
+    let proven = proven.expect("the CPU proves again");
+    assert!(proven.cpu_retry, "the faulty GPU proof was not noticed");
+    let expect = Expectations {
+        model_id: Some(keys.verifier.model_id()),
+        input_commitment: Some(poseidon::commit_input(salt, &proven.input_q)),
+        nonce: Some(nonce),
+    };
+    verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("the CPU's proof verifies");
+}
+
 /// A seeded proof of the digits model on test image 0 with `prover`'s parameters.
 fn seeded_proof(prover: &ProverKey, keys: &KeyPair) -> Vec<u8> {
     use halo2_proofs::{

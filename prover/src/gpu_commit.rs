@@ -51,6 +51,7 @@ pub struct GpuCommitter {
     mismatched: AtomicUsize,
     reported: AtomicBool,
     cross_check: AtomicBool,
+    inject_fault: AtomicBool,
 }
 
 impl fmt::Debug for GpuCommitter {
@@ -86,6 +87,7 @@ impl GpuCommitter {
             mismatched: AtomicUsize::new(0),
             reported: AtomicBool::new(false),
             cross_check: AtomicBool::new(false),
+            inject_fault: AtomicBool::new(false),
         })
     }
 
@@ -97,6 +99,12 @@ impl GpuCommitter {
     /// Also compute every GPU MSM on the CPU, use the CPU's result and count disagreements (for tests).
     pub fn set_cross_check(&self, on: bool) {
         self.cross_check.store(on, Ordering::Relaxed);
+    }
+
+    /// For tests of the fallbacks: every GPU MSM result is shifted by the group generator, as a faulty driver's
+    /// would be (`prove` must then notice and prove again on the CPU).
+    pub fn set_fault_injection(&self, on: bool) {
+        self.inject_fault.store(on, Ordering::Relaxed);
     }
 
     /// `Σ scalars[i]·bases[i]` over `basis`: on the GPU, or by `cpu` (the same sum over the same bases) when the
@@ -111,8 +119,11 @@ impl GpuCommitter {
             Basis::Monomial => &self.monomial,
         };
         match self.backend.msm().msm(bases, scalars) {
-            Ok(point) => {
+            Ok(mut point) => {
                 self.gpu.fetch_add(1, Ordering::Relaxed);
+                if self.inject_fault.load(Ordering::Relaxed) {
+                    point += G1::generator();
+                }
                 if !self.cross_check.load(Ordering::Relaxed) {
                     return point;
                 }

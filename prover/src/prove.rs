@@ -67,7 +67,7 @@ pub fn prove(
     let inference = started.elapsed();
 
     let started = Instant::now();
-    let public = PublicInputs {
+    let mut public = PublicInputs {
         input_commitment: poseidon::commit_input(request.salt, &input_q),
         nonce: request.nonce,
         outputs,
@@ -78,7 +78,7 @@ pub fn prove(
         input: input_q.clone(),
     };
     let circuit = || ModelCircuit::new(model.clone(), key.meta.circuit_params, witness.clone());
-    let instance = public.to_instance();
+    let mut instance = public.to_instance();
     let mut proof = create(&key.srs, key, circuit(), &instance)?;
     let proving = started.elapsed();
     let mut cpu_retry = false;
@@ -95,6 +95,13 @@ pub fn prove(
              (please report this GPU and driver; use --device cpu to skip it)",
             backend.adapter().name
         );
+        // The GPU also computed the outputs: take the CPU's if they differ.
+        let cpu_outputs = infer(model, &input_q)?;
+        if cpu_outputs != public.outputs {
+            eprintln!("warning: the GPU's inference differs from the CPU's; proving the CPU's outputs");
+            public.outputs = cpu_outputs;
+            instance = public.to_instance();
+        }
         let mut cpu = key.srs.clone();
         cpu.detach_gpu();
         proof = create(&cpu, key, circuit(), &instance)?;
