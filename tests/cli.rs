@@ -102,25 +102,6 @@ fn compile_setup_prove_verify_and_exit_codes() {
     assert!(text(&replay).contains("nonce"), "{}", text(&replay));
 
     // The same request proven with `--device gpu` (Mesa's software Vulkan driver in CI) verifies the same way.
-    let prove_on = |device: &str, out: &Path| {
-        zkinfer(&[
-            "--json",
-            "prove",
-            path(&zkm),
-            "--keys",
-            path(&keys),
-            "--input",
-            path(&input),
-            "--nonce",
-            "0x1234",
-            "--salt",
-            "77",
-            "--device",
-            device,
-            "-o",
-            path(out),
-        ])
-    };
     let gpu_bundle = dir.join("gpu.bundle");
     let o = prove_on("gpu", &gpu_bundle);
     if o.status.success() {
