@@ -10,7 +10,8 @@ use halo2curves::bn256::{Fq, G1Affine, G1};
 use halo2curves::serde::SerdeObject;
 
 use crate::transfer::{
-    bind_in_order, build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry, upload, WORKGROUP,
+    bind_in_order, build_pipelines, grid, max_binding, run_and_read_bytes, storage_entry, uniform_entry, upload,
+    WORKGROUP,
 };
 use crate::{GpuContext, GpuError};
 
@@ -95,7 +96,7 @@ impl G1Kernels {
             ["add_kernel", "add_mixed_kernel", "double_kernel"],
         )?;
         let max_workgroups_x = limits.max_compute_workgroups_per_dimension.max(1);
-        let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let binding = max_binding(&limits);
         let grid = u64::from(max_workgroups_x) * u64::from(max_workgroups_x) * WORKGROUP;
         let max_points = (binding / POINT_BYTES).min(grid).min(u64::from(u32::MAX)) as usize;
         Ok(G1Kernels {

@@ -10,8 +10,8 @@ use halo2curves::bn256::Fr;
 use wgpu::util::DeviceExt;
 
 use crate::transfer::{
-    bind_in_order, build_pipelines, grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES,
-    WORKGROUP,
+    bind_in_order, build_pipelines, grid, max_binding, run_and_read, storage_entry, to_bytes, uniform_entry,
+    ELEMENT_BYTES, WORKGROUP,
 };
 use crate::{GpuContext, GpuError};
 
@@ -60,7 +60,7 @@ impl FieldKernels {
         let device = &ctx.device;
         let limits = device.limits();
         let max_workgroups_x = max_workgroups_x.clamp(1, limits.max_compute_workgroups_per_dimension.max(1));
-        let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let binding = max_binding(&limits);
         let grid = u64::from(max_workgroups_x) * u64::from(limits.max_compute_workgroups_per_dimension) * WORKGROUP;
         let device_cap = (binding / ELEMENT_BYTES).min(grid).min(u64::from(u32::MAX));
         let max_elements_per_pass = max_elements_per_pass.min(device_cap as usize).max(1);

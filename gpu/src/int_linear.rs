@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
-use crate::transfer::{bind_in_order, build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry};
+use crate::transfer::{
+    bind_in_order, build_pipelines, grid, max_binding, run_and_read_bytes, storage_entry, uniform_entry,
+};
 use crate::{GpuContext, GpuError};
 
 /// Largest |weight| and |activation| the exactness argument covers (16-bit signed values: −2^15 ..= 2^15 − 1).
@@ -294,7 +296,7 @@ impl IntLinearKernels {
             &entries,
             ["segment_kernel", "reduce_kernel"],
         )?;
-        let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let binding = max_binding(&limits);
         static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Ok(IntLinearKernels {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

@@ -38,7 +38,7 @@ use rayon::prelude::*;
 
 use crate::curve::{points_to_bytes, projective_from_bytes, AFFINE_BYTES, G1_WGSL, POINT_BYTES};
 use crate::transfer::{bind_in_order, build_pipelines, grid, run_and_read_bytes, storage_entry, uniform_entry, upload};
-use crate::{GpuContext, GpuError};
+use crate::{transfer, GpuContext, GpuError};
 use plan::{bucket_layout, combine, plan, Plan, Prepared, TooLarge};
 
 /// The smallest storage binding [`MsmKernels::with_max_binding`] plans for (every plan of one scalar fits it).
@@ -121,7 +121,7 @@ impl MsmKernels {
             &entries,
             ["segment_kernel", "bucket_kernel", "window_kernel"],
         )?;
-        let device_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let device_binding = transfer::max_binding(&limits);
         // Word indices in the shaders are u32: keep every binding below 4 GiB.
         let max_binding = max_binding
             .min(device_binding)

@@ -12,7 +12,8 @@ use halo2curves::bn256::Fr;
 use wgpu::util::DeviceExt;
 
 use crate::transfer::{
-    bind_in_order, build_pipelines, grid, run_and_read, storage_entry, to_bytes, uniform_entry, ELEMENT_BYTES,
+    bind_in_order, build_pipelines, grid, max_binding, run_and_read, storage_entry, to_bytes, uniform_entry,
+    ELEMENT_BYTES,
 };
 use crate::{GpuContext, GpuError};
 
@@ -58,7 +59,7 @@ impl NttKernels {
             &entries,
             ["bit_reverse_kernel", "butterfly_kernel", "scale_kernel"],
         )?;
-        let binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let binding = max_binding(&limits);
         Ok(NttKernels {
             device: device.clone(),
             queue: ctx.queue.clone(),

@@ -22,6 +22,11 @@ pub(crate) fn grid(n: u64, max_x: u32) -> (u32, u32) {
     (x as u32, y as u32)
 }
 
+/// The largest buffer one storage binding of a device with `limits` takes, in bytes.
+pub(crate) fn max_binding(limits: &wgpu::Limits) -> u64 {
+    limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)
+}
+
 /// halo2curves' raw (Montgomery) bytes of every element, concatenated.
 pub(crate) fn to_bytes(values: &[Fr]) -> Result<Vec<u8>, GpuError> {
     let mut bytes = Vec::with_capacity(values.len() * ELEMENT_BYTES as usize);
