@@ -33,6 +33,11 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Verify many bundles (of one or several models) with accumulated pairing checks; names every rejected one.
     VerifyBatch(commands::verify_batch::VerifyBatchArgs),
+    /// Serve models over HTTP for clients: outputs at once, proofs as jobs (SQLite), metrics and a dashboard.
+    Serve(commands::serve::ServeArgs),
+    /// Send inputs to a `zkinfer serve` and verify every answer locally (one request, or a timed test batch).
+    #[command(subcommand)]
+    Client(commands::client::ClientCommand),
     /// End to end on the shipped digits model: compile, setup (insecure SRS), prove one test digit, verify, tamper.
     Demo(DemoArgs),
     /// List the GPU adapters (Vulkan / Metal / DX12) and the one the GPU kernels would use.
@@ -64,6 +69,8 @@ fn main() -> ExitCode {
         Command::Prove(args) => commands::prove::run(&args, cli.json),
         Command::Verify(args) => commands::verify::run(&args, cli.json),
         Command::VerifyBatch(args) => commands::verify_batch::run(&args, cli.json),
+        Command::Serve(args) => commands::serve::run(&args, cli.json),
+        Command::Client(command) => commands::client::run(&command, cli.json),
         Command::Demo(args) => commands::demo::run(&args.model_dir, args.sample, &args.out, args.device, cli.json),
         Command::GpuInfo => commands::gpu_info::run(cli.json),
     };

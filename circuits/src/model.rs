@@ -25,6 +25,15 @@ pub const MAX_OUTPUT_BITS: u32 = 16;
 /// additions).
 pub const MAX_WEIGHT: i64 = 1 << 20;
 
+/// Quantizes a float input to the int8 activations the model reads: `clamp(round(x / input_scale), -128, 127)`.
+/// The prover and a client computing its own input commitment use this one definition.
+pub fn quantize_input_values(input_scale: f32, x: &[f32]) -> Vec<i64> {
+    let s = input_scale as f64;
+    x.iter()
+        .map(|&v| (v as f64 / s).round().clamp(ACT_MIN as f64, ACT_MAX as f64) as i64)
+        .collect()
+}
+
 /// Index of a tensor: 0 is the model input, `i + 1` the output of layer `i`.
 pub type TensorId = usize;
 

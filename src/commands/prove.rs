@@ -51,6 +51,12 @@ pub fn parse_hex(what: &str, text: &str) -> Result<Fr> {
     field_from_hex(text).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
 }
 
+/// Parses a model id given on the command line (64 hex digits).
+pub fn parse_model_id(text: &str) -> Result<[u8; 32]> {
+    let raw = hex::decode(text.trim().trim_start_matches("0x")).context("--model-id is not hex")?;
+    <[u8; 32]>::try_from(raw).map_err(|_| anyhow::anyhow!("--model-id must be 32 bytes (64 hex digits)"))
+}
+
 /// Proves `input` with the keys in `key_dir` on `device`.
 pub fn prove_file(
     model: &QuantizedModel,

@@ -10,7 +10,7 @@ use serde_json::json;
 use zkinfer_prover::keys;
 use zkinfer_verifier::{verify_bundle, Expectations, ProofBundle, VerifyError};
 
-use super::prove::parse_hex;
+use super::prove::{parse_hex, parse_model_id};
 use crate::report::{ms, print_json};
 
 /// Arguments of `verify`.
@@ -42,16 +42,7 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
     let key = keys::load_verifier_key(&args.keys)?;
     let bytes = std::fs::read(&args.bundle).with_context(|| format!("reading {}", args.bundle.display()))?;
     let bundle = ProofBundle::from_any(&bytes).with_context(|| format!("reading {}", args.bundle.display()))?;
-    let model_id = match &args.model_id {
-        Some(text) => {
-            let raw = hex::decode(text.trim().trim_start_matches("0x")).context("--model-id is not hex")?;
-            Some(
-                <[u8; 32]>::try_from(raw)
-                    .map_err(|_| anyhow::anyhow!("--model-id must be 32 bytes (64 hex digits)"))?,
-            )
-        }
-        None => None,
-    };
+    let model_id = args.model_id.as_deref().map(parse_model_id).transpose()?;
     let expect = Expectations {
         model_id,
         nonce: args.nonce.as_deref().map(|n| parse_hex("nonce", n)).transpose()?,

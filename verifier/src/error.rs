@@ -57,6 +57,14 @@ pub enum VerifyError {
         /// Outputs in the bundle.
         found: usize,
     },
+    /// An input has another length than the model's input.
+    #[error("the input has {found} values, the model takes {expected} (flattened)")]
+    InputLength {
+        /// Inputs of the model.
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
     /// The proof bytes could not be read as a proof (a point off the curve, a truncated transcript).
     #[error("proof bytes are malformed: {0}")]
     MalformedProof(String),

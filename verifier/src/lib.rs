@@ -4,6 +4,7 @@
 
 pub mod batch;
 pub mod bundle;
+pub mod commitment;
 pub mod envelope;
 pub mod error;
 pub mod key;
@@ -12,6 +13,7 @@ pub mod verify;
 
 pub use batch::{verify_batch, BatchItem, BatchReport};
 pub use bundle::{field_from_hex, field_to_hex, ProofBundle};
+pub use commitment::input_commitment;
 pub use error::VerifyError;
 pub use key::{ModelMeta, VerifierKey};
 pub use replay::{verify_fresh, ReplayCache};

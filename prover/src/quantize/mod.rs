@@ -22,7 +22,7 @@ mod lower;
 
 use rayon::prelude::*;
 use zkinfer_circuits::arith::MAX_SHIFT;
-use zkinfer_circuits::model::{QuantizedModel, ACT_BITS, ACT_MAX, ACT_MIN, MAX_OUTPUT_BITS, MODEL_FORMAT_VERSION};
+use zkinfer_circuits::model::{quantize_input_values, QuantizedModel, ACT_BITS, MAX_OUTPUT_BITS, MODEL_FORMAT_VERSION};
 
 use crate::error::{ProverError, Result};
 use crate::graph::FloatModel;
@@ -182,10 +182,7 @@ pub fn quantize_input(model: &QuantizedModel, x: &[f32]) -> Result<Vec<i64>> {
             found: x.len(),
         });
     }
-    let s = model.input_scale as f64;
-    Ok(x.iter()
-        .map(|&v| (v as f64 / s).round().clamp(ACT_MIN as f64, ACT_MAX as f64) as i64)
-        .collect())
+    Ok(quantize_input_values(model.input_scale, x))
 }
 
 /// Turns the integer outputs back into floats: `y · output_scale`.

@@ -1,0 +1,480 @@
+//! The client of a miner: sends inputs, and trusts nothing it is sent. The verifying key must hash to the pinned
+//! model id, the server's input commitment must equal the one computed here from the input and the client's salt,
+//! the proven outputs must equal the outputs answered first, and the proof must verify for the client's nonce
+//! (once: a replay cache refuses a second answer to a nonce).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use zkinfer_circuits::Fr;
+use zkinfer_verifier::{
+    field_to_hex, input_commitment, verify_fresh, Expectations, ProofBundle, ReplayCache, VerifierKey, VerifyError,
+};
+
+use crate::api::{ErrorBody, InferRequest, JobStatus, JobView, ModelInfo};
+use crate::stats::Percentiles;
+
+/// Why a request failed, as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached or the connection broke.
+    #[error("{what}: {reason}")]
+    Http {
+        /// What was being done.
+        what: String,
+        /// The transport's error and its causes.
+        reason: String,
+    },
+    /// The server answered with an error.
+    #[error("{what}: the server answered {status}: {message}")]
+    Server {
+        /// What was being done.
+        what: String,
+        /// HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+    },
+    /// The server's verifying key is not the pinned model's.
+    #[error("the server's verifying key is for model {found}, not the pinned model {expected}: refusing to trust it")]
+    KeyMismatch {
+        /// The pinned model id.
+        expected: String,
+        /// The served key's model id.
+        found: String,
+    },
+    /// The server's answer contradicts what the client knows (commitment, outputs, nonce).
+    #[error("the server's answer is wrong: {0}")]
+    Mismatch(String),
+    /// The proof was rejected.
+    #[error("the proof was rejected: {0}")]
+    Rejected(#[from] VerifyError),
+    /// Proving failed on the server.
+    #[error("the server failed to prove job {job_id}: {error}")]
+    ProvingFailed {
+        /// The job.
+        job_id: String,
+        /// The server's reason.
+        error: String,
+    },
+    /// No proof in time.
+    #[error("no proof within {0:?}")]
+    Timeout(Duration),
+    /// The client could not be set up (URL, certificate).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A client of one miner.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// How to send one request.
+#[derive(Clone, Debug)]
+pub struct RequestOptions {
+    /// Whether to ask for a proof (and wait for it and verify it).
+    pub proof: bool,
+    /// How long to wait for the proof (and for queue slots, on 429).
+    pub timeout: Duration,
+}
+
+impl Default for RequestOptions {
+    fn default() -> Self {
+        RequestOptions {
+            proof: true,
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// The verified answer to one request.
+#[derive(Clone, Debug)]
+pub struct VerifiedAnswer {
+    /// The job id on the server.
+    pub job_id: String,
+    /// The proven (or, without a proof, answered) int8 outputs.
+    pub outputs: Vec<i64>,
+    /// The outputs as floats.
+    pub float_outputs: Vec<f32>,
+    /// Index of the largest output.
+    pub argmax: Option<usize>,
+    /// From sending the request to receiving the output.
+    pub time_to_output: Duration,
+    /// From sending the request to holding a verified proof.
+    pub time_to_proof: Option<Duration>,
+    /// Size of the halo2 proof, bytes.
+    pub proof_bytes: Option<usize>,
+    /// The proof bundle.
+    pub bundle: Option<ProofBundle>,
+    /// How often the server said 429 before accepting.
+    pub retries: u32,
+}
+
+impl Client {
+    /// A client of the miner at `base_url` (`http://…` or `https://…`); `ca_cert_pem` adds a trusted root (for a
+    /// self-signed certificate).
+    pub fn new(base_url: &str, ca_cert_pem: Option<&[u8]>) -> Result<Self, ClientError> {
+        let base = base_url.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Setup(format!(
+                "URL `{base_url}` must start with http:// or https://"
+            )));
+        }
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(64);
+        if let Some(pem) = ca_cert_pem {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| ClientError::Setup(format!("the CA certificate is not PEM: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ClientError::Setup(format!("HTTP client: {e}")))?;
+        Ok(Client { http, base })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET /v1/models`.
+    pub async fn models(&self) -> Result<Vec<ModelInfo>, ClientError> {
+        let what = "listing the models";
+        let response = self.send(what, self.http.get(self.url("/v1/models"))).await?;
+        json(what, response).await
+    }
+
+    /// The verifying key of `model_id`, fetched from the server and refused unless it hashes to `model_id`.
+    pub async fn verifier_key(&self, model_id: &[u8; 32]) -> Result<VerifierKey, ClientError> {
+        let id = hex::encode(model_id);
+        let what = format!("fetching the verifying key of model {id}");
+        let response = self
+            .send(&what, self.http.get(self.url(&format!("/v1/models/{id}/vk"))))
+            .await?;
+        let bytes = response.bytes().await.map_err(|e| http_error(what, e))?;
+        let key = VerifierKey::from_bytes(&bytes)?;
+        if key.model_id() != *model_id {
+            return Err(ClientError::KeyMismatch {
+                expected: id,
+                found: hex::encode(key.model_id()),
+            });
+        }
+        Ok(key)
+    }
+
+    /// `POST /v1/models/{id}/infer`, waiting out 429s (as `Retry-After` asks) until `deadline`; returns the job
+    /// and how many 429s it took.
+    pub async fn submit(
+        &self,
+        model_id: &[u8; 32],
+        request: &InferRequest,
+        deadline: Instant,
+    ) -> Result<(JobView, u32), ClientError> {
+        let url = self.url(&format!("/v1/models/{}/infer", hex::encode(model_id)));
+        let what = "sending the inference request";
+        let mut retries = 0;
+        loop {
+            let response = self
+                .http
+                .post(&url)
+                .json(request)
+                .send()
+                .await
+                .map_err(|e| http_error(what, e))?;
+            if response.status() == StatusCode::TOO_MANY_REQUESTS {
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1);
+                // Jitter spreads the retries of many waiting clients.
+                let jitter = Duration::from_millis(rand::random::<u64>() % 250);
+                let resume = Instant::now() + Duration::from_secs(wait) + jitter;
+                if resume > deadline {
+                    return Err(server_error(what, response).await);
+                }
+                retries += 1;
+                tokio::time::sleep_until(resume.into()).await;
+                continue;
+            }
+            if !response.status().is_success() {
+                return Err(server_error(what, response).await);
+            }
+            return Ok((json(what, response).await?, retries));
+        }
+    }
+
+    /// The job, long-polling until it ends or `deadline` passes.
+    pub async fn wait_job(&self, job_id: &str, deadline: Instant) -> Result<JobView, ClientError> {
+        let what = format!("polling job {job_id}");
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait_ms = left.as_millis().min(10_000) as u64;
+            let url = self.url(&format!("/v1/jobs/{job_id}?wait_ms={wait_ms}"));
+            let response = self.send(&what, self.http.get(url)).await?;
+            let job: JobView = json(&what, response).await?;
+            if job.status.is_final() {
+                return Ok(job);
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::Timeout(left));
+            }
+        }
+    }
+
+    /// `GET /v1/jobs/{id}/bundle`: the binary proof bundle.
+    pub async fn bundle(&self, job_id: &str) -> Result<ProofBundle, ClientError> {
+        let what = format!("fetching the proof of job {job_id}");
+        let response = self
+            .send(&what, self.http.get(self.url(&format!("/v1/jobs/{job_id}/bundle"))))
+            .await?;
+        let bytes = response.bytes().await.map_err(|e| http_error(what, e))?;
+        Ok(ProofBundle::from_bytes(&bytes)?)
+    }
+
+    /// Sends `input` to the model of `key` with a fresh salt and nonce, checks the answer, waits for the proof and
+    /// verifies it against the model id, the input commitment computed here and the nonce, recording the nonce in
+    /// `replay`.
+    pub async fn infer_verified(
+        &self,
+        key: &VerifierKey,
+        input: &[f32],
+        options: &RequestOptions,
+        replay: &ReplayCache,
+    ) -> Result<VerifiedAnswer, ClientError> {
+        let salt = random_field();
+        let nonce = random_field();
+        let commitment = input_commitment(&key.meta, input, salt)?;
+        let request = InferRequest {
+            input_data: vec![input.to_vec()],
+            salt: field_to_hex(&salt),
+            nonce: field_to_hex(&nonce),
+            proof: options.proof,
+        };
+        let started = Instant::now();
+        let deadline = started + options.timeout;
+        let (answer, retries) = self.submit(&key.model_id(), &request, deadline).await?;
+        let time_to_output = started.elapsed();
+        if answer.input_commitment != field_to_hex(&commitment) {
+            return Err(ClientError::Mismatch(format!(
+                "input commitment {} is not the commitment of the input sent ({})",
+                answer.input_commitment,
+                field_to_hex(&commitment)
+            )));
+        }
+        if answer.nonce != request.nonce {
+            return Err(ClientError::Mismatch(format!(
+                "the answer is for nonce {}, the request's is {}",
+                answer.nonce, request.nonce
+            )));
+        }
+        let mut verified = VerifiedAnswer {
+            job_id: answer.job_id.clone(),
+            outputs: answer.outputs.clone(),
+            float_outputs: answer.float_outputs.clone(),
+            argmax: answer.argmax,
+            time_to_output,
+            time_to_proof: None,
+            proof_bytes: None,
+            bundle: None,
+            retries,
+        };
+        if !options.proof {
+            return Ok(verified);
+        }
+        let job = self.wait_job(&answer.job_id, deadline).await?;
+        if job.status == JobStatus::Failed {
+            return Err(ClientError::ProvingFailed {
+                job_id: job.job_id,
+                error: job.error.unwrap_or_default(),
+            });
+        }
+        let bundle = match job.bundle {
+            Some(bundle) => bundle,
+            None => self.bundle(&job.job_id).await?,
+        };
+        let expect = Expectations {
+            model_id: Some(key.model_id()),
+            input_commitment: Some(commitment),
+            nonce: Some(nonce),
+        };
+        let proven = verify_fresh(key, &bundle, &expect, replay)?;
+        if proven.outputs != answer.outputs {
+            return Err(ClientError::Mismatch(format!(
+                "the proven outputs {:?} differ from the outputs answered first {:?}",
+                proven.outputs, answer.outputs
+            )));
+        }
+        verified.time_to_proof = Some(started.elapsed());
+        verified.proof_bytes = Some(bundle.proof.len());
+        verified.float_outputs = proven.float_outputs;
+        verified.bundle = Some(bundle);
+        Ok(verified)
+    }
+
+    async fn send(&self, what: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let response = request.send().await.map_err(|e| http_error(what, e))?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(server_error(what, response).await)
+        }
+    }
+}
+
+async fn json<T: serde::de::DeserializeOwned>(what: &str, response: reqwest::Response) -> Result<T, ClientError> {
+    response
+        .json()
+        .await
+        .map_err(|e| http_error(format!("{what} (reading the answer)"), e))
+}
+
+async fn server_error(what: &str, response: reqwest::Response) -> ClientError {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<ErrorBody>(&text).map_or(text, |body| body.error);
+    ClientError::Server {
+        what: what.into(),
+        status,
+        message,
+    }
+}
+
+/// A transport error with its causes, each said once (reqwest repeats the URL in nested errors).
+fn http_error(what: impl Into<String>, error: reqwest::Error) -> ClientError {
+    let mut causes: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(&error);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !causes.iter().any(|c| c.contains(&text)) {
+            causes.push(text);
+        }
+        next = e.source();
+    }
+    ClientError::Http {
+        what: what.into(),
+        reason: causes.join(": "),
+    }
+}
+
+fn random_field() -> Fr {
+    <Fr as ff::Field>::random(rand::rngs::OsRng)
+}
+
+/// A test batch: `requests` requests over `inputs` (cycled), `concurrency` at a time.
+#[derive(Clone, Debug)]
+pub struct TestBatchConfig {
+    /// The inputs to send, cycled.
+    pub inputs: Vec<Vec<f32>>,
+    /// Their classes, when known (reported as agreement of the proven argmax).
+    pub labels: Option<Vec<usize>>,
+    /// How many requests.
+    pub requests: usize,
+    /// How many in flight at once.
+    pub concurrency: usize,
+    /// Per request.
+    pub options: RequestOptions,
+}
+
+/// What a test batch measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TestBatchReport {
+    /// The model id (hex).
+    pub model_id: String,
+    /// Requests sent.
+    pub requests: usize,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Requests answered with a verified proof (or, without proofs, an output).
+    pub succeeded: usize,
+    /// Requests that failed.
+    pub failed: usize,
+    /// `succeeded / requests`.
+    pub success_rate: f64,
+    /// Proofs verified here.
+    pub proofs_verified: usize,
+    /// Time to output, ms.
+    pub time_to_output_ms: Percentiles,
+    /// Time to a verified proof, ms.
+    pub time_to_proof_ms: Percentiles,
+    /// Proof size, bytes (they are all the same size for one model).
+    pub proof_bytes: Option<usize>,
+    /// 429 answers waited out.
+    pub retries_429: u32,
+    /// Wall-clock time of the whole batch, seconds.
+    pub wall_s: f64,
+    /// Verified proofs per second over the batch.
+    pub proofs_per_s: f64,
+    /// Share of proven argmaxes equal to the label, when labels were given.
+    pub label_agreement: Option<f64>,
+    /// Failure messages and how often each occurred.
+    pub errors: BTreeMap<String, usize>,
+}
+
+/// Sends a test batch to the model of `key` and verifies every proof.
+pub async fn test_batch(client: &Client, key: &VerifierKey, config: &TestBatchConfig) -> TestBatchReport {
+    let replay = ReplayCache::new(config.requests.max(1));
+    let started = Instant::now();
+    let outcomes: Vec<(usize, Result<VerifiedAnswer, ClientError>)> = stream::iter(0..config.requests)
+        .map(|i| {
+            let input = &config.inputs[i % config.inputs.len().max(1)];
+            let replay = &replay;
+            async move { (i, client.infer_verified(key, input, &config.options, replay).await) }
+        })
+        .buffer_unordered(config.concurrency.max(1))
+        .collect()
+        .await;
+    let wall = started.elapsed().as_secs_f64();
+
+    let (mut to_output, mut to_proof, mut errors) = (Vec::new(), Vec::new(), BTreeMap::new());
+    let (mut succeeded, mut verified, mut retries, mut agree, mut labelled) = (0, 0, 0, 0, 0);
+    let mut proof_bytes = None;
+    for (i, outcome) in outcomes {
+        match outcome {
+            Ok(answer) => {
+                succeeded += 1;
+                retries += answer.retries;
+                to_output.push(answer.time_to_output.as_secs_f64() * 1e3);
+                if let Some(t) = answer.time_to_proof {
+                    verified += 1;
+                    to_proof.push(t.as_secs_f64() * 1e3);
+                }
+                proof_bytes = proof_bytes.or(answer.proof_bytes);
+                if let Some(labels) = &config.labels {
+                    labelled += 1;
+                    agree += usize::from(answer.argmax == labels.get(i % labels.len().max(1)).copied());
+                }
+            }
+            Err(e) => *errors.entry(e.to_string()).or_insert(0) += 1,
+        }
+    }
+    TestBatchReport {
+        model_id: hex::encode(key.model_id()),
+        requests: config.requests,
+        concurrency: config.concurrency,
+        succeeded,
+        failed: config.requests - succeeded,
+        success_rate: if config.requests == 0 {
+            1.0
+        } else {
+            succeeded as f64 / config.requests as f64
+        },
+        proofs_verified: verified,
+        time_to_output_ms: Percentiles::of(&to_output),
+        time_to_proof_ms: Percentiles::of(&to_proof),
+        proof_bytes,
+        retries_429: retries,
+        wall_s: wall,
+        proofs_per_s: if wall > 0.0 { verified as f64 / wall } else { 0.0 },
+        label_agreement: (labelled > 0).then(|| agree as f64 / labelled as f64),
+        errors,
+    }
+}

@@ -1,0 +1,285 @@
+//! The HTTP handlers of the miner API (routes in [`crate::server::router`], wire types in [`crate::api`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use rand::RngCore;
+use serde::Deserialize;
+use zkinfer_circuits::poseidon;
+use zkinfer_prover::{infer, quantize_input};
+use zkinfer_verifier::{field_from_hex, field_to_hex, ProofBundle};
+
+use crate::api::{InferRequest, JobStatus, JobView, ModelInfo};
+use crate::dashboard::DASHBOARD_HTML;
+use crate::error::ApiError;
+use crate::models::ServedModel;
+use crate::state::AppState;
+use crate::store::{now_ms, JobRecord, StoreError};
+
+/// Longest long-poll of `GET /v1/jobs/{id}?wait_ms=`.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+type Shared = State<Arc<AppState>>;
+
+/// `GET /v1/models`.
+pub async fn list_models(State(state): Shared) -> Json<Vec<ModelInfo>> {
+    Json(state.models.iter().map(|m| m.info()).collect())
+}
+
+fn model<'a>(state: &'a AppState, id: &str) -> Result<&'a Arc<ServedModel>, ApiError> {
+    state.models.get(id).ok_or_else(|| {
+        ApiError::not_found(
+            "unknown_model",
+            format!("no model {id} on this server; GET /v1/models lists the served ones"),
+        )
+    })
+}
+
+/// `GET /v1/models/{model_id}/vk`: the verifying key file. A client checks that its model id is the pinned one.
+pub async fn verifier_key(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let served = model(&state, &id)?;
+    Ok(octet_stream(served.verifier_key_bytes.clone()))
+}
+
+/// `POST /v1/models/{model_id}/infer`: answers the output at once and queues the proof.
+pub async fn infer_request(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Result<Json<InferRequest>, JsonRejection>,
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<JobView>), ApiError> {
+    let served = model(&state, &id)?.clone();
+    let Json(request) = body.map_err(|r| ApiError::from_json_rejection(r, state.max_body_bytes))?;
+    let input = single_input(&served, request.input_data)?;
+    let salt = field_from_hex(&request.salt).map_err(|e| ApiError::invalid(format!("salt: {e}")))?;
+    let nonce = field_from_hex(&request.nonce).map_err(|e| ApiError::invalid(format!("nonce: {e}")))?;
+
+    // Back-pressure before any work: a full queue answers 429 with an estimate of when to come back.
+    let slot = if request.proof {
+        let slot = state.queue.try_reserve().ok_or_else(|| ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: format!(
+                "the proving queue is full ({} jobs waiting); retry after the Retry-After seconds",
+                state.queue.capacity()
+            ),
+            retry_after_s: Some(state.retry_after_s()),
+            reason: Some("queue_full"),
+        })?;
+        Some(slot)
+    } else {
+        None
+    };
+
+    let started = std::time::Instant::now();
+    let inference_model = served.clone();
+    let inference_input = input.clone();
+    let (outputs, commitment) = tokio::task::spawn_blocking(move || {
+        let q = quantize_input(&inference_model.model, &inference_input)?;
+        let outputs = infer(&inference_model.model, &q)?;
+        Ok::<_, zkinfer_prover::ProverError>((outputs, poseidon::commit_input(salt, &q)))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("inference task failed: {e}")))?
+    .map_err(|e| ApiError::internal(format!("inference failed: {e}")))?;
+    state.metrics.inference_seconds.observe(started.elapsed().as_secs_f64());
+
+    let mut id_bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut id_bytes);
+    let job = JobRecord {
+        id: hex::encode(id_bytes),
+        model_id: served.id.clone(),
+        nonce: field_to_hex(&nonce),
+        salt: request.proof.then(|| field_to_hex(&salt)),
+        input: request.proof.then_some(input),
+        proof_requested: request.proof,
+        status: if request.proof {
+            JobStatus::Queued
+        } else {
+            JobStatus::Done
+        },
+        outputs,
+        input_commitment: field_to_hex(&commitment),
+        output_scale: served.model.output_scale(),
+        bundle: None,
+        error: None,
+        created_ms: now_ms(),
+        finished_ms: (!request.proof).then(now_ms),
+        proving_ms: None,
+    };
+    match state.store.insert(&job) {
+        Ok(()) => {}
+        Err(StoreError::NonceUsed { job_id }) => {
+            return Err(ApiError::rejected(
+                StatusCode::CONFLICT,
+                "replay",
+                format!(
+                    "nonce {} was already used for model {} (job {job_id}); send each request with a fresh nonce",
+                    job.nonce, served.id
+                ),
+            ))
+        }
+        Err(e) => return Err(ApiError::internal(format!("storing the job: {e}"))),
+    }
+    let status = match slot {
+        Some(slot) => {
+            slot.push(job.id.clone());
+            state.metrics.queue_depth.set(state.queue.depth() as i64);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::OK,
+    };
+    let location = format!("/v1/jobs/{}", job.id);
+    Ok((status, [(header::LOCATION, location)], Json(view(&job))))
+}
+
+/// The one sample of `input_data`, checked against the model.
+fn single_input(served: &ServedModel, mut rows: Vec<Vec<f32>>) -> Result<Vec<f32>, ApiError> {
+    let meta = &served.verifier_key.meta;
+    if rows.len() != 1 {
+        return Err(ApiError::invalid(format!(
+            "input_data holds {} rows; send exactly one (one request per input)",
+            rows.len()
+        )));
+    }
+    let input = rows.remove(0);
+    if input.len() != meta.input_len {
+        return Err(ApiError::invalid(format!(
+            "the input has {} values; model {} takes {} (shape {:?}, flattened)",
+            input.len(),
+            meta.name,
+            meta.input_len,
+            meta.input_shape
+        )));
+    }
+    if let Some(i) = input.iter().position(|v| !v.is_finite()) {
+        return Err(ApiError::invalid(format!("input value {i} is not a finite number")));
+    }
+    Ok(input)
+}
+
+/// Query of `GET /v1/jobs/{id}`.
+#[derive(Deserialize)]
+pub struct JobQuery {
+    /// Wait up to this long for the job to end.
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+/// `GET /v1/jobs/{id}[?wait_ms=N]`.
+pub async fn get_job(
+    State(state): Shared,
+    Path(id): Path<String>,
+    query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobView>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::rejected(StatusCode::BAD_REQUEST, "invalid", e.body_text()))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(query.wait_ms.min(MAX_WAIT_MS));
+    let mut ended = state.job_ended.subscribe();
+    loop {
+        let job = load_job(&state, &id)?;
+        if job.status.is_final() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(view(&job)));
+        }
+        // Woken when any job ends; a timeout answers the job as it is.
+        let _ = tokio::time::timeout_at(deadline, ended.changed()).await;
+    }
+}
+
+/// `GET /v1/jobs/{id}/bundle`: the proof bundle, binary.
+pub async fn get_bundle(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let job = load_job(&state, &id)?;
+    match (job.status, job.bundle) {
+        (JobStatus::Done, Some(bundle)) => Ok(octet_stream(bundle)),
+        (JobStatus::Done, None) => Err(ApiError::not_found(
+            "invalid",
+            format!("job {id} was answered without a proof (\"proof\": false)"),
+        )),
+        (JobStatus::Failed, _) => Err(ApiError::rejected(
+            StatusCode::CONFLICT,
+            "invalid",
+            format!("job {id} failed: {}", job.error.unwrap_or_default()),
+        )),
+        (status, _) => Err(ApiError::rejected(
+            StatusCode::CONFLICT,
+            "invalid",
+            format!(
+                "job {id} is {}; poll GET /v1/jobs/{id}?wait_ms=10000 until it is done",
+                status.as_str()
+            ),
+        )),
+    }
+}
+
+fn load_job(state: &AppState, id: &str) -> Result<JobRecord, ApiError> {
+    state
+        .store
+        .get(id)
+        .map_err(|e| ApiError::internal(format!("reading job {id}: {e}")))?
+        .ok_or_else(|| ApiError::not_found("invalid", format!("no job {id} on this server")))
+}
+
+/// The API's view of a stored job.
+fn view(job: &JobRecord) -> JobView {
+    let float_outputs = job
+        .outputs
+        .iter()
+        .map(|&q| (q as f64 * job.output_scale as f64) as f32)
+        .collect();
+    let argmax = job
+        .outputs
+        .iter()
+        .enumerate()
+        .max_by_key(|(i, v)| (**v, std::cmp::Reverse(*i)))
+        .map(|(i, _)| i);
+    JobView {
+        job_id: job.id.clone(),
+        model_id: job.model_id.clone(),
+        status: job.status,
+        proof_requested: job.proof_requested,
+        outputs: job.outputs.clone(),
+        float_outputs,
+        argmax,
+        input_commitment: job.input_commitment.clone(),
+        nonce: job.nonce.clone(),
+        error: job.error.clone(),
+        created_ms: job.created_ms,
+        finished_ms: job.finished_ms,
+        proving_ms: job.proving_ms,
+        bundle: job.bundle.as_deref().and_then(|b| ProofBundle::from_bytes(b).ok()),
+    }
+}
+
+/// `GET /metrics`.
+pub async fn metrics(State(state): Shared) -> Response {
+    state.metrics.queue_depth.set(state.queue.depth() as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// `GET /dashboard`.
+pub async fn dashboard() -> Html<&'static str> {
+    Html(DASHBOARD_HTML)
+}
+
+/// Any other path.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found(
+        "invalid",
+        "no such route; the API is GET /v1/models, POST /v1/models/{model_id}/infer, GET /v1/jobs/{id}, \
+         GET /v1/jobs/{id}/bundle, GET /metrics, GET /dashboard",
+    )
+}
+
+fn octet_stream(bytes: Vec<u8>) -> Response {
+    ([(header::CONTENT_TYPE, "application/octet-stream")], Body::from(bytes)).into_response()
+}
