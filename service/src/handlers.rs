@@ -59,6 +59,15 @@ pub async fn infer_request(
     let salt = field_from_hex(&request.salt).map_err(|e| ApiError::invalid(format!("salt: {e}")))?;
     let nonce = field_from_hex(&request.nonce).map_err(|e| ApiError::invalid(format!("nonce: {e}")))?;
 
+    // A replay is refused before anything else (retrying it would never succeed); the insert below still
+    // enforces one answer per nonce against a concurrent duplicate.
+    let nonce_hex = field_to_hex(&nonce);
+    match state.store.nonce_user(&served.id, &nonce_hex) {
+        Ok(Some(job_id)) => return Err(replay(&nonce_hex, &served.id, &job_id)),
+        Ok(None) => {}
+        Err(e) => return Err(ApiError::internal(format!("reading the jobs: {e}"))),
+    }
+
     // Back-pressure before any work: a full queue answers 429 with an estimate of when to come back.
     let slot = if request.proof {
         let slot = state.queue.try_reserve().ok_or_else(|| ApiError {
@@ -93,7 +102,7 @@ pub async fn infer_request(
     let job = JobRecord {
         id: hex::encode(id_bytes),
         model_id: served.id.clone(),
-        nonce: field_to_hex(&nonce),
+        nonce: nonce_hex,
         salt: request.proof.then(|| field_to_hex(&salt)),
         input: request.proof.then_some(input),
         proof_requested: request.proof,
@@ -113,16 +122,7 @@ pub async fn infer_request(
     };
     match state.store.insert(&job) {
         Ok(()) => {}
-        Err(StoreError::NonceUsed { job_id }) => {
-            return Err(ApiError::rejected(
-                StatusCode::CONFLICT,
-                "replay",
-                format!(
-                    "nonce {} was already used for model {} (job {job_id}); send each request with a fresh nonce",
-                    job.nonce, served.id
-                ),
-            ))
-        }
+        Err(StoreError::NonceUsed { job_id }) => return Err(replay(&job.nonce, &served.id, &job_id)),
         Err(e) => return Err(ApiError::internal(format!("storing the job: {e}"))),
     }
     let status = match slot {
@@ -135,6 +135,17 @@ pub async fn infer_request(
     };
     let location = format!("/v1/jobs/{}", job.id);
     Ok((status, [(header::LOCATION, location)], Json(view(&job))))
+}
+
+/// 409: this model already answered this nonce.
+fn replay(nonce: &str, model_id: &str, job_id: &str) -> ApiError {
+    ApiError::rejected(
+        StatusCode::CONFLICT,
+        "replay",
+        format!(
+            "nonce {nonce} was already used for model {model_id} (job {job_id}); send each request with a fresh nonce"
+        ),
+    )
 }
 
 /// The one sample of `input_data`, checked against the model.

@@ -167,17 +167,26 @@ impl JobStore {
         match inserted {
             Ok(_) => Ok(()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
-                let job_id = conn
-                    .query_row(
-                        "SELECT id FROM jobs WHERE model_id = ?1 AND nonce = ?2",
-                        params![job.model_id, job.nonce],
-                        |row| row.get(0),
-                    )
-                    .unwrap_or_else(|_| "?".into());
+                drop(conn);
+                let job_id = self
+                    .nonce_user(&job.model_id, &job.nonce)?
+                    .unwrap_or_else(|| "?".into());
                 Err(StoreError::NonceUsed { job_id })
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The job that used `nonce` for `model_id`, if one did.
+    pub fn nonce_user(&self, model_id: &str, nonce: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id FROM jobs WHERE model_id = ?1 AND nonce = ?2",
+                params![model_id, nonce],
+                |row| row.get(0),
+            )
+            .optional()?)
     }
 
     /// The job `id`, if there is one.
@@ -384,6 +393,8 @@ mod tests {
     fn a_nonce_is_answered_once_per_model() {
         let store = JobStore::open(Path::new(":memory:")).unwrap();
         store.insert(&job("a", "n1")).unwrap();
+        assert_eq!(store.nonce_user("m", "n1").unwrap().as_deref(), Some("a"));
+        assert_eq!(store.nonce_user("m", "n2").unwrap(), None);
         match store.insert(&job("b", "n1")) {
             Err(StoreError::NonceUsed { job_id }) => assert_eq!(job_id, "a"),
             other => panic!("expected NonceUsed, got {other:?}"),
