@@ -1,88 +1,18 @@
 //! The miner service end to end on loopback: `zkinfer serve` as a process, the `zkinfer client` CLI and the client
-//! library against it, every proof verified; a load test; a crash mid-proof; bad requests; replays; TLS; the
-//! dashboard in headless Chromium.
+//! library against it, every proof verified; a load test; a crash mid-proof; a replayed answer.
 
-#[path = "common/chromium.rs"]
-mod chromium;
 mod common;
 
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::miner::{digits_files, metric, wait_until, Miner};
-use reqwest::blocking::Client as Http;
+use common::miner::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zkinfer_circuits::Fr;
-use zkinfer_service::client::{Client, RequestOptions};
-use zkinfer_service::JobView;
+use zkinfer_service::client::{Client, ClientError, RequestOptions};
 use zkinfer_verifier::{
-    field_to_hex, input_commitment, verify_bundle, verify_fresh, Expectations, ProofBundle, ReplayCache, VerifyError,
+    input_commitment, verify_bundle, verify_fresh, Expectations, ProofBundle, ReplayCache, VerifyError,
 };
-
-fn zkinfer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_zkinfer"))
-        .args(args)
-        .output()
-        .expect("run zkinfer")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn http() -> Http {
-    Http::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("http client")
-}
-
-fn hex_field(n: u64) -> String {
-    field_to_hex(&Fr::from(n))
-}
-
-fn digit(i: usize) -> Vec<f32> {
-    common::digits_test().inputs[i].clone()
-}
-
-/// POSTs an inference request; returns the status, the JSON answer and the Retry-After header.
-fn post_infer(miner: &Miner, body: &Value) -> (StatusCode, Value, Option<String>) {
-    let url = miner.at(&format!("/v1/models/{}/infer", miner.model_id()));
-    let response = http().post(url).json(body).send().expect("POST infer");
-    let status = response.status();
-    let retry = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap_or_default().to_string());
-    (status, response.json().unwrap_or(Value::Null), retry)
-}
-
-fn request(input: &[f32], salt: u64, nonce: u64) -> Value {
-    json!({"input_data": [input], "salt": hex_field(salt), "nonce": hex_field(nonce)})
-}
-
-fn job(miner: &Miner, id: &str, wait_ms: u64) -> JobView {
-    http()
-        .get(miner.at(&format!("/v1/jobs/{id}?wait_ms={wait_ms}")))
-        .send()
-        .expect("GET job")
-        .json()
-        .expect("job JSON")
-}
-
-fn metrics(miner: &Miner) -> String {
-    http()
-        .get(miner.at("/metrics"))
-        .send()
-        .expect("GET metrics")
-        .text()
-        .expect("metrics text")
-}
 
 #[test]
 fn serve_client_and_verify_on_loopback() {
@@ -263,166 +193,6 @@ fn a_job_killed_mid_proof_finishes_after_restart() {
 }
 
 #[test]
-fn bad_requests_get_4xx_with_a_message() {
-    let dir = common::temp_dir("svc-bad");
-    let miner = Miner::start(
-        &dir.join("jobs.sqlite"),
-        &[
-            "--max-body-bytes",
-            "4096",
-            "--queue",
-            "1",
-            "--debug-prove-delay-ms",
-            "3000",
-        ],
-    );
-    let url = miner.at(&format!("/v1/models/{}/infer", miner.model_id()));
-    let raw = |body: &str, content_type: &str| {
-        let r = http()
-            .post(&url)
-            .header("content-type", content_type)
-            .body(body.to_string())
-            .send()
-            .unwrap();
-        (r.status(), r.text().unwrap())
-    };
-    let good = digit(0);
-    let cases: Vec<(&str, (StatusCode, String), &str)> = vec![
-        ("not JSON", raw("{\"input_data\": [", "application/json"), "parse"),
-        (
-            "wrong content type",
-            raw(&request(&good, 1, 1).to_string(), "text/plain"),
-            "Content-Type",
-        ),
-        (
-            "missing nonce",
-            raw(
-                &json!({"input_data": [good], "salt": "01"}).to_string(),
-                "application/json",
-            ),
-            "nonce",
-        ),
-        (
-            "unknown field",
-            raw(
-                &json!({"input_data": [good], "salt": "01", "nonce": "01", "extra": 1}).to_string(),
-                "application/json",
-            ),
-            "extra",
-        ),
-        (
-            "short input",
-            raw(&request(&good[..10], 1, 1).to_string(), "application/json"),
-            "takes 64",
-        ),
-        (
-            "two rows",
-            raw(
-                &json!({"input_data": [good, good], "salt": "01", "nonce": "01"}).to_string(),
-                "application/json",
-            ),
-            "exactly one",
-        ),
-        (
-            "salt not hex",
-            raw(
-                &json!({"input_data": [good], "salt": "xyz", "nonce": "01"}).to_string(),
-                "application/json",
-            ),
-            "salt",
-        ),
-        (
-            "nonce over the modulus",
-            raw(
-                &json!({"input_data": [good], "salt": "01", "nonce": "ff".repeat(32)}).to_string(),
-                "application/json",
-            ),
-            "nonce",
-        ),
-        (
-            "oversized",
-            raw(
-                &format!(
-                    "{{\"input_data\": [[{}]], \"salt\": \"01\", \"nonce\": \"01\"}}",
-                    vec!["0.5"; 4000].join(",")
-                ),
-                "application/json",
-            ),
-            "limit of 4096 bytes",
-        ),
-    ];
-    for (what, (status, body), needle) in &cases {
-        assert!(status.is_client_error(), "{what}: {status} {body}");
-        let message: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{what}: not JSON: {body}"));
-        let message = message["error"].as_str().unwrap_or_default();
-        assert!(message.contains(needle), "{what}: {status}: {message}");
-    }
-    let statuses: Vec<u16> = cases.iter().map(|(_, (s, _), _)| s.as_u16()).collect();
-    assert_eq!(statuses, [400, 415, 422, 422, 422, 422, 422, 422, 413]);
-
-    let get = |path: &str| http().get(miner.at(path)).send().unwrap().status();
-    assert_eq!(
-        get(&format!("/v1/models/{}/infer", "00".repeat(32))),
-        StatusCode::METHOD_NOT_ALLOWED
-    );
-    assert_eq!(get("/v1/jobs/feedbeef"), StatusCode::NOT_FOUND);
-    assert_eq!(get("/v1/nothing"), StatusCode::NOT_FOUND);
-    let other = http()
-        .post(miner.at(&format!("/v1/models/{}/infer", "00".repeat(32))))
-        .json(&request(&good, 1, 1))
-        .send()
-        .unwrap();
-    assert_eq!(other.status(), StatusCode::NOT_FOUND);
-
-    // Back-pressure: one job proving (paused), one queued (capacity 1), the next is told when to come back.
-    let (s1, first, _) = post_infer(&miner, &request(&good, 1, 100));
-    assert_eq!(s1, StatusCode::ACCEPTED, "{first}");
-    let id = first["job_id"].as_str().unwrap().to_string();
-    assert!(wait_until(Duration::from_secs(10), || job(&miner, &id, 0).status
-        != zkinfer_service::JobStatus::Queued));
-    let (s2, second, _) = post_infer(&miner, &request(&good, 1, 101));
-    assert_eq!(s2, StatusCode::ACCEPTED, "{second}");
-    let (s3, third, retry) = post_infer(&miner, &request(&good, 1, 102));
-    assert_eq!(s3, StatusCode::TOO_MANY_REQUESTS, "{third}");
-    assert!(third["error"].as_str().unwrap().contains("queue is full"), "{third}");
-    assert!(
-        retry.and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| r >= 1),
-        "429 carries Retry-After"
-    );
-    // The bundle of an unfinished job is not there yet, and says how to wait.
-    let pending = http().get(miner.at(&format!("/v1/jobs/{id}/bundle"))).send().unwrap();
-    assert_eq!(pending.status(), StatusCode::CONFLICT);
-    assert!(pending.text().unwrap().contains("wait_ms"));
-
-    // A nonce is answered once per model: the same request again is refused as a replay.
-    let (s4, replay, _) = post_infer(&miner, &request(&good, 1, 100));
-    assert_eq!(s4, StatusCode::CONFLICT, "{replay}");
-    assert!(replay["error"].as_str().unwrap().contains("already used"), "{replay}");
-
-    let text = metrics(&miner);
-    assert!(
-        metric(&text, "zkinfer_rejections_total{reason=\"invalid\"}").unwrap_or(0.0) >= 8.0,
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "zkinfer_rejections_total{reason=\"too_large\"}"),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "zkinfer_rejections_total{reason=\"queue_full\"}"),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "zkinfer_rejections_total{reason=\"replay\"}"),
-        Some(1.0),
-        "{text}"
-    );
-    assert!(text.contains("zkinfer_inference_seconds_bucket"), "{text}");
-}
-
-#[test]
 fn the_client_library_verifies_once_and_rejects_a_replayed_answer() {
     let dir = common::temp_dir("svc-replay");
     let miner = Miner::start(&dir.join("jobs.sqlite"), &[]);
@@ -467,115 +237,106 @@ fn the_client_library_verifies_once_and_rejects_a_replayed_answer() {
     });
 }
 
-#[test]
-fn tls_with_a_self_signed_certificate() {
-    let dir = common::temp_dir("svc-tls");
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-    let (cert_pem, key_pem) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
-    std::fs::write(&key_pem, cert.key_pair.serialize_pem()).unwrap();
-    let miner = Miner::start(
-        &dir.join("jobs.sqlite"),
-        &[
-            "--tls-cert",
-            cert_pem.to_str().unwrap(),
-            "--tls-key",
-            key_pem.to_str().unwrap(),
-        ],
-    );
-    assert!(miner.url.starts_with("https://127.0.0.1:"), "{}", miner.url);
-    let url = miner.url.replace("127.0.0.1", "localhost");
-    let (_, _, model_id) = digits_files();
-    let input = common::digits("input.json");
-    let args = |ca: Option<&str>| {
-        let mut a = vec![
-            "client",
-            "infer",
-            "--url",
-            &url,
-            "--model-id",
-            model_id,
-            "--input",
-            input.to_str().unwrap(),
-        ];
-        if let Some(ca) = ca {
-            a.extend(["--ca-cert", ca]);
-        }
-        zkinfer(&a.iter().map(|s| &**s).collect::<Vec<_>>())
-    };
-    let o = args(Some(cert_pem.to_str().unwrap()));
-    assert!(o.status.success(), "{}\n{}", text(&o), miner.stderr());
-    assert!(text(&o).contains("proof VERIFIED"), "{}", text(&o));
-    // Without trusting the certificate the client refuses the connection; plain HTTP gets no answer either.
-    let o = args(None);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).to_lowercase().contains("certificate"), "{}", text(&o));
-    let plain = http().get(url.replace("https://", "http://") + "/v1/models").send();
-    assert!(
-        plain.map(|r| !r.status().is_success()).unwrap_or(true),
-        "plain HTTP must not be served on the TLS port"
-    );
-    let bad = zkinfer(&[
-        "serve",
-        "--model",
-        "x.zkm",
-        "--keys",
-        "k",
-        "--tls-cert",
-        "/nonexistent.pem",
-    ]);
-    assert_eq!(
-        bad.status.code(),
-        Some(2),
-        "--tls-cert without --tls-key: {}",
-        text(&bad)
-    );
+/// What a lying miner sends back in [`the_client_catches_a_lying_miner`].
+#[derive(Clone, Copy)]
+enum Lie {
+    /// The answer carries the commitment of another input.
+    OtherCommitment,
+    /// Right commitment and nonce in the answer, but the proof is an old one for another request.
+    OldProof,
+    /// A real proof of the request, but the first answer claimed other outputs.
+    OtherOutputs,
 }
 
 #[test]
-fn the_dashboard_plots_live_metrics_in_headless_chromium() {
-    let Some(_) = chromium::find_chromium() else {
-        if std::env::var_os("ZKINFER_REQUIRE_CHROMIUM").is_some() {
-            panic!("ZKINFER_REQUIRE_CHROMIUM is set but no chromium was found (apt-get install chromium)");
-        }
-        eprintln!("NO CHROMIUM: dashboard test skipped (apt-get install chromium to run it)");
-        return;
-    };
-    let dir = common::temp_dir("svc-dashboard");
-    let miner = Miner::start(&dir.join("jobs.sqlite"), &[]);
-    for i in 0..3u64 {
-        let (status, answer, _) = post_infer(&miner, &request(&digit(i as usize), 7, 900 + i));
-        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
-    }
-    let _ = post_infer(&miner, &json!({"input_data": [[1.0]], "salt": "01", "nonce": "01"}));
-    let page = http().get(miner.at("/dashboard")).send().unwrap();
-    assert!(page.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+fn the_client_catches_a_lying_miner() {
+    use axum::extract::{Path, State};
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
 
-    let dom = chromium::dump_dom(&miner.at("/dashboard?interval_ms=200"), 5000).expect("chromium dump");
-    for series in [
-        "requests_per_s",
-        "queue_depth",
-        "jobs_proving",
-        "proofs_per_s",
-        "failures",
-        "rejections_per_s",
-        "proving_ms_mean",
-        "inference_ms_mean",
-    ] {
-        let points = chromium::polyline_points(&dom, series);
-        assert!(
-            points.is_some_and(|n| n >= 2),
-            "series {series}: {points:?} points\n{dom}"
-        );
-        assert!(
-            chromium::element_text(&dom, &format!("value-{series}")).is_some(),
-            "value-{series}"
-        );
+    /// A miner that forwards to an honest one and lies in one way.
+    #[derive(Clone)]
+    struct Liar {
+        lie: Lie,
+        upstream: String,
+        vk: Vec<u8>,
+        old: ProofBundle,
     }
-    let status = chromium::element_text(&dom, "status").unwrap_or_default();
-    assert!(status.contains("live"), "status: {status}");
-    assert!(dom.contains("digits"), "the models table lists the served model");
+
+    async fn infer(State(liar): State<Liar>, Path(id): Path<String>, Json(request): Json<Value>) -> Json<Value> {
+        let url = format!("{}/v1/models/{id}/infer", liar.upstream);
+        let mut answer: Value = reqwest::Client::new()
+            .post(url)
+            .json(&request)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match liar.lie {
+            Lie::OtherCommitment => answer["input_commitment"] = json!("01"),
+            Lie::OtherOutputs => answer["outputs"][0] = json!(answer["outputs"][0].as_i64().unwrap() + 1),
+            Lie::OldProof => {}
+        }
+        Json(answer)
+    }
+
+    async fn job(State(liar): State<Liar>, Path(id): Path<String>) -> Json<Value> {
+        let url = format!("{}/v1/jobs/{id}?wait_ms=30000", liar.upstream);
+        let mut job: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+        if let Lie::OldProof = liar.lie {
+            // The bundle of an earlier request (same model, valid proof), served for this one.
+            job["bundle"] = serde_json::to_value(&liar.old).unwrap();
+        }
+        Json(job)
+    }
+
+    let dir = common::temp_dir("svc-liar");
+    let miner = Miner::start(&dir.join("jobs.sqlite"), &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let key = common::digits_keys().verifier.clone();
+    runtime.block_on(async {
+        let honest = Client::new(&miner.url, None).unwrap();
+        let old = honest
+            .infer_verified(&key, &digit(2), &RequestOptions::default(), &ReplayCache::new(4))
+            .await
+            .expect("honest answer");
+        for lie in [Lie::OtherCommitment, Lie::OldProof, Lie::OtherOutputs] {
+            let liar = Liar {
+                lie,
+                upstream: miner.url.clone(),
+                vk: key.to_bytes(),
+                old: old.bundle.clone().unwrap(),
+            };
+            let app = Router::new()
+                .route(
+                    "/v1/models/{id}/vk",
+                    get(|State(liar): State<Liar>| async move { liar.vk }),
+                )
+                .route("/v1/models/{id}/infer", post(infer))
+                .route("/v1/jobs/{id}", get(job))
+                .with_state(liar);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let server = tokio::spawn(async move { axum::serve(listener, app).await });
+            let client = Client::new(&url, None).unwrap();
+            let outcome = client
+                .infer_verified(&key, &digit(2), &RequestOptions::default(), &ReplayCache::new(4))
+                .await;
+            match (lie, outcome) {
+                (Lie::OtherCommitment, Err(ClientError::Mismatch(m))) => assert!(m.contains("input commitment"), "{m}"),
+                (Lie::OldProof, Err(ClientError::Rejected(e))) => assert!(
+                    matches!(
+                        e,
+                        VerifyError::InputCommitmentMismatch { .. } | VerifyError::NonceMismatch { .. }
+                    ),
+                    "{e}"
+                ),
+                (Lie::OtherOutputs, Err(ClientError::Mismatch(m))) => assert!(m.contains("differ"), "{m}"),
+                (_, other) => panic!("a lying miner was not caught: {other:?}"),
+            }
+            server.abort();
+        }
+    });
 }

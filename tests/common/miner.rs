@@ -5,11 +5,18 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::{digits_keys, digits_model, temp_dir};
+use reqwest::blocking::Client as Http;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use zkinfer_circuits::Fr;
+use zkinfer_service::JobView;
+use zkinfer_verifier::field_to_hex;
+
+use super::{digits_keys, digits_model, digits_test, temp_dir};
 
 /// The digits model and its keys as files: (`model.zkm`, key directory, model id hex). Written once per binary.
 pub fn digits_files() -> &'static (PathBuf, PathBuf, String) {
@@ -131,4 +138,76 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
         .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
+}
+
+/// Runs the `zkinfer` binary.
+pub fn zkinfer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .args(args)
+        .output()
+        .expect("run zkinfer")
+}
+
+/// stdout and stderr of a run.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A blocking HTTP client with a generous timeout.
+pub fn http() -> Http {
+    Http::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("http client")
+}
+
+/// `n` as the API's hex field element.
+pub fn hex_field(n: u64) -> String {
+    field_to_hex(&Fr::from(n))
+}
+
+/// Test digit `i` of the shipped split.
+pub fn digit(i: usize) -> Vec<f32> {
+    digits_test().inputs[i].clone()
+}
+
+/// POSTs an inference request; returns the status, the JSON answer and the Retry-After header.
+pub fn post_infer(miner: &Miner, body: &Value) -> (StatusCode, Value, Option<String>) {
+    let url = miner.at(&format!("/v1/models/{}/infer", miner.model_id()));
+    let response = http().post(url).json(body).send().expect("POST infer");
+    let status = response.status();
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    (status, response.json().unwrap_or(Value::Null), retry)
+}
+
+/// An inference request body.
+pub fn request(input: &[f32], salt: u64, nonce: u64) -> Value {
+    json!({"input_data": [input], "salt": hex_field(salt), "nonce": hex_field(nonce)})
+}
+
+/// `GET /v1/jobs/{id}?wait_ms=`.
+pub fn job(miner: &Miner, id: &str, wait_ms: u64) -> JobView {
+    http()
+        .get(miner.at(&format!("/v1/jobs/{id}?wait_ms={wait_ms}")))
+        .send()
+        .expect("GET job")
+        .json()
+        .expect("job JSON")
+}
+
+/// `GET /metrics`.
+pub fn metrics(miner: &Miner) -> String {
+    http()
+        .get(miner.at("/metrics"))
+        .send()
+        .expect("GET metrics")
+        .text()
+        .expect("metrics text")
 }
