@@ -61,8 +61,13 @@ pub enum ClientError {
         error: String,
     },
     /// No proof in time.
-    #[error("no proof within {0:?}")]
-    Timeout(Duration),
+    #[error("job {job_id} was still {status} at the deadline; wait longer (--timeout-s) or ask the miner")]
+    Timeout {
+        /// The job.
+        job_id: String,
+        /// Where it was.
+        status: &'static str,
+    },
     /// The client could not be set up (URL, certificate).
     #[error("{0}")]
     Setup(String),
@@ -225,7 +230,10 @@ impl Client {
                 return Ok(job);
             }
             if Instant::now() >= deadline {
-                return Err(ClientError::Timeout(left));
+                return Err(ClientError::Timeout {
+                    job_id: job.job_id,
+                    status: job.status.as_str(),
+                });
             }
         }
     }
