@@ -13,6 +13,7 @@ use rand::RngCore;
 use serde::Deserialize;
 use zkinfer_circuits::poseidon;
 use zkinfer_prover::{infer, quantize_input};
+use zkinfer_verifier::bundle::{argmax, dequantize};
 use zkinfer_verifier::{field_from_hex, field_to_hex, ProofBundle};
 
 use crate::api::{InferRequest, JobStatus, JobView, ModelInfo};
@@ -235,25 +236,14 @@ fn load_job(state: &AppState, id: &str) -> Result<JobRecord, ApiError> {
 
 /// The API's view of a stored job.
 fn view(job: &JobRecord) -> JobView {
-    let float_outputs = job
-        .outputs
-        .iter()
-        .map(|&q| (q as f64 * job.output_scale as f64) as f32)
-        .collect();
-    let argmax = job
-        .outputs
-        .iter()
-        .enumerate()
-        .max_by_key(|(i, v)| (**v, std::cmp::Reverse(*i)))
-        .map(|(i, _)| i);
     JobView {
         job_id: job.id.clone(),
         model_id: job.model_id.clone(),
         status: job.status,
         proof_requested: job.proof_requested,
         outputs: job.outputs.clone(),
-        float_outputs,
-        argmax,
+        float_outputs: dequantize(&job.outputs, job.output_scale),
+        argmax: argmax(&job.outputs),
         input_commitment: job.input_commitment.clone(),
         nonce: job.nonce.clone(),
         error: job.error.clone(),

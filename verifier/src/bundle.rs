@@ -99,14 +99,24 @@ impl ProofBundle {
 
     /// The dequantized outputs.
     pub fn float_outputs(&self) -> Vec<f32> {
-        self.outputs.iter().map(|&q| q as f32 * self.output_scale).collect()
+        dequantize(&self.outputs, self.output_scale)
     }
 
     /// Index of the largest output (the predicted class), first on ties.
     pub fn argmax(&self) -> Option<usize> {
-        let max = *self.outputs.iter().max()?;
-        self.outputs.iter().position(|&v| v == max)
+        argmax(&self.outputs)
     }
+}
+
+/// Quantized outputs as floats: `q · scale`.
+pub fn dequantize(outputs: &[i64], scale: f32) -> Vec<f32> {
+    outputs.iter().map(|&q| q as f32 * scale).collect()
+}
+
+/// Index of the largest output (the predicted class), first on ties.
+pub fn argmax(outputs: &[i64]) -> Option<usize> {
+    let max = *outputs.iter().max()?;
+    outputs.iter().position(|&v| v == max)
 }
 
 /// Hex form of a field element as it appears in bundles and on the command line (big-endian, `0x`-less).
