@@ -42,8 +42,8 @@ pub fn requantize(acc: i64, m: i64, s: u32, lo: i64, hi: i64) -> Requantized {
 /// Number of bits that range-check the clamp slack `|q − y|` of a channel whose accumulator is bounded by
 /// `acc_bound` and whose outputs have `out_bits` bits: enough for the largest |q| it can produce plus the
 /// largest |y|.
-pub fn slack_bits(acc_bound: i64, m: i64, s: u32, out_bits: u32) -> u32 {
-    let q_max = ((acc_bound as i128 * m as i128 + (1i128 << (s - 1))) >> s) + (1i128 << out_bits);
+pub fn slack_bits(acc_bound: i128, m: i64, s: u32, out_bits: u32) -> u32 {
+    let q_max = ((acc_bound * m as i128 + (1i128 << (s - 1))) >> s) + (1i128 << out_bits);
     128 - q_max.leading_zeros()
 }
 
@@ -77,7 +77,7 @@ mod tests {
                     );
                     assert!((0..1i64 << s).contains(&w.r));
                     assert_eq!(w.q, w.y + w.over - w.under);
-                    let slack = slack_bits(acc.abs(), m, s, bits);
+                    let slack = slack_bits(i128::from(acc.abs()), m, s, bits);
                     assert!(w.over >> slack == 0 && w.under >> slack == 0 && w.over >= 0 && w.under >= 0);
                 }
             }

@@ -48,10 +48,33 @@ pub struct CircuitParams {
     pub freivalds_pairs: usize,
 }
 
+/// Most multiply-accumulate lanes a layout may ask for.
+pub const MAX_MAC_LANES: usize = 16;
+/// Most range-check columns a layout may ask for.
+pub const MAX_RANGE_COLUMNS: usize = 16;
+/// Most Freivalds column pairs a layout may ask for.
+pub const MAX_FREIVALDS_PAIRS: usize = 8;
+
 impl CircuitParams {
     /// Whether layer `index` is checked with Freivalds' test.
     pub fn uses_freivalds(&self, index: usize) -> bool {
         index < 64 && self.freivalds_layers >> index & 1 == 1
+    }
+
+    /// Refuses parameters no planner chooses, so that parameters read from a file (a verifying key handed out by
+    /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, range columns in `[1, 16]`,
+    /// Freivalds pairs in `[1, 8]`.
+    pub fn validate(&self) -> Result<(), String> {
+        let bounded = |what: &str, value: usize, max: usize| {
+            if (1..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("circuit parameters: {value} {what} outside [1, {max}]"))
+            }
+        };
+        bounded("multiply-accumulate lanes", self.mac_lanes, MAX_MAC_LANES)?;
+        bounded("range columns", self.range_columns, MAX_RANGE_COLUMNS)?;
+        bounded("Freivalds column pairs", self.freivalds_pairs, MAX_FREIVALDS_PAIRS)
     }
 }
 

@@ -49,6 +49,13 @@ pub fn proof_bytes(cs: &ConstraintSystem<Fr>) -> usize {
     32 * (commitments + evaluations)
 }
 
+/// The exact size of a proof of the circuit laid out with `params` ([`proof_bytes`] of its constraint system).
+pub fn proof_bytes_of(params: CircuitParams) -> usize {
+    let mut cs = ConstraintSystem::<Fr>::default();
+    configure(&mut cs, params);
+    proof_bytes(&cs)
+}
+
 /// What one layer costs in the circuit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerCost {

@@ -107,9 +107,12 @@ impl Kernel {
         requantize(acc, self.multiplier, self.shift, range.lo(), range.hi())
     }
 
-    /// Largest possible |accumulator| for int8 inputs: `Σ|w|·128 + |b|`.
-    pub fn accumulator_bound(&self) -> i64 {
-        self.weights.iter().map(|w| w.abs()).sum::<i64>() * 128 + self.bias.abs()
+    /// Largest possible |accumulator| for int8 inputs: `Σ|w|·128 + |b|`, computed in `i128` so that no weight or
+    /// bias a file can hold (even `i64::MIN`) makes it wrap (every term is below 2^64 and there are fewer than
+    /// 2^63 of them).
+    pub fn accumulator_bound(&self) -> i128 {
+        let weights: i128 = self.weights.iter().map(|w| i128::from(w.unsigned_abs())).sum();
+        weights * 128 + i128::from(self.bias.unsigned_abs())
     }
 }
 
@@ -274,6 +277,17 @@ impl QuantizedModel {
         if self.layers.is_empty() {
             return Err("the model has no layers".into());
         }
+        // Shapes first: everything below multiplies them out (a crafted file can claim any dimensions).
+        let countable = |shape: &[usize]| shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_some();
+        if !countable(&self.input_shape) {
+            return Err(format!("input shape {:?}: too many elements", self.input_shape));
+        }
+        if let Some(layer) = self.layers.iter().find(|l| !countable(&l.output_shape)) {
+            return Err(format!(
+                "layer {}: output shape {:?}: too many elements",
+                layer.name, layer.output_shape
+            ));
+        }
         for (i, layer) in self.layers.iter().enumerate() {
             let n = &layer.name;
             let len = layer.output_len();
@@ -289,6 +303,10 @@ impl QuantizedModel {
             };
             match &layer.op {
                 Op::Linear(lin) => {
+                    // The outputs are listed in the file: their count bounds `len` before anything is allocated.
+                    if lin.groups.iter().map(|g| g.outputs.len()).sum::<usize>() != len {
+                        return Err(format!("layer {n}: the groups do not list its {len} outputs"));
+                    }
                     let mut seen = vec![false; len];
                     for g in &lin.groups {
                         if g.taps.iter().all(Option::is_none) {
@@ -336,7 +354,8 @@ impl QuantizedModel {
                         if s == 0 || s > MAX_SHIFT {
                             return Err(format!("layer {n} kernel {k}: shift {s} outside [1, {MAX_SHIFT}]"));
                         }
-                        if kernel.weights.iter().any(|w| w.abs() > MAX_WEIGHT) || kernel.accumulator_bound() >= 1 << 40
+                        if kernel.weights.iter().any(|w| w.unsigned_abs() > MAX_WEIGHT as u64)
+                            || kernel.accumulator_bound() >= 1 << 40
                         {
                             return Err(format!("layer {n} kernel {k}: weights or accumulator too large"));
                         }
@@ -437,6 +456,38 @@ mod tests {
         assert!(relu.contains("16-bit outputs with Relu"), "{relu}");
         let odd = two_layers(12, Activation::Identity, false).validate().unwrap_err();
         assert!(odd.contains("12-bit outputs"), "{odd}");
+    }
+
+    /// Weights and biases a crafted file can hold must not wrap the accumulator bound into an accepted value.
+    #[test]
+    fn crafted_weights_and_biases_cannot_wrap_the_accumulator_bound() {
+        assert!(two_layers(8, Activation::Identity, false).validate().is_ok());
+        let with_kernel = |weights: Vec<i64>, bias: i64| {
+            let mut model = two_layers(8, Activation::Identity, false);
+            let Op::Linear(lin) = &mut model.layers[0].op else {
+                unreachable!("the first layer is linear")
+            };
+            lin.kernels[0].weights = weights;
+            lin.kernels[0].bias = bias;
+            model.validate()
+        };
+        for bias in [i64::MAX, i64::MIN, i64::MAX - 100, 1 << 40, -(1 << 40)] {
+            let err = with_kernel(vec![1, -1], bias).unwrap_err();
+            assert!(err.contains("accumulator too large"), "bias {bias}: {err}");
+        }
+        for weights in [vec![i64::MIN, 0], vec![i64::MAX, i64::MAX], vec![MAX_WEIGHT + 1, 0]] {
+            let err = with_kernel(weights.clone(), 0).unwrap_err();
+            assert!(err.contains("accumulator too large"), "weights {weights:?}: {err}");
+        }
+        // The bound itself is exact where it is accepted.
+        assert!(with_kernel(vec![MAX_WEIGHT, -MAX_WEIGHT], (1 << 40) - 1 - 2 * MAX_WEIGHT * 128).is_ok());
+        let kernel = Kernel {
+            weights: vec![i64::MIN; 3],
+            bias: i64::MIN,
+            multiplier: 1,
+            shift: 1,
+        };
+        assert_eq!(kernel.accumulator_bound(), 3 * (1i128 << 63) * 128 + (1i128 << 63));
     }
 
     #[test]
