@@ -48,7 +48,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, MutexGuard};
 
 use halo2_proofs::{
-    halo2curves::bn256::{Bn256, G1Affine},
+    halo2curves::bn256::Bn256,
     plonk::{verify_proof, Error as PlonkError},
     poly::{
         commitment::Verifier,
@@ -60,7 +60,6 @@ use halo2_proofs::{
         },
         VerificationStrategy,
     },
-    transcript::{Blake2bRead, Challenge255, TranscriptReadBuffer},
 };
 use rayon::prelude::*;
 use zkinfer_circuits::Fr;
@@ -69,6 +68,7 @@ use crate::bundle::ProofBundle;
 use crate::error::VerifyError;
 use crate::key::VerifierKey;
 use crate::replay::ReplayCache;
+use crate::transcript::CanonicalRead;
 use crate::verify::{check_proof, check_public, outcome_to_result, Expectations, Verified};
 
 /// Most proofs folded into one accumulator before it is checked with its own pairing.
@@ -219,7 +219,7 @@ pub fn verify_batch(items: &[BatchItem<'_>], replay: Option<&ReplayCache>) -> Ba
             if let Some(cache) = replay {
                 cache.consume(item.key, item.bundle)?;
             }
-            Ok(Verified::of(item.bundle))
+            Ok(Verified::of(item.key, item.bundle))
         })
         .collect();
     BatchReport {
@@ -293,7 +293,7 @@ fn stage<'p>(item: &BatchItem<'p>, instance: &[Fr], relay: Relay<'_, 'p>) -> Res
     let proof = &item.bundle.proof[..];
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut cursor = Cursor::new(proof);
-        let mut transcript = Blake2bRead::<_, G1Affine, Challenge255<_>>::init(&mut cursor);
+        let mut transcript = CanonicalRead::new(&mut cursor);
         let result = verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
             &item.key.srs,
             &item.key.vk,

@@ -9,6 +9,25 @@ pub enum VerifyError {
     /// The file's header is wrong (another kind of file, another format version, not a zkinfer file).
     #[error(transparent)]
     Envelope(#[from] EnvelopeError),
+    /// The process environment would change what the verifier checks (`MAX_DEGREE`).
+    #[error("{0}")]
+    Environment(String),
+    /// A file could not be read.
+    #[error("cannot read `{}`: {reason}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The system's message.
+        reason: String,
+    },
+    /// A file was refused; the error inside says why.
+    #[error("`{}`: {error}", path.display())]
+    InFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it was refused.
+        error: Box<VerifyError>,
+    },
     /// The bytes after the header could not be decoded (truncated or corrupted).
     #[error("corrupted or truncated {what}: {reason}")]
     Malformed {
@@ -16,6 +35,16 @@ pub enum VerifyError {
         what: &'static str,
         /// The decoder's message.
         reason: String,
+    },
+    /// The verifying key was made with the insecure development SRS and the caller did not opt in.
+    #[error(
+        "the verifying key of model {model_id} was made with the INSECURE development SRS, whose trapdoor is \
+         public: anyone can forge proofs for it. Use keys made from a powers-of-tau ceremony file (zkinfer setup \
+         --srs FILE), or pass --allow-insecure-dev-srs for tests and demos"
+    )]
+    InsecureDevSrs {
+        /// The key's model id (hex).
+        model_id: String,
     },
     /// The verifying key belongs to another model than the one the caller pinned.
     #[error("verifying key is for model {found}, but model {expected} was required")]
@@ -97,4 +126,35 @@ pub enum VerifyError {
         /// Why the first rejected item was rejected.
         reason: String,
     },
+}
+
+impl VerifyError {
+    /// This error, said of the file at `path`.
+    pub fn in_file(self, path: &std::path::Path) -> Self {
+        VerifyError::InFile {
+            path: path.to_path_buf(),
+            error: Box::new(self),
+        }
+    }
+
+    /// The error itself, without the file it was said of.
+    pub fn root(&self) -> &VerifyError {
+        match self {
+            VerifyError::InFile { error, .. } => error.root(),
+            other => other,
+        }
+    }
+
+    /// Whether the error means "this proof is rejected" rather than "a file or value could not be used": a
+    /// header, decoding, file or insecure-key error is not a verdict on the proof.
+    pub fn is_rejection(&self) -> bool {
+        !matches!(
+            self.root(),
+            VerifyError::Envelope(_)
+                | VerifyError::Malformed { .. }
+                | VerifyError::Io { .. }
+                | VerifyError::Environment(_)
+                | VerifyError::InsecureDevSrs { .. }
+        )
+    }
 }

@@ -1,21 +1,41 @@
 //! The verifying key a validator holds: halo2's verifying key, the three SRS points KZG verification needs, and the
-//! model's quantization metadata. The model id is computed from these bytes, never read from the file.
+//! model's metadata — and the model id, which is the hash of the whole file.
+//!
+//! # Trust
+//! A verifying-key file is handed out by the miner. A validator pins the model id and nothing else, so the id is
+//! `blake2b-256` of **every byte of the file** (header, metadata, halo2 key, SRS points): a file that differs in
+//! any byte has another id. [`VerifierKey::from_pinned_bytes`] checks the hash on the raw bytes before anything is
+//! parsed (a lying miner cannot make a pinned validator build a constraint system of its choosing). Parsing then
+//! refuses everything the id alone cannot rule out: sizes and circuit parameters out of range, SRS points a forger
+//! could exploit ([`SrsPoints::check`]), and any encoding that is not the one zkinfer writes (the file must
+//! re-encode to itself, so one key has one id).
+
+use std::io::Read;
 
 use blake2::{digest::consts::U32, Blake2b, Digest};
 use halo2_proofs::{
-    halo2curves::bn256::{Bn256, G1Affine, G2Affine},
+    halo2curves::bn256::{Bn256, G1Affine},
     plonk::VerifyingKey,
-    poly::{commitment::ParamsProver, kzg::commitment::ParamsKZG},
-    SerdeCurveAffine, SerdeFormat,
+    poly::kzg::commitment::ParamsKZG,
+    SerdeFormat,
 };
 use serde::{Deserialize, Serialize};
-use zkinfer_circuits::{layout::MAX_K, CircuitParams, ModelCircuit};
+use zkinfer_circuits::layout::{proof_bytes_of, MAX_K};
+use zkinfer_circuits::{CircuitParams, ModelCircuit};
 
+use crate::decode::{decode_exact, encode};
 use crate::envelope::{self, FileKind};
 use crate::error::VerifyError;
+use crate::srs_points::SrsPoints;
 
-/// Format version of verifying-key files.
-pub const VERIFYING_KEY_VERSION: u16 = 4;
+/// Format version of verifying-key files (5: the model id hashes the whole file).
+pub const VERIFYING_KEY_VERSION: u16 = 5;
+
+/// Domain separation of the model id.
+const MODEL_ID_DOMAIN: &[u8] = b"zkinfer model id v2: blake2b-256 of the whole vk.bin";
+
+/// Longest model name a key may carry.
+pub const MAX_NAME_BYTES: usize = 1024;
 
 /// What a verifier needs to know about the model besides its constraint system.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +58,43 @@ pub struct ModelMeta {
     pub circuit_params: CircuitParams,
 }
 
+impl ModelMeta {
+    /// Refuses metadata no zkinfer setup writes: sizes out of range or inconsistent, scales that are not positive
+    /// numbers, absurd circuit parameters.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.len() > MAX_NAME_BYTES {
+            return Err(format!("the model name is longer than {MAX_NAME_BYTES} bytes"));
+        }
+        if self.k == 0 || self.k > MAX_K {
+            return Err(format!("circuit size k = {} outside [1, {MAX_K}]", self.k));
+        }
+        let rows = 1usize << self.k;
+        let shape_len = self
+            .input_shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|_| !self.input_shape.is_empty());
+        if self.input_len == 0 || self.input_len > rows || shape_len != Some(self.input_len) {
+            return Err(format!(
+                "input shape {:?} and {} inputs do not fit a circuit of 2^{} rows",
+                self.input_shape, self.input_len, self.k
+            ));
+        }
+        if self.output_len == 0 || self.output_len > rows {
+            return Err(format!(
+                "{} outputs do not fit a circuit of 2^{} rows",
+                self.output_len, self.k
+            ));
+        }
+        for (what, scale) in [("input", self.input_scale), ("output", self.output_scale)] {
+            if !(scale.is_finite() && scale > 0.0) {
+                return Err(format!("{what} scale {scale} is not a positive number"));
+            }
+        }
+        self.circuit_params.validate()
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
     meta: ModelMeta,
@@ -52,31 +109,21 @@ pub struct VerifierKey {
     pub meta: ModelMeta,
     /// halo2 verifying key.
     pub vk: VerifyingKey<G1Affine>,
-    /// The verifier's part of the SRS (`g_0`, `g_2`, `s·g_2`).
+    /// The verifier's part of the SRS (`g_0`, `g_2`, `s·g_2`) as KZG parameters.
     pub srs: ParamsKZG<Bn256>,
+    points: SrsPoints,
+    proof_len: usize,
+    file: Vec<u8>,
     model_id: [u8; 32],
 }
 
-/// `blake2b-256("zkinfer model id v1" ‖ len ‖ vk ‖ len ‖ metadata)`.
-pub fn model_id(vk_bytes: &[u8], meta: &ModelMeta) -> [u8; 32] {
-    let meta_bytes = bincode::serde::encode_to_vec(meta, bincode::config::standard()).unwrap_or_default();
+/// The model id of a verifying-key file: `blake2b-256(domain ‖ the file's bytes)`.
+pub fn model_id_of_file(file: &[u8]) -> [u8; 32] {
     let mut h = Blake2b::<U32>::new();
-    h.update(b"zkinfer model id v1");
-    h.update((vk_bytes.len() as u64).to_le_bytes());
-    h.update(vk_bytes);
-    h.update((meta_bytes.len() as u64).to_le_bytes());
-    h.update(&meta_bytes);
+    h.update(MODEL_ID_DOMAIN);
+    h.update((file.len() as u64).to_le_bytes());
+    h.update(file);
     h.finalize().into()
-}
-
-fn self_k(vk: &VerifyingKey<G1Affine>) -> u32 {
-    vk.get_domain().k()
-}
-
-/// KZG verification reads only `g_0`, `g_2`, `s·g_2` and the size `2^k`; this builds parameters holding just those
-/// (`from_parts` needs a receiver, so a throwaway one-point setup provides it).
-fn verifier_srs(k: u32, g0: G1Affine, g2: G2Affine, s_g2: G2Affine) -> ParamsKZG<Bn256> {
-    ParamsKZG::<Bn256>::setup(0, rand_core::OsRng).from_parts(k, vec![g0], Some(vec![g0]), g2, s_g2)
 }
 
 fn malformed(reason: impl ToString) -> VerifyError {
@@ -86,83 +133,135 @@ fn malformed(reason: impl ToString) -> VerifyError {
     }
 }
 
+fn seal(meta: &ModelMeta, vk: &[u8], points: &SrsPoints) -> Vec<u8> {
+    let file = KeyFile {
+        meta: meta.clone(),
+        vk: vk.to_vec(),
+        srs: points.to_bytes(),
+    };
+    envelope::seal(FileKind::VerifyingKey, VERIFYING_KEY_VERSION, &encode(&file))
+}
+
+/// Refuses `MAX_DEGREE` set in the environment to anything but zkinfer's degree bound: halo2-axiom reads it while
+/// rebuilding a constraint system, and another value would change the system the verifier checks against.
+pub fn check_max_degree_env() -> Result<(), String> {
+    match std::env::var("MAX_DEGREE") {
+        Err(std::env::VarError::NotPresent) => Ok(()),
+        Ok(v) if v.trim() == zkinfer_circuits::layout::MAX_DEGREE.to_string() => Ok(()),
+        Ok(v) => Err(format!(
+            "the environment sets MAX_DEGREE={v}; halo2 would rebuild another constraint system than the one the \
+             keys were made for: unset MAX_DEGREE (or set it to {})",
+            zkinfer_circuits::layout::MAX_DEGREE
+        )),
+        Err(e) => Err(format!(
+            "the environment variable MAX_DEGREE is unreadable ({e}); unset it"
+        )),
+    }
+}
+
 impl VerifierKey {
     /// Builds the key from halo2's verifying key and the full SRS it was made with.
     pub fn new(meta: ModelMeta, vk: VerifyingKey<G1Affine>, full_srs: &ParamsKZG<Bn256>) -> Self {
-        let g0 = full_srs.get_g()[0];
-        let srs = verifier_srs(self_k(&vk), g0, full_srs.g2(), full_srs.s_g2());
-        let model_id = model_id(&vk.to_bytes(SerdeFormat::Processed), &meta);
+        let points = SrsPoints::of(full_srs);
+        let file = seal(&meta, &vk.to_bytes(SerdeFormat::Processed), &points);
+        let model_id = model_id_of_file(&file);
         Self {
+            srs: points.params(meta.k),
+            proof_len: proof_bytes_of(meta.circuit_params),
             meta,
             vk,
-            srs,
+            points,
+            file,
             model_id,
         }
     }
 
-    /// The model id.
+    /// The model id: the hash of the key file, [`model_id_of_file`].
     pub fn model_id(&self) -> [u8; 32] {
         self.model_id
     }
 
-    /// Serializes the key with the zkinfer header.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut srs = Vec::new();
-        for write in [
-            self.srs.get_g()[0].write(&mut srs, SerdeFormat::Processed),
-            self.srs.g2().write(&mut srs, SerdeFormat::Processed),
-            self.srs.s_g2().write(&mut srs, SerdeFormat::Processed),
-        ] {
-            write.unwrap_or_default();
-        }
-        let file = KeyFile {
-            meta: self.meta.clone(),
-            vk: self.vk.to_bytes(SerdeFormat::Processed),
-            srs,
-        };
-        let payload = bincode::serde::encode_to_vec(&file, bincode::config::standard()).unwrap_or_default();
-        envelope::seal(FileKind::VerifyingKey, VERIFYING_KEY_VERSION, &payload)
+    /// The SRS points the key verifies with.
+    pub fn srs_points(&self) -> SrsPoints {
+        self.points
     }
 
-    /// Reads a key, checking every size before halo2 allocates anything.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, VerifyError> {
-        let payload = envelope::open(FileKind::VerifyingKey, VERIFYING_KEY_VERSION, bytes)?;
-        let (file, used): (KeyFile, usize) =
-            bincode::serde::decode_from_slice(payload, bincode::config::standard()).map_err(malformed)?;
-        if used != payload.len() {
-            return Err(malformed("trailing bytes"));
+    /// The exact length of this model's proofs, bytes (from its constraint system).
+    pub fn proof_len(&self) -> usize {
+        self.proof_len
+    }
+
+    /// Whether the key was made with the insecure development SRS (whose trapdoor is public: anyone can forge
+    /// proofs for it). Verification refuses such keys unless the caller opts in.
+    pub fn is_insecure_dev_srs(&self) -> bool {
+        self.points.is_insecure_dev()
+    }
+
+    /// The key file (`vk.bin`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.file.clone()
+    }
+
+    /// Reads a key whose model id must be `expected`: the hash is checked on the raw bytes before anything is
+    /// parsed.
+    pub fn from_pinned_bytes(bytes: &[u8], expected: &[u8; 32]) -> Result<Self, VerifyError> {
+        let found = model_id_of_file(bytes);
+        if found != *expected {
+            return Err(VerifyError::KeyModelMismatch {
+                expected: hex::encode(expected),
+                found: hex::encode(found),
+            });
         }
+        Self::from_bytes(bytes)
+    }
+
+    /// Reads a key file, checking every size and value before halo2 allocates anything, and refusing any file
+    /// that is not exactly what [`to_bytes`](Self::to_bytes) writes for the key it holds.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, VerifyError> {
+        check_max_degree_env().map_err(VerifyError::Environment)?;
+        let payload = envelope::open(FileKind::VerifyingKey, VERIFYING_KEY_VERSION, bytes)?;
+        let file: KeyFile = decode_exact(payload).map_err(malformed)?;
+        file.meta.validate().map_err(malformed)?;
         let k = file.meta.k;
         // halo2's layout: version byte, then k as u32 little endian.
         let vk_k = file.vk.get(1..5).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-        if k == 0 || k > MAX_K || vk_k != Some(k) {
+        if vk_k != Some(k) {
             return Err(malformed(format!(
-                "circuit size k = {k} is inconsistent or out of range"
+                "the halo2 key's circuit size differs from the metadata's k = {k}"
             )));
         }
-        let circuit_params = file.meta.circuit_params;
-        if circuit_params.mac_lanes == 0 || circuit_params.mac_lanes > 64 {
-            return Err(malformed("invalid circuit parameters"));
-        }
+        let points = SrsPoints::from_bytes(&file.srs).map_err(|e| malformed(format!("SRS points: {e}")))?;
+        let params = file.meta.circuit_params;
         let vk = std::panic::catch_unwind(|| {
-            VerifyingKey::<G1Affine>::from_bytes::<ModelCircuit>(&file.vk, SerdeFormat::Processed, circuit_params)
+            let mut reader = &file.vk[..];
+            let vk = VerifyingKey::<G1Affine>::read::<_, ModelCircuit>(&mut reader, SerdeFormat::Processed, params)?;
+            let mut rest = [0u8; 1];
+            match reader.read(&mut rest)? {
+                0 => Ok(vk),
+                _ => Err(std::io::Error::other("trailing bytes after the halo2 key")),
+            }
         })
-        .map_err(|_| malformed("halo2 verifying key could not be decoded"))?
+        .map_err(|_| malformed("the halo2 verifying key could not be decoded"))?
         .map_err(malformed)?;
-        let reader = &mut &file.srs[..];
-        let g0 = G1Affine::read(reader, SerdeFormat::Processed).map_err(malformed)?;
-        let g2 = G2Affine::read(reader, SerdeFormat::Processed).map_err(malformed)?;
-        let s_g2 = G2Affine::read(reader, SerdeFormat::Processed).map_err(malformed)?;
-        if !reader.is_empty() {
-            return Err(malformed("trailing bytes after the SRS points"));
+        // halo2 takes the number of fixed commitments from the file; its verifier indexes them by the constraint
+        // system's fixed columns (and panics on a key with fewer).
+        let (commitments, columns) = (vk.fixed_commitments().len(), vk.cs().num_fixed_columns());
+        if commitments != columns {
+            return Err(malformed(format!(
+                "the halo2 key has {commitments} fixed commitments for {columns} fixed columns"
+            )));
         }
-        let srs = verifier_srs(k, g0, g2, s_g2);
-        let model_id = model_id(&file.vk, &file.meta);
+        if seal(&file.meta, &vk.to_bytes(SerdeFormat::Processed), &points) != bytes {
+            return Err(malformed("not in the canonical encoding zkinfer writes"));
+        }
         Ok(Self {
+            srs: points.params(k),
+            proof_len: proof_bytes_of(params),
             meta: file.meta,
             vk,
-            srs,
-            model_id,
+            points,
+            file: bytes.to_vec(),
+            model_id: model_id_of_file(bytes),
         })
     }
 }

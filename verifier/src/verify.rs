@@ -3,16 +3,16 @@
 use std::io::Cursor;
 
 use halo2_proofs::{
-    halo2curves::bn256::{Bn256, G1Affine},
+    halo2curves::bn256::Bn256,
     plonk::{verify_proof, Error as PlonkError},
     poly::kzg::{commitment::KZGCommitmentScheme, multiopen::VerifierSHPLONK, strategy::SingleStrategy},
-    transcript::{Blake2bRead, Challenge255, TranscriptReadBuffer},
 };
 use zkinfer_circuits::Fr;
 
-use crate::bundle::{field_to_hex, ProofBundle};
+use crate::bundle::{argmax, dequantize, field_to_hex, ProofBundle};
 use crate::error::VerifyError;
 use crate::key::VerifierKey;
+use crate::transcript::CanonicalRead;
 
 /// What the caller insists on, beyond a valid proof.
 #[derive(Clone, Debug, Default)]
@@ -23,30 +23,46 @@ pub struct Expectations {
     pub input_commitment: Option<Fr>,
     /// The nonce of the caller's request.
     pub nonce: Option<Fr>,
+    /// Accept a key made with the insecure development SRS, whose trapdoor is public (anyone can forge its
+    /// proofs). Off by default; for tests and demos only.
+    pub allow_insecure_dev_srs: bool,
 }
 
-/// A bundle that passed verification.
+impl Expectations {
+    /// No pins, and keys made with the insecure development SRS accepted: for tests and demos only.
+    pub fn for_insecure_dev_keys() -> Self {
+        Self {
+            allow_insecure_dev_srs: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// A bundle that passed verification: the proven outputs, and what follows from them and the key alone.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Verified {
-    /// The proven int8 outputs.
+    /// The proven integer outputs.
     pub outputs: Vec<i64>,
-    /// The outputs as floats.
+    /// The outputs as floats, with the output scale of the verifying key (never the bundle's).
     pub float_outputs: Vec<f32>,
+    /// Index of the largest proven output (the predicted class), first on ties.
+    pub argmax: Option<usize>,
 }
 
 /// Verifies `bundle` against `key` and the caller's `expect`ations.
 pub fn verify_bundle(key: &VerifierKey, bundle: &ProofBundle, expect: &Expectations) -> Result<Verified, VerifyError> {
     let instance = check_public(key, bundle, expect)?;
     check_proof(key, &instance, &bundle.proof)?;
-    Ok(Verified::of(bundle))
+    Ok(Verified::of(key, bundle))
 }
 
 impl Verified {
-    /// The outputs of a bundle whose proof was accepted.
-    pub(crate) fn of(bundle: &ProofBundle) -> Self {
+    /// The outputs of a bundle whose proof was accepted under `key`.
+    pub(crate) fn of(key: &VerifierKey, bundle: &ProofBundle) -> Self {
         Self {
             outputs: bundle.outputs.clone(),
-            float_outputs: bundle.float_outputs(),
+            float_outputs: dequantize(&bundle.outputs, key.meta.output_scale),
+            argmax: argmax(&bundle.outputs),
         }
     }
 }
@@ -59,6 +75,11 @@ pub(crate) fn check_public(
     expect: &Expectations,
 ) -> Result<Vec<Fr>, VerifyError> {
     let key_id = key.model_id();
+    if key.is_insecure_dev_srs() && !expect.allow_insecure_dev_srs {
+        return Err(VerifyError::InsecureDevSrs {
+            model_id: hex::encode(key_id),
+        });
+    }
     if let Some(expected) = expect.model_id {
         if expected != key_id {
             return Err(VerifyError::KeyModelMismatch {
@@ -90,6 +111,13 @@ pub(crate) fn check_public(
             });
         }
     }
+    if bundle.proof.len() != key.proof_len() {
+        return Err(VerifyError::MalformedProof(format!(
+            "the proof is {} bytes, this model's proofs are {} bytes",
+            bundle.proof.len(),
+            key.proof_len()
+        )));
+    }
     if public.outputs.len() != key.meta.output_len {
         return Err(VerifyError::OutputCount {
             expected: key.meta.output_len,
@@ -108,7 +136,7 @@ pub fn check_proof(key: &VerifierKey, instance: &[Fr], proof: &[u8]) -> Result<(
     let outcome = rayon::scope(|_| {
         std::panic::catch_unwind(|| {
             let mut cursor = Cursor::new(proof);
-            let mut transcript = Blake2bRead::<_, G1Affine, Challenge255<_>>::init(&mut cursor);
+            let mut transcript = CanonicalRead::new(&mut cursor);
             let result = verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
                 &key.srs,
                 &key.vk,
