@@ -47,6 +47,17 @@ pub enum ProverError {
         /// The offending value.
         value: String,
     },
+    /// The proving key and the verifying key of a key directory belong to different models.
+    #[error(
+        "the proving key is for model {proving} but the verifying key is for model {verifying}; use the pk.bin and \
+         vk.bin that one `zkinfer setup` wrote"
+    )]
+    KeyPairMismatch {
+        /// The proving key's model id and name.
+        proving: String,
+        /// The verifying key's model id and name.
+        verifying: String,
+    },
     /// The operators are supported but the way they are connected is not.
     #[error("unsupported model structure: {reason}")]
     UnsupportedGraph {

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use blake2::{digest::consts::U32, Blake2b, Digest};
 use halo2_proofs::{
-    halo2curves::bn256::{Bn256, G1Affine},
-    plonk::{keygen_pk, keygen_vk, ProvingKey},
+    halo2curves::bn256::{Bn256, Fr, G1Affine},
+    halo2curves::serde::SerdeObject,
+    plonk::{keygen_pk, keygen_vk, ProvingKey, VerifyingKey},
     poly::kzg::commitment::ParamsKZG,
     SerdeFormat,
 };
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::{layout, CircuitParams, ModelCircuit, QuantizedModel};
+use zkinfer_verifier::decode::decode_exact;
 use zkinfer_verifier::envelope::{self, FileKind};
 use zkinfer_verifier::{ModelMeta, VerifierKey};
 
@@ -21,14 +23,9 @@ use crate::device::GpuBackend;
 use crate::error::{ProverError, Result};
 use crate::srs::SrsSource;
 
-/// Format version of proving-key files.
-pub const PROVING_KEY_VERSION: u16 = 4;
-/// File name of the proving key in a key directory.
-pub const PK_FILE: &str = "pk.bin";
-/// File name of the verifying key in a key directory.
-pub const VK_FILE: &str = "vk.bin";
-/// File name of the model id (hex) in a key directory.
-pub const MODEL_ID_FILE: &str = "model-id.txt";
+/// Format version of proving-key files (5: the model id hashes the whole verifying-key file).
+pub const PROVING_KEY_VERSION: u16 = 5;
+pub use zkinfer_verifier::key_dir::{MODEL_ID_FILE, PK_FILE, VK_FILE};
 
 /// Everything the prover needs besides the model.
 #[derive(Clone, Debug)]
@@ -39,7 +36,7 @@ pub struct ProverKey {
     pub pk: ProvingKey<G1Affine>,
     /// The SRS cut to `2^k`, with the Lagrange bases the prover commits with.
     pub srs: SmallValueParams,
-    /// Whether the SRS is the insecure development one.
+    /// Whether the SRS is the insecure development one (read off its points, not from a flag in the file).
     pub insecure_srs: bool,
     /// The model id.
     pub model_id: [u8; 32],
@@ -74,7 +71,6 @@ pub struct KeyPair {
 struct PkFile {
     meta: ModelMeta,
     model_digest: [u8; 32],
-    insecure_srs: bool,
     checksum: [u8; 32],
     pk: Vec<u8>,
     srs: Vec<u8>,
@@ -125,8 +121,8 @@ pub fn setup(model: &QuantizedModel, circuit_params: CircuitParams, srs: &SrsSou
         prover: ProverKey {
             meta,
             pk,
+            insecure_srs: verifier.is_insecure_dev_srs(),
             srs: SmallValueParams::new(params),
-            insecure_srs: srs.is_insecure(),
             model_id,
             model_digest: model_digest(model)?,
         },
@@ -147,13 +143,11 @@ pub fn write_keys(keys: &KeyPair, dir: &Path) -> Result<()> {
     let file = PkFile {
         meta: p.meta.clone(),
         model_digest: p.model_digest,
-        insecure_srs: p.insecure_srs,
         checksum: checksum(&[&pk, &srs]),
         pk,
         srs,
     };
-    let payload = bincode::serde::encode_to_vec(&file, bincode::config::standard())
-        .map_err(|e| ProverError::Other(format!("cannot encode the proving key: {e}")))?;
+    let payload = zkinfer_verifier::decode::encode(&file);
     let write = |name: &str, bytes: &[u8]| {
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(|e| ProverError::io(path, e))
@@ -166,22 +160,26 @@ pub fn write_keys(keys: &KeyPair, dir: &Path) -> Result<()> {
     write(MODEL_ID_FILE, format!("{}\n", hex::encode(p.model_id)).as_bytes())
 }
 
-/// Reads the verifying key of a key directory.
-pub fn load_verifier_key(dir: &Path) -> Result<VerifierKey> {
-    let path = dir.join(VK_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| ProverError::io(&path, e))?;
-    VerifierKey::from_bytes(&bytes).map_err(|e| ProverError::Other(format!("`{}`: {e}", path.display())))
-}
-
-/// Reads the proving key of a key directory and checks that it was made for `model`.
+/// Reads the proving key of a key directory and checks that it was made for `model`. Every length in the file is
+/// bounded by the file's size, and the key's size `k` by the model's layout, before halo2 parses it.
 pub fn load_prover_key(dir: &Path, model: &QuantizedModel) -> Result<ProverKey> {
     let path = dir.join(PK_FILE);
-    let bad = |reason: String| ProverError::Other(format!("proving key `{}`: {reason}", path.display()));
     let bytes = std::fs::read(&path).map_err(|e| ProverError::io(&path, e))?;
-    let payload = envelope::open(FileKind::ProvingKey, PROVING_KEY_VERSION, &bytes).map_err(|e| bad(e.to_string()))?;
-    let (file, used): (PkFile, usize) = bincode::serde::decode_from_slice(payload, bincode::config::standard())
-        .map_err(|e| bad(format!("truncated or corrupted ({e}); run `zkinfer setup` again")))?;
-    if used != payload.len() || checksum(&[&file.pk, &file.srs]) != file.checksum {
+    prover_key_from_bytes_at(&bytes, model, &path)
+}
+
+/// Parses the bytes of a `pk.bin` file and checks that the key was made for `model`, as
+/// [`load_prover_key`] does (error messages name the file `pk.bin`).
+pub fn prover_key_from_bytes(bytes: &[u8], model: &QuantizedModel) -> Result<ProverKey> {
+    prover_key_from_bytes_at(bytes, model, Path::new(PK_FILE))
+}
+
+/// [`prover_key_from_bytes`], with `path` labelling error messages.
+fn prover_key_from_bytes_at(bytes: &[u8], model: &QuantizedModel, path: &Path) -> Result<ProverKey> {
+    let bad = |reason: String| ProverError::Other(format!("proving key `{}`: {reason}", path.display()));
+    let payload = envelope::open(FileKind::ProvingKey, PROVING_KEY_VERSION, bytes).map_err(|e| bad(e.to_string()))?;
+    let file: PkFile = decode_exact(payload).map_err(|e| bad(format!("{e}; run `zkinfer setup` again")))?;
+    if checksum(&[&file.pk, &file.srs]) != file.checksum {
         return Err(bad("corrupted (checksum mismatch); run `zkinfer setup` again".into()));
     }
     let expected = model_meta(model, file.meta.k, file.meta.circuit_params);
@@ -191,6 +189,7 @@ pub fn load_prover_key(dir: &Path, model: &QuantizedModel) -> Result<ProverKey> 
             file.meta.name, file.meta.input_len, file.meta.output_len
         )));
     }
+    file.meta.validate().map_err(bad)?;
     let plan = layout::plan(model, file.meta.circuit_params).map_err(bad)?;
     if plan.k != file.meta.k {
         return Err(bad(format!(
@@ -198,18 +197,100 @@ pub fn load_prover_key(dir: &Path, model: &QuantizedModel) -> Result<ProverKey> 
             file.meta.k, plan.k
         )));
     }
-    let pk =
-        ProvingKey::<G1Affine>::from_bytes::<ModelCircuit>(&file.pk, SerdeFormat::RawBytes, file.meta.circuit_params)
-            .map_err(|e| bad(e.to_string()))?;
+    let srs_k = file.srs.get(0..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if srs_k != Some(plan.k) || file.srs.len() as u64 != crate::srs::raw_params_len(plan.k) {
+        return Err(bad(
+            "its SRS does not have the size of the circuit's; run `zkinfer setup` again".into(),
+        ));
+    }
+    let pk_k = file.pk.get(1..5).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if pk_k != Some(plan.k) {
+        return Err(bad(
+            "its halo2 key does not have the circuit's size; run `zkinfer setup` again".into(),
+        ));
+    }
+    let params = file.meta.circuit_params;
+    check_halo2_key_layout(&file.pk, plan.k, params).map_err(|e| bad(format!("{e}; run `zkinfer setup` again")))?;
+    let pk = std::panic::catch_unwind(|| {
+        ProvingKey::<G1Affine>::from_bytes::<ModelCircuit>(&file.pk, SerdeFormat::RawBytes, params)
+    })
+    .map_err(|_| bad("the halo2 proving key could not be decoded; run `zkinfer setup` again".into()))?
+    .map_err(|e| bad(e.to_string()))?;
     let srs =
         ParamsKZG::<Bn256>::read_custom(&mut &file.srs[..], SerdeFormat::RawBytes).map_err(|e| bad(e.to_string()))?;
-    let model_id = zkinfer_verifier::key::model_id(&pk.get_vk().to_bytes(SerdeFormat::Processed), &file.meta);
+    let verifier = VerifierKey::new(file.meta.clone(), pk.get_vk().clone(), &srs);
     Ok(ProverKey {
         meta: file.meta,
         pk,
+        insecure_srs: verifier.is_insecure_dev_srs(),
         srs: SmallValueParams::new(srs),
-        insecure_srs: file.insecure_srs,
-        model_id,
+        model_id: verifier.model_id(),
         model_digest: file.model_digest,
     })
+}
+
+/// Checks the layout of halo2's proving-key encoding (`SerdeFormat::RawBytes`) of a `2^k`-row circuit before
+/// halo2 parses it: halo2 panics on a truncated polynomial or a field element not below the modulus, and allocates
+/// whatever a polynomial's length field claims. The verifying key at the start is read by halo2 itself (its reads
+/// fail with errors); after it come `l_0`, `l_last`, `l_active_row`, the fixed columns' values and polynomials,
+/// and the permutation's, each polynomial a big-endian `u32` length (`2^k`) and canonical field elements, each
+/// list a big-endian `u32` count (that of the verifying key's commitments), and nothing else.
+fn check_halo2_key_layout(pk: &[u8], k: u32, params: CircuitParams) -> std::result::Result<(), String> {
+    let mut rest = pk;
+    let vk = VerifyingKey::<G1Affine>::read::<_, ModelCircuit>(&mut rest, SerdeFormat::RawBytes, params)
+        .map_err(|e| format!("its verifying key is unreadable ({e})"))?;
+    let rows = 1usize << k;
+    let element = std::mem::size_of::<Fr>();
+    let take_u32 = |rest: &mut &[u8], what: &str| -> std::result::Result<usize, String> {
+        let Some((bytes, tail)) = rest.split_first_chunk::<4>() else {
+            return Err(format!("the halo2 proving key ends before {what}"));
+        };
+        *rest = tail;
+        Ok(u32::from_be_bytes(*bytes) as usize)
+    };
+    let polynomial = |rest: &mut &[u8], what: &str| -> std::result::Result<(), String> {
+        let len = take_u32(rest, what)?;
+        if len != rows {
+            return Err(format!("{what} has {len} coefficients, not 2^{k}"));
+        }
+        let Some((values, tail)) = rest.split_at_checked(rows * element) else {
+            return Err(format!("the halo2 proving key ends inside {what}"));
+        };
+        if values.chunks_exact(element).any(|v| Fr::from_raw_bytes(v).is_none()) {
+            return Err(format!("{what} holds a value that is not a field element"));
+        }
+        *rest = tail;
+        Ok(())
+    };
+    for what in ["l_0", "l_last", "l_active_row"] {
+        polynomial(&mut rest, what)?;
+    }
+    let fixed = vk.fixed_commitments().len();
+    if fixed != vk.cs().num_fixed_columns() {
+        return Err(format!(
+            "its verifying key has {fixed} fixed commitments for {} fixed columns",
+            vk.cs().num_fixed_columns()
+        ));
+    }
+    let permutation = vk.permutation().commitments().len();
+    for (what, expected) in [
+        ("the fixed columns' values", fixed),
+        ("the fixed columns' polynomials", fixed),
+        ("the permutation's values", permutation),
+        ("the permutation's polynomials", permutation),
+    ] {
+        let count = take_u32(&mut rest, what)?;
+        if count != expected {
+            return Err(format!(
+                "{what} are {count} polynomials, the verifying key has {expected}"
+            ));
+        }
+        for _ in 0..count {
+            polynomial(&mut rest, what)?;
+        }
+    }
+    if !rest.is_empty() {
+        return Err(format!("{} bytes follow the halo2 proving key", rest.len()));
+    }
+    Ok(())
 }

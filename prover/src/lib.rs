@@ -20,7 +20,7 @@ pub use dataset::Dataset;
 pub use device::{Device, GpuBackend};
 pub use error::{ProverError, Result};
 pub use graph::{ActFn, FloatModel, FloatNode, FloatOp};
-pub use import::import_onnx;
+pub use import::{import_onnx, import_onnx_bytes};
 pub use infer::{infer, infer_batch, infer_trace, IntegerEngine, LayerTrace};
 pub use model_file::{load_model, model_to_bytes, save_model};
 pub use quantize::{choose_multiplier, dequantize_output, quantize, quantize_input, quantize_with, Precision};
@@ -28,6 +28,7 @@ pub mod keys;
 pub mod prove;
 pub mod srs;
 
-pub use keys::{load_prover_key, load_verifier_key, setup, write_keys, KeyPair, ProverKey};
+pub use keys::{load_prover_key, prover_key_from_bytes, setup, write_keys, KeyPair, ProverKey};
 pub use prove::{prove, random_salt, ProveRequest, Proven};
 pub use srs::SrsSource;
+pub use zkinfer_verifier::load_verifier_key;

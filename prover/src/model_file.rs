@@ -7,16 +7,10 @@
 use std::path::{Path, PathBuf};
 
 use zkinfer_circuits::model::{QuantizedModel, MODEL_FORMAT_VERSION};
+use zkinfer_verifier::decode::{decode_exact, encode, DecodeFailure};
 use zkinfer_verifier::envelope::{open, seal, FileKind};
 
 use crate::error::{ProverError, Result};
-
-/// Refuse payloads claiming more than this many bytes (a model is far smaller).
-const DECODE_LIMIT: usize = 1 << 30;
-
-fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_limit::<DECODE_LIMIT>()
-}
 
 fn file_err(path: &Path, reason: impl Into<String>) -> ProverError {
     ProverError::ModelFile {
@@ -50,8 +44,7 @@ fn check(model: &QuantizedModel) -> std::result::Result<(), String> {
 /// The bytes of a `.zkm` file for `model` (header + bincode); refuses a model that fails validation.
 pub fn model_to_bytes(model: &QuantizedModel) -> Result<Vec<u8>> {
     check(model).map_err(|reason| ProverError::Quantization { reason })?;
-    let payload = bincode::serde::encode_to_vec(model, bincode_config())
-        .map_err(|e| ProverError::Other(format!("cannot encode the model: {e}")))?;
+    let payload = encode(model);
     Ok(seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload))
 }
 
@@ -59,25 +52,14 @@ pub fn model_to_bytes(model: &QuantizedModel) -> Result<Vec<u8>> {
 pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<QuantizedModel> {
     let payload =
         open(FileKind::Model, MODEL_FORMAT_VERSION as u16, bytes).map_err(|e| file_err(path, e.to_string()))?;
-    let (model, used): (QuantizedModel, usize) =
-        bincode::serde::decode_from_slice(payload, bincode_config()).map_err(|e| {
-            let reason = match e {
-                bincode::error::DecodeError::UnexpectedEnd { .. } => {
-                    "the file is truncated; copy or regenerate it (zkinfer compile)".to_string()
-                }
-                e => format!("the model data is corrupt ({e}); regenerate the file"),
-            };
-            file_err(path, reason)
-        })?;
-    if used != payload.len() {
-        return Err(file_err(
-            path,
-            format!(
-                "{} unexpected bytes after the model; the file is corrupt",
-                payload.len() - used
-            ),
-        ));
-    }
+    let model: QuantizedModel = decode_exact(payload).map_err(|e| {
+        let reason = match e {
+            DecodeFailure::Truncated => "the file is truncated; copy or regenerate it (zkinfer compile)".to_string(),
+            DecodeFailure::Trailing(n) => format!("{n} unexpected bytes after the model; the file is corrupt"),
+            e => format!("the model data is corrupt ({e}); regenerate the file"),
+        };
+        file_err(path, reason)
+    })?;
     check(&model).map_err(|e| file_err(path, format!("invalid model: {e}")))?;
     Ok(model)
 }
@@ -149,6 +131,17 @@ mod tests {
         assert!(reason(model_from_bytes(&padded, p)).contains("unexpected bytes"));
 
         assert!(reason(model_from_bytes(b"{\"not\": \"a model\"}", p)).contains("ZKINF"));
+
+        // A name length of 2^40 or 2^64 − 1 in a small file is refused, not allocated (the format version is
+        // the first byte of the payload, the name's length the next).
+        let header = zkinfer_verifier::envelope::HEADER_LEN;
+        for claimed in [1u64 << 40, u64::MAX] {
+            let mut crafted = bytes[..header + 1].to_vec();
+            crafted.push(253);
+            crafted.extend_from_slice(&claimed.to_le_bytes());
+            crafted.extend_from_slice(&bytes[header + 2..]);
+            assert!(reason(model_from_bytes(&crafted, p)).contains("corrupt"), "{claimed}");
+        }
     }
 
     #[test]
@@ -175,12 +168,12 @@ mod tests {
         lin.kernels[0].shift = 49;
         assert!(matches!(model_to_bytes(&bad), Err(ProverError::Quantization { .. })));
         // A file written with a bad shift (bypassing the check) is refused on load.
-        let payload = bincode::serde::encode_to_vec(&bad, bincode_config()).unwrap();
+        let payload = encode(&bad);
         let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
         assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("shift 49"));
         let mut bad = model();
         bad.input_scale = f32::NAN;
-        let payload = bincode::serde::encode_to_vec(&bad, bincode_config()).unwrap();
+        let payload = encode(&bad);
         let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
         assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("input scale"));
         let mut bad = model();

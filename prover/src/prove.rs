@@ -51,6 +51,12 @@ pub fn prove(
     verifier: &VerifierKey,
     request: &ProveRequest,
 ) -> Result<Proven> {
+    if verifier.model_id() != key.model_id {
+        return Err(ProverError::KeyPairMismatch {
+            proving: format!("{} (`{}`)", hex::encode(key.model_id), key.meta.name),
+            verifying: format!("{} (`{}`)", hex::encode(verifier.model_id()), verifier.meta.name),
+        });
+    }
     let started = Instant::now();
     let input_q = quantize_input(model, request.input)?;
     let outputs = match key.gpu() {
@@ -117,7 +123,6 @@ pub fn prove(
         input_commitment: field::to_bytes(&public.input_commitment),
         nonce: field::to_bytes(&public.nonce),
         outputs: public.outputs,
-        output_scale: model.output_scale(),
         proof,
     };
     Ok(Proven {

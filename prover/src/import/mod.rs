@@ -51,11 +51,17 @@ fn malformed(reason: impl Into<String>) -> ProverError {
 pub fn read_onnx_proto(path: impl AsRef<Path>) -> Result<pb::ModelProto> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| ProverError::io(path, e))?;
-    let proto = guarded(|| tract_onnx::onnx().proto_model_for_read(&mut bytes.as_slice()))
-        .map_err(|reason| ProverError::malformed(path, reason))?
-        .map_err(|e| ProverError::malformed(path, format!("{e:#}")))?;
+    decode_onnx_proto(&bytes).map_err(at_path(path))
+}
+
+/// Decodes the protobuf of an ONNX model held in memory; undecodable bytes are `MalformedOnnx` (with an empty
+/// path, which [`at_path`] fills in).
+fn decode_onnx_proto(bytes: &[u8]) -> Result<pb::ModelProto> {
+    let proto = guarded(|| tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]))
+        .map_err(malformed)?
+        .map_err(|e| malformed(format!("{e:#}")))?;
     if proto.graph.as_ref().is_none_or(|g| g.node.is_empty()) {
-        return Err(ProverError::malformed(path, "no graph nodes"));
+        return Err(malformed("no graph nodes"));
     }
     Ok(proto)
 }
@@ -70,6 +76,18 @@ pub fn import_onnx(path: impl AsRef<Path>) -> Result<FloatModel> {
         .map_err(malformed)
         .and_then(|r| r)
         .map_err(at_path(path))
+}
+
+/// Imports an ONNX model held in memory, as [`import_onnx`] does a file: `name` names the model when its graph
+/// has no name and labels error messages. Tensors stored in external data files are refused (there is no
+/// directory to read them from).
+pub fn import_onnx_bytes(bytes: &[u8], name: &str) -> Result<FloatModel> {
+    let label = Path::new(name);
+    let proto = decode_onnx_proto(bytes).map_err(at_path(label))?;
+    guarded(|| import_graph(&proto, name, None))
+        .map_err(malformed)
+        .and_then(|r| r)
+        .map_err(at_path(label))
 }
 
 /// The single data input of the graph (a graph input that is not an initializer) and its shape.
@@ -221,11 +239,9 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
             input_shape[0]
         );
     }
-    let resolver = tract_onnx::data_resolver::default();
     let mut consts = HashMap::new();
     for init in &graph.initializer {
-        let t = tract_onnx::tensor::load_tensor(&*resolver, init, dir)
-            .map_err(|e| malformed(format!("initializer `{}`: {e:#}", init.name)))?;
+        let t = load_tensor(init, dir).map_err(|e| malformed(format!("initializer `{}`: {e}", init.name)))?;
         consts.insert(init.name.clone(), t);
     }
     let mut w = Walker {
@@ -286,6 +302,15 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
     };
     model.check()?;
     Ok(model)
+}
+
+/// A tensor of the model (an initializer or a constant's value; external data is read from `dir`). String tensors
+/// are refused first: tract panics on those stored as raw bytes, and no supported operator reads strings.
+fn load_tensor(t: &pb::TensorProto, dir: Option<&str>) -> std::result::Result<Tensor, String> {
+    if t.data_type == pb::tensor_proto::DataType::String as i32 {
+        return Err("a tensor of strings; only numeric tensors are supported".into());
+    }
+    tract_onnx::tensor::load_tensor(&*tract_onnx::data_resolver::default(), t, dir).map_err(|e| format!("{e:#}"))
 }
 
 /// The node's name, or `#<index>` when it has none.
@@ -422,9 +447,9 @@ impl Walker<'_> {
 
     /// Records a `Constant` node's value (Reshape targets, weights given as constants).
     fn constant_node(&mut self, n: &Node) -> Result<()> {
-        let bad = |e: tract_onnx::prelude::TractError| malformed(format!("constant `{}`: {e:#}", n.label));
+        let bad = |e: String| malformed(format!("constant `{}`: {e}", n.label));
         let tensor = if let Some(t) = n.attr("value").and_then(|a| a.t.as_ref()) {
-            tract_onnx::tensor::load_tensor(&*tract_onnx::data_resolver::default(), t, None).map_err(bad)?
+            load_tensor(t, None).map_err(bad)?
         } else if let Some(a) = n.attr("value_ints") {
             tract_onnx::prelude::tensor1(&a.ints)
         } else if let Some(a) = n.attr("value_floats") {
