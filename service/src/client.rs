@@ -10,8 +10,10 @@ use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::Fr;
+use zkinfer_verifier::bundle::{argmax, dequantize};
 use zkinfer_verifier::{
-    field_to_hex, input_commitment, verify_fresh, Expectations, ProofBundle, ReplayCache, VerifierKey, VerifyError,
+    field_to_hex, input_commitment, model_id_of_file, verify_fresh, Expectations, ProofBundle, ReplayCache,
+    VerifierKey, VerifyError,
 };
 
 use crate::api::{ErrorBody, InferRequest, JobStatus, JobView, ModelInfo};
@@ -87,6 +89,9 @@ pub struct RequestOptions {
     pub proof: bool,
     /// How long to wait for the proof (and for queue slots, on 429).
     pub timeout: Duration,
+    /// Accept a model whose key was made with the insecure development SRS (anyone can forge its proofs):
+    /// tests and demos only.
+    pub allow_insecure_dev_srs: bool,
 }
 
 impl Default for RequestOptions {
@@ -94,6 +99,7 @@ impl Default for RequestOptions {
         RequestOptions {
             proof: true,
             timeout: Duration::from_secs(600),
+            allow_insecure_dev_srs: false,
         }
     }
 }
@@ -103,11 +109,11 @@ impl Default for RequestOptions {
 pub struct VerifiedAnswer {
     /// The job id on the server.
     pub job_id: String,
-    /// The proven (or, without a proof, answered) int8 outputs.
+    /// The proven (or, without a proof, answered and unproven) integer outputs.
     pub outputs: Vec<i64>,
-    /// The outputs as floats.
+    /// The outputs as floats, with the verifying key's output scale.
     pub float_outputs: Vec<f32>,
-    /// Index of the largest output.
+    /// Index of the largest output, computed here from `outputs` (never taken from the server).
     pub argmax: Option<usize>,
     /// From sending the request to receiving the output.
     pub time_to_output: Duration,
@@ -156,7 +162,8 @@ impl Client {
         json(what, response).await
     }
 
-    /// The verifying key of `model_id`, fetched from the server and refused unless it hashes to `model_id`.
+    /// The verifying key of `model_id`, fetched from the server and refused unless its bytes hash to `model_id`
+    /// (checked before anything is parsed).
     pub async fn verifier_key(&self, model_id: &[u8; 32]) -> Result<VerifierKey, ClientError> {
         let id = hex::encode(model_id);
         let what = format!("fetching the verifying key of model {id}");
@@ -164,14 +171,14 @@ impl Client {
             .send(&what, self.http.get(self.url(&format!("/v1/models/{id}/vk"))))
             .await?;
         let bytes = response.bytes().await.map_err(|e| http_error(what, e))?;
-        let key = VerifierKey::from_bytes(&bytes)?;
-        if key.model_id() != *model_id {
+        let found = model_id_of_file(&bytes);
+        if found != *model_id {
             return Err(ClientError::KeyMismatch {
                 expected: id,
-                found: hex::encode(key.model_id()),
+                found: hex::encode(found),
             });
         }
-        Ok(key)
+        Ok(VerifierKey::from_pinned_bytes(&bytes, model_id)?)
     }
 
     /// `POST /v1/models/{id}/infer`, waiting out 429s (as `Retry-After` asks) until `deadline`; returns the job
@@ -258,6 +265,12 @@ impl Client {
         options: &RequestOptions,
         replay: &ReplayCache,
     ) -> Result<VerifiedAnswer, ClientError> {
+        if key.is_insecure_dev_srs() && !options.allow_insecure_dev_srs {
+            let refused = VerifyError::InsecureDevSrs {
+                model_id: hex::encode(key.model_id()),
+            };
+            return Err(ClientError::Setup(refused.to_string()));
+        }
         let salt = random_field();
         let nonce = random_field();
         let commitment = input_commitment(&key.meta, input, salt)?;
@@ -284,11 +297,19 @@ impl Client {
                 answer.nonce, request.nonce
             )));
         }
+        if answer.outputs.len() != key.meta.output_len {
+            return Err(ClientError::Mismatch(format!(
+                "{} outputs answered, the model has {}",
+                answer.outputs.len(),
+                key.meta.output_len
+            )));
+        }
+        // Only the integer outputs are taken from the answer; floats and the class follow from them and the key.
         let mut verified = VerifiedAnswer {
             job_id: answer.job_id.clone(),
             outputs: answer.outputs.clone(),
-            float_outputs: answer.float_outputs.clone(),
-            argmax: answer.argmax,
+            float_outputs: dequantize(&answer.outputs, key.meta.output_scale),
+            argmax: argmax(&answer.outputs),
             time_to_output,
             time_to_proof: None,
             proof_bytes: None,
@@ -313,6 +334,7 @@ impl Client {
             model_id: Some(key.model_id()),
             input_commitment: Some(commitment),
             nonce: Some(nonce),
+            allow_insecure_dev_srs: options.allow_insecure_dev_srs,
         };
         let proven = verify_fresh(key, &bundle, &expect, replay)?;
         if proven.outputs != answer.outputs {
@@ -323,7 +345,9 @@ impl Client {
         }
         verified.time_to_proof = Some(started.elapsed());
         verified.proof_bytes = Some(bundle.proof.len());
+        verified.outputs = proven.outputs;
         verified.float_outputs = proven.float_outputs;
+        verified.argmax = proven.argmax;
         verified.bundle = Some(bundle);
         Ok(verified)
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -28,6 +28,15 @@ pub const MAX_WAIT_MS: u64 = 30_000;
 
 type Shared = State<Arc<AppState>>;
 
+/// The `{model_id}` or `{job_id}` of a route, or why it could not be read (a segment that is not UTF-8).
+type PathId = Result<Path<String>, PathRejection>;
+
+/// The id in the path; 400 with a JSON error when it is not text.
+fn path_id(path: PathId) -> Result<String, ApiError> {
+    path.map(|Path(id)| id)
+        .map_err(|e| ApiError::rejected(StatusCode::BAD_REQUEST, "invalid", e.body_text()))
+}
+
 /// `GET /v1/models`.
 pub async fn list_models(State(state): Shared) -> Json<Vec<ModelInfo>> {
     Json(state.models.iter().map(|m| m.info()).collect())
@@ -43,7 +52,8 @@ fn model<'a>(state: &'a AppState, id: &str) -> Result<&'a Arc<ServedModel>, ApiE
 }
 
 /// `GET /v1/models/{model_id}/vk`: the verifying key file. A client checks that its model id is the pinned one.
-pub async fn verifier_key(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn verifier_key(State(state): Shared, id: PathId) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
     let served = model(&state, &id)?;
     Ok(octet_stream(served.verifier_key_bytes.clone()))
 }
@@ -51,9 +61,10 @@ pub async fn verifier_key(State(state): Shared, Path(id): Path<String>) -> Resul
 /// `POST /v1/models/{model_id}/infer`: answers the output at once and queues the proof.
 pub async fn infer_request(
     State(state): Shared,
-    Path(id): Path<String>,
+    id: PathId,
     body: Result<Json<InferRequest>, JsonRejection>,
 ) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<JobView>), ApiError> {
+    let id = path_id(id)?;
     let served = model(&state, &id)?.clone();
     let Json(request) = body.map_err(|r| ApiError::from_json_rejection(r, state.max_body_bytes))?;
     let input = single_input(&served, request.input_data)?;
@@ -63,9 +74,9 @@ pub async fn infer_request(
     // A replay is refused before anything else (retrying it would never succeed); the insert below still
     // enforces one answer per nonce against a concurrent duplicate.
     let nonce_hex = field_to_hex(&nonce);
-    match state.store.nonce_user(&served.id, &nonce_hex) {
-        Ok(Some(job_id)) => return Err(replay(&nonce_hex, &served.id, &job_id)),
-        Ok(None) => {}
+    match state.store.nonce_used(&served.id, &nonce_hex) {
+        Ok(true) => return Err(replay(&nonce_hex, &served.id)),
+        Ok(false) => {}
         Err(e) => return Err(ApiError::internal(format!("reading the jobs: {e}"))),
     }
 
@@ -123,7 +134,7 @@ pub async fn infer_request(
     };
     match state.store.insert(&job) {
         Ok(()) => {}
-        Err(StoreError::NonceUsed { job_id }) => return Err(replay(&job.nonce, &served.id, &job_id)),
+        Err(StoreError::NonceUsed) => return Err(replay(&job.nonce, &served.id)),
         Err(e) => return Err(ApiError::internal(format!("storing the job: {e}"))),
     }
     let status = match slot {
@@ -138,14 +149,13 @@ pub async fn infer_request(
     Ok((status, [(header::LOCATION, location)], Json(view(&job))))
 }
 
-/// 409: this model already answered this nonce.
-fn replay(nonce: &str, model_id: &str, job_id: &str) -> ApiError {
+/// 409: this model already answered this nonce. The earlier job is not named: it may be another client's, and
+/// its id is all it takes to read that client's outputs.
+fn replay(nonce: &str, model_id: &str) -> ApiError {
     ApiError::rejected(
         StatusCode::CONFLICT,
         "replay",
-        format!(
-            "nonce {nonce} was already used for model {model_id} (job {job_id}); send each request with a fresh nonce"
-        ),
+        format!("nonce {nonce} was already used for model {model_id}; send each request with a fresh (random) nonce"),
     )
 }
 
@@ -185,9 +195,10 @@ pub struct JobQuery {
 /// `GET /v1/jobs/{id}[?wait_ms=N]`.
 pub async fn get_job(
     State(state): Shared,
-    Path(id): Path<String>,
+    id: PathId,
     query: Result<Query<JobQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<JobView>, ApiError> {
+    let id = path_id(id)?;
     let Query(query) = query.map_err(|e| ApiError::rejected(StatusCode::BAD_REQUEST, "invalid", e.body_text()))?;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(query.wait_ms.min(MAX_WAIT_MS));
     let mut ended = state.job_ended.subscribe();
@@ -202,7 +213,8 @@ pub async fn get_job(
 }
 
 /// `GET /v1/jobs/{id}/bundle`: the proof bundle, binary.
-pub async fn get_bundle(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_bundle(State(state): Shared, id: PathId) -> Result<Response, ApiError> {
+    let id = path_id(id)?;
     let job = load_job(&state, &id)?;
     match (job.status, job.bundle) {
         (JobStatus::Done, Some(bundle)) => Ok(octet_stream(bundle)),
@@ -270,6 +282,15 @@ pub async fn metrics(State(state): Shared) -> Response {
 /// `GET /dashboard`.
 pub async fn dashboard() -> Html<&'static str> {
     Html(DASHBOARD_HTML)
+}
+
+/// A route called with a method it does not take (405; the router adds the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::rejected(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid",
+        "this route does not take that method; the `Allow` header lists those it takes",
+    )
 }
 
 /// Any other path.

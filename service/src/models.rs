@@ -34,7 +34,7 @@ impl ServedModel {
         };
         let model = load_model(model_path).map_err(|e| failed(e.to_string()))?;
         let mut prover_key = keys::load_prover_key(key_dir, &model).map_err(|e| failed(e.to_string()))?;
-        let verifier_key = keys::load_verifier_key(key_dir).map_err(|e| failed(e.to_string()))?;
+        let verifier_key = zkinfer_verifier::load_verifier_key(key_dir, None).map_err(|e| failed(e.to_string()))?;
         if prover_key.model_id != verifier_key.model_id() {
             return Err(failed(format!(
                 "the proving and verifying keys in {} are for different models; run `zkinfer setup` again",

@@ -10,8 +10,9 @@ use axum::middleware::{self, Next};
 use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use zkinfer_prover::{Device, GpuBackend};
 
 use crate::error::{RejectionReason, ServiceError};
@@ -43,6 +44,8 @@ pub struct ServeConfig {
     pub device: Device,
     /// Pause before each proof (for crash tests).
     pub prove_delay: Duration,
+    /// Longest a connection may take to send a request's headers (and a TLS handshake); then it is closed.
+    pub header_timeout: Duration,
 }
 
 /// What a started server tells its caller.
@@ -74,6 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/jobs/{job_id}", get(handlers::get_job))
         .route("/v1/jobs/{job_id}/bundle", get(handlers::get_bundle))
         .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
         .with_state(state)
@@ -100,6 +104,17 @@ async fn count_request(State(state): State<Arc<AppState>>, request: Request, nex
         ])
         .inc();
     response
+}
+
+/// Closes HTTP/1 connections that take longer than `timeout` to send a request's headers (slowloris), and
+/// HTTP/2 connections that stop answering keep-alive pings.
+fn limit_header_time(builder: &mut hyper_util::server::conn::auto::Builder<TokioExecutor>, timeout: Duration) {
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(timeout)
+        .keep_alive_timeout(timeout);
 }
 
 /// Loads the models, resumes unfinished jobs, starts the workers and serves until `shutdown` resolves; calls
@@ -166,11 +181,14 @@ pub async fn serve(
                     key.display()
                 ))
             })?;
-            let server = axum_server::bind_rustls(listen, tls).handle(handle.clone());
+            let acceptor = RustlsAcceptor::new(tls).handshake_timeout(config.header_timeout);
+            let mut server = axum_server::bind(listen).acceptor(acceptor).handle(handle.clone());
+            limit_header_time(server.http_builder(), config.header_timeout);
             tokio::spawn(async move { server.serve(app).await })
         }
         None => {
-            let server = axum_server::bind(listen).handle(handle.clone());
+            let mut server = axum_server::bind(listen).handle(handle.clone());
+            limit_header_time(server.http_builder(), config.header_timeout);
             tokio::spawn(async move { server.serve(app).await })
         }
     };

@@ -73,12 +73,9 @@ pub struct JobRecord {
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// This model already answered this nonce.
-    #[error("nonce already used for this model (job {job_id})")]
-    NonceUsed {
-        /// The job that used it.
-        job_id: String,
-    },
+    /// This model already answered this nonce (which job did is not said: it may be another client's).
+    #[error("nonce already used for this model")]
+    NonceUsed,
     /// The database file belongs to another schema version.
     #[error("the database has schema version {found}, this zkinfer uses {SCHEMA_VERSION}; use another --db file")]
     Version {
@@ -118,6 +115,9 @@ impl JobStore {
         // WAL keeps readers off the writer's back; FULL makes a commit durable before the answer leaves.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Deleted inputs and salts are overwritten with zeros, not left in free pages (the WAL is truncated
+        // after each job ends, see `forget`).
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
         let tables: i64 = conn.query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'jobs'",
@@ -167,26 +167,23 @@ impl JobStore {
         match inserted {
             Ok(_) => Ok(()),
             Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::ConstraintViolation => {
-                drop(conn);
-                let job_id = self
-                    .nonce_user(&job.model_id, &job.nonce)?
-                    .unwrap_or_else(|| "?".into());
-                Err(StoreError::NonceUsed { job_id })
+                Err(StoreError::NonceUsed)
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    /// The job that used `nonce` for `model_id`, if one did.
-    pub fn nonce_user(&self, model_id: &str, nonce: &str) -> Result<Option<String>, StoreError> {
+    /// Whether a job of `model_id` already used `nonce`.
+    pub fn nonce_used(&self, model_id: &str, nonce: &str) -> Result<bool, StoreError> {
         Ok(self
             .conn()
             .query_row(
-                "SELECT id FROM jobs WHERE model_id = ?1 AND nonce = ?2",
+                "SELECT 1 FROM jobs WHERE model_id = ?1 AND nonce = ?2",
                 params![model_id, nonce],
-                |row| row.get(0),
+                |row| row.get::<_, i64>(0),
             )
-            .optional()?)
+            .optional()?
+            .is_some())
     }
 
     /// The job `id`, if there is one.
@@ -233,7 +230,8 @@ impl JobStore {
 
     /// Stores the proof of a job, ends it, and forgets its input and salt.
     pub fn finish(&self, id: &str, outputs: &[i64], bundle: &[u8], proving_ms: f64) -> Result<(), StoreError> {
-        self.conn().execute(
+        let conn = self.conn();
+        conn.execute(
             "UPDATE jobs SET status = 'done', outputs_json = ?2, bundle = ?3, proving_ms = ?4, finished_ms = ?5,
                              input_json = NULL, salt = NULL
              WHERE id = ?1",
@@ -245,17 +243,18 @@ impl JobStore {
                 now_ms() as i64
             ],
         )?;
-        Ok(())
+        forget(&conn)
     }
 
     /// Ends a job as failed, and forgets its input and salt.
     pub fn fail(&self, id: &str, error: &str) -> Result<(), StoreError> {
-        self.conn().execute(
+        let conn = self.conn();
+        conn.execute(
             "UPDATE jobs SET status = 'failed', error = ?2, finished_ms = ?3, input_json = NULL, salt = NULL
              WHERE id = ?1",
             params![id, error, now_ms() as i64],
         )?;
-        Ok(())
+        forget(&conn)
     }
 
     /// The unfinished jobs (queued, or being proven when the server stopped), oldest first, as (id, model id);
@@ -278,6 +277,14 @@ impl JobStore {
         )?;
         Ok(n as u64)
     }
+}
+
+/// Makes deleted values unrecoverable from the files: `secure_delete` zeroes them in the database pages, and a
+/// truncating checkpoint copies those pages into the database and empties the WAL, whose older frames still held
+/// them. (This connection is the only one, so the checkpoint is never blocked by a reader.)
+fn forget(conn: &Connection) -> Result<(), StoreError> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
 }
 
 /// A row before decoding its JSON columns.
@@ -393,10 +400,10 @@ mod tests {
     fn a_nonce_is_answered_once_per_model() {
         let store = JobStore::open(Path::new(":memory:")).unwrap();
         store.insert(&job("a", "n1")).unwrap();
-        assert_eq!(store.nonce_user("m", "n1").unwrap().as_deref(), Some("a"));
-        assert_eq!(store.nonce_user("m", "n2").unwrap(), None);
+        assert!(store.nonce_used("m", "n1").unwrap());
+        assert!(!store.nonce_used("m", "n2").unwrap());
         match store.insert(&job("b", "n1")) {
-            Err(StoreError::NonceUsed { job_id }) => assert_eq!(job_id, "a"),
+            Err(e @ StoreError::NonceUsed) => assert!(!e.to_string().contains("job"), "{e}"),
             other => panic!("expected NonceUsed, got {other:?}"),
         }
         let mut other_model = job("c", "n1");
@@ -409,6 +416,50 @@ mod tests {
             (JobStatus::Failed, Some("boom"))
         );
         assert_eq!(store.count(JobStatus::Queued).unwrap(), 1);
+    }
+
+    /// Once a job ends, neither the database file nor its WAL holds its input or salt, in any page.
+    #[test]
+    fn ended_jobs_leave_no_input_or_salt_in_the_files() {
+        let dir = std::env::temp_dir().join(format!("zkinfer-store-secure-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("jobs.sqlite");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let secret_input = vec![0.123_456_79_f32, -7.654_321];
+        let secret_salt = "5ec2e75a17c0ffee5ec2e75a17c0ffee";
+        let marker_input = serde_json::to_string(&secret_input).unwrap();
+        let secret = |id: &str, nonce: &str| JobRecord {
+            input: Some(secret_input.clone()),
+            salt: Some(secret_salt.into()),
+            ..job(id, nonce)
+        };
+        let store = JobStore::open(&path).unwrap();
+        let files = || -> Vec<u8> {
+            ["", "-wal"]
+                .iter()
+                .flat_map(|suffix| std::fs::read(format!("{}{suffix}", path.display())).unwrap_or_default())
+                .collect()
+        };
+        let holds = |bytes: &[u8], needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        store.insert(&secret("a", "n1")).unwrap();
+        store.insert(&secret("b", "n2")).unwrap();
+        let before = files();
+        assert!(
+            holds(&before, &marker_input) && holds(&before, secret_salt),
+            "the files should hold a queued job's input and salt (else this test proves nothing)"
+        );
+        store.finish("a", &[1, 2], b"proof", 1.0).unwrap();
+        store.fail("b", "boom").unwrap();
+        let after = files();
+        assert!(
+            !holds(&after, &marker_input),
+            "an ended job's input lingers in the files"
+        );
+        assert!(!holds(&after, secret_salt), "an ended job's salt lingers in the files");
+        drop(store);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
