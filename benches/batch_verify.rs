@@ -61,6 +61,7 @@ impl Fixture {
                     model_id: Some(keys.verifier.model_id()),
                     input_commitment: Some(poseidon::commit_input(salt, &input_q)),
                     nonce: Some(nonce),
+                    allow_insecure_dev_srs: true,
                 };
                 let path = cache.join(format!("{i}.bundle"));
                 let cached = std::fs::read(&path).ok().and_then(|b| ProofBundle::from_bytes(&b).ok());

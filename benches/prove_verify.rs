@@ -86,6 +86,7 @@ impl Fixture {
             model_id: Some(keys.verifier.model_id()),
             input_commitment: Some(poseidon::commit_input(salt, &proven.input_q)),
             nonce: Some(nonce),
+            allow_insecure_dev_srs: true,
         };
         verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("the proof verifies");
         eprintln!(

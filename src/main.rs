@@ -63,6 +63,12 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // halo2 reads MAX_DEGREE while building constraint systems: another value would make keys, proofs and
+    // verification disagree with the circuits zkinfer lays out.
+    if let Err(e) = zkinfer_verifier::key::check_max_degree_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let outcome = match cli.command {
         Command::Compile(args) => commands::compile::run(&args, cli.json),
         Command::Setup(args) => commands::setup::run(&args, cli.json),

@@ -31,3 +31,31 @@ pub fn print_json(value: &serde_json::Value) {
 /// The warning printed whenever keys come from the insecure development SRS.
 pub const INSECURE_SRS_WARNING: &str = "WARNING: keys made with the INSECURE development SRS (--insecure-dev-srs): \
 its secret is public, anyone can forge proofs for them. Use --srs with a powers-of-tau file in production.";
+
+/// Refuses an output file that cannot be written, before any long work: its directory must exist and accept a new
+/// file, or the file must exist and be writable. Nothing is truncated or left behind.
+pub fn ensure_writable(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if path.is_dir() {
+        anyhow::bail!("output {} is a directory; give a file name", path.display());
+    }
+    if path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("output {} is not writable", path.display()))?;
+        return Ok(());
+    }
+    let probe = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "cannot create the output {}; check that its directory exists and is writable",
+                path.display()
+            )
+        })?;
+    drop(probe);
+    std::fs::remove_file(path).with_context(|| format!("removing the probe file {}", path.display()))
+}

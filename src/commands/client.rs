@@ -42,6 +42,10 @@ pub struct Target {
     /// Seconds to wait for each proof.
     #[arg(long, default_value_t = 600)]
     pub timeout_s: u64,
+    /// Accept a model whose key was made with the insecure development SRS (anyone can forge its proofs): tests
+    /// and demos only.
+    #[arg(long)]
+    pub allow_insecure_dev_srs: bool,
 }
 
 /// Arguments of `client infer`.
@@ -105,10 +109,14 @@ async fn infer(args: &InferArgs, json: bool) -> Result<ExitCode> {
     let Some(input) = data.inputs.first() else {
         bail!("{}: input_data is empty", args.input.display())
     };
+    if let Some(output) = &args.output {
+        crate::report::ensure_writable(output)?;
+    }
     let (client, key) = connect(&args.target).await?;
     let options = RequestOptions {
         proof: !args.no_proof,
         timeout: Duration::from_secs(args.target.timeout_s),
+        allow_insecure_dev_srs: args.target.allow_insecure_dev_srs,
     };
     let answer = match client.infer_verified(&key, input, &options, &ReplayCache::new(1)).await {
         Ok(answer) => answer,
@@ -166,6 +174,7 @@ async fn batch(args: &TestBatchArgs, json: bool) -> Result<ExitCode> {
         options: RequestOptions {
             proof: !args.no_proof,
             timeout: Duration::from_secs(args.target.timeout_s),
+            allow_insecure_dev_srs: args.target.allow_insecure_dev_srs,
         },
     };
     let report = test_batch(&client, &key, &config).await;

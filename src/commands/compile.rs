@@ -190,6 +190,7 @@ pub fn to_json(c: &Compiled, output: &Path) -> serde_json::Value {
 
 /// Runs `compile`.
 pub fn run(args: &CompileArgs, json: bool) -> Result<ExitCode> {
+    crate::report::ensure_writable(&args.output)?;
     let compiled = compile(
         &args.model,
         &args.calibration,

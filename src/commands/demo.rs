@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use zkinfer_circuits::Fr;
-use zkinfer_prover::{keys, Dataset, Device, ProveRequest, SrsSource};
+use zkinfer_prover::{Dataset, Device, ProveRequest, SrsSource};
 use zkinfer_verifier::{field_to_hex, verify_bundle, Expectations, ProofBundle};
 
 use super::{compile, prove, setup};
@@ -73,13 +73,17 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bo
         bundle.proof.len()
     ));
 
-    say("4. verify against the model id, the input commitment and the nonce".into());
-    let vk = keys::load_verifier_key(&key_dir)?;
+    say(
+        "4. verify against the model id, the input commitment and the nonce (the development SRS explicitly allowed)"
+            .into(),
+    );
+    let vk = zkinfer_verifier::load_verifier_key(&key_dir, Some(&model_id))?;
     let commitment = zkinfer_circuits::poseidon::commit_input(salt, &proven.input_q);
     let expect = Expectations {
         model_id: Some(model_id),
         input_commitment: Some(commitment),
         nonce: Some(nonce),
+        allow_insecure_dev_srs: true,
     };
     let started = Instant::now();
     let verdict = verify_bundle(&vk, &ProofBundle::from_bytes(&std::fs::read(&bundle_path)?)?, &expect);
@@ -111,6 +115,7 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bo
         &forged,
         &Expectations {
             model_id: Some(model_id),
+            allow_insecure_dev_srs: true,
             ..Default::default()
         },
     );
@@ -134,14 +139,36 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bo
             .map_or("ACCEPTED (BUG)".into(), |e| format!("rejected: {e}"))
     ));
 
-    let ok = verdict.is_ok() && flipped_verdict.is_err() && forged_verdict.is_err() && replay_verdict.is_err();
+    // A miner hands out a vk.bin with the genuine halo2 key but SRS points of its choosing: the id changes.
+    let mut doctored = vk.to_bytes();
+    let points_at = doctored.len() - zkinfer_verifier::srs_points::SRS_POINTS_BYTES;
+    let genuine = vk.srs_points();
+    let chosen = zkinfer_verifier::SrsPoints {
+        s_g2: -genuine.s_g2,
+        ..genuine
+    };
+    doctored[points_at..].copy_from_slice(&chosen.to_bytes());
+    let doctored_verdict = zkinfer_verifier::VerifierKey::from_pinned_bytes(&doctored, &model_id).map(|_| ());
+    say(format!(
+        "   verifying key with doctored SRS points, model id pinned: {}",
+        doctored_verdict
+            .as_ref()
+            .err()
+            .map_or("ACCEPTED (BUG)".into(), |e| format!("refused before parsing: {e}"))
+    ));
+
+    let ok = verdict.is_ok()
+        && flipped_verdict.is_err()
+        && forged_verdict.is_err()
+        && replay_verdict.is_err()
+        && doctored_verdict.is_err();
     if json {
         print_json(&json!({
             "model_id": hex::encode(model_id), "layout": compiled.layout, "accuracy": compiled.accuracy,
             "sample": sample, "label": label, "predicted": predicted, "outputs": bundle.outputs,
             "proof_bytes": bundle.proof.len(), "bundle_bytes": bundle_bytes, "compile_ms": compile_ms, "setup_ms": setup_ms,
             "inference_ms": ms(proven.inference), "proving_ms": ms(proven.proving), "verify_ms": verify_ms,
-            "accepted": verdict.is_ok(), "tampered_rejected": flipped_verdict.is_err() && forged_verdict.is_err() && replay_verdict.is_err(),
+            "accepted": verdict.is_ok(), "tampered_rejected": flipped_verdict.is_err() && forged_verdict.is_err() && replay_verdict.is_err() && doctored_verdict.is_err(),
         }));
     } else {
         say(format!("demo {}", if ok { "passed" } else { "FAILED" }));

@@ -10,7 +10,7 @@ use zkinfer_circuits::{Fr, QuantizedModel};
 use zkinfer_prover::{keys, load_model, prove, random_salt, Dataset, Device, GpuBackend, ProveRequest, Proven};
 use zkinfer_verifier::{field_from_hex, field_to_hex};
 
-use crate::report::{ms, print_json, spinner, INSECURE_SRS_WARNING};
+use crate::report::{ensure_writable, ms, print_json, spinner, INSECURE_SRS_WARNING};
 
 /// Arguments of `prove`.
 #[derive(Args)]
@@ -51,9 +51,11 @@ pub fn parse_hex(what: &str, text: &str) -> Result<Fr> {
     field_from_hex(text).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
 }
 
-/// Parses a model id given on the command line (64 hex digits).
+/// Parses a model id given on the command line (64 hex digits, one optional `0x`).
 pub fn parse_model_id(text: &str) -> Result<[u8; 32]> {
-    let raw = hex::decode(text.trim().trim_start_matches("0x")).context("--model-id is not hex")?;
+    let trimmed = text.trim();
+    let digits = trimmed.strip_prefix("0x").unwrap_or(trimmed);
+    let raw = hex::decode(digits).with_context(|| format!("--model-id `{text}` is not hex"))?;
     <[u8; 32]>::try_from(raw).map_err(|_| anyhow::anyhow!("--model-id must be 32 bytes (64 hex digits)"))
 }
 
@@ -66,7 +68,7 @@ pub fn prove_file(
     json: bool,
 ) -> Result<(Proven, ProveInfo)> {
     let mut prover_key = keys::load_prover_key(key_dir, model)?;
-    let verifier_key = keys::load_verifier_key(key_dir)?;
+    let verifier_key = zkinfer_verifier::load_verifier_key(key_dir, None)?;
     let device = match GpuBackend::open(device)? {
         Some(backend) => {
             let described = format!("GPU {}", backend.describe());
@@ -112,6 +114,7 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
         Some(s) => parse_hex("salt", s)?,
         None => random_salt(),
     };
+    ensure_writable(&args.output)?;
     let request = ProveRequest { input, salt, nonce };
     let (proven, info) = prove_file(&model, &args.keys, &request, args.device, json)?;
     write_bundle(&proven, &args.output)?;
@@ -123,7 +126,7 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
     if json {
         print_json(&json!({
             "bundle": args.output, "model_id": hex::encode(b.model_id), "outputs": b.outputs,
-            "float_outputs": b.float_outputs(), "argmax": b.argmax(), "salt": field_to_hex(&salt),
+            "float_outputs": zkinfer_verifier::bundle::dequantize(&b.outputs, model.output_scale()), "argmax": b.argmax(), "salt": field_to_hex(&salt),
             "input_commitment": field_to_hex(&commitment), "nonce": field_to_hex(&nonce),
             "proof_bytes": b.proof.len(), "inference_ms": ms(proven.inference), "proving_ms": ms(proven.proving),
             "device": info.device,

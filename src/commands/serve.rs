@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Where to prove: auto, cpu or gpu (as for `prove`).
     #[arg(long, default_value = "auto", value_name = "auto|cpu|gpu")]
     pub device: Device,
+    /// Seconds a connection may take to send a request's headers (a TLS handshake gets as long); slower ones
+    /// are closed, so connections that never finish cannot pile up.
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout_s: u64,
     /// Milliseconds to pause before each proof (for crash-recovery tests).
     #[arg(long, default_value_t = 0, hide = true)]
     pub debug_prove_delay_ms: u64,
@@ -69,6 +73,7 @@ pub fn run(args: &ServeArgs, json: bool) -> Result<ExitCode> {
         tls: args.tls_cert.clone().zip(args.tls_key.clone()),
         device: args.device,
         prove_delay: Duration::from_millis(args.debug_prove_delay_ms),
+        header_timeout: Duration::from_secs(args.header_timeout_s.max(1)),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(serve(

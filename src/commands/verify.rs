@@ -7,11 +7,15 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
-use zkinfer_prover::keys;
-use zkinfer_verifier::{verify_bundle, Expectations, ProofBundle, VerifyError};
+use zkinfer_verifier::{
+    key_dir::read_bounded, load_verifier_key, verify_bundle, Expectations, ProofBundle, VerifyError,
+};
 
 use super::prove::{parse_hex, parse_model_id};
 use crate::report::{ms, print_json};
+
+/// The largest bundle file read (a proof is a few KiB; outputs a few per class).
+pub const MAX_BUNDLE_FILE_BYTES: u64 = 64 << 20;
 
 /// Arguments of `verify`.
 #[derive(Args)]
@@ -21,7 +25,8 @@ pub struct VerifyArgs {
     /// Key directory (its vk.bin is used).
     #[arg(long)]
     pub keys: PathBuf,
-    /// Require this model id (hex).
+    /// Require this model id (hex): the hash of vk.bin is checked before the key is parsed. Validators should
+    /// always pin the id of the model they pay for.
     #[arg(long)]
     pub model_id: Option<String>,
     /// Require this nonce (hex).
@@ -30,18 +35,24 @@ pub struct VerifyArgs {
     /// Require this input commitment (hex).
     #[arg(long)]
     pub input_commitment: Option<String>,
+    /// Accept a key made with the insecure development SRS (anyone can forge its proofs): tests and demos only.
+    #[arg(long)]
+    pub allow_insecure_dev_srs: bool,
 }
 
 /// Whether an error means "rejected" (exit 1) rather than "could not check" (exit 2).
 pub fn is_rejection(e: &VerifyError) -> bool {
-    !matches!(e, VerifyError::Envelope(_) | VerifyError::Malformed { .. })
+    e.is_rejection()
+}
+
+/// Reads a bundle file (binary or JSON), refusing files larger than any bundle.
+pub fn read_bundle(path: &std::path::Path) -> Result<ProofBundle, VerifyError> {
+    let bytes = read_bounded(path, MAX_BUNDLE_FILE_BYTES)?;
+    ProofBundle::from_any(&bytes).map_err(|e| e.in_file(path))
 }
 
 /// Runs `verify`.
 pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
-    let key = keys::load_verifier_key(&args.keys)?;
-    let bytes = std::fs::read(&args.bundle).with_context(|| format!("reading {}", args.bundle.display()))?;
-    let bundle = ProofBundle::from_any(&bytes).with_context(|| format!("reading {}", args.bundle.display()))?;
     let model_id = args.model_id.as_deref().map(parse_model_id).transpose()?;
     let expect = Expectations {
         model_id,
@@ -51,34 +62,48 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
             .as_deref()
             .map(|c| parse_hex("input-commitment", c))
             .transpose()?,
+        allow_insecure_dev_srs: args.allow_insecure_dev_srs,
     };
-    let started = Instant::now();
-    let outcome = verify_bundle(&key, &bundle, &expect);
-    let elapsed = ms(started.elapsed());
-    match outcome {
+    let outcome = load_verifier_key(&args.keys, model_id.as_ref()).and_then(|key| {
+        let bundle = read_bundle(&args.bundle)?;
+        let started = Instant::now();
+        let verdict = verify_bundle(&key, &bundle, &expect);
+        Ok((key, verdict, ms(started.elapsed())))
+    });
+    let (key, verdict, elapsed) = match outcome {
+        Ok(done) => done,
+        Err(e) if is_rejection(&e) => return Ok(rejected(&e, None, json)),
+        Err(e) => return Err(e).context("verify"),
+    };
+    if key.is_insecure_dev_srs() && !json {
+        eprintln!("{}", crate::report::INSECURE_SRS_WARNING);
+    }
+    match verdict {
         Ok(verified) => {
             if json {
-                print_json(
-                    &json!({"accepted": true, "outputs": verified.outputs, "float_outputs": verified.float_outputs,
-                    "argmax": bundle.argmax(), "model_id": hex::encode(key.model_id()), "verify_ms": elapsed}),
-                );
+                print_json(&json!({"accepted": true, "outputs": verified.outputs,
+                    "float_outputs": verified.float_outputs, "argmax": verified.argmax,
+                    "model_id": hex::encode(key.model_id()), "insecure_dev_srs": key.is_insecure_dev_srs(),
+                    "verify_ms": elapsed}));
             } else {
                 println!(
                     "ACCEPTED in {elapsed} ms: outputs {:?}, predicted class {}",
                     verified.outputs,
-                    bundle.argmax().map_or("-".into(), |c| c.to_string())
+                    verified.argmax.map_or("-".into(), |c| c.to_string())
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) if is_rejection(&e) => {
-            if json {
-                print_json(&json!({"accepted": false, "reason": e.to_string(), "verify_ms": elapsed}));
-            } else {
-                println!("REJECTED: {e}");
-            }
-            Ok(ExitCode::from(1))
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", args.bundle.display())),
+        Err(e) if is_rejection(&e) => Ok(rejected(&e, Some(elapsed), json)),
+        Err(e) => Err(e).context("verify"),
     }
+}
+
+fn rejected(e: &VerifyError, elapsed: Option<f64>, json: bool) -> ExitCode {
+    if json {
+        print_json(&json!({"accepted": false, "reason": e.to_string(), "verify_ms": elapsed}));
+    } else {
+        println!("REJECTED: {e}");
+    }
+    ExitCode::from(1)
 }

@@ -12,9 +12,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use zkinfer_prover::keys;
-use zkinfer_verifier::{verify_batch, BatchItem, Expectations, ProofBundle, ReplayCache, VerifierKey};
+use zkinfer_verifier::key_dir::{read_bounded, MAX_VK_FILE_BYTES, VK_FILE};
+use zkinfer_verifier::{
+    load_verifier_key, model_id_of_file, verify_batch, BatchItem, Expectations, ReplayCache, VerifierKey, VerifyError,
+};
 
+use super::prove::parse_model_id;
+use super::verify::read_bundle;
 use crate::report::{ms, print_json};
 
 /// Pairs a replay cache holds when none is configured (about 200 bytes each).
@@ -35,7 +39,17 @@ pub struct VerifyBatchArgs {
     /// are caught within this batch only.
     #[arg(long)]
     pub replay_cache: Option<PathBuf>,
+    /// Only accept keys with these model ids (hex; repeat for several): each vk.bin's hash is checked before it
+    /// is parsed. Validators should pin the models they pay for.
+    #[arg(long = "model-id")]
+    pub model_ids: Vec<String>,
+    /// Accept keys made with the insecure development SRS (anyone can forge their proofs): tests and demos only.
+    #[arg(long)]
+    pub allow_insecure_dev_srs: bool,
 }
+
+/// The largest replay cache file read (about 7 million pairs).
+const MAX_CACHE_FILE_BYTES: u64 = 1 << 30;
 
 /// One line of the cache file.
 fn cache_line(model_id: &[u8; 32], nonce: &[u8; 32]) -> String {
@@ -44,11 +58,12 @@ fn cache_line(model_id: &[u8; 32], nonce: &[u8; 32]) -> String {
 
 /// The pairs of a cache file (missing: empty).
 fn read_cache(path: &Path, cache: &ReplayCache) -> Result<()> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("reading the replay cache {}", path.display())),
-    };
+    if !path.exists() {
+        return Ok(());
+    }
+    let bytes = read_bounded(path, MAX_CACHE_FILE_BYTES).context("reading the replay cache")?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("replay cache {} is not text; fix or remove it", path.display()))?;
     for (number, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let parse = |field: Option<&str>| -> Option<[u8; 32]> { hex::decode(field?).ok()?.try_into().ok() };
         let mut fields = line.split_whitespace();
@@ -68,9 +83,35 @@ fn read_cache(path: &Path, cache: &ReplayCache) -> Result<()> {
 
 /// Runs `verify-batch`.
 pub fn run(args: &VerifyBatchArgs, json: bool) -> Result<ExitCode> {
+    let pinned: Vec<[u8; 32]> = args
+        .model_ids
+        .iter()
+        .map(|id| parse_model_id(id))
+        .collect::<Result<_>>()?;
     let mut keys_by_model: HashMap<[u8; 32], VerifierKey> = HashMap::new();
     for dir in &args.keys {
-        let key = keys::load_verifier_key(dir)?;
+        let key = if pinned.is_empty() {
+            load_verifier_key(dir, None)?
+        } else {
+            let id = model_id_of_file(&read_bounded(&dir.join(VK_FILE), MAX_VK_FILE_BYTES)?);
+            if !pinned.contains(&id) {
+                bail!(
+                    "{}: its model id {} is not one of the pinned --model-id values; refusing to read it",
+                    dir.join(VK_FILE).display(),
+                    hex::encode(id)
+                );
+            }
+            load_verifier_key(dir, Some(&id))?
+        };
+        if key.is_insecure_dev_srs() && !args.allow_insecure_dev_srs {
+            bail!(
+                "{}: {}",
+                dir.join(VK_FILE).display(),
+                VerifyError::InsecureDevSrs {
+                    model_id: hex::encode(key.model_id())
+                }
+            );
+        }
         keys_by_model.insert(key.model_id(), key);
     }
     let cache = ReplayCache::new(DEFAULT_CACHE_CAPACITY);
@@ -81,9 +122,7 @@ pub fn run(args: &VerifyBatchArgs, json: bool) -> Result<ExitCode> {
     let mut outcomes: Vec<Option<Result<(), String>>> = vec![None; args.bundles.len()];
     let mut bundles = Vec::new();
     for (index, path) in args.bundles.iter().enumerate() {
-        let read = std::fs::read(path)
-            .map_err(|e| format!("cannot read it: {e}"))
-            .and_then(|bytes| ProofBundle::from_any(&bytes).map_err(|e| e.to_string()));
+        let read = read_bundle(path).map_err(|e| e.root().to_string());
         match read {
             Ok(bundle) if keys_by_model.contains_key(&bundle.model_id) => bundles.push((index, bundle)),
             Ok(bundle) => {
@@ -102,6 +141,7 @@ pub fn run(args: &VerifyBatchArgs, json: bool) -> Result<ExitCode> {
             bundle,
             expect: Expectations {
                 model_id: Some(bundle.model_id),
+                allow_insecure_dev_srs: args.allow_insecure_dev_srs,
                 ..Expectations::default()
             },
         })
