@@ -44,6 +44,7 @@ fn samples(keys: &KeyPair, first_nonce: u64, n: usize) -> Vec<Sample> {
                     model_id: Some(keys.verifier.model_id()),
                     input_commitment: Some(poseidon::commit_input(salt, &proven.input_q)),
                     nonce: Some(nonce),
+                    allow_insecure_dev_srs: true,
                 },
                 bundle: proven.bundle,
             }
@@ -205,7 +206,7 @@ fn a_false_proof_is_named_and_the_others_accepted() {
     only_rejected(
         &report,
         bad,
-        |e| matches!(e, VerifyError::MalformedProof(m) if m.contains("trailing")),
+        |e| matches!(e, VerifyError::MalformedProof(m) if m.contains("this model's proofs are")),
     );
 
     let mut other_nonce = honest.expect.clone();
@@ -227,19 +228,19 @@ fn a_proof_for_another_key_is_named() {
     );
     only_rejected(&report, bad, |e| matches!(e, VerifyError::KeyModelMismatch { .. }));
     // Checked against the digits key: the bundle claims another model.
-    let report = forged_batch(bad, &other.bundle, key_a(), Expectations::default());
+    let report = forged_batch(bad, &other.bundle, key_a(), Expectations::for_insecure_dev_keys());
     only_rejected(&report, bad, |e| matches!(e, VerifyError::BundleModelMismatch { .. }));
     // Relabelled as a digits-key proof: the proof itself fails under the digits key.
     let mut relabelled = other.bundle.clone();
     relabelled.model_id = key_a().model_id();
-    let report = forged_batch(bad, &relabelled, key_a(), Expectations::default());
+    let report = forged_batch(bad, &relabelled, key_a(), Expectations::for_insecure_dev_keys());
     only_rejected(&report, bad, |e| {
         matches!(e, VerifyError::ProofRejected | VerifyError::MalformedProof(_))
     });
     // A proof under the second SRS presented with the digits key of the first: same model, other SRS.
     let mut other_srs = fixtures()[2][0].bundle.clone();
     other_srs.model_id = key_a().model_id();
-    let report = forged_batch(bad, &other_srs, key_a(), Expectations::default());
+    let report = forged_batch(bad, &other_srs, key_a(), Expectations::for_insecure_dev_keys());
     only_rejected(&report, bad, |e| matches!(e, VerifyError::ProofRejected));
 }
 

@@ -86,6 +86,7 @@ fn compile_setup_prove_verify_and_exit_codes() {
 
     let ok = zkinfer(&[
         "verify",
+        "--allow-insecure-dev-srs",
         path(&bundle),
         "--keys",
         path(&keys),
@@ -97,7 +98,15 @@ fn compile_setup_prove_verify_and_exit_codes() {
         &commitment,
     ]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
-    let replay = zkinfer(&["verify", path(&bundle), "--keys", path(&keys), "--nonce", "1235"]);
+    let replay = zkinfer(&[
+        "verify",
+        "--allow-insecure-dev-srs",
+        path(&bundle),
+        "--keys",
+        path(&keys),
+        "--nonce",
+        "1235",
+    ]);
     assert_eq!(replay.status.code(), Some(1), "{}", text(&replay));
     assert!(text(&replay).contains("nonce"), "{}", text(&replay));
 
@@ -111,7 +120,15 @@ fn compile_setup_prove_verify_and_exit_codes() {
             "{report}"
         );
         assert_eq!(report["input_commitment"], commitment.as_str());
-        let ok = zkinfer(&["verify", path(&gpu_bundle), "--keys", path(&keys), "--nonce", "1234"]);
+        let ok = zkinfer(&[
+            "verify",
+            "--allow-insecure-dev-srs",
+            path(&gpu_bundle),
+            "--keys",
+            path(&keys),
+            "--nonce",
+            "1234",
+        ]);
         assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     } else {
         assert!(
@@ -129,7 +146,13 @@ fn compile_setup_prove_verify_and_exit_codes() {
     let bytes = std::fs::read(&bundle).expect("bundle");
     let truncated = dir.join("truncated.bundle");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write");
-    let o = zkinfer(&["verify", path(&truncated), "--keys", path(&keys)]);
+    let o = zkinfer(&[
+        "verify",
+        "--allow-insecure-dev-srs",
+        path(&truncated),
+        "--keys",
+        path(&keys),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("truncated"), "{}", text(&o));
     let mut flipped = bytes.clone();
@@ -137,11 +160,24 @@ fn compile_setup_prove_verify_and_exit_codes() {
     flipped[at] ^= 1;
     let forged = dir.join("forged.bundle");
     std::fs::write(&forged, &flipped).expect("write");
-    let o = zkinfer(&["verify", path(&forged), "--keys", path(&keys)]);
+    let o = zkinfer(&[
+        "verify",
+        "--allow-insecure-dev-srs",
+        path(&forged),
+        "--keys",
+        path(&keys),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
 
     // A batch names the forged bundle and accepts the honest one; the replay cache file rejects a second showing.
-    let o = zkinfer(&["verify-batch", path(&forged), path(&bundle), "--keys", path(&keys)]);
+    let o = zkinfer(&[
+        "verify-batch",
+        "--allow-insecure-dev-srs",
+        path(&forged),
+        path(&bundle),
+        "--keys",
+        path(&keys),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains(&format!("REJECTED {}", path(&forged))),
@@ -158,6 +194,7 @@ fn compile_setup_prove_verify_and_exit_codes() {
         let mut args = vec![
             "--json",
             "verify-batch",
+            "--allow-insecure-dev-srs",
             "--keys",
             path(&keys),
             "--replay-cache",
@@ -200,7 +237,13 @@ fn bad_files_are_clear_errors_not_panics() {
     assert!(text(&o).contains("not a valid ONNX"), "{}", text(&o));
     assert!(!text(&o).contains("panicked"), "{}", text(&o));
 
-    let missing = zkinfer(&["verify", path(&dir.join("none.bundle")), "--keys", path(&dir)]);
+    let missing = zkinfer(&[
+        "verify",
+        "--allow-insecure-dev-srs",
+        path(&dir.join("none.bundle")),
+        "--keys",
+        path(&dir),
+    ]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
     assert!(!text(&missing).contains("panicked"), "{}", text(&missing));
 

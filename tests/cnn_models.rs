@@ -117,6 +117,7 @@ fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
         model_id: Some(keys.verifier.model_id()),
         input_commitment: Some(poseidon::commit_input(salt, &inputs[0])),
         nonce: Some(nonce),
+        allow_insecure_dev_srs: true,
     };
     verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("accepted");
     let mut forged = proven.bundle.clone();

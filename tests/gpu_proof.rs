@@ -59,6 +59,7 @@ fn a_proof_made_on_the_gpu_verifies_with_the_ordinary_verifier() {
         model_id: Some(keys.verifier.model_id()),
         input_commitment: Some(poseidon::commit_input(salt, &proven.input_q)),
         nonce: Some(nonce),
+        allow_insecure_dev_srs: true,
     };
     let verified = verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("the verifier accepts it");
     assert_eq!(verified.outputs, proven.bundle.outputs);
@@ -94,6 +95,7 @@ fn a_gpu_computing_wrong_commitments_costs_time_not_the_request() {
         model_id: Some(keys.verifier.model_id()),
         input_commitment: Some(poseidon::commit_input(salt, &proven.input_q)),
         nonce: Some(nonce),
+        allow_insecure_dev_srs: true,
     };
     verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("the CPU's proof verifies");
 }

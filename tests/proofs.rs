@@ -28,6 +28,7 @@ fn pinned() -> Expectations {
         model_id: Some(common::digits_keys().verifier.model_id()),
         input_commitment: Some(poseidon::commit_input(salt, &proven().input_q)),
         nonce: Some(nonce),
+        allow_insecure_dev_srs: true,
     }
 }
 
@@ -97,7 +98,7 @@ fn other_nonce_is_rejected_by_pin_and_by_the_proof() {
     let mut replayed = proven().bundle.clone();
     replayed.nonce = field::to_bytes(&(nonce + Fr::from(1u64)));
     assert!(matches!(
-        verify(&replayed, &Expectations::default()),
+        verify(&replayed, &Expectations::for_insecure_dev_keys()),
         Err(VerifyError::ProofRejected)
     ));
 }
@@ -116,7 +117,7 @@ fn other_input_commitment_is_rejected_by_pin_and_by_the_proof() {
     let mut forged = proven().bundle.clone();
     forged.input_commitment = field::to_bytes(&(commitment + Fr::from(1u64)));
     assert!(matches!(
-        verify(&forged, &Expectations::default()),
+        verify(&forged, &Expectations::for_insecure_dev_keys()),
         Err(VerifyError::ProofRejected)
     ));
 }
@@ -138,13 +139,14 @@ fn another_models_key_is_rejected() {
     assert_ne!(other.verifier.model_id(), ours);
 
     let bundle = &proven().bundle;
-    let result = verify_bundle(&other.verifier, bundle, &Expectations::default());
+    let result = verify_bundle(&other.verifier, bundle, &Expectations::for_insecure_dev_keys());
     assert!(
         matches!(result, Err(VerifyError::BundleModelMismatch { .. })),
         "{result:?}"
     );
     let pinned_to_ours = Expectations {
         model_id: Some(ours),
+        allow_insecure_dev_srs: true,
         ..Default::default()
     };
     let result = verify_bundle(&other.verifier, bundle, &pinned_to_ours);
@@ -155,7 +157,7 @@ fn another_models_key_is_rejected() {
     // Relabelling the bundle does not help: the proof itself fails under the other key.
     let mut relabelled = bundle.clone();
     relabelled.model_id = other.verifier.model_id();
-    let result = verify_bundle(&other.verifier, &relabelled, &Expectations::default());
+    let result = verify_bundle(&other.verifier, &relabelled, &Expectations::for_insecure_dev_keys());
     assert!(matches!(result, Err(VerifyError::ProofRejected)), "{result:?}");
 }
 

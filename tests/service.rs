@@ -30,6 +30,7 @@ fn serve_client_and_verify_on_loopback() {
     let o = zkinfer(&[
         "client",
         "infer",
+        "--allow-insecure-dev-srs",
         "--url",
         &miner.url,
         "--model-id",
@@ -43,6 +44,7 @@ fn serve_client_and_verify_on_loopback() {
     assert!(text(&o).contains("proof VERIFIED"), "{}", text(&o));
     let o = zkinfer(&[
         "verify",
+        "--allow-insecure-dev-srs",
         bundle.to_str().unwrap(),
         "--keys",
         keys.to_str().unwrap(),
@@ -56,6 +58,7 @@ fn serve_client_and_verify_on_loopback() {
     let o = zkinfer(&[
         "client",
         "infer",
+        "--allow-insecure-dev-srs",
         "--url",
         &miner.url,
         "--model-id",
@@ -98,6 +101,7 @@ fn load_test_loses_no_request_and_every_proof_verifies() {
         "--json",
         "client",
         "test-batch",
+        "--allow-insecure-dev-srs",
         "--url",
         &miner.url,
         "--model-id",
@@ -187,6 +191,7 @@ fn a_job_killed_mid_proof_finishes_after_restart() {
             model_id: Some(key.model_id()),
             input_commitment: Some(input_commitment(&key.meta, &input, Fr::from(salt)).unwrap()),
             nonce: Some(Fr::from(n)),
+            allow_insecure_dev_srs: true,
         };
         verify_bundle(key, &done.bundle.expect("bundle"), &expect).expect("the resumed proof verifies");
     }
@@ -203,7 +208,15 @@ fn the_client_library_verifies_once_and_rejects_a_replayed_answer() {
         let key = client.verifier_key(&model_id).await.expect("pinned key");
         let replay = ReplayCache::new(16);
         let answer = client
-            .infer_verified(&key, &digit(5), &RequestOptions::default(), &replay)
+            .infer_verified(
+                &key,
+                &digit(5),
+                &RequestOptions {
+                    allow_insecure_dev_srs: true,
+                    ..RequestOptions::default()
+                },
+                &replay,
+            )
             .await
             .expect("verified answer");
         assert!(answer.time_to_proof.unwrap() >= answer.time_to_output);
@@ -216,6 +229,7 @@ fn the_client_library_verifies_once_and_rejects_a_replayed_answer() {
             model_id: Some(model_id),
             input_commitment: Some(public.input_commitment),
             nonce: Some(public.nonce),
+            allow_insecure_dev_srs: true,
         };
         assert!(matches!(
             verify_fresh(&key, &bundle, &expect, &replay),
@@ -233,7 +247,7 @@ fn the_client_library_verifies_once_and_rejects_a_replayed_answer() {
         // A tampered output in the same bundle is rejected.
         let mut forged: ProofBundle = bundle.clone();
         forged.outputs[0] += 1;
-        assert!(verify_bundle(&key, &forged, &Expectations::default()).is_err());
+        assert!(verify_bundle(&key, &forged, &Expectations::for_insecure_dev_keys()).is_err());
     });
 }
 
@@ -244,8 +258,12 @@ enum Lie {
     OtherCommitment,
     /// Right commitment and nonce in the answer, but the proof is an old one for another request.
     OldProof,
+    /// A real proof of the request, but the first answer claimed another class and other float outputs.
+    OtherClass,
     /// A real proof of the request, but the first answer claimed other outputs.
     OtherOutputs,
+    /// A verifying key with the genuine halo2 key and metadata and other SRS points, served for the pinned id.
+    DoctoredKey,
 }
 
 #[test]
@@ -277,7 +295,13 @@ fn the_client_catches_a_lying_miner() {
         match liar.lie {
             Lie::OtherCommitment => answer["input_commitment"] = json!("01"),
             Lie::OtherOutputs => answer["outputs"][0] = json!(answer["outputs"][0].as_i64().unwrap() + 1),
-            Lie::OldProof => {}
+            Lie::OtherClass => {
+                let outputs = answer["outputs"].as_array().unwrap().len();
+                let wrong = (answer["argmax"].as_u64().unwrap_or(0) + 1) % outputs as u64;
+                answer["argmax"] = json!(wrong);
+                answer["float_outputs"] = json!(vec![-1.0; outputs]);
+            }
+            Lie::OldProof | Lie::DoctoredKey => {}
         }
         Json(answer)
     }
@@ -299,14 +323,38 @@ fn the_client_catches_a_lying_miner() {
     runtime.block_on(async {
         let honest = Client::new(&miner.url, None).unwrap();
         let old = honest
-            .infer_verified(&key, &digit(2), &RequestOptions::default(), &ReplayCache::new(4))
+            .infer_verified(
+                &key,
+                &digit(2),
+                &RequestOptions {
+                    allow_insecure_dev_srs: true,
+                    ..RequestOptions::default()
+                },
+                &ReplayCache::new(4),
+            )
             .await
             .expect("honest answer");
-        for lie in [Lie::OtherCommitment, Lie::OldProof, Lie::OtherOutputs] {
+        for lie in [
+            Lie::OtherCommitment,
+            Lie::OldProof,
+            Lie::OtherClass,
+            Lie::OtherOutputs,
+            Lie::DoctoredKey,
+        ] {
+            let mut vk = key.to_bytes();
+            if let Lie::DoctoredKey = lie {
+                let points_at = vk.len() - zkinfer_verifier::srs_points::SRS_POINTS_BYTES;
+                let genuine = key.srs_points();
+                let doctored = zkinfer_verifier::SrsPoints {
+                    s_g2: -genuine.s_g2,
+                    ..genuine
+                };
+                vk[points_at..].copy_from_slice(&doctored.to_bytes());
+            }
             let liar = Liar {
                 lie,
                 upstream: miner.url.clone(),
-                vk: key.to_bytes(),
+                vk,
                 old: old.bundle.clone().unwrap(),
             };
             let app = Router::new()
@@ -321,8 +369,24 @@ fn the_client_catches_a_lying_miner() {
             let url = format!("http://{}", listener.local_addr().unwrap());
             let server = tokio::spawn(async move { axum::serve(listener, app).await });
             let client = Client::new(&url, None).unwrap();
+            if let Lie::DoctoredKey = lie {
+                match client.verifier_key(&key.model_id()).await {
+                    Err(ClientError::KeyMismatch { .. }) => {}
+                    other => panic!("a doctored key was not refused: {:?}", other.map(|k| k.model_id())),
+                }
+                server.abort();
+                continue;
+            }
             let outcome = client
-                .infer_verified(&key, &digit(2), &RequestOptions::default(), &ReplayCache::new(4))
+                .infer_verified(
+                    &key,
+                    &digit(2),
+                    &RequestOptions {
+                        allow_insecure_dev_srs: true,
+                        ..RequestOptions::default()
+                    },
+                    &ReplayCache::new(4),
+                )
                 .await;
             match (lie, outcome) {
                 (Lie::OtherCommitment, Err(ClientError::Mismatch(m))) => assert!(m.contains("input commitment"), "{m}"),
@@ -334,6 +398,22 @@ fn the_client_catches_a_lying_miner() {
                     "{e}"
                 ),
                 (Lie::OtherOutputs, Err(ClientError::Mismatch(m))) => assert!(m.contains("differ"), "{m}"),
+                (Lie::OtherClass, Ok(answer)) => {
+                    let proven = answer.outputs.clone();
+                    assert_eq!(
+                        answer.argmax,
+                        zkinfer_verifier::bundle::argmax(&proven),
+                        "the class is the proven one"
+                    );
+                    assert!(
+                        answer.float_outputs.iter().all(|&f| f != -1.0),
+                        "{:?}",
+                        answer.float_outputs
+                    );
+                    let scale = key.meta.output_scale;
+                    let expected: Vec<f32> = proven.iter().map(|&q| q as f32 * scale).collect();
+                    assert_eq!(answer.float_outputs, expected, "floats come from the key's scale");
+                }
                 (_, other) => panic!("a lying miner was not caught: {other:?}"),
             }
             server.abort();

@@ -89,6 +89,38 @@ fn bad_requests_get_4xx_with_a_message() {
             "nonce",
         ),
         (
+            "empty nonce (an unset shell variable must not mean 0)",
+            raw(
+                &json!({"input_data": [good], "salt": "01", "nonce": ""}).to_string(),
+                "application/json",
+            ),
+            "empty",
+        ),
+        (
+            "nonce 0x",
+            raw(
+                &json!({"input_data": [good], "salt": "01", "nonce": "0x"}).to_string(),
+                "application/json",
+            ),
+            "empty",
+        ),
+        (
+            "doubled 0x",
+            raw(
+                &json!({"input_data": [good], "salt": "01", "nonce": "0x0x12"}).to_string(),
+                "application/json",
+            ),
+            "not hex",
+        ),
+        (
+            "empty salt",
+            raw(
+                &json!({"input_data": [good], "salt": "", "nonce": "01"}).to_string(),
+                "application/json",
+            ),
+            "salt",
+        ),
+        (
             "oversized",
             raw(
                 &format!(
@@ -107,7 +139,10 @@ fn bad_requests_get_4xx_with_a_message() {
         assert!(message.contains(needle), "{what}: {status}: {message}");
     }
     let statuses: Vec<u16> = cases.iter().map(|(_, (s, _), _)| s.as_u16()).collect();
-    assert_eq!(statuses, [400, 415, 422, 422, 422, 422, 422, 422, 413]);
+    assert_eq!(
+        statuses,
+        [400, 415, 422, 422, 422, 422, 422, 422, 422, 422, 422, 422, 413]
+    );
 
     let get = |path: &str| http().get(miner.at(path)).send().unwrap().status();
     assert_eq!(
@@ -146,11 +181,14 @@ fn bad_requests_get_4xx_with_a_message() {
     // A nonce is answered once per model: the same request again is refused as a replay.
     let (s4, replay, _) = post_infer(&miner, &request(&good, 1, 100));
     assert_eq!(s4, StatusCode::CONFLICT, "{replay}");
-    assert!(replay["error"].as_str().unwrap().contains("already used"), "{replay}");
+    let message = replay["error"].as_str().unwrap();
+    assert!(message.contains("already used"), "{replay}");
+    // The earlier job may be another client's: its id (which reads its outputs) is not handed out.
+    assert!(!message.contains(&id) && !message.contains("job"), "{replay}");
 
     let text = metrics(&miner);
     assert!(
-        metric(&text, "zkinfer_rejections_total{reason=\"invalid\"}").unwrap_or(0.0) >= 8.0,
+        metric(&text, "zkinfer_rejections_total{reason=\"invalid\"}").unwrap_or(0.0) >= 12.0,
         "{text}"
     );
     assert_eq!(
@@ -195,6 +233,7 @@ fn tls_with_a_self_signed_certificate() {
         let mut a = vec![
             "client",
             "infer",
+            "--allow-insecure-dev-srs",
             "--url",
             &url,
             "--model-id",
@@ -325,4 +364,37 @@ fn serve_refuses_an_unusable_configuration_with_a_clear_error() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("at least 1"), "{}", text(&o));
+}
+
+/// A connection that never finishes its headers (slowloris) is closed after `--header-timeout-s`; a complete
+/// request on another connection is served meanwhile.
+#[test]
+fn connections_that_never_finish_their_headers_are_closed() {
+    use std::io::{Read, Write};
+    let dir = common::temp_dir("svc-slow");
+    let miner = Miner::start(&dir.join("jobs.sqlite"), &["--header-timeout-s", "1"]);
+    let addr = miner.url.trim_start_matches("http://").to_string();
+    let mut slow = std::net::TcpStream::connect(&addr).expect("connect");
+    slow.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert_eq!(
+        http().get(miner.at("/v1/models")).send().unwrap().status(),
+        StatusCode::OK,
+        "others are served meanwhile"
+    );
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    // The server ends the connection (EOF, possibly after an error response, or a reset) instead of waiting.
+    let _ = slow.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "the half-sent request held its connection for {waited:?}"
+    );
+    let answer = String::from_utf8_lossy(&rest);
+    assert!(
+        !answer.contains("200 OK"),
+        "a request without its end of headers was served: {answer}"
+    );
 }
