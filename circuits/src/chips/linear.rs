@@ -108,8 +108,10 @@ impl LinearConfig {
                 for (o, column) in self.acc.iter().enumerate() {
                     a.fixed(self.w[o], row, if o == 0 { Fr::ONE } else { Fr::ZERO });
                     if o == 0 {
-                        sum = sum * cont + x.value;
-                        last = Some(a.advice(CellKind::PackedInput, *column, row, sum));
+                        // Carry on from the cell as written (a forged running sum propagates, see `assign`).
+                        let cell = a.advice(CellKind::PackedInput, *column, row, sum * cont + x.value);
+                        sum = cell.value;
+                        last = Some(cell);
                     } else {
                         a.advice(CellKind::ProductSum, *column, row, Fr::ZERO);
                     }
@@ -152,8 +154,11 @@ impl LinearConfig {
                 for (o, sum) in sums.iter_mut().enumerate() {
                     let w = kernels.get(o).map_or(Fr::ZERO, |k| field::from_i64(k.weights[t]));
                     a.fixed(self.w[o], row, w);
-                    *sum = *sum * Fr::from(u64::from(j != 0)) + x.value * w;
-                    last.push(a.advice(CellKind::ProductSum, self.acc[o], row, *sum));
+                    let next = *sum * Fr::from(u64::from(j != 0)) + x.value * w;
+                    // Carry on from the cell as written (a forged running sum propagates, see `assign`).
+                    let cell = a.advice(CellKind::ProductSum, self.acc[o], row, next);
+                    *sum = cell.value;
+                    last.push(cell);
                 }
                 row += 1;
             }

@@ -163,6 +163,8 @@ impl PoseidonConfig {
                     .map(|j| a.advice(CellKind::PoseidonState, self.state[j], row, state[j]))
                     .collect();
                 if r == ROUNDS {
+                    // The next absorb carries on from the cells as written (a forged state propagates).
+                    state = [written[0].value, written[1].value, written[2].value];
                     last = Some(written[0]);
                     break;
                 }

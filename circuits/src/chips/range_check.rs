@@ -205,8 +205,9 @@ impl RangeCheckConfig {
             );
             a.fixed(column.chain, row + i, if last { Fr::ZERO } else { Fr::ONE });
             if !last {
-                z = (z - low_byte(&z)) * radix_inv;
-                a.advice(CellKind::RangeLimb, column.z, row + i + 1, z);
+                let next = (z - low_byte(&z)) * radix_inv;
+                // Carry on from the cell as written (a forged limb propagates, see `assign`).
+                z = a.advice(CellKind::RangeLimb, column.z, row + i + 1, next).value;
             }
         }
         Ok(())

@@ -1,7 +1,13 @@
 //! Small deterministic models for the chip tests, built directly in the IR, and a straightforward reference
-//! inference to compare the circuit with.
+//! inference to compare the circuit with; `forge` runs forged witnesses as a cheating prover would, `checker` is
+//! the independent checker of every assigned cell, `structure` records a synthesis's fixed columns, selectors and
+//! copy constraints. The workspace's `tests/circuit_audit` includes this module too.
 
 #![allow(dead_code)]
+
+pub mod checker;
+pub mod forge;
+pub mod structure;
 
 use zkinfer_circuits::model::{
     Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Op, QuantizedModel, Source, Table, MODEL_FORMAT_VERSION,

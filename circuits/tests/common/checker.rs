@@ -1,0 +1,262 @@
+//! An independent checker of the circuit's witness. It re-derives every layer of a model from its input with plain
+//! integer arithmetic written apart from `zkinfer_circuits::arith` and `model` (its own requantization in `i128`
+//! with an explicit floor division, its own clamp, maximum and table lookup, its own output bounds), predicts every
+//! cell the circuit assigns for the input, the packing, the multiply-accumulate passes, the requantizations, the
+//! pools and the tables, and compares the prediction with the cells a traced synthesis wrote.
+
+use std::collections::HashMap;
+
+use zkinfer_circuits::assign::{CellKind, TracedCell};
+use zkinfer_circuits::model::{Activation, Op, QuantizedModel};
+use zkinfer_circuits::{CircuitParams, Fr, Witness};
+
+/// `⌊a / b⌋` for `b > 0`: Rust's `/` truncates towards zero, so a negative inexact quotient is one too high.
+pub fn floor_div(a: i128, b: i128) -> i128 {
+    assert!(b > 0);
+    let q = a / b;
+    if a % b != 0 && a < 0 {
+        q - 1
+    } else {
+        q
+    }
+}
+
+/// `v` limited to `[lo, hi]`.
+pub fn clamp(v: i128, lo: i128, hi: i128) -> i128 {
+    if v < lo {
+        lo
+    } else if v > hi {
+        hi
+    } else {
+        v
+    }
+}
+
+/// The pieces of one requantization: quotient, remainder, output, flag (clamped high), slack `|q − y|`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pieces {
+    /// `⌊(acc · M + 2^(s−1)) / 2^s⌋`.
+    pub q: i128,
+    /// The remainder of that division, in `[0, 2^s)`.
+    pub r: i128,
+    /// The clamped output.
+    pub y: i128,
+    /// 1 when clamped at the upper bound.
+    pub f: i128,
+    /// `|q − y|`.
+    pub d: i128,
+}
+
+/// Rounds `acc · m / 2^s` half up and clamps it to `[lo, hi]`.
+pub fn requantize(acc: i128, m: i128, s: u32, lo: i128, hi: i128) -> Pieces {
+    let divisor = 1i128 << s;
+    let numerator = acc * m + divisor / 2;
+    let q = floor_div(numerator, divisor);
+    let r = numerator - q * divisor;
+    assert!((0..divisor).contains(&r), "remainder {r} outside [0, 2^{s})");
+    let y = clamp(q, lo, hi);
+    Pieces {
+        q,
+        r,
+        y,
+        f: i128::from(q > hi),
+        d: (q - y).abs(),
+    }
+}
+
+/// The bounds of a linear layer's outputs: `[−2^(bits−1), 2^(bits−1) − 1]`, or from 0 with a fused ReLU.
+pub fn bounds(bits: u32, activation: Activation) -> (i128, i128) {
+    let hi = (1i128 << (bits - 1)) - 1;
+    let lo = if activation == Activation::Relu { 0 } else { -hi - 1 };
+    (lo, hi)
+}
+
+/// The field element of a signed integer, without the crate's conversion.
+pub fn fr(v: i128) -> Fr {
+    let magnitude = v.unsigned_abs();
+    let f =
+        Fr::from((magnitude >> 64) as u64) * Fr::from(1u64 << 32) * Fr::from(1u64 << 32) + Fr::from(magnitude as u64);
+    if v < 0 {
+        -f
+    } else {
+        f
+    }
+}
+
+/// What the checker derives for one input: every tensor and, for each cell kind it predicts, the cells in
+/// assignment order.
+pub struct Derived {
+    /// Every tensor, the input first, the outputs last.
+    pub tensors: Vec<Vec<i128>>,
+    /// Predicted cells by kind.
+    pub cells: HashMap<CellKind, Vec<Fr>>,
+}
+
+/// Input bytes per packed field element, and the packing radix.
+const PACK: usize = 31;
+
+/// Derives every layer of `model` on `witness` as the circuit with layout `params` assigns it.
+pub fn derive(model: &QuantizedModel, params: CircuitParams, witness: &Witness) -> Derived {
+    let mut cells: HashMap<CellKind, Vec<Fr>> = HashMap::new();
+    let mut push = |kind: CellKind, v: Fr| cells.entry(kind).or_default().push(v);
+    let input: Vec<i128> = witness.input.iter().map(|&x| i128::from(x)).collect();
+    for &x in &input {
+        assert!((-128..=127).contains(&x), "input {x} is not int8");
+    }
+    let lanes = params.mac_lanes.max(1);
+    // The packing pass: per chunk, the inputs from the last to the first, a running sum in base 256 in lane 0 and
+    // zeros in the other lanes; then the sponge copies each chunk's sum after the salt.
+    let mut packed = Vec::new();
+    for chunk in input.chunks(PACK) {
+        let mut sum = Fr::from(0u64);
+        for &x in chunk.iter().rev() {
+            push(CellKind::Input, fr(x));
+            sum = sum * Fr::from(256u64) + fr(x);
+            push(CellKind::PackedInput, sum);
+            for _ in 1..lanes {
+                push(CellKind::ProductSum, Fr::from(0u64));
+            }
+        }
+        packed.push(sum);
+    }
+    push(CellKind::Salt, witness.salt);
+    for p in packed {
+        push(CellKind::PackedInput, p);
+    }
+
+    let mut tensors = vec![input];
+    for (i, layer) in model.layers.iter().enumerate() {
+        let get = |tensors: &[Vec<i128>], tensor: usize, index: usize| tensors[tensor][index];
+        let mut out = vec![0i128; layer.output_len()];
+        match &layer.op {
+            Op::Linear(linear) => {
+                let (lo, hi) = bounds(linear.output_bits, linear.activation);
+                for group in &linear.groups {
+                    let taps: Vec<Option<i128>> = group
+                        .taps
+                        .iter()
+                        .map(|t| t.map(|s| get(&tensors, s.tensor, s.index)))
+                        .collect();
+                    if !params.uses_freivalds(i) {
+                        for pass in group.outputs.chunks(lanes) {
+                            let mut sums = vec![0i128; lanes];
+                            for (t, x) in taps.iter().enumerate().filter_map(|(t, x)| x.map(|x| (t, x))) {
+                                push(CellKind::LayerInput, fr(x));
+                                for (lane, sum) in sums.iter_mut().enumerate() {
+                                    let w = pass.get(lane).map_or(0, |&(_, k)| linear.kernels[k].weights[t]);
+                                    *sum += i128::from(w) * x;
+                                    push(CellKind::ProductSum, fr(*sum));
+                                }
+                            }
+                        }
+                    }
+                    for &(o, k) in &group.outputs {
+                        let kernel = &linear.kernels[k];
+                        let acc: i128 = taps
+                            .iter()
+                            .zip(&kernel.weights)
+                            .filter_map(|(x, &w)| x.map(|x| x * i128::from(w)))
+                            .sum();
+                        let p = requantize(
+                            acc + i128::from(kernel.bias),
+                            i128::from(kernel.multiplier),
+                            kernel.shift,
+                            lo,
+                            hi,
+                        );
+                        push(CellKind::RequantAccumulator, fr(acc));
+                        push(CellKind::Remainder, fr(p.r));
+                        push(CellKind::Output, fr(p.y));
+                        push(CellKind::ClampFlag, fr(p.f));
+                        push(CellKind::ClampSlack, fr(p.d));
+                        out[o] = p.y;
+                    }
+                }
+            }
+            Op::MaxPool(pool) => {
+                for (o, window) in pool.windows.iter().enumerate() {
+                    let mut max = get(&tensors, window[0].tensor, window[0].index);
+                    for s in &window[1..] {
+                        let next = get(&tensors, s.tensor, s.index);
+                        push(CellKind::PoolInput, fr(max));
+                        push(CellKind::PoolInput, fr(next));
+                        if next > max {
+                            max = next;
+                        }
+                        push(CellKind::PoolMax, fr(max));
+                    }
+                    out[o] = max;
+                }
+            }
+            Op::Table(table) => {
+                for (o, &x) in tensors[table.input].iter().enumerate() {
+                    assert!((-128..=127).contains(&x), "table input {x} is not int8");
+                    let y = i128::from(table.values[(x + 128) as usize]);
+                    push(CellKind::TableInput, fr(x));
+                    push(CellKind::TableOutput, fr(y));
+                    out[o] = y;
+                }
+            }
+            Op::Gather(sources) => {
+                for (o, s) in sources.iter().enumerate() {
+                    out[o] = get(&tensors, s.tensor, s.index);
+                }
+            }
+        }
+        tensors.push(out);
+    }
+    push(CellKind::Nonce, witness.nonce);
+    Derived { tensors, cells }
+}
+
+impl Derived {
+    /// The model's outputs.
+    pub fn outputs(&self) -> &[i128] {
+        self.tensors.last().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The outputs as the instance column holds them.
+    pub fn output_fields(&self) -> Vec<Fr> {
+        self.outputs().iter().map(|&y| fr(y)).collect()
+    }
+
+    /// Differences between the prediction and the cells a synthesis wrote (`trace`), one line each (at most a few
+    /// per kind); empty when every predicted kind matches cell for cell and every padding cell is zero.
+    pub fn mismatches(&self, trace: &[TracedCell]) -> Vec<String> {
+        let mut written: HashMap<CellKind, Vec<Fr>> = HashMap::new();
+        for c in trace {
+            written.entry(c.kind).or_default().push(c.value);
+        }
+        let mut problems = Vec::new();
+        let mut kinds: Vec<_> = self.cells.keys().copied().collect();
+        kinds.sort_by_key(|k| format!("{k:?}"));
+        for kind in kinds {
+            let expected = &self.cells[&kind];
+            let got = written.get(&kind).map(Vec::as_slice).unwrap_or_default();
+            if expected.len() != got.len() {
+                problems.push(format!(
+                    "{kind:?}: {} cells predicted, {} written",
+                    expected.len(),
+                    got.len()
+                ));
+                continue;
+            }
+            let wrong: Vec<usize> = (0..got.len()).filter(|&i| expected[i] != got[i]).collect();
+            for &i in wrong.iter().take(3) {
+                problems.push(format!(
+                    "{kind:?} #{i}: predicted {:?}, written {:?}",
+                    expected[i], got[i]
+                ));
+            }
+            if wrong.len() > 3 {
+                problems.push(format!("{kind:?}: {} cells differ in all", wrong.len()));
+            }
+        }
+        let zero = Fr::from(0u64);
+        let padding = written.get(&CellKind::Padding).map(Vec::as_slice).unwrap_or_default();
+        if padding.iter().any(|v| *v != zero) {
+            problems.push("a padding cell is not zero".into());
+        }
+        problems
+    }
+}

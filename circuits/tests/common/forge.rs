@@ -1,0 +1,281 @@
+//! Running a forged witness the way a cheating prover would: the public outputs claimed are the ones the forged
+//! witness computes (only the input commitment and the nonce are the honest client's), and the mock prover's
+//! complaints are sorted by what caught the forgery.
+
+use std::collections::HashMap;
+
+use halo2_proofs::dev::{MockProver, VerifyFailure};
+use zkinfer_circuits::assign::{trace_cells, CellKind, Tamper, TracedCell};
+use zkinfer_circuits::layout::{freivalds_candidates, plan};
+use zkinfer_circuits::public_inputs::{COMMITMENT_ROW, NONCE_ROW};
+use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, QuantizedModel, Witness};
+
+/// A model with a layout, synthesized once honestly (the cell counts do not depend on the input).
+#[derive(Clone)]
+pub struct Subject {
+    /// The model.
+    pub model: QuantizedModel,
+    /// Its layout.
+    pub params: CircuitParams,
+    /// The circuit size.
+    pub k: u32,
+    /// Advice cells by kind.
+    pub counts: HashMap<CellKind, usize>,
+}
+
+impl Subject {
+    /// Plans `model` with `params` and checks that the honest witness of [`super::witness_for`] is accepted.
+    pub fn new(model: QuantizedModel, params: CircuitParams) -> Self {
+        let k = plan(&model, params).expect("plan").k;
+        let honest = Honest::of(&model, params, k, super::witness_for(&model).input);
+        let prover = MockProver::run(k, &honest.circuit, vec![honest.public.to_instance()]).expect("synthesis");
+        assert_eq!(prover.verify(), Ok(()), "{}: honest witness rejected", model.name);
+        let counts = honest.circuit.assigned_cell_counts();
+        Self {
+            model,
+            params,
+            k,
+            counts,
+        }
+    }
+
+    /// How many cells of `kind` the circuit assigns.
+    pub fn count(&self, kind: CellKind) -> usize {
+        self.counts.get(&kind).copied().unwrap_or(0)
+    }
+
+    /// The circuit on `input` (with the fixed salt and nonce).
+    pub fn on(&self, input: Vec<i64>) -> Honest {
+        Honest::of(&self.model, self.params, self.k, input)
+    }
+
+    /// A short name: the model's, with `/freivalds` for a layout with Freivalds layers.
+    pub fn name(&self) -> String {
+        let layout = if self.params.freivalds_layers != 0 {
+            "/freivalds"
+        } else {
+            ""
+        };
+        format!("{}{layout}", self.model.name)
+    }
+}
+
+/// The circuit of a model on one witness, with its honest public inputs.
+#[derive(Clone)]
+pub struct Honest {
+    /// The honest circuit (clone it to tamper with it).
+    pub circuit: ModelCircuit,
+    /// Its public inputs (commitment and nonce of the client, the honest outputs).
+    pub public: PublicInputs,
+    /// The circuit size.
+    pub k: u32,
+}
+
+impl Honest {
+    /// `model` with `params` on `input`, with the fixed salt and nonce.
+    pub fn of(model: &QuantizedModel, params: CircuitParams, k: u32, input: Vec<i64>) -> Self {
+        let witness = witness_with(model, input);
+        let public = PublicInputs {
+            input_commitment: zkinfer_circuits::poseidon::commit_input(witness.salt, &witness.input),
+            nonce: witness.nonce,
+            outputs: super::reference_outputs(model, &witness.input)
+                .pop()
+                .unwrap_or_default(),
+        };
+        Self {
+            circuit: ModelCircuit::new(model.clone(), params, witness),
+            public,
+            k,
+        }
+    }
+
+    /// Every advice cell of the honest synthesis, in assignment order.
+    pub fn trace(&self) -> Vec<TracedCell> {
+        trace_cells(|| MockProver::run(self.k, &self.circuit, vec![self.public.to_instance()]).expect("synthesis")).1
+    }
+}
+
+/// The small CNN's two layouts: every convolution on the multiply-accumulate chip with one range column, or
+/// every convolution checked by Freivalds' test with two range columns.
+pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
+    let mac = CircuitParams::with_chips_of(model);
+    let freivalds_layers = freivalds_candidates(model).iter().fold(0, |m, &i| m | 1 << i);
+    assert_ne!(freivalds_layers, 0, "the model has no convolution");
+    [
+        mac,
+        CircuitParams {
+            freivalds_layers,
+            range_columns: 2,
+            ..mac
+        },
+    ]
+}
+
+/// The models and layouts the forgery tests run on: the MLP, its 16-bit variant, and the small CNN in both
+/// layouts.
+pub fn subjects() -> Vec<Subject> {
+    let cnn = super::small_cnn();
+    let [mac, freivalds] = cnn_params(&cnn);
+    let planned = |model: QuantizedModel| {
+        let params = CircuitParams::for_model(&model);
+        Subject::new(model, params)
+    };
+    vec![
+        planned(super::small_model()),
+        planned(super::small_wide_model()),
+        Subject::new(cnn.clone(), mac),
+        Subject::new(cnn, freivalds),
+    ]
+}
+
+/// A witness with the fixed salt and nonce of [`super::witness_for`] and the given input.
+pub fn witness_with(model: &QuantizedModel, input: Vec<i64>) -> Witness {
+    Witness {
+        input,
+        ..super::witness_for(model)
+    }
+}
+
+/// What the mock prover said about a forged witness.
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    /// No complaint at all.
+    pub accepted: bool,
+    /// Custom gates not satisfied, by gate name.
+    pub gates: Vec<String>,
+    /// Lookups not satisfied, by lookup name.
+    pub lookups: Vec<String>,
+    /// Copy constraints broken (the instance column included).
+    pub copies: usize,
+    /// Anything else (unassigned or poisoned cells).
+    pub other: usize,
+    /// The outputs the forged witness claims.
+    pub outputs: Vec<Fr>,
+    /// The commitment the forged witness computes.
+    pub commitment: Fr,
+    /// The cells the forged synthesis wrote.
+    pub trace: Vec<TracedCell>,
+}
+
+/// What a forged witness amounts to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The mock prover rejected it.
+    Rejected,
+    /// It wrote exactly the honest cells (e.g. the smaller of two equal operands as the maximum).
+    NoOp,
+    /// Accepted, proving the honest statement (the client's commitment and nonce, the honest outputs) with another
+    /// witness that differs from the honest one only in cells of the kinds listed, all of them in [`MALLEABLE`]: a
+    /// malleable witness, not a false statement.
+    Equivalent(Vec<CellKind>),
+    /// Accepted with another statement, or with a witness differing in kinds no known malleability explains.
+    Forged,
+}
+
+/// The cell kinds whose malleability is known and harmless (see [`Outcome::Equivalent`]): padding cells, which no
+/// constraint reads by design, and the clamp flag of a quotient exactly at the upper bound (`d = 0` with `f = 0`
+/// or `f = 1` both give `q = y = hi`).
+pub const MALLEABLE: [CellKind; 2] = [CellKind::Padding, CellKind::ClampFlag];
+
+impl Verdict {
+    /// Classifies the verdict against the honest run (which is synthesized again only if the forgery was accepted).
+    pub fn outcome(&self, honest: &Honest) -> Outcome {
+        if !self.accepted {
+            return Outcome::Rejected;
+        }
+        let trace = honest.trace();
+        let mut differing: Vec<CellKind> = trace
+            .iter()
+            .zip(&self.trace)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.kind)
+            .collect();
+        differing.sort_by_key(|k| format!("{k:?}"));
+        differing.dedup();
+        let same_length = trace.len() == self.trace.len();
+        let honest_outputs: Vec<Fr> = honest
+            .public
+            .outputs
+            .iter()
+            .map(|&y| zkinfer_circuits::field::from_i64(y))
+            .collect();
+        let same_statement = self.outputs == honest_outputs && self.commitment == honest.public.input_commitment;
+        if same_length && differing.is_empty() {
+            Outcome::NoOp
+        } else if same_length && same_statement && differing.iter().all(|k| MALLEABLE.contains(k)) {
+            Outcome::Equivalent(differing)
+        } else {
+            Outcome::Forged
+        }
+    }
+}
+
+/// Runs `tamper` on `honest` the way a cheating prover would: the instance holds the client's commitment and
+/// nonce and the outputs the forged witness computes.
+pub fn verdict(honest: &Honest, tamper: Tamper) -> Verdict {
+    let circuit = honest.circuit.clone().with_tamper(tamper);
+    let instance = honest.public.to_instance();
+    // A first synthesis learns the outputs the forged witness computes; the second one claims them.
+    MockProver::run(honest.k, &circuit, vec![instance.clone()]).expect("synthesis");
+    let record = circuit.last_synthesis();
+    let mut claimed = vec![Fr::from(0); 2];
+    claimed[COMMITMENT_ROW] = instance[COMMITMENT_ROW];
+    claimed[NONCE_ROW] = instance[NONCE_ROW];
+    claimed.extend(&record.outputs);
+    let (prover, trace) = trace_cells(|| MockProver::run(honest.k, &circuit, vec![claimed]).expect("synthesis"));
+    let mut v = Verdict {
+        outputs: record.outputs,
+        commitment: record.commitment,
+        trace,
+        ..Verdict::default()
+    };
+    match prover.verify() {
+        Ok(()) => v.accepted = true,
+        Err(failures) => {
+            for failure in failures {
+                match failure {
+                    VerifyFailure::ConstraintNotSatisfied { constraint, .. } => v.gates.push(constraint.to_string()),
+                    VerifyFailure::Lookup { name, .. } => v.lookups.push(name),
+                    VerifyFailure::Permutation { .. } => v.copies += 1,
+                    _ => v.other += 1,
+                }
+            }
+        }
+    }
+    v
+}
+
+/// Tally of forgeries per class, printed at the end of a test (`--nocapture`).
+#[derive(Default)]
+pub struct Tally(std::sync::Mutex<std::collections::BTreeMap<String, [usize; 4]>>);
+
+impl Tally {
+    /// Counts one forgery of `class` by its outcome.
+    pub fn count(&self, class: &str, outcome: &Outcome) {
+        if let Ok(mut map) = self.0.lock() {
+            let entry = map.entry(class.to_string()).or_default();
+            entry[match outcome {
+                Outcome::Rejected => 0,
+                Outcome::Forged => 1,
+                Outcome::NoOp => 2,
+                Outcome::Equivalent(_) => 3,
+            }] += 1;
+        }
+    }
+
+    /// Prints the tally and returns `[rejected, forged (accepted), no-op, equivalent]` over all classes.
+    pub fn report(&self, test: &str) -> [usize; 4] {
+        let map = self.0.lock().map(|m| m.clone()).unwrap_or_default();
+        let mut total = [0; 4];
+        for (class, counts) in &map {
+            let [rejected, forged, noop, equivalent] = counts;
+            eprintln!(
+                "{test}: {class}: {rejected} rejected, {forged} accepted, {noop} no-op, {equivalent} equivalent witness"
+            );
+            for (t, c) in total.iter_mut().zip(counts) {
+                *t += c;
+            }
+        }
+        total
+    }
+}
