@@ -403,3 +403,19 @@ fn byte_flips_of_the_key_file_never_keep_the_model_id() {
     }
     eprintln!("vk.bin byte flips: {tried} tried, {parsed} parsed (each with another model id), 0 accepted");
 }
+
+/// A validator need not take a model id on trust: setup is deterministic, so whoever holds the model and the
+/// ceremony's parameters recomputes the same `vk.bin`, byte for byte, and so the same id.
+#[test]
+fn setup_is_reproducible_so_a_validator_can_recompute_the_model_id() {
+    let model = common::digits_model();
+    let again = zkinfer_prover::setup(
+        model,
+        zkinfer_circuits::CircuitParams::for_model(model),
+        &zkinfer_prover::SrsSource::InsecureDev,
+    )
+    .expect("setup");
+    let first = &common::digits_keys().verifier;
+    assert_eq!(again.verifier.to_bytes(), first.to_bytes());
+    assert_eq!(again.verifier.model_id(), first.model_id());
+}
