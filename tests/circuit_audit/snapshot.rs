@@ -7,7 +7,9 @@
 //! Any change to a chip, the planner or halo2 that changes what the verifying key commits to fails this test with
 //! a diff. If the change is intended, rewrite the file with `ZKINFER_UPDATE_SNAPSHOTS=1 cargo test --test
 //! circuit_audit snapshot` and have the new snapshot **reviewed** with the change: a constraint system is the
-//! soundness argument, and a gate or lookup that disappears here is a forgery that becomes possible.
+//! soundness argument, and a gate or lookup that disappears here is a forgery that becomes possible. The verifier
+//! rebuilds the gates from its own code (they are not in `vk.bin`), so the snapshot records the verifying-key
+//! format version and refuses to be rewritten with changed constraint systems under the same version.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use halo2_proofs::transcript::{Blake2bWrite, Challenge255, EncodedChallenge, Tra
 use zkinfer_circuits::circuit::configure;
 use zkinfer_circuits::layout::{plan, uncapped_degree};
 use zkinfer_circuits::{field, CircuitParams, Fr, QuantizedModel};
+use zkinfer_verifier::key::VERIFYING_KEY_VERSION;
 
 use crate::models::{shipped, SHIPPED};
 use crate::small;
@@ -109,12 +112,46 @@ fn describe(name: &str, model: &QuantizedModel, params: CircuitParams) -> String
     s
 }
 
+/// The snapshot line that records the verifying-key format version the constraint systems belong to.
+const VERSION_LINE: &str = "verifying-key version: ";
+
+fn expected_or_empty(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// The verifier rebuilds the gates from its own code, not from `vk.bin`: keys made for another constraint system
+/// must be refused by their format version. So a snapshot whose constraint systems change must change the
+/// version line too (an empty old snapshot is a first write).
+fn version_bumped_with_the_circuit(old: &str, new: &str) -> Result<(), String> {
+    let split = |text: &str| -> (Option<String>, String) {
+        let version = text.lines().find(|l| l.starts_with(VERSION_LINE)).map(str::to_string);
+        let body = text
+            .lines()
+            .filter(|l| !l.starts_with(VERSION_LINE))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (version, body)
+    };
+    let ((old_version, old_body), (new_version, new_body)) = (split(old), split(new));
+    if old.is_empty() || old_body == new_body || old_version != new_version {
+        Ok(())
+    } else {
+        Err(format!(
+            "the constraint systems changed but the verifying-key format did not ({}): bump VERIFYING_KEY_VERSION \
+             (verifier/src/key.rs) and PROVING_KEY_VERSION (prover/src/keys.rs), so that keys of the old circuit \
+             are refused instead of verified against the new one, then rewrite the snapshot",
+            new_version.unwrap_or_default().trim()
+        ))
+    }
+}
+
 /// Every model and layout the snapshot covers, described.
 fn snapshot() -> String {
     let mut out = String::from(
         "# Constraint systems of the shipped and test models. Regenerate with ZKINFER_UPDATE_SNAPSHOTS=1 and have\n\
          # every change reviewed (see tests/circuit_audit/snapshot.rs).\n",
     );
+    let _ = writeln!(out, "{VERSION_LINE}{VERIFYING_KEY_VERSION}");
     for name in SHIPPED {
         let model = shipped(name);
         out += &describe(name, model, CircuitParams::for_model(model));
@@ -178,6 +215,14 @@ fn the_digest_is_blake2b_of_the_text_and_separates_texts() {
     assert_ne!(digest("gate"), digest("gate "));
     assert_ne!(digest(""), digest("\0"));
     assert_eq!(digest("x").len(), 64);
+    let old = format!("# head\n{VERSION_LINE}5\ngate a\n");
+    assert!(version_bumped_with_the_circuit("", &old).is_ok());
+    assert!(version_bumped_with_the_circuit(&old, &old).is_ok());
+    assert!(version_bumped_with_the_circuit(&old, &old.replace("gate a", "gate b")).is_err());
+    let bumped = old
+        .replace("gate a", "gate b")
+        .replace(&format!("{VERSION_LINE}5"), &format!("{VERSION_LINE}6"));
+    assert!(version_bumped_with_the_circuit(&old, &bumped).is_ok());
 }
 
 /// The constraint systems match the checked-in snapshot (see the module documentation to update it).
@@ -186,6 +231,9 @@ fn constraint_systems_match_the_snapshot() {
     let actual = snapshot();
     let path = snapshot_file();
     if std::env::var(UPDATE).is_ok_and(|v| v == "1") {
+        if let Err(e) = version_bumped_with_the_circuit(&expected_or_empty(&path), &actual) {
+            panic!("{e}");
+        }
         std::fs::write(&path, &actual).expect("write the snapshot");
         eprintln!("rewrote {}: review the change", path.display());
         return;
