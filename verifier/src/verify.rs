@@ -15,6 +15,11 @@ use crate::key::VerifierKey;
 use crate::transcript::CanonicalRead;
 
 /// What the caller insists on, beyond a valid proof.
+///
+/// Every pin left `None` is not checked: `Expectations::default()` accepts any proof that is valid for the key it
+/// is given. That is right only for a key the caller made or loaded pinned ([`VerifierKey::from_pinned_bytes`]);
+/// a validator judging a miner's answer sets `model_id` and, to refuse replays and other requests' answers, the
+/// `nonce` it sent and the `input_commitment` it expects.
 #[derive(Clone, Debug, Default)]
 pub struct Expectations {
     /// The model the caller pays for.
