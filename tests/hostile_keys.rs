@@ -76,7 +76,7 @@ fn forged_bundle(model_id: [u8; 32]) -> ProofBundle {
         model_id,
         input_commitment: field::to_bytes(&Fr::from(0xdead_beef_u64)),
         nonce: field::to_bytes(&Fr::from(0x5eed_u64)),
-        outputs: vec![127; genuine().meta.output_len],
+        outputs: vec![127; genuine().meta().output_len],
         proof: proven().bundle.proof.clone(),
     }
 }
@@ -153,17 +153,17 @@ fn identity_g2_points_would_accept_any_outputs_at_the_halo2_level() {
         let mut transcript = Blake2bRead::<_, G1Affine, Challenge255<_>>::init(&bundle.proof[..]);
         verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
             params,
-            &key.vk,
+            key.vk(),
             SingleStrategy::new(params),
             &[&[&instance]],
             &mut transcript,
         )
         .is_ok()
     };
-    assert!(!check(&key.srs), "the genuine points reject the forgery");
+    assert!(!check(key.srs()), "the genuine points reject the forgery");
     let g0 = key.srs_points().g0;
     let doctored = ParamsKZG::<Bn256>::setup(0, ChaCha20Rng::from_seed([1; 32])).from_parts(
-        key.meta.k,
+        key.meta().k,
         vec![g0],
         Some(vec![g0]),
         G2Affine::identity(),

@@ -189,7 +189,7 @@ fn a_job_killed_mid_proof_finishes_after_restart() {
         );
         let expect = Expectations {
             model_id: Some(key.model_id()),
-            input_commitment: Some(input_commitment(&key.meta, &input, Fr::from(salt)).unwrap()),
+            input_commitment: Some(input_commitment(key.meta(), &input, Fr::from(salt)).unwrap()),
             nonce: Some(Fr::from(n)),
             allow_insecure_dev_srs: true,
         };
@@ -410,7 +410,7 @@ fn the_client_catches_a_lying_miner() {
                         "{:?}",
                         answer.float_outputs
                     );
-                    let scale = key.meta.output_scale;
+                    let scale = key.meta().output_scale;
                     let expected: Vec<f32> = proven.iter().map(|&q| q as f32 * scale).collect();
                     assert_eq!(answer.float_outputs, expected, "floats come from the key's scale");
                 }

@@ -389,7 +389,7 @@ pub fn vk(data: &[u8]) {
     let mut bundle = digits().bundle.clone();
     bundle.model_id = key.model_id();
     if verify_bundle(&key, &bundle, &Expectations::for_insecure_dev_keys()).is_ok() {
-        let halo2_key = |k: &VerifierKey| k.vk.to_bytes(SerdeFormat::Processed);
+        let halo2_key = |k: &VerifierKey| k.vk().to_bytes(SerdeFormat::Processed);
         assert!(
             halo2_key(&key) == halo2_key(genuine) && key.srs_points().to_bytes() == genuine.srs_points().to_bytes(),
             "a verifying key with another halo2 key or SRS accepted the genuine proof"

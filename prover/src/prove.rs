@@ -54,7 +54,7 @@ pub fn prove(
     if verifier.model_id() != key.model_id {
         return Err(ProverError::KeyPairMismatch {
             proving: format!("{} (`{}`)", hex::encode(key.model_id), key.meta.name),
-            verifying: format!("{} (`{}`)", hex::encode(verifier.model_id()), verifier.meta.name),
+            verifying: format!("{} (`{}`)", hex::encode(verifier.model_id()), verifier.meta().name),
         });
     }
     let started = Instant::now();

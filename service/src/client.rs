@@ -273,7 +273,7 @@ impl Client {
         }
         let salt = random_field();
         let nonce = random_field();
-        let commitment = input_commitment(&key.meta, input, salt)?;
+        let commitment = input_commitment(key.meta(), input, salt)?;
         let request = InferRequest {
             input_data: vec![input.to_vec()],
             salt: field_to_hex(&salt),
@@ -297,18 +297,18 @@ impl Client {
                 answer.nonce, request.nonce
             )));
         }
-        if answer.outputs.len() != key.meta.output_len {
+        if answer.outputs.len() != key.meta().output_len {
             return Err(ClientError::Mismatch(format!(
                 "{} outputs answered, the model has {}",
                 answer.outputs.len(),
-                key.meta.output_len
+                key.meta().output_len
             )));
         }
         // Only the integer outputs are taken from the answer; floats and the class follow from them and the key.
         let mut verified = VerifiedAnswer {
             job_id: answer.job_id.clone(),
             outputs: answer.outputs.clone(),
-            float_outputs: dequantize(&answer.outputs, key.meta.output_scale),
+            float_outputs: dequantize(&answer.outputs, key.meta().output_scale),
             argmax: argmax(&answer.outputs),
             time_to_output,
             time_to_proof: None,

@@ -161,7 +161,7 @@ fn replay(nonce: &str, model_id: &str) -> ApiError {
 
 /// The one sample of `input_data`, checked against the model.
 fn single_input(served: &ServedModel, mut rows: Vec<Vec<f32>>) -> Result<Vec<f32>, ApiError> {
-    let meta = &served.verifier_key.meta;
+    let meta = served.verifier_key.meta();
     if rows.len() != 1 {
         return Err(ApiError::invalid(format!(
             "input_data holds {} rows; send exactly one (one request per input)",

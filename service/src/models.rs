@@ -55,7 +55,7 @@ impl ServedModel {
 
     /// The model as `GET /v1/models` lists it.
     pub fn info(&self) -> ModelInfo {
-        let meta = &self.verifier_key.meta;
+        let meta = self.verifier_key.meta();
         ModelInfo {
             model_id: self.id.clone(),
             name: meta.name.clone(),

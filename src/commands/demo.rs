@@ -44,7 +44,7 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bo
     say(format!(
         "   model id {} (k = {}, {setup_ms} ms)\n   {INSECURE_SRS_WARNING}",
         hex::encode(model_id),
-        keys.verifier.meta.k
+        keys.verifier.meta().k
     ));
 
     let data = Dataset::load(&test)?;

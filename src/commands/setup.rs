@@ -54,7 +54,7 @@ pub fn run(args: &SetupArgs, json: bool) -> Result<ExitCode> {
     }
     if json {
         print_json(&json!({
-            "model_id": id, "keys": args.output, "k": keys.verifier.meta.k,
+            "model_id": id, "keys": args.output, "k": keys.verifier.meta().k,
             "insecure_srs": source.is_insecure(), "setup_ms": elapsed,
         }));
     } else {
@@ -62,7 +62,7 @@ pub fn run(args: &SetupArgs, json: bool) -> Result<ExitCode> {
         println!(
             "keys written to {} (k = {}, {elapsed} ms)",
             args.output.display(),
-            keys.verifier.meta.k
+            keys.verifier.meta().k
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -295,8 +295,8 @@ fn stage<'p>(item: &BatchItem<'p>, instance: &[Fr], relay: Relay<'_, 'p>) -> Res
         let mut cursor = Cursor::new(proof);
         let mut transcript = CanonicalRead::new(&mut cursor);
         let result = verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
-            &item.key.srs,
-            &item.key.vk,
+            item.key.srs(),
+            item.key.vk(),
             relay,
             &[&[instance]],
             &mut transcript,
@@ -360,7 +360,7 @@ impl<'p> Pools<'p> {
             .zip(results)
             .map(|(item, result)| {
                 result.as_ref().ok()?;
-                let srs = &item.key.srs;
+                let srs = item.key.srs();
                 let same = |p: &Pool<'p>| p.params.g2() == srs.g2() && p.params.s_g2() == srs.s_g2();
                 Some(pools.iter().position(same).unwrap_or_else(|| {
                     pools.push(Pool {

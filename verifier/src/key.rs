@@ -105,12 +105,9 @@ struct KeyFile {
 /// A loaded verifying key.
 #[derive(Clone, Debug)]
 pub struct VerifierKey {
-    /// Model metadata.
-    pub meta: ModelMeta,
-    /// halo2 verifying key.
-    pub vk: VerifyingKey<G1Affine>,
-    /// The verifier's part of the SRS (`g_0`, `g_2`, `s·g_2`) as KZG parameters.
-    pub srs: ParamsKZG<Bn256>,
+    meta: ModelMeta,
+    vk: VerifyingKey<G1Affine>,
+    srs: ParamsKZG<Bn256>,
     points: SrsPoints,
     proof_len: usize,
     file: Vec<u8>,
@@ -160,6 +157,21 @@ pub fn check_max_degree_env() -> Result<(), String> {
 }
 
 impl VerifierKey {
+    /// Model metadata: name, shapes, scales, `k` and circuit parameters (covered by the model id).
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    /// The halo2 verifying key.
+    pub fn vk(&self) -> &VerifyingKey<G1Affine> {
+        &self.vk
+    }
+
+    /// The verifier's part of the SRS (`g_0`, `g_2`, `s·g_2`) as KZG parameters.
+    pub fn srs(&self) -> &ParamsKZG<Bn256> {
+        &self.srs
+    }
+
     /// Builds the key from halo2's verifying key and the full SRS it was made with.
     pub fn new(meta: ModelMeta, vk: VerifyingKey<G1Affine>, full_srs: &ParamsKZG<Bn256>) -> Self {
         let points = SrsPoints::of(full_srs);

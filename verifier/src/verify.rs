@@ -66,7 +66,7 @@ impl Verified {
     pub(crate) fn of(key: &VerifierKey, bundle: &ProofBundle) -> Self {
         Self {
             outputs: bundle.outputs.clone(),
-            float_outputs: dequantize(&bundle.outputs, key.meta.output_scale),
+            float_outputs: dequantize(&bundle.outputs, key.meta().output_scale),
             argmax: argmax(&bundle.outputs),
         }
     }
@@ -123,9 +123,9 @@ pub(crate) fn check_public(
             key.proof_len()
         )));
     }
-    if public.outputs.len() != key.meta.output_len {
+    if public.outputs.len() != key.meta().output_len {
         return Err(VerifyError::OutputCount {
-            expected: key.meta.output_len,
+            expected: key.meta().output_len,
             found: public.outputs.len(),
         });
     }
@@ -143,9 +143,9 @@ pub fn check_proof(key: &VerifierKey, instance: &[Fr], proof: &[u8]) -> Result<(
             let mut cursor = Cursor::new(proof);
             let mut transcript = CanonicalRead::new(&mut cursor);
             let result = verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
-                &key.srs,
-                &key.vk,
-                SingleStrategy::new(&key.srs),
+                key.srs(),
+                key.vk(),
+                SingleStrategy::new(key.srs()),
                 &[&[instance]],
                 &mut transcript,
             );
