@@ -24,10 +24,8 @@ pub enum ProverError {
     },
     /// The model uses an operator the importer does not handle.
     #[error(
-        "unsupported operator `{op}` in node `{node}`; supported: Gemm, MatMul(+Add), Conv (2-D, group 1 or \
-         depthwise), BatchNormalization (after Conv/Gemm), Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSwish, Gelu, \
-         MaxPool, AveragePool, GlobalAveragePool, Add, Concat, Flatten, Reshape, Transpose, Identity, \
-         Dropout(inference)"
+        "unsupported operator `{op}` in node `{node}`; supported: {}",
+        crate::import::supported_operators()
     )]
     UnsupportedOperator {
         /// The ONNX op type (with its domain when it is not the default one).

@@ -10,6 +10,7 @@
 
 mod activation;
 mod linear;
+mod operators;
 mod pool;
 mod shape;
 
@@ -21,6 +22,7 @@ use tract_onnx::pb;
 use tract_onnx::prelude::{Framework, Tensor, TractResult};
 
 pub use crate::graph::{ActFn, Conv, Dense, FloatModel, FloatNode, FloatOp, FloatTensorId, Pool, PoolKind, Window2d};
+pub use operators::supported_operators;
 
 use crate::error::{ProverError, Result};
 
@@ -334,23 +336,9 @@ impl Walker<'_> {
             let op = format!("{}.{}", n.pb.domain, n.op());
             return Err(ProverError::operator(op, &n.label));
         }
-        match n.op() {
-            "Constant" => self.constant_node(n),
-            "Identity" => self.alias(n),
-            "Dropout" => self.dropout(n),
-            "Flatten" | "Reshape" => self.reshape(n),
-            "Transpose" => self.transpose(n),
-            "Concat" => self.concat(n),
-            "Gemm" => self.gemm(n),
-            "MatMul" => self.matmul(n),
-            "Conv" => self.conv(n),
-            "BatchNormalization" => self.batch_norm(n),
-            "Add" => self.add(n),
-            "MaxPool" | "AveragePool" | "GlobalAveragePool" => self.pool(n),
-            "Relu" => self.relu(n),
-            "LeakyRelu" | "Clip" | "Sigmoid" | "Tanh" | "HardSwish" | "Gelu" => self.activation(n),
-            "Div" | "Mul" => self.gelu_pattern(n),
-            op => Err(ProverError::operator(op, &n.label)),
+        match operators::OPERATORS.iter().find(|o| o.op == n.op()) {
+            Some(operator) => (operator.read)(self, n),
+            None => Err(ProverError::operator(n.op(), &n.label)),
         }
     }
 
