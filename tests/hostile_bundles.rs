@@ -7,23 +7,12 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use rayon::prelude::*;
-use zkinfer_prover::{prove, ProveRequest, Proven};
+use zkinfer_prover::Proven;
 use zkinfer_verifier::{envelope, verify_bundle, Expectations, ProofBundle, VerifyError};
 
 fn proven() -> &'static Proven {
     static PROVEN: std::sync::OnceLock<Proven> = std::sync::OnceLock::new();
-    PROVEN.get_or_init(|| {
-        let keys = common::digits_keys();
-        let (salt, nonce) = common::salt_and_nonce();
-        let input = &common::digits_test().inputs[5];
-        prove(
-            common::digits_model(),
-            &keys.prover,
-            &keys.verifier,
-            &ProveRequest { input, salt, nonce },
-        )
-        .expect("prove")
-    })
+    PROVEN.get_or_init(|| common::prove_digit(5))
 }
 
 /// The most permissive validator: only the model id pinned.

@@ -18,7 +18,7 @@ use halo2_proofs::{
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::{field, Fr, PublicInputs};
-use zkinfer_prover::{prove, ProveRequest, Proven};
+use zkinfer_prover::Proven;
 use zkinfer_verifier::decode::{decode_exact, encode};
 use zkinfer_verifier::envelope::{self, FileKind};
 use zkinfer_verifier::key::VERIFYING_KEY_VERSION;
@@ -56,18 +56,7 @@ fn with_points(points: SrsPoints) -> Vec<u8> {
 
 fn proven() -> &'static Proven {
     static PROVEN: std::sync::OnceLock<Proven> = std::sync::OnceLock::new();
-    PROVEN.get_or_init(|| {
-        let keys = common::digits_keys();
-        let (salt, nonce) = common::salt_and_nonce();
-        let input = &common::digits_test().inputs[3];
-        prove(
-            common::digits_model(),
-            &keys.prover,
-            &keys.verifier,
-            &ProveRequest { input, salt, nonce },
-        )
-        .expect("prove")
-    })
+    PROVEN.get_or_init(|| common::prove_digit(3))
 }
 
 /// Made-up outputs, a nonce never asked for and an arbitrary commitment, carrying an old (genuine) proof.

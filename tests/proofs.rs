@@ -8,18 +8,7 @@ use zkinfer_verifier::{envelope, verify_bundle, Expectations, ProofBundle, Verif
 
 fn proven() -> &'static Proven {
     static PROVEN: std::sync::OnceLock<Proven> = std::sync::OnceLock::new();
-    PROVEN.get_or_init(|| {
-        let keys = common::digits_keys();
-        let (salt, nonce) = common::salt_and_nonce();
-        let input = &common::digits_test().inputs[0];
-        prove(
-            common::digits_model(),
-            &keys.prover,
-            &keys.verifier,
-            &ProveRequest { input, salt, nonce },
-        )
-        .expect("prove")
-    })
+    PROVEN.get_or_init(|| common::prove_digit(0))
 }
 
 fn pinned() -> Expectations {

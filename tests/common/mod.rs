@@ -57,6 +57,15 @@ pub fn salt_and_nonce() -> (Fr, Fr) {
     (Fr::from(0xa11ce_u64), Fr::from(0x0bad_cafe_u64))
 }
 
+/// A proof of test digit `index` of the digits model, with [`salt_and_nonce`].
+pub fn prove_digit(index: usize) -> zkinfer_prover::Proven {
+    let keys = digits_keys();
+    let (salt, nonce) = salt_and_nonce();
+    let input = &digits_test().inputs[index];
+    let request = zkinfer_prover::ProveRequest { input, salt, nonce };
+    zkinfer_prover::prove(digits_model(), &keys.prover, &keys.verifier, &request).expect("prove")
+}
+
 /// A fresh temporary directory under the target directory.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
