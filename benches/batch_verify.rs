@@ -1,4 +1,4 @@
-//! Criterion benchmark of validator-side batch verification (issue #6): `n` distinct proofs of the digits MLP
+//! Criterion benchmark of validator-side batch verification: `n` distinct proofs of the digits MLP
 //! checked one by one (`verify_bundle` in a loop, what a validator does without batching), one by one on all cores
 //! (`verify_bundle` in a rayon parallel loop), and with `verify_batch` (no replay cache: the measured loop repeats
 //! the same batch), for n = 16, 64 and 256. Every bundle is pinned to its model id, input commitment and nonce.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""EZKL and zkinfer side by side on the same ONNX files and the same inputs (issue #4).
+"""EZKL and zkinfer side by side on the same ONNX files and the same inputs.
 
 Run through scripts/compare-ezkl, which makes the virtual environment (target/ezkl-venv) this needs: ezkl,
 onnxruntime, numpy, matplotlib. See `scripts/compare-ezkl --help`.

@@ -1,4 +1,4 @@
-//! The fuzz targets (`fuzz/src/targets.rs`, issue #13) without the fuzzer: every target runs over its checked-in
+//! The fuzz targets (`fuzz/src/targets.rs`) without the fuzzer: every target runs over its checked-in
 //! corpus (`fuzz/corpus/<target>/`: seeds and the inputs of every crash found so far), over seeds made afresh in
 //! this process (so a corpus made with older keys still leaves valid inputs), and over a few thousand mutations of
 //! them drawn from a fixed-seed RNG. `scripts/fuzz` runs the same bodies coverage-guided under libFuzzer.

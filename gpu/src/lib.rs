@@ -1,4 +1,4 @@
-//! GPU kernels for the zkinfer prover, through `wgpu` (Vulkan, Metal or DX12: any vendor), issue #5.
+//! GPU kernels for the zkinfer prover, through `wgpu` (Vulkan, Metal or DX12: any vendor).
 //!
 //! What exists:
 //! - [`list_adapters`] and [`GpuContext`]: find the adapters on every backend and open a device on the best one
