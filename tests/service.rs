@@ -9,7 +9,7 @@ use common::miner::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use zkinfer_circuits::Fr;
-use zkinfer_service::client::{Client, ClientError, RequestOptions};
+use zkinfer_client::{Client, ClientError, RequestOptions};
 use zkinfer_verifier::{
     input_commitment, verify_bundle, verify_fresh, Expectations, ProofBundle, ReplayCache, VerifyError,
 };

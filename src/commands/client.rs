@@ -10,9 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
+use zkinfer_client::client::{test_batch, Client, RequestOptions, TestBatchConfig, TestBatchReport};
+use zkinfer_client::stats::Percentiles;
 use zkinfer_prover::Dataset;
-use zkinfer_service::client::{test_batch, Client, RequestOptions, TestBatchConfig, TestBatchReport};
-use zkinfer_service::stats::Percentiles;
 use zkinfer_verifier::ReplayCache;
 
 use super::prove::parse_model_id;
