@@ -68,11 +68,11 @@ impl Fixture {
         let input_q = quantize_input(&model, &input).expect("quantizing the input");
 
         let params = CircuitParams::for_model(&model);
-        let plan = layout::plan(&model, params).expect("laying out the circuit");
+        let plan = layout::plan(&model, &params).expect("laying out the circuit");
         eprintln!("{name} cost model: {}", describe_plan(&params, &plan));
 
         let started = Instant::now();
-        let keys = setup(&model, params, &SrsSource::InsecureDev).expect("keygen");
+        let keys = setup(&model, params.clone(), &SrsSource::InsecureDev).expect("keygen");
         let keygen = started.elapsed();
 
         let (salt, nonce) = (Fr::from(SALT), Fr::from(NONCE));
@@ -151,8 +151,8 @@ const LAYOUT_CANDIDATES: usize = 3;
 /// The cost model's inputs and output for one layout, on one line.
 fn describe_plan(params: &CircuitParams, plan: &layout::Layout) -> String {
     format!(
-        "lanes {}, range columns {}, freivalds layers {:#b} over {} column pairs: k = {} ({} rows); rows used: poseidon {}, linear {}, \
-         freivalds {}, requantize {}, range {}, pool {}, table {}, lookup table {}, blinding {} (max {}); \
+        "lanes {}, range columns {}, freivalds layers {:?} over {} column pairs: k = {} ({} rows); rows used: poseidon {}, linear {}, \
+         freivalds {}, requantize {}, range {}, pool {}, table {}, product {}, lookup table {}, blinding {} (max {}); \
          {} advice / {} fixed columns, {} lookups, {} equality columns, degree {}; {} committed polynomials, \
          estimated cost {}",
         params.mac_lanes,
@@ -168,6 +168,7 @@ fn describe_plan(params: &CircuitParams, plan: &layout::Layout) -> String {
         plan.range_rows,
         plan.pool_rows,
         plan.table_rows,
+        plan.product_rows,
         plan.lookup_table_rows,
         plan.blinding_rows,
         plan.used_rows(),
@@ -191,20 +192,20 @@ fn bench_layouts(c: &mut Criterion, name: &str) {
             let plain = CircuitParams {
                 mac_lanes: 4,
                 range_columns: 1,
-                freivalds_layers: 0,
+                freivalds_layers: Default::default(),
                 ..CircuitParams::with_chips_of(&fixture.model)
             };
             let mut picked: Vec<(String, CircuitParams)> = ranked
                 .iter()
                 .take(LAYOUT_CANDIDATES)
                 .enumerate()
-                .map(|(rank, (params, _))| (format!("rank-{rank}"), *params))
+                .map(|(rank, (params, _))| (format!("rank-{rank}"), params.clone()))
                 .collect();
             picked.push(("plain".into(), plain));
             let keyed: Vec<_> = picked
                 .into_iter()
                 .map(|(label, params)| {
-                    let plan = layout::plan(&fixture.model, params).expect("laying out");
+                    let plan = layout::plan(&fixture.model, &params).expect("laying out");
                     eprintln!("{name}-layouts/{label}: {}", describe_plan(&params, &plan));
                     let keys = setup(&fixture.model, params, &SrsSource::InsecureDev).expect("keygen");
                     (label, keys)
@@ -288,7 +289,7 @@ fn bench_model(c: &mut Criterion, name: &str) {
     slow(&mut group);
     group.bench_function("keygen", |b| {
         let f = fixture();
-        b.iter(|| setup(black_box(&f.model), f.params, &SrsSource::InsecureDev).expect("keygen"))
+        b.iter(|| setup(black_box(&f.model), f.params.clone(), &SrsSource::InsecureDev).expect("keygen"))
     });
     group.finish();
 }

@@ -72,7 +72,7 @@ fn other_srs_keys() -> &'static KeyPair {
     KEYS.get_or_init(|| {
         let model = common::digits_model();
         let params = CircuitParams::for_model(model);
-        let k = zkinfer_circuits::layout::plan(model, params).expect("plan").k;
+        let k = zkinfer_circuits::layout::plan(model, &params).expect("plan").k;
         let srs = ParamsKZG::<Bn256>::setup(k, ChaCha20Rng::from_seed([7; 32]));
         let path = common::temp_dir("batch-srs").join("second.srs");
         zkinfer_prover::srs::save_srs(&srs, &path).expect("save SRS");

@@ -47,10 +47,10 @@ fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
     let params = CircuitParams::for_model(&model);
     // The greedy planner (used beyond a few convolutions) finds a layout as cheap as trying every subset.
     let (greedy, _) = layout::choose_with(&model, 0).expect("greedy plan");
-    let cost = |p| layout::plan(&model, p).expect("plan").estimated_cost();
+    let cost = |p: &CircuitParams| layout::plan(&model, p).expect("plan").estimated_cost();
     assert_eq!(
-        cost(greedy),
-        cost(params),
+        cost(&greedy),
+        cost(&params),
         "{name}: the greedy plan is costlier than the exhaustive one"
     );
     let (salt, nonce) = common::salt_and_nonce();
@@ -93,7 +93,7 @@ fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
         }
     }
 
-    let keys = setup(&model, params, &SrsSource::InsecureDev).expect("setup");
+    let keys = setup(&model, params.clone(), &SrsSource::InsecureDev).expect("setup");
     let proven = prove(
         &model,
         &keys.prover,
@@ -106,7 +106,7 @@ fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
     )
     .expect("prove");
     assert_eq!(proven.bundle.outputs, native[0]);
-    let plan = layout::plan(&model, params).expect("plan");
+    let plan = layout::plan(&model, &params).expect("plan");
     assert_eq!(
         proven.bundle.proof.len(),
         plan.proof_bytes,

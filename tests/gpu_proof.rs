@@ -122,7 +122,7 @@ fn seeded_proof(prover: &ProverKey, keys: &KeyPair) -> Vec<u8> {
     let instance = public.to_instance();
     let circuit = ModelCircuit::new(
         model.clone(),
-        prover.meta.circuit_params,
+        prover.meta.circuit_params.clone(),
         Witness { salt, nonce, input },
     );
     let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());

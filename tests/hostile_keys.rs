@@ -17,7 +17,7 @@ use halo2_proofs::{
 };
 use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 use serde::{Deserialize, Serialize};
-use zkinfer_circuits::{field, Fr, PublicInputs};
+use zkinfer_circuits::{field, Chip, Fr, PublicInputs};
 use zkinfer_prover::Proven;
 use zkinfer_verifier::decode::{decode_exact, encode};
 use zkinfer_verifier::envelope::{self, FileKind};
@@ -302,9 +302,20 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
     meta_change("freivalds_pairs = 10^9", true, &|m| {
         m.circuit_params.freivalds_pairs = 1_000_000_000
     });
-    meta_change("freivalds_layers", false, &|m| m.circuit_params.freivalds_layers ^= 1);
-    meta_change("max_pool", false, &|m| m.circuit_params.max_pool ^= true);
-    meta_change("tables", false, &|m| m.circuit_params.tables ^= true);
+    meta_change("freivalds_layers", false, &|m| {
+        m.circuit_params.freivalds_layers.insert(0);
+    });
+    meta_change("freivalds layer 2^20", true, &|m| {
+        m.circuit_params.freivalds_layers.insert(1 << 20);
+    });
+    for chip in [Chip::MaxPool, Chip::Table, Chip::Product] {
+        meta_change(&format!("chip {chip:?}"), false, &|m| {
+            let chips = &mut m.circuit_params.chips;
+            if !chips.remove(&chip) {
+                chips.insert(chip);
+            }
+        });
+    }
     let mut halo2_change = |what: &str, at: usize, must_refuse: bool| {
         let mut f = file.clone();
         f.vk[at] ^= 1;

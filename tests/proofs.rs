@@ -305,7 +305,7 @@ fn small_value_commitments_equal_plain_kzg_and_verify() {
     let instance = public.to_instance();
     let circuit = ModelCircuit::new(
         model.clone(),
-        keys.prover.meta.circuit_params,
+        keys.prover.meta.circuit_params.clone(),
         Witness { salt, nonce, input },
     );
     let transcript = || Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());

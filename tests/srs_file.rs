@@ -14,7 +14,7 @@ use zkinfer_verifier::{verify_bundle, Expectations, ProofBundle, VerifyError};
 
 fn k() -> u32 {
     let model = common::digits_model();
-    zkinfer_circuits::layout::plan(model, CircuitParams::for_model(model))
+    zkinfer_circuits::layout::plan(model, &CircuitParams::for_model(model))
         .expect("plan")
         .k
 }

@@ -51,6 +51,10 @@ pub enum CellKind {
     PoolInput,
     /// A pairwise maximum.
     PoolMax,
+    /// An operand copied into an elementwise product.
+    MulOperand,
+    /// An elementwise product `x · y` (copied into requantization).
+    MulProduct,
     /// An activation-table input.
     TableInput,
     /// An activation-table output.
@@ -71,8 +75,8 @@ pub enum CellKind {
 }
 
 impl CellKind {
-    /// The kinds every model circuit assigns and constrains (pool and table kinds appear only when a model uses
-    /// those chips; padding is constrained by nothing, by design).
+    /// The kinds every model circuit assigns and constrains (pool, table and product kinds appear only when a
+    /// model uses those chips; padding is constrained by nothing, by design).
     pub const ALWAYS: [CellKind; 13] = [
         CellKind::Salt,
         CellKind::Input,

@@ -3,11 +3,16 @@
 use halo2_proofs::{halo2curves::bn256::Fr, plonk::ConstraintSystem};
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeSet;
+
 use crate::chips::range_check::{Range, RangeTable};
-use crate::chips::{freivalds, linear, max_pool, poseidon, requantize, table};
-use crate::circuit::{configure, CircuitParams};
+use crate::chips::{freivalds, linear, poseidon, table};
+use crate::circuit::configure;
 use crate::column_rows::ColumnRows;
+use crate::error::{CircuitError, CircuitProblem};
+use crate::layers::{plan_layer, Cursors, PlanContext};
 use crate::model::{Op, QuantizedModel};
+use crate::params::{Chip, CircuitParams};
 
 /// Largest `k` zkinfer will lay a circuit out at.
 pub const MAX_K: u32 = 24;
@@ -50,7 +55,7 @@ pub fn proof_bytes(cs: &ConstraintSystem<Fr>) -> usize {
 }
 
 /// The exact size of a proof of the circuit laid out with `params` ([`proof_bytes`] of its constraint system).
-pub fn proof_bytes_of(params: CircuitParams) -> usize {
+pub fn proof_bytes_of(params: &CircuitParams) -> usize {
     let mut cs = ConstraintSystem::<Fr>::default();
     configure(&mut cs, params);
     proof_bytes(&cs)
@@ -66,9 +71,10 @@ pub struct LayerCost {
     /// Output shape.
     pub output_shape: Vec<usize>,
     /// How the layer is laid out: `mac` (multiply-accumulate), `freivalds` (matrix product checked at a
-    /// challenge), `max`, `table` or `move`.
+    /// challenge), `max`, `table`, `move` or `mul` (elementwise product).
     pub layout: String,
-    /// Rows in the layer's main column group (multiply-accumulate, Freivalds, max, or table columns; 0 for moves).
+    /// Rows in the layer's main column group (multiply-accumulate, Freivalds, max, table or product columns; 0 for
+    /// moves).
     pub rows: usize,
     /// Rows it adds to the requantization columns.
     pub requant_rows: usize,
@@ -93,6 +99,8 @@ pub struct Layout {
     pub pool_rows: usize,
     /// Rows of the activation-table columns.
     pub table_rows: usize,
+    /// Rows of the product columns.
+    pub product_rows: usize,
     /// Rows of the Freivalds columns (second phase).
     pub freivalds_rows: usize,
     /// Rows of the largest lookup table (bytes, or the activation tables).
@@ -142,6 +150,7 @@ impl Layout {
             self.range_rows,
             self.pool_rows,
             self.table_rows,
+            self.product_rows,
             self.freivalds_rows,
             self.lookup_table_rows,
         ]
@@ -151,13 +160,10 @@ impl Layout {
     }
 }
 
-/// Works out the layout of `model` without assigning anything.
-pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, String> {
-    model.validate()?;
-    let needed = CircuitParams::with_chips_of(model);
-    if (needed.max_pool && !params.max_pool) || (needed.tables && !params.tables) {
-        return Err("the circuit parameters lack a chip the model uses".into());
-    }
+/// Works out the layout of `model` without assigning anything: the circuit's input section, then each layer's
+/// chip ([`plan_layer`]) advancing the same row cursors synthesis advances.
+pub fn plan(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, String> {
+    model.validate().map_err(|e| e.to_string())?;
     let mut cs = ConstraintSystem::<Fr>::default();
     configure(&mut cs, params);
     let degree = uncapped_degree(&cs);
@@ -166,97 +172,62 @@ pub fn plan(model: &QuantizedModel, params: CircuitParams) -> Result<Layout, Str
         // not by real proofs.
         return Err(format!("the constraint system has degree {degree}, above {MAX_DEGREE}"));
     }
-    let lanes = params.mac_lanes.max(1);
     let inputs = model.input_len();
+    let poseidon_rows = poseidon::rows(1 + inputs.div_ceil(linear::PACK_BYTES));
     let mut range = ColumnRows::new(params.range_columns, 0);
     for _ in 0..inputs {
         range.place(Range::INT8.rows());
     }
-    let mut products = ColumnRows::new(params.freivalds_pairs, 1);
+    let mut ctx = PlanContext {
+        model,
+        params,
+        index: 0,
+        rows: Cursors {
+            linear: 1 + linear::pack_rows(inputs),
+            requant: poseidon_rows,
+            range,
+            freivalds: ColumnRows::new(params.freivalds_pairs, 1),
+            ..Cursors::default()
+        },
+    };
     let mut layers = Vec::with_capacity(model.layers.len());
     for (index, layer) in model.layers.iter().enumerate() {
-        let freivalds = params.uses_freivalds(index);
-        let mut cost = LayerCost {
-            name: layer.name.clone(),
-            op_type: layer.op_type.clone(),
-            output_shape: layer.output_shape.clone(),
-            layout: match (&layer.op, freivalds) {
-                (Op::Linear(_), true) => "freivalds",
-                (Op::Linear(_), false) => "mac",
-                (Op::MaxPool(_), _) => "max",
-                (Op::Table(_), _) => "table",
-                (Op::Gather(_), _) => "move",
+        let failed = |problem| {
+            CircuitError {
+                layer: layer.name.clone(),
+                problem,
             }
-            .into(),
-            rows: 0,
-            requant_rows: 0,
-            range_rows: 0,
-            lookups: 0,
+            .to_string()
         };
-        match &layer.op {
-            Op::Linear(lin) => {
-                cost.rows = if freivalds {
-                    let shape = freivalds::product_shape(lin)
-                        .ok_or_else(|| format!("layer {} is not a matrix product (Freivalds)", layer.name))?;
-                    freivalds::place_product(&mut products, shape.kernels.len(), shape.taps, shape.positions);
-                    shape.rows()
-                } else {
-                    linear::rows(lin, lanes)
-                };
-                for group in &lin.groups {
-                    for &(_, k) in &group.outputs {
-                        for check in requantize::range_checks(&lin.kernels[k], lin.output_range()) {
-                            range.place(check.rows());
-                            cost.range_rows += check.rows();
-                        }
-                        cost.requant_rows += 1;
-                    }
-                }
-                cost.lookups = cost.range_rows;
-            }
-            Op::MaxPool(_) | Op::Table(_) | Op::Gather(_) if freivalds => {
-                return Err(format!("layer {} is not a linear layer (Freivalds)", layer.name));
-            }
-            Op::MaxPool(pool) => {
-                cost.rows = pool.windows.iter().map(|w| max_pool::rows(w.len())).sum();
-                cost.lookups = 2 * cost.rows;
-            }
-            Op::Table(_) => {
-                cost.rows = layer.output_len();
-                cost.lookups = cost.rows;
-            }
-            Op::Gather(_) => {}
+        if let Some(chip) = Chip::needed_by(&layer.op).filter(|&c| !params.has(c)) {
+            return Err(failed(CircuitProblem::MissingChip(chip)));
         }
-        layers.push(cost);
+        if params.uses_freivalds(index) && !matches!(layer.op, Op::Linear(_)) {
+            return Err(failed(CircuitProblem::NotAProduct));
+        }
+        ctx.index = index;
+        layers.push(plan_layer(layer, &mut ctx).map_err(failed)?);
     }
-    let sum = |f: fn(&LayerCost) -> usize, op: fn(&Op) -> bool| {
-        layers
-            .iter()
-            .zip(&model.layers)
-            .filter(|(_, l)| op(&l.op))
-            .map(|(c, _)| f(c))
-            .sum::<usize>()
-    };
-    let sum_layout = |name: &str| {
-        layers
-            .iter()
-            .filter(|c| c.layout == name)
-            .map(|c| c.rows)
-            .sum::<usize>()
-    };
+    let rows = ctx.rows;
     let mut layout = Layout {
-        poseidon_rows: poseidon::rows(1 + inputs.div_ceil(linear::PACK_BYTES)),
-        linear_rows: 1 + linear::pack_rows(inputs) + sum_layout("mac"),
-        requant_rows: 1 + sum(|c| c.requant_rows, |_| true),
-        range_rows: range.max(),
-        pool_rows: sum(|c| c.rows, |op| matches!(op, Op::MaxPool(_))),
-        table_rows: sum(|c| c.rows, |op| matches!(op, Op::Table(_))),
-        freivalds_rows: if params.freivalds_layers == 0 {
+        poseidon_rows,
+        linear_rows: rows.linear,
+        // The nonce takes one more row.
+        requant_rows: rows.requant - poseidon_rows + 1,
+        range_rows: rows.range.max(),
+        pool_rows: rows.pool,
+        table_rows: rows.table,
+        product_rows: rows.product,
+        freivalds_rows: if params.freivalds_layers.is_empty() {
             0
         } else {
-            products.max()
+            rows.freivalds.max()
         },
-        lookup_table_rows: RangeTable::rows().max(if params.tables { table::table_rows(model) } else { 0 }),
+        lookup_table_rows: RangeTable::rows().max(if params.has(Chip::Table) {
+            table::table_rows(model)
+        } else {
+            0
+        }),
         blinding_rows: cs.blinding_factors() + 1,
         advice_columns: cs.num_advice_columns(),
         fixed_columns: cs.num_fixed_columns() + cs.num_selectors(),
@@ -293,13 +264,16 @@ pub const MAX_PROOF_BYTES: usize = 5 * 1024;
 /// Up to this many convolutions the planner tries every subset for Freivalds' test; beyond, it adds them greedily.
 pub const EXHAUSTIVE_FREIVALDS: usize = 6;
 
+/// Most Freivalds candidates [`choose_with`] tries every subset of, whatever it is asked (2^16 subsets).
+pub const MAX_EXHAUSTIVE_FREIVALDS: usize = 16;
+
 /// Linear layers that are matrix products (convolutions), by index: candidates for Freivalds' test.
 pub fn freivalds_candidates(model: &QuantizedModel) -> Vec<usize> {
     model
         .layers
         .iter()
         .enumerate()
-        .filter(|(i, l)| *i < 64 && matches!(&l.op, Op::Linear(lin) if freivalds::product_shape(lin).is_some()))
+        .filter(|(_, l)| matches!(&l.op, Op::Linear(lin) if freivalds::product_shape(lin).is_some()))
         .map(|(i, _)| i)
         .collect()
 }
@@ -309,7 +283,7 @@ pub type Candidate = (CircuitParams, Layout);
 
 /// How the planner orders candidates: proofs within [`MAX_PROOF_BYTES`] first, then estimated cost, then the
 /// smaller layout.
-fn rank(&(params, ref layout): &Candidate) -> (bool, u64, usize, usize, usize, usize, u32, u64) {
+fn rank((params, layout): &Candidate) -> (bool, u64, usize, usize, usize, usize, usize, BTreeSet<usize>) {
     (
         layout.proof_bytes > MAX_PROOF_BYTES,
         layout.estimated_cost(),
@@ -317,18 +291,18 @@ fn rank(&(params, ref layout): &Candidate) -> (bool, u64, usize, usize, usize, u
         params.range_columns,
         params.mac_lanes,
         params.freivalds_pairs,
-        params.freivalds_layers.count_ones(),
-        params.freivalds_layers,
+        params.freivalds_layers.len(),
+        params.freivalds_layers.clone(),
     )
 }
 
 /// Every lane count, range-column count and (with Freivalds layers) pair count for one set of Freivalds layers.
 fn candidates_for(
     model: &QuantizedModel,
-    base: CircuitParams,
-    freivalds_layers: u64,
+    base: &CircuitParams,
+    freivalds_layers: &BTreeSet<usize>,
 ) -> Result<Vec<Candidate>, String> {
-    let pairs: &[usize] = if freivalds_layers == 0 {
+    let pairs: &[usize] = if freivalds_layers.is_empty() {
         &[1]
     } else {
         &FREIVALDS_PAIR_CHOICES
@@ -340,11 +314,12 @@ fn candidates_for(
                 let params = CircuitParams {
                     mac_lanes,
                     range_columns,
-                    freivalds_layers,
+                    freivalds_layers: freivalds_layers.clone(),
                     freivalds_pairs,
-                    ..base
+                    ..base.clone()
                 };
-                out.push((params, plan(model, params)?));
+                let layout = plan(model, &params)?;
+                out.push((params, layout));
             }
         }
     }
@@ -366,39 +341,43 @@ pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<Candidate>),
 pub fn choose_with(model: &QuantizedModel, exhaustive: usize) -> Result<(CircuitParams, Vec<Candidate>), String> {
     let base = CircuitParams::with_chips_of(model);
     let eligible = freivalds_candidates(model);
-    let mask_of = |layers: &[usize]| layers.iter().fold(0u64, |mask, &l| mask | 1 << l);
     let mut candidates = Vec::new();
-    if eligible.len() <= exhaustive {
+    if eligible.len() <= exhaustive.min(MAX_EXHAUSTIVE_FREIVALDS) {
         for subset in 0..1u64 << eligible.len() {
-            let layers: Vec<usize> = (eligible.iter().enumerate())
+            let layers: BTreeSet<usize> = (eligible.iter().enumerate())
                 .filter(|(bit, _)| subset >> bit & 1 == 1)
                 .map(|(_, &l)| l)
                 .collect();
-            candidates.extend(candidates_for(model, base, mask_of(&layers))?);
+            candidates.extend(candidates_for(model, &base, &layers)?);
         }
     } else {
         let best_of = |c: &[Candidate]| c.iter().map(rank).min();
-        let mut chosen = 0u64;
-        candidates.extend(candidates_for(model, base, chosen)?);
+        let mut chosen = BTreeSet::new();
+        candidates.extend(candidates_for(model, &base, &chosen)?);
         let mut best = best_of(&candidates);
         loop {
             let mut step = None;
-            for &layer in eligible.iter().filter(|&&l| chosen >> l & 1 == 0) {
-                let tried = candidates_for(model, base, chosen | 1 << layer)?;
+            for &layer in eligible.iter().filter(|l| !chosen.contains(*l)) {
+                let mut with = chosen.clone();
+                with.insert(layer);
+                let tried = candidates_for(model, &base, &with)?;
                 let key = best_of(&tried);
                 if key < best && step.as_ref().is_none_or(|(_, k)| key < *k) {
-                    step = Some((chosen | 1 << layer, key));
+                    step = Some((with, key));
                 }
                 candidates.extend(tried);
             }
             match step {
-                Some((mask, key)) => (chosen, best) = (mask, key),
+                Some((set, key)) => (chosen, best) = (set, key),
                 None => break,
             }
         }
     }
     candidates.sort_by_key(rank);
-    let best = candidates.first().map(|(p, _)| *p).ok_or("no layout candidate")?;
+    let best = candidates
+        .first()
+        .map(|(p, _)| p.clone())
+        .ok_or("no layout candidate")?;
     Ok((best, candidates))
 }
 

@@ -186,7 +186,7 @@ fn forged_pool_maxima_and_table_outputs_are_rejected() {
         input(subject.model.input_len()).prop_map(move |input| {
             let derived = derive(
                 &subject.model,
-                subject.params,
+                &subject.params,
                 &witness_with(&subject.model, input.clone()),
             );
             let operands = &derived.cells[&CellKind::PoolInput];
@@ -218,7 +218,7 @@ fn forged_freivalds_runs_and_products_are_rejected() {
         CellKind::FreivaldsOperand,
         CellKind::RequantAccumulator,
     ];
-    let strategy = cell_forgery(all_subjects(), kinds, |s| s.params.freivalds_layers != 0);
+    let strategy = cell_forgery(all_subjects(), kinds, |s| !s.params.freivalds_layers.is_empty());
     let tally = Tally::default();
     let result = runner().run(&strategy, |(s, forgery, input)| {
         let Forgery::Cell { kind, .. } = forgery else {
@@ -272,4 +272,18 @@ fn forged_running_sums_copies_and_limbs_are_rejected() {
         check(&tally, &format!("{kind:?}"), &all_subjects()[s], forgery, input, false)
     });
     finish(&tally, "forged running sums, copies and limbs", result);
+}
+
+#[test]
+fn forged_product_operands_and_products_are_rejected() {
+    let kinds = &[CellKind::MulOperand, CellKind::MulProduct];
+    let strategy = cell_forgery(all_subjects(), kinds, |_| true);
+    let tally = Tally::default();
+    let result = runner().run(&strategy, |(s, forgery, input)| {
+        let Forgery::Cell { kind, .. } = forgery else {
+            unreachable!("a cell forgery")
+        };
+        check(&tally, &format!("{kind:?}"), &all_subjects()[s], forgery, input, false)
+    });
+    finish(&tally, "forged product operands and products", result);
 }

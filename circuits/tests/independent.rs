@@ -57,13 +57,13 @@ fn every_assigned_cell_matches_the_independent_checker() {
         cases.extend((0..inputs).map(|_| (0..len).map(|_| (rng.next_u32() % 256) as i64 - 128).collect()));
         for input in cases {
             let witness = witness_with(&subject.model, input);
-            let derived = derive(&subject.model, subject.params, &witness);
+            let derived = derive(&subject.model, &subject.params, &witness);
             let public = PublicInputs {
                 input_commitment: zkinfer_circuits::poseidon::commit_input(witness.salt, &witness.input),
                 nonce: witness.nonce,
                 outputs: derived.outputs().iter().map(|&y| y as i64).collect(),
             };
-            let circuit = ModelCircuit::new(subject.model.clone(), subject.params, witness.clone());
+            let circuit = ModelCircuit::new(subject.model.clone(), subject.params.clone(), witness.clone());
             let (prover, trace) =
                 trace_cells(|| MockProver::run(subject.k, &circuit, vec![public.to_instance()]).expect("synthesis"));
             let mismatches = derived.mismatches(&trace);

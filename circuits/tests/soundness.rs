@@ -10,7 +10,7 @@ use zkinfer_circuits::model::Op;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit};
 
 fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
-    let k = plan(circuit.model(), circuit.params()).expect("plan").k;
+    let k = plan(circuit.model(), &circuit.params()).expect("plan").k;
     MockProver::run(k, circuit, vec![instance])
         .expect("synthesis")
         .verify()
@@ -26,16 +26,10 @@ fn honest_witness_is_accepted_and_exercises_both_clamps() {
         let mut pieces = Vec::new();
         for (i, layer) in model.layers.iter().enumerate() {
             if let Op::Linear(lin) = &layer.op {
+                let acc = layer.eval(&tensors[..=i]).accumulators;
                 for g in &lin.groups {
-                    for &(_, k) in &g.outputs {
-                        let kern = &lin.kernels[k];
-                        let acc: i64 = g
-                            .taps
-                            .iter()
-                            .zip(&kern.weights)
-                            .filter_map(|(t, w)| t.map(|s| w * tensors[s.tensor][s.index]))
-                            .sum();
-                        pieces.push((i, kern.requantize(acc + kern.bias, lin.output_range())));
+                    for &(o, k) in &g.outputs {
+                        pieces.push((i, lin.kernels[k].requantize(acc[o], lin.output_range())));
                     }
                 }
             }
@@ -63,12 +57,12 @@ fn honest_witness_is_accepted_and_exercises_both_clamps() {
 fn cnn_layouts() -> [(ModelCircuit, zkinfer_circuits::PublicInputs); 2] {
     let model = common::small_cnn();
     let mac = CircuitParams::with_chips_of(&model);
-    let freivalds_layers = freivalds_candidates(&model).iter().fold(0, |m, &i| m | 1 << i);
-    assert_ne!(freivalds_layers, 0, "the small CNN has no convolution");
+    let freivalds_layers: std::collections::BTreeSet<usize> = freivalds_candidates(&model).into_iter().collect();
+    assert!(!freivalds_layers.is_empty(), "the small CNN has no convolution");
     let freivalds = CircuitParams {
         freivalds_layers,
         range_columns: 2,
-        ..mac
+        ..mac.clone()
     };
     [
         common::circuit_with(model.clone(), mac),
@@ -133,6 +127,47 @@ fn a_16_bit_output_passed_off_as_int8_saturation_is_rejected() {
         assert!(
             !satisfied(&tampered, instance.clone()),
             "output {o} clamped at 127 was accepted"
+        );
+    }
+}
+
+#[test]
+fn every_kind_of_tampered_product_cell_is_rejected() {
+    let kinds = [CellKind::MulOperand, CellKind::MulProduct];
+    assert_every_kind_rejected(
+        common::small_gated_model(),
+        &[&CellKind::ALWAYS[..], &kinds[..]].concat(),
+    );
+}
+
+/// The gated model's products exercise both clamps and the inside of the range, in int8 and in 16 bits.
+#[test]
+fn products_saturate_at_both_ends_and_land_inside() {
+    let model = common::small_gated_model();
+    let (circuit, public) = common::circuit_for(model.clone());
+    assert!(satisfied(&circuit, public.to_instance()));
+    let tensors = common::reference_outputs(&model, &common::witness_for(&model).input);
+    for (i, layer) in model.layers.iter().enumerate() {
+        let Op::Mul(mul) = &layer.op else { continue };
+        let products = layer.eval(&tensors[..=i]).accumulators;
+        let pieces: Vec<_> = products
+            .iter()
+            .map(|&p| mul.rescale().requantize(p, mul.output_range()))
+            .collect();
+        assert!(
+            pieces.iter().any(|r| r.over > 0),
+            "{}: no product saturates high",
+            layer.name
+        );
+        assert!(
+            pieces.iter().any(|r| r.under > 0),
+            "{}: no product saturates low",
+            layer.name
+        );
+        assert!(
+            pieces.iter().any(|r| r.over == 0 && r.under == 0),
+            "{}: no product inside the range",
+            layer.name
         );
     }
 }
@@ -237,7 +272,12 @@ fn wrong_public_inputs_are_rejected() {
 
 #[test]
 fn outputs_match_the_reference_inference() {
-    for model in [common::small_model(), common::small_cnn(), common::small_wide_model()] {
+    for model in [
+        common::small_model(),
+        common::small_cnn(),
+        common::small_wide_model(),
+        common::small_gated_model(),
+    ] {
         let (circuit, public) = common::circuit_for(model.clone());
         assert!(satisfied(&circuit, public.to_instance()));
         let expected = common::reference_outputs(&model, &common::witness_for(&model).input)

@@ -47,12 +47,12 @@ fn instance(model: &QuantizedModel) -> Vec<Fr> {
 fn the_layout_does_not_depend_on_the_witness() {
     let mut rng = ChaCha8Rng::seed_from_u64(0x5eed);
     for subject in subjects() {
-        let keygen = ModelCircuit::for_keygen(subject.model.clone(), subject.params);
+        let keygen = ModelCircuit::for_keygen(subject.model.clone(), subject.params.clone());
         let expected = structure(subject.k, &keygen, instance(&subject.model));
         assert!(expected.fixed.iter().flatten().count() > 0);
         for _ in 0..WITNESSES {
             let witness = random_witness(&subject.model, &mut rng);
-            let circuit = ModelCircuit::new(subject.model.clone(), subject.params, witness.clone());
+            let circuit = ModelCircuit::new(subject.model.clone(), subject.params.clone(), witness.clone());
             let got = structure(subject.k, &circuit, instance(&subject.model));
             if let Some(diff) = expected.diff(&got) {
                 panic!("{}: keygen and {witness:?} lay out differently: {diff}", subject.name());
@@ -75,11 +75,11 @@ fn the_verifying_key_does_not_depend_on_the_witness() {
     // The MLP, the 16-bit MLP, and the CNN with Freivalds layers (second phase, challenge unknown at keygen).
     for subject in [&subjects[0], &subjects[1], &subjects[3]] {
         let params = params_at(subject.k);
-        let keygen = ModelCircuit::for_keygen(subject.model.clone(), subject.params);
+        let keygen = ModelCircuit::for_keygen(subject.model.clone(), subject.params.clone());
         let expected = keygen_vk(&params, &keygen).expect("keygen").transcript_repr();
         for _ in 0..2 {
             let witness = random_witness(&subject.model, &mut rng);
-            let circuit = ModelCircuit::new(subject.model.clone(), subject.params, witness.clone());
+            let circuit = ModelCircuit::new(subject.model.clone(), subject.params.clone(), witness.clone());
             let got = keygen_vk(&params, &circuit).expect("keygen").transcript_repr();
             assert_eq!(
                 got,

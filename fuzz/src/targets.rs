@@ -262,7 +262,7 @@ fn exercise_model(model: &QuantizedModel) {
     if activations.is_none_or(|n| n > MAX_FUZZ_ACTIVATIONS) {
         return;
     }
-    let _ = layout::plan(model, CircuitParams::with_chips_of(model));
+    let _ = layout::plan(model, &CircuitParams::with_chips_of(model));
     let outputs = infer(model, &vec![0; model.input_len()]).expect("a validated model runs on a zero input");
     assert_eq!(outputs.len(), model.output_len());
 }

@@ -92,6 +92,9 @@ pub enum ProverError {
         /// What went wrong (names the layer where there is one).
         reason: String,
     },
+    /// A quantized model breaks an invariant the engine and the circuit rely on.
+    #[error("invalid quantized model: {0}")]
+    InvalidModel(zkinfer_circuits::model::ModelError),
     /// A `.zkm` quantized-model file could not be read or written.
     #[error("model file `{}`: {reason}", path.display())]
     ModelFile {
@@ -103,6 +106,18 @@ pub enum ProverError {
     /// Any other failure, described in words.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<zkinfer_circuits::model::ModelError> for ProverError {
+    /// Input errors keep their own variants; every other model error is [`ProverError::InvalidModel`].
+    fn from(e: zkinfer_circuits::model::ModelError) -> Self {
+        use zkinfer_circuits::model::ModelError;
+        match e {
+            ModelError::InputLength { expected, found } => ProverError::WrongInputLength { expected, found },
+            ModelError::InputValue { index, value } => ProverError::InputOutOfRange { index, value },
+            e => ProverError::InvalidModel(e),
+        }
+    }
 }
 
 /// Result with a [`ProverError`].

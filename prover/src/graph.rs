@@ -223,6 +223,8 @@ pub enum FloatOp {
     Pool(Pool),
     /// Elementwise sum of the two inputs (same shape).
     Add,
+    /// Elementwise product of the two inputs (same shape).
+    Mul,
     /// Elementwise activation of the single input.
     Activation(ActFn),
     /// Data movement (Flatten, Reshape, Transpose, Concat): output `i` is element `.1` of input `.0`.
@@ -303,15 +305,15 @@ impl FloatModel {
             let lens: Vec<usize> = node.inputs.iter().map(|&t| self.tensor_len(t)).collect();
             let out = node.output_len();
             let arity = match &node.op {
-                FloatOp::Add => 2,
+                FloatOp::Add | FloatOp::Mul => 2,
                 FloatOp::Move(_) => node.inputs.len().max(1),
                 _ => 1,
             };
             if node.inputs.len() != arity || out == 0 {
                 return Err(bad(node, "wrong number of inputs or an empty output"));
             }
-            if node.relu && !matches!(node.op, FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add) {
-                return Err(bad(node, "only Dense, Conv and Add layers fuse a ReLU"));
+            if node.relu && !node.op.requantizes() {
+                return Err(bad(node, "only Dense, Conv, Add and Mul layers fuse a ReLU"));
             }
             let ok = match &node.op {
                 FloatOp::Dense(d) => {
@@ -336,7 +338,7 @@ impl FloatModel {
                     let nonempty = (0..oh).all(|y| (0..ow).all(|x| p.window.taps(y, x).any(|t| t.is_some())));
                     p.window.valid() && lens[0] == p.channels * h * w && out == p.channels * oh * ow && nonempty
                 }
-                FloatOp::Add => lens[0] == out && lens[1] == out,
+                FloatOp::Add | FloatOp::Mul => lens[0] == out && lens[1] == out,
                 FloatOp::Activation(_) => lens[0] == out,
                 FloatOp::Move(map) => map.len() == out && map.iter().all(|&(j, k)| j < lens.len() && k < lens[j]),
             };
@@ -380,6 +382,16 @@ impl FloatModel {
 }
 
 impl FloatOp {
+    /// Whether the op lowers to a requantizing layer (a linear layer or a product), which can fuse a ReLU into
+    /// its clamp and give the model wider outputs.
+    pub fn requantizes(&self) -> bool {
+        match self {
+            FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add | FloatOp::Mul => true,
+            FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
+            FloatOp::Activation(_) | FloatOp::Move(_) => false,
+        }
+    }
+
     /// The output of the op (before any fused ReLU) for inputs of the lengths [`FloatModel::check`] verified.
     fn apply(&self, x: &[&[f32]], out_len: usize) -> Vec<f32> {
         match self {
@@ -394,6 +406,7 @@ impl FloatOp {
             FloatOp::Conv(c) => conv(c, x[0]),
             FloatOp::Pool(p) => pool(p, x[0]),
             FloatOp::Add => x[0].iter().zip(x[1]).map(|(a, b)| a + b).collect(),
+            FloatOp::Mul => x[0].iter().zip(x[1]).map(|(a, b)| a * b).collect(),
             FloatOp::Activation(f) => x[0].iter().map(|&v| f.eval(v as f64) as f32).collect(),
             FloatOp::Move(map) => {
                 debug_assert_eq!(map.len(), out_len);

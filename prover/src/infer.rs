@@ -1,18 +1,17 @@
 //! Native integer inference: the bit-exact reference for the circuit.
 //!
-//! Each layer computes exactly the integers the IR defines: a linear layer `acc = Σ w·x + bias` over the non-padding
-//! taps of each group (in i64; `QuantizedModel::validate` bounds every accumulator below 2^40), rounded by
-//! [`Kernel::requantize`](zkinfer_circuits::model::Kernel::requantize), the one rounding function shared with the
-//! circuit; a max pool the maximum of each window; a table
-//! [`Table::apply`](zkinfer_circuits::model::Table::apply); a gather a copy.
+//! Each layer computes exactly the integers the IR defines: the engine runs
+//! [`Layer::eval_with`](zkinfer_circuits::model::Layer::eval_with), the IR's one definition of every op, over many
+//! inputs in parallel, with a linear layer's dot products on a GPU when it has one (the GPU returns the exact
+//! accumulators and the IR requantizes them).
 
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use zkinfer_circuits::model::{Layer, Op, QuantizedModel, Source, ACT_MAX, ACT_MIN};
+use zkinfer_circuits::model::{Layer, LayerValues, Op, QuantizedModel};
 
 use crate::device::GpuBackend;
-use crate::error::{ProverError, Result};
+use crate::error::Result;
 use crate::infer_gpu::GpuLinearLayers;
 
 /// What one layer computed for one input.
@@ -34,57 +33,10 @@ pub struct IntegerEngine {
     gpu: Option<Arc<GpuLinearLayers>>,
 }
 
-/// The value of `s` among the tensors computed so far (validation guarantees it exists).
-fn value(tensors: &[Vec<i64>], s: &Source) -> i64 {
-    tensors[s.tensor][s.index]
-}
-
-/// One layer on the tensors computed so far: its accumulators (linear layers only) and its outputs. A linear
-/// layer's accumulators are `gpu_accumulators` when given (the GPU computed them), else they are computed here.
-fn layer_outputs(layer: &Layer, tensors: &[Vec<i64>], gpu_accumulators: Option<Vec<i64>>) -> (Vec<i64>, Vec<i64>) {
-    let len = layer.output_len();
-    match &layer.op {
-        Op::Linear(lin) => {
-            let acc = gpu_accumulators.unwrap_or_else(|| {
-                let mut acc = vec![0; len];
-                let mut taps = Vec::new();
-                for g in &lin.groups {
-                    taps.clear();
-                    taps.extend(g.taps.iter().map(|t| t.as_ref().map_or(0, |s| value(tensors, s))));
-                    for &(o, k) in &g.outputs {
-                        let kernel = &lin.kernels[k];
-                        let dot: i64 = kernel.weights.iter().zip(&taps).map(|(w, x)| w * x).sum();
-                        acc[o] = dot + kernel.bias;
-                    }
-                }
-                acc
-            });
-            let mut out = vec![0; len];
-            for g in &lin.groups {
-                for &(o, k) in &g.outputs {
-                    out[o] = lin.kernels[k].requantize(acc[o], lin.output_range()).y;
-                }
-            }
-            (acc, out)
-        }
-        Op::MaxPool(pool) => {
-            let max = |w: &Vec<Source>| w.iter().map(|s| value(tensors, s)).max().unwrap_or(0);
-            (Vec::new(), pool.windows.iter().map(max).collect())
-        }
-        Op::Table(table) => (
-            Vec::new(),
-            tensors[table.input].iter().map(|&x| table.apply(x)).collect(),
-        ),
-        Op::Gather(sources) => (Vec::new(), sources.iter().map(|s| value(tensors, s)).collect()),
-    }
-}
-
 impl IntegerEngine {
     /// Validates `model` (the same checks the circuit relies on).
     pub fn new(model: &QuantizedModel) -> Result<IntegerEngine> {
-        model
-            .validate()
-            .map_err(|reason| ProverError::Quantization { reason })?;
+        model.validate()?;
         Ok(IntegerEngine {
             model: model.clone(),
             gpu: None,
@@ -111,20 +63,7 @@ impl IntegerEngine {
 
     /// Checks that `input_q` has the model's input length and holds int8 values.
     pub fn check_input(&self, input_q: &[i64]) -> Result<()> {
-        let expected = self.model.input_len();
-        if input_q.len() != expected {
-            return Err(ProverError::WrongInputLength {
-                expected,
-                found: input_q.len(),
-            });
-        }
-        match input_q.iter().position(|v| !(ACT_MIN..=ACT_MAX).contains(v)) {
-            Some(index) => Err(ProverError::InputOutOfRange {
-                index,
-                value: input_q[index],
-            }),
-            None => Ok(()),
-        }
+        Ok(self.model.check_input(input_q)?)
     }
 
     /// Runs the layers on every input (in parallel over inputs on the CPU; layer by layer for all inputs at once
@@ -153,14 +92,14 @@ impl IntegerEngine {
                     accumulators[sample] = Some(acc);
                 }
             }
-            let computed: Vec<(Vec<i64>, Vec<i64>)> = tensors
+            let computed: Vec<LayerValues> = tensors
                 .par_iter()
                 .zip(accumulators)
-                .map(|(t, acc)| layer_outputs(layer, t, acc))
+                .map(|(t, acc)| layer.eval_with(t, acc))
                 .collect();
-            for (sample, ((acc, out), t)) in computed.into_iter().zip(&mut tensors).enumerate() {
-                visit(sample, layer, &acc, &out);
-                t.push(out);
+            for (sample, (values, t)) in computed.into_iter().zip(&mut tensors).enumerate() {
+                visit(sample, layer, &values.accumulators, &values.outputs);
+                t.push(values.outputs);
             }
         }
         Ok(tensors)

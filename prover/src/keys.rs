@@ -23,8 +23,9 @@ use crate::device::GpuBackend;
 use crate::error::{ProverError, Result};
 use crate::srs::SrsSource;
 
-/// Format version of proving-key files (5: the model id hashes the whole verifying-key file).
-pub const PROVING_KEY_VERSION: u16 = 5;
+/// Format version of proving-key files (5: the model id hashes the whole verifying-key file; 6: circuit
+/// parameters as sets, the product chip).
+pub const PROVING_KEY_VERSION: u16 = 6;
 pub use zkinfer_verifier::key_dir::{MODEL_ID_FILE, PK_FILE, VK_FILE};
 
 /// Everything the prover needs besides the model.
@@ -106,10 +107,10 @@ pub fn model_meta(model: &QuantizedModel, k: u32, circuit_params: CircuitParams)
 
 /// Generates the proving and verifying keys of `model`.
 pub fn setup(model: &QuantizedModel, circuit_params: CircuitParams, srs: &SrsSource) -> Result<KeyPair> {
-    let plan = layout::plan(model, circuit_params)
+    let plan = layout::plan(model, &circuit_params)
         .map_err(|e| ProverError::Other(format!("cannot lay out the model: {e}")))?;
     let params = srs.params(plan.k)?;
-    let circuit = ModelCircuit::for_keygen(model.clone(), circuit_params);
+    let circuit = ModelCircuit::for_keygen(model.clone(), circuit_params.clone());
     let vk = keygen_vk(&params, &circuit)
         .map_err(|e| ProverError::Other(format!("verifying-key generation failed: {e:?}")))?;
     let pk = keygen_pk(&params, vk.clone(), &circuit)
@@ -182,7 +183,7 @@ fn prover_key_from_bytes_at(bytes: &[u8], model: &QuantizedModel, path: &Path) -
     if checksum(&[&file.pk, &file.srs]) != file.checksum {
         return Err(bad("corrupted (checksum mismatch); run `zkinfer setup` again".into()));
     }
-    let expected = model_meta(model, file.meta.k, file.meta.circuit_params);
+    let expected = model_meta(model, file.meta.k, file.meta.circuit_params.clone());
     if file.meta != expected || file.model_digest != model_digest(model)? {
         return Err(bad(format!(
             "made for model `{}` ({} inputs, {} outputs), not for this model; run `zkinfer setup` for it",
@@ -190,7 +191,7 @@ fn prover_key_from_bytes_at(bytes: &[u8], model: &QuantizedModel, path: &Path) -
         )));
     }
     file.meta.validate().map_err(bad)?;
-    let plan = layout::plan(model, file.meta.circuit_params).map_err(bad)?;
+    let plan = layout::plan(model, &file.meta.circuit_params).map_err(bad)?;
     if plan.k != file.meta.k {
         return Err(bad(format!(
             "made for 2^{} rows, the model needs 2^{}",
@@ -209,8 +210,9 @@ fn prover_key_from_bytes_at(bytes: &[u8], model: &QuantizedModel, path: &Path) -
             "its halo2 key does not have the circuit's size; run `zkinfer setup` again".into(),
         ));
     }
-    let params = file.meta.circuit_params;
-    check_halo2_key_layout(&file.pk, plan.k, params).map_err(|e| bad(format!("{e}; run `zkinfer setup` again")))?;
+    let params = file.meta.circuit_params.clone();
+    check_halo2_key_layout(&file.pk, plan.k, params.clone())
+        .map_err(|e| bad(format!("{e}; run `zkinfer setup` again")))?;
     let pk = std::panic::catch_unwind(|| {
         ProvingKey::<G1Affine>::from_bytes::<ModelCircuit>(&file.pk, SerdeFormat::RawBytes, params)
     })

@@ -2,7 +2,8 @@
 //! followed by bincode 2 (serde, standard configuration) of the [`QuantizedModel`].
 //!
 //! Loading refuses files of another kind or version, truncated or padded files, and models that fail
-//! `QuantizedModel::validate`, each with a message that says what was found.
+//! `QuantizedModel::validate` (which also checks the model's own format version and its scales), each with a
+//! message that says what was found.
 
 use std::path::{Path, PathBuf};
 
@@ -19,31 +20,9 @@ fn file_err(path: &Path, reason: impl Into<String>) -> ProverError {
     }
 }
 
-/// The checks a loaded model must pass: the circuit's invariants and usable float scales.
-fn check(model: &QuantizedModel) -> std::result::Result<(), String> {
-    if model.format_version != MODEL_FORMAT_VERSION {
-        return Err(format!(
-            "model format version {} inside a version {MODEL_FORMAT_VERSION} file",
-            model.format_version
-        ));
-    }
-    model.validate()?;
-    let good = |s: f32| s.is_finite() && s > 0.0;
-    if !good(model.input_scale) {
-        return Err(format!("input scale {} is not a positive number", model.input_scale));
-    }
-    if let Some(l) = model.layers.iter().find(|l| !good(l.output_scale)) {
-        return Err(format!(
-            "layer {}: output scale {} is not a positive number",
-            l.name, l.output_scale
-        ));
-    }
-    Ok(())
-}
-
 /// The bytes of a `.zkm` file for `model` (header + bincode); refuses a model that fails validation.
 pub fn model_to_bytes(model: &QuantizedModel) -> Result<Vec<u8>> {
-    check(model).map_err(|reason| ProverError::Quantization { reason })?;
+    model.validate()?;
     let payload = encode(model);
     Ok(seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload))
 }
@@ -60,7 +39,9 @@ pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<QuantizedModel> {
         };
         file_err(path, reason)
     })?;
-    check(&model).map_err(|e| file_err(path, format!("invalid model: {e}")))?;
+    model
+        .validate()
+        .map_err(|e| file_err(path, format!("invalid model: {e}")))?;
     Ok(model)
 }
 
@@ -146,9 +127,9 @@ mod tests {
 
     #[test]
     fn refuses_older_versions_with_the_regenerate_message() {
-        assert_eq!(MODEL_FORMAT_VERSION, 3);
+        assert_eq!(MODEL_FORMAT_VERSION, 4);
         let bytes = model_to_bytes(&model()).unwrap();
-        for old in [1u16, 2] {
+        for old in [1u16, 2, 3] {
             let mut file = bytes.clone();
             file[6..8].copy_from_slice(&old.to_le_bytes());
             let msg = reason(model_from_bytes(&file, Path::new("old.zkm")));
@@ -166,7 +147,7 @@ mod tests {
             panic!("the first layer is linear")
         };
         lin.kernels[0].shift = 49;
-        assert!(matches!(model_to_bytes(&bad), Err(ProverError::Quantization { .. })));
+        assert!(matches!(model_to_bytes(&bad), Err(ProverError::InvalidModel(_))));
         // A file written with a bad shift (bypassing the check) is refused on load.
         let payload = encode(&bad);
         let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
@@ -179,7 +160,7 @@ mod tests {
         let mut bad = model();
         bad.layers[1].output_scale = 0.0;
         assert!(
-            matches!(model_to_bytes(&bad), Err(ProverError::Quantization { reason }) if reason.contains("output scale"))
+            matches!(model_to_bytes(&bad), Err(e @ ProverError::InvalidModel(_)) if e.to_string().contains("output scale"))
         );
     }
 }

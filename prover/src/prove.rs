@@ -83,7 +83,7 @@ pub fn prove(
         nonce: request.nonce,
         input: input_q.clone(),
     };
-    let circuit = || ModelCircuit::new(model.clone(), key.meta.circuit_params, witness.clone());
+    let circuit = || ModelCircuit::new(model.clone(), key.meta.circuit_params.clone(), witness.clone());
     let mut instance = public.to_instance();
     let mut proof = create(&key.srs, key, circuit(), &instance)?;
     let proving = started.elapsed();

@@ -25,7 +25,7 @@ const DIGITS: usize = 12;
 fn check_digits(name: &str) {
     let model = shipped(name);
     let params = CircuitParams::for_model(model);
-    let k = plan(model, params).expect("plan").k;
+    let k = plan(model, &params).expect("plan").k;
     let test = test_set(name);
     let digits = std::env::var("ZKINFER_CHECKER_DIGITS")
         .ok()
@@ -41,7 +41,7 @@ fn check_digits(name: &str) {
             nonce,
             input: input.clone(),
         };
-        let derived = derive(model, params, &witness);
+        let derived = derive(model, &params, &witness);
         let outputs: Vec<i64> = derived.outputs().iter().map(|&y| y as i64).collect();
         assert_eq!(
             outputs,
@@ -53,7 +53,7 @@ fn check_digits(name: &str) {
             nonce,
             outputs,
         };
-        let circuit = ModelCircuit::new(model.clone(), params, witness);
+        let circuit = ModelCircuit::new(model.clone(), params.clone(), witness);
         let (prover, trace) =
             trace_cells(|| MockProver::run(k, &circuit, vec![public.to_instance()]).expect("synthesis"));
         let mismatches = derived.mismatches(&trace);
@@ -99,9 +99,13 @@ fn shipped_layouts_do_not_depend_on_the_witness() {
     for name in crate::models::SHIPPED {
         let model = shipped(name);
         let params = CircuitParams::for_model(model);
-        let k = plan(model, params).expect("plan").k;
+        let k = plan(model, &params).expect("plan").k;
         let instance = vec![zkinfer_circuits::Fr::from(0); 2 + model.output_len()];
-        let keygen = structure(k, &ModelCircuit::for_keygen(model.clone(), params), instance.clone());
+        let keygen = structure(
+            k,
+            &ModelCircuit::for_keygen(model.clone(), params.clone()),
+            instance.clone(),
+        );
         let input = quantize_input(model, &test_set(name).inputs[7]).expect("quantize");
         let circuit = ModelCircuit::new(model.clone(), params, Witness { salt, nonce, input });
         if let Some(diff) = keygen.diff(&structure(k, &circuit, instance)) {

@@ -63,14 +63,14 @@ fn degrees(expressions: &[Expression<Fr>]) -> String {
 /// The snapshot of one model with one layout.
 fn describe(name: &str, model: &QuantizedModel, params: CircuitParams) -> String {
     let mut cs = ConstraintSystem::<Fr>::default();
-    configure(&mut cs, params);
+    configure(&mut cs, &params);
     let phases = cs.advice_column_phase();
     let second = phases.iter().filter(|&&p| p > 0).count();
     let mut s = String::new();
     let w = &mut s;
     let _ = writeln!(w, "## {name}");
     let _ = writeln!(w, "params: {params:?}");
-    let _ = writeln!(w, "k: {}", plan(model, params).expect("plan").k);
+    let _ = writeln!(w, "k: {}", plan(model, &params).expect("plan").k);
     let _ = writeln!(
         w,
         "columns: advice {} (second phase {second}), fixed {}, instance {}, selectors {}, challenges {}, equality {}",
@@ -165,6 +165,7 @@ fn snapshot() -> String {
     for (label, (model, params)) in [
         ("test: small", planned(small::small_model())),
         ("test: small-wide", planned(small::small_wide_model())),
+        ("test: small-gated", planned(small::small_gated_model())),
         ("test: small-cnn", planned(cnn.clone())),
         ("test: small-cnn/mac", (cnn.clone(), mac)),
         ("test: small-cnn/freivalds", (cnn, freivalds)),

@@ -94,7 +94,7 @@ pub struct Synthesized {
 pub fn synthesize(model: &QuantizedModel, input: &[i64], expected: &[i64]) -> Synthesized {
     use zkinfer_circuits::{field, layout, poseidon, ModelCircuit, PublicInputs, Witness};
     let params = CircuitParams::for_model(model);
-    let k = layout::plan(model, params).expect("plan").k;
+    let k = layout::plan(model, &params).expect("plan").k;
     let (salt, nonce) = salt_and_nonce();
     let circuit = ModelCircuit::new(
         model.clone(),

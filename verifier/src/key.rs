@@ -28,8 +28,9 @@ use crate::envelope::{self, FileKind};
 use crate::error::VerifyError;
 use crate::srs_points::SrsPoints;
 
-/// Format version of verifying-key files (5: the model id hashes the whole file).
-pub const VERIFYING_KEY_VERSION: u16 = 5;
+/// Format version of verifying-key files (5: the model id hashes the whole file; 6: circuit parameters name the
+/// optional chips and the Freivalds layers as sets, and the product chip exists).
+pub const VERIFYING_KEY_VERSION: u16 = 6;
 
 /// Domain separation of the model id.
 const MODEL_ID_DOMAIN: &[u8] = b"zkinfer model id v2: blake2b-256 of the whole vk.bin";
@@ -179,7 +180,7 @@ impl VerifierKey {
         let model_id = model_id_of_file(&file);
         Self {
             srs: points.params(meta.k),
-            proof_len: proof_bytes_of(meta.circuit_params),
+            proof_len: proof_bytes_of(&meta.circuit_params),
             meta,
             vk,
             points,
@@ -243,7 +244,7 @@ impl VerifierKey {
             )));
         }
         let points = SrsPoints::from_bytes(&file.srs).map_err(|e| malformed(format!("SRS points: {e}")))?;
-        let params = file.meta.circuit_params;
+        let params = file.meta.circuit_params.clone();
         let vk = std::panic::catch_unwind(|| {
             let mut reader = &file.vk[..];
             let vk = VerifyingKey::<G1Affine>::read::<_, ModelCircuit>(&mut reader, SerdeFormat::Processed, params)?;
@@ -268,7 +269,7 @@ impl VerifierKey {
         }
         Ok(Self {
             srs: points.params(k),
-            proof_len: proof_bytes_of(params),
+            proof_len: proof_bytes_of(&file.meta.circuit_params),
             meta: file.meta,
             vk,
             points,

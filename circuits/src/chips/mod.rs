@@ -1,10 +1,11 @@
-//! One chip per op family. Each chip is a `Config` with `configure` (columns, gates, lookups) and an `assign` that
-//! lays out one use of it; the model circuit composes them.
+//! The column gadgets: each chip is a `Config` with `configure` (columns, gates, lookups) and an `assign` that lays
+//! out one use of it. The layer chips of [`crate::layers`] compose them into the layers of a model.
 
 pub mod freivalds;
 pub mod linear;
 pub mod max_pool;
 pub mod poseidon;
+pub mod product;
 pub mod range_check;
 pub mod requantize;
 pub mod table;

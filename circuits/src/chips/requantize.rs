@@ -29,7 +29,7 @@ use crate::arith::slack_bits;
 use crate::assign::{AssignedValue, Assigner, CellKind, RequantChange, RequantPart};
 use crate::column_rows::ColumnRows;
 use crate::field;
-use crate::model::{Kernel, OutputRange};
+use crate::model::{OutputRange, Rescale};
 
 /// Where a requantization's accumulator comes from.
 #[derive(Clone, Copy, Debug)]
@@ -68,11 +68,11 @@ fn gate_supports(out: OutputRange) -> bool {
     127 + lo * (lo + 128) / (1 << 15) == out.hi() as i128 && (lo * (lo + 128)) % (1 << 15) == 0
 }
 
-/// The range checks one output of `kernel` needs: remainder, clamp slack, output.
-pub fn range_checks(kernel: &Kernel, out: OutputRange) -> [Range; 3] {
-    let slack = slack_bits(kernel.accumulator_bound(), kernel.multiplier, kernel.shift, out.bits);
+/// The range checks one output requantized by `rescale` needs: remainder, clamp slack, output.
+pub fn range_checks(rescale: &Rescale, out: OutputRange) -> [Range; 3] {
+    let slack = slack_bits(rescale.accumulator_bound, rescale.multiplier, rescale.shift, out.bits);
     [
-        Range::Unsigned { bits: kernel.shift },
+        Range::Unsigned { bits: rescale.shift },
         Range::Unsigned { bits: slack },
         Range::of_output(out),
     ]
@@ -195,7 +195,7 @@ impl RequantConfig {
         }
     }
 
-    /// Requantizes `acc` with `kernel` into the output range `out` at `row`, range-checking in `range`.
+    /// Requantizes `acc` with `rescale` into the output range `out` at `row`, range-checking in `range`.
     /// Returns the output cell `y` and the accumulator cell.
     #[allow(clippy::too_many_arguments)]
     pub fn assign(
@@ -204,20 +204,20 @@ impl RequantConfig {
         row: usize,
         range: &RangeCheckConfig,
         range_rows: &mut ColumnRows,
-        kernel: &Kernel,
+        rescale: &Rescale,
         out: OutputRange,
         acc: Accumulator<'_>,
     ) -> Result<(AssignedValue, AssignedValue), Error> {
         if !gate_supports(out) {
             return Err(Error::Synthesis);
         }
-        let (m, s, lo, hi) = (kernel.multiplier, kernel.shift, out.lo(), out.hi());
-        let bias = kernel.bias;
+        let (m, s, lo, hi) = (rescale.multiplier, rescale.shift, out.lo(), out.hi());
+        let bias = rescale.bias;
         let acc = match acc {
             Accumulator::Copy(source) => a.copy(CellKind::RequantAccumulator, self.acc, row, source),
             Accumulator::Witness(value) => a.advice(CellKind::RequantAccumulator, self.acc, row, value),
         };
-        let honest = kernel.requantize(field::to_i64(&acc.value).unwrap_or(0) + bias, out);
+        let honest = rescale.requantize(field::to_i64(&acc.value).unwrap_or(0) + bias, out);
         let half = Fr::from(2u64).pow_vartime([u64::from(s) - 1]);
         let offset = field::from_i64(bias) * field::from_i64(m) + half;
         let two_s = Fr::from(2u64).pow_vartime([s as u64]);
@@ -270,7 +270,7 @@ impl RequantConfig {
         a.advice(CellKind::ClampFlag, self.b, row, b);
         let d = a.advice(CellKind::ClampSlack, self.d, row, d);
 
-        let [r_range, d_range, y_range] = range_checks(kernel, out);
+        let [r_range, d_range, y_range] = range_checks(rescale, out);
         range.check(a, range_rows, &r, r_range)?;
         range.check(a, range_rows, &d, d_range)?;
         range.check(a, range_rows, &y, y_range)?;

@@ -64,7 +64,7 @@ pub fn requantize(acc: i128, m: i128, s: u32, lo: i128, hi: i128) -> Pieces {
     }
 }
 
-/// The bounds of a linear layer's outputs: `[−2^(bits−1), 2^(bits−1) − 1]`, or from 0 with a fused ReLU.
+/// The bounds of a requantizing layer's outputs: `[−2^(bits−1), 2^(bits−1) − 1]`, or from 0 with a fused ReLU.
 pub fn bounds(bits: u32, activation: Activation) -> (i128, i128) {
     let hi = (1i128 << (bits - 1)) - 1;
     let lo = if activation == Activation::Relu { 0 } else { -hi - 1 };
@@ -96,7 +96,7 @@ pub struct Derived {
 const PACK: usize = 31;
 
 /// Derives every layer of `model` on `witness` as the circuit with layout `params` assigns it.
-pub fn derive(model: &QuantizedModel, params: CircuitParams, witness: &Witness) -> Derived {
+pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness) -> Derived {
     let mut cells: HashMap<CellKind, Vec<Fr>> = HashMap::new();
     let mut push = |kind: CellKind, v: Fr| cells.entry(kind).or_default().push(v);
     let input: Vec<i128> = witness.input.iter().map(|&x| i128::from(x)).collect();
@@ -200,6 +200,22 @@ pub fn derive(model: &QuantizedModel, params: CircuitParams, witness: &Witness) 
             Op::Gather(sources) => {
                 for (o, s) in sources.iter().enumerate() {
                     out[o] = get(&tensors, s.tensor, s.index);
+                }
+            }
+            Op::Mul(mul) => {
+                let (lo, hi) = bounds(mul.output_bits, mul.activation);
+                for (o, [a, b]) in mul.operands.iter().enumerate() {
+                    let (x, y) = (get(&tensors, a.tensor, a.index), get(&tensors, b.tensor, b.index));
+                    push(CellKind::MulOperand, fr(x));
+                    push(CellKind::MulOperand, fr(y));
+                    push(CellKind::MulProduct, fr(x * y));
+                    let p = requantize(x * y, i128::from(mul.multiplier), mul.shift, lo, hi);
+                    push(CellKind::RequantAccumulator, fr(x * y));
+                    push(CellKind::Remainder, fr(p.r));
+                    push(CellKind::Output, fr(p.y));
+                    push(CellKind::ClampFlag, fr(p.f));
+                    push(CellKind::ClampSlack, fr(p.d));
+                    out[o] = p.y;
                 }
             }
         }

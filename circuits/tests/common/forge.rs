@@ -26,8 +26,8 @@ pub struct Subject {
 impl Subject {
     /// Plans `model` with `params` and checks that the honest witness of [`super::witness_for`] is accepted.
     pub fn new(model: QuantizedModel, params: CircuitParams) -> Self {
-        let k = plan(&model, params).expect("plan").k;
-        let honest = Honest::of(&model, params, k, super::witness_for(&model).input);
+        let k = plan(&model, &params).expect("plan").k;
+        let honest = Honest::of(&model, params.clone(), k, super::witness_for(&model).input);
         let prover = MockProver::run(k, &honest.circuit, vec![honest.public.to_instance()]).expect("synthesis");
         assert_eq!(prover.verify(), Ok(()), "{}: honest witness rejected", model.name);
         let counts = honest.circuit.assigned_cell_counts();
@@ -46,12 +46,12 @@ impl Subject {
 
     /// The circuit on `input` (with the fixed salt and nonce).
     pub fn on(&self, input: Vec<i64>) -> Honest {
-        Honest::of(&self.model, self.params, self.k, input)
+        Honest::of(&self.model, self.params.clone(), self.k, input)
     }
 
     /// A short name: the model's, with `/freivalds` for a layout with Freivalds layers.
     pub fn name(&self) -> String {
-        let layout = if self.params.freivalds_layers != 0 {
+        let layout = if !self.params.freivalds_layers.is_empty() {
             "/freivalds"
         } else {
             ""
@@ -99,10 +99,10 @@ impl Honest {
 /// every convolution checked by Freivalds' test with two range columns.
 pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
     let mac = CircuitParams::with_chips_of(model);
-    let freivalds_layers = freivalds_candidates(model).iter().fold(0, |m, &i| m | 1 << i);
-    assert_ne!(freivalds_layers, 0, "the model has no convolution");
+    let freivalds_layers: std::collections::BTreeSet<usize> = freivalds_candidates(model).into_iter().collect();
+    assert!(!freivalds_layers.is_empty(), "the model has no convolution");
     [
-        mac,
+        mac.clone(),
         CircuitParams {
             freivalds_layers,
             range_columns: 2,
@@ -111,8 +111,8 @@ pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
     ]
 }
 
-/// The models and layouts the forgery tests run on: the MLP, its 16-bit variant, and the small CNN in both
-/// layouts.
+/// The models and layouts the forgery tests run on: the MLP, its 16-bit variant, the gated model (products of
+/// activations), and the small CNN in both layouts.
 pub fn subjects() -> Vec<Subject> {
     let cnn = super::small_cnn();
     let [mac, freivalds] = cnn_params(&cnn);
@@ -123,6 +123,7 @@ pub fn subjects() -> Vec<Subject> {
     vec![
         planned(super::small_model()),
         planned(super::small_wide_model()),
+        planned(super::small_gated_model()),
         Subject::new(cnn.clone(), mac),
         Subject::new(cnn, freivalds),
     ]

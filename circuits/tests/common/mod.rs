@@ -10,7 +10,8 @@ pub mod forge;
 pub mod structure;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Op, QuantizedModel, Source, Table, MODEL_FORMAT_VERSION,
+    Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Mul, Op, QuantizedModel, Source, Table,
+    MODEL_FORMAT_VERSION,
 };
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, Witness};
 
@@ -204,6 +205,45 @@ pub fn small_cnn() -> QuantizedModel {
     )
 }
 
+/// 6 inputs → fc(4) → gate = Mul of pairs of inputs (int8) → out = Mul of pairs of gate and fc outputs (16-bit
+/// outputs): products of activations as GLU-style blocks and attention use them, an operand read twice, the
+/// largest product `(−128)²`, and a product of a product. On [`witness_for`]'s input some products saturate high,
+/// some low and some land inside the range, in both layers.
+pub fn small_gated_model() -> QuantizedModel {
+    let mut seed = 23;
+    let fc = dense("fc", 0, 6, 4, Activation::Identity, &mut seed);
+    let source = |tensor: usize, index: usize| Source { tensor, index };
+    let product = |name: &str, operands: Vec<[Source; 2]>, multiplier: i64, output_bits: u32| {
+        layer(
+            name,
+            "Mul",
+            vec![operands.len()],
+            Op::Mul(Mul {
+                operands,
+                multiplier,
+                shift: 24,
+                activation: Activation::Identity,
+                output_bits,
+            }),
+        )
+    };
+    let pairs = |lhs: usize, rhs: usize, indices: &[(usize, usize)]| -> Vec<[Source; 2]> {
+        indices.iter().map(|&(i, j)| [source(lhs, i), source(rhs, j)]).collect()
+    };
+    // Inputs 127, −128, 0, −55, 3, −100: products 16129, 16384, −16256, −165, 0, 3025, scaled by 1/64.
+    let gate = product(
+        "gate",
+        pairs(0, 0, &[(0, 0), (1, 1), (0, 1), (3, 4), (4, 2), (3, 3)]),
+        1 << 18,
+        8,
+    );
+    // Gate outputs 127, 127, −128, −3, 0, 47: products scaled by 4 into 16 bits.
+    let mut out_operands = pairs(2, 2, &[(0, 1), (0, 2), (3, 5), (5, 5)]);
+    out_operands.extend(pairs(2, 1, &[(5, 0), (4, 3)]));
+    let out = product("out", out_operands, 1 << 26, 16);
+    model("small-gated", vec![1, 6], vec![fc, gate, out])
+}
+
 /// A valid witness for `model` (inputs cycle through a fixed pattern that covers both int8 extremes).
 pub fn witness_for(model: &QuantizedModel) -> Witness {
     let pattern = [127, -128, 0, -55, 3, -100, 90, 17];
@@ -243,44 +283,7 @@ pub fn small_witness() -> Witness {
     witness_for(&small_model())
 }
 
-/// Straightforward integer inference: every tensor, input first.
+/// Every tensor of `model` on `input`, input first: the IR's reference evaluation.
 pub fn reference_outputs(model: &QuantizedModel, input: &[i64]) -> Vec<Vec<i64>> {
-    let mut tensors = vec![input.to_vec()];
-    for l in &model.layers {
-        let get = |s: &Source| tensors[s.tensor][s.index];
-        let mut out = vec![0; l.output_len()];
-        match &l.op {
-            Op::Linear(lin) => {
-                for g in &lin.groups {
-                    for &(o, k) in &g.outputs {
-                        let kern = &lin.kernels[k];
-                        let acc: i64 = g
-                            .taps
-                            .iter()
-                            .zip(&kern.weights)
-                            .filter_map(|(t, w)| t.map(|s| w * get(&s)))
-                            .sum();
-                        out[o] = kern.requantize(acc + kern.bias, lin.output_range()).y;
-                    }
-                }
-            }
-            Op::MaxPool(p) => {
-                for (o, w) in p.windows.iter().enumerate() {
-                    out[o] = w.iter().map(get).max().unwrap_or(0);
-                }
-            }
-            Op::Table(t) => {
-                for (o, x) in tensors[t.input].iter().enumerate() {
-                    out[o] = t.apply(*x);
-                }
-            }
-            Op::Gather(sources) => {
-                for (o, s) in sources.iter().enumerate() {
-                    out[o] = get(s);
-                }
-            }
-        }
-        tensors.push(out);
-    }
-    tensors
+    model.eval_reference(input).expect("a valid model and input")
 }

@@ -6,7 +6,7 @@ use crate::error::{ProverError, Result};
 use crate::graph::{ActFn, FloatOp, FloatTensorId};
 
 /// The pieces of `x · 0.5 · (1 + erf(x / √2))` as PyTorch exports it: `Div → Erf → Add → Mul → Mul`.
-struct GeluMatch {
+pub(super) struct GeluMatch {
     /// The tensor `x`.
     input: FloatTensorId,
     /// Indices of the `Erf`, `Add`, `Mul`, `Mul` nodes after the first.
@@ -27,12 +27,15 @@ impl Walker<'_> {
         self.push(n, new).map(drop)
     }
 
-    /// `Relu`: fused into a Gemm/MatMul/Conv/Add whose output only it reads, otherwise a separate activation.
+    /// `Relu`: fused into a Gemm/MatMul/Conv/Add/Mul whose output only it reads, otherwise a separate activation.
     pub(super) fn relu(&mut self, n: &Node) -> Result<()> {
         let t = self.tensor(n, 0)?;
         let fusable = t.checked_sub(1).and_then(|i| self.nodes.get(i)).is_some_and(|node| {
-            let linear = matches!(node.op, FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add);
-            linear && !node.relu && self.uses[t] == 1
+            let fusing = matches!(
+                node.op,
+                FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add | FloatOp::Mul
+            );
+            fusing && !node.relu && self.uses[t] == 1
         });
         if !fusable {
             return self.push_activation(n, t, ActFn::Relu);
@@ -108,7 +111,7 @@ impl Walker<'_> {
     }
 
     /// Matches `Div(x, √2) | Mul(x, 1/√2) → Erf → Add(·, 1) → Mul(x, ·) → Mul(·, 0.5)` starting at `n`.
-    fn match_gelu(&self, n: &Node) -> Option<GeluMatch> {
+    pub(super) fn match_gelu(&self, n: &Node) -> Option<GeluMatch> {
         let (x, first) = (n.pb.input.first()?, n.pb.output.first()?);
         let input = *self.names.get(x)?;
         let scale = if n.op() == "Div" {

@@ -12,6 +12,7 @@ mod activation;
 mod linear;
 mod operators;
 mod pool;
+mod product;
 mod shape;
 
 use std::collections::{HashMap, HashSet};

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Op, Source, Table, TensorId, ACT_BITS, ACT_MAX, ACT_MIN,
+    Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Mul, Op, Source, Table, TensorId, ACT_BITS, ACT_MAX,
+    ACT_MIN,
 };
 
 use super::{choose_multiplier, qerr, scale_for_bits, Precision};
@@ -48,15 +49,6 @@ struct Lowering {
     weight_max: f64,
 }
 
-/// Whether node `i` lowers to a linear layer (whose outputs can be wider than int8 when nothing else reads them).
-fn lowers_to_linear(node: &FloatNode) -> bool {
-    match &node.op {
-        FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add => true,
-        FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
-        FloatOp::Activation(_) | FloatOp::Move(_) => false,
-    }
-}
-
 /// The layers of the quantized model for `float`, given the calibrated maximum of every float tensor. Weights get
 /// `precision.weight_bits`; the last node's outputs get `precision.output_bits` when it lowers to a linear layer
 /// without a fused ReLU (the model output is read by nothing else), int8 otherwise.
@@ -77,7 +69,7 @@ pub(super) fn lower(float: &FloatModel, maxima: &[f64], input_scale: f32, precis
     let caps = clip_caps(float);
     let last = float.nodes.len().saturating_sub(1);
     for (i, node) in float.nodes.iter().enumerate() {
-        let bits = if i == last && lowers_to_linear(node) && !node.relu {
+        let bits = if i == last && node.op.requantizes() && !node.relu {
             precision.output_bits
         } else {
             ACT_BITS
@@ -267,6 +259,7 @@ impl Lowering {
             }
             FloatOp::Pool(p) => Op::Linear(average(p, &input, s_out, bits)?),
             FloatOp::Add => Op::Linear(add(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),
+            FloatOp::Mul => Op::Mul(mul(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),
             FloatOp::Activation(f) => {
                 let table = table(*f, self.materialize(node.inputs[0]), input.scale, s_out);
                 Op::Table(table)
@@ -437,6 +430,18 @@ fn add(a: &QTensor, b: &QTensor, s_out: f32, bits: u32, relu: bool) -> std::resu
     Ok(Linear {
         kernels,
         groups,
+        activation: activation(relu),
+        output_bits: bits,
+    })
+}
+
+/// `a · b`, the int8 product requantized by `s_a · s_b / s_out`.
+fn mul(a: &QTensor, b: &QTensor, s_out: f32, bits: u32, relu: bool) -> std::result::Result<Mul, String> {
+    let (multiplier, shift) = choose_multiplier(a.scale as f64 * b.scale as f64 / s_out as f64, bits)?;
+    Ok(Mul {
+        operands: a.sources.iter().zip(&b.sources).map(|(&x, &y)| [x, y]).collect(),
+        multiplier,
+        shift,
         activation: activation(relu),
         output_bits: bits,
     })

@@ -170,7 +170,7 @@ pub fn quantize_with(float: &FloatModel, calibration: &[Vec<f32>], precision: Pr
         input_scale,
         layers,
     };
-    model.validate().map_err(qerr)?;
+    model.validate().map_err(|e| qerr(e.to_string()))?;
     Ok(model)
 }
 

@@ -344,6 +344,7 @@ fn op_kind(op: &Op) -> &'static str {
         Op::MaxPool(_) => "MaxPool",
         Op::Table(_) => "Table",
         Op::Gather(_) => "Gather",
+        Op::Mul(_) => "Mul",
     }
 }
 

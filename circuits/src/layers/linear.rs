@@ -1,0 +1,105 @@
+//! A linear layer (Gemm/MatMul, Conv, average pool, residual Add): weighted sums on the multiply-accumulate chip,
+//! or, for a convolution the planner picks, a matrix product checked with Freivalds' test in the second phase;
+//! then one requantization per output.
+
+use ff::Field;
+use halo2_proofs::halo2curves::bn256::Fr;
+
+use super::{collect_outputs, AssignContext, LayerChip, PlanContext, Planned};
+use crate::assign::AssignedValue;
+use crate::chips::freivalds::{place_product, product_shape};
+use crate::chips::requantize::Accumulator;
+use crate::error::CircuitProblem;
+use crate::field;
+use crate::model::{Layer, Linear};
+
+/// A matrix product left for the second phase: `Y = W·X` with `X` and `Y` already assigned (the bias is added by
+/// the requantization offset).
+pub struct ProductCheck {
+    /// `W`, one row per output channel.
+    pub weights: Vec<Vec<i64>>,
+    /// `X`, one row per tap (`None` for padding).
+    pub x: Vec<Vec<Option<AssignedValue>>>,
+    /// `Y`, the accumulator cells, one row per output channel.
+    pub y: Vec<Vec<AssignedValue>>,
+}
+
+impl LayerChip for Linear {
+    fn plan(&self, _: &Layer, ctx: &mut PlanContext<'_>) -> Result<Planned, CircuitProblem> {
+        let freivalds = ctx.params.uses_freivalds(ctx.index);
+        if freivalds {
+            let shape = product_shape(self).ok_or(CircuitProblem::NotAProduct)?;
+            place_product(
+                &mut ctx.rows.freivalds,
+                shape.kernels.len(),
+                shape.taps,
+                shape.positions,
+            );
+        } else {
+            ctx.rows.linear += crate::chips::linear::rows(self, ctx.params.mac_lanes.max(1));
+        }
+        let mut lookups = 0;
+        for group in &self.groups {
+            for &(_, k) in &group.outputs {
+                let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingOutput(k))?;
+                lookups += ctx.place_requantization(&kernel.rescale(), self.output_range());
+            }
+        }
+        Ok(Planned {
+            layout: if freivalds { "freivalds" } else { "mac" },
+            lookups,
+        })
+    }
+
+    fn assign(&self, layer: &Layer, ctx: &mut AssignContext<'_, '_, '_>) -> Result<Vec<AssignedValue>, CircuitProblem> {
+        let mut out: Vec<Option<AssignedValue>> = vec![None; layer.output_len()];
+        let range = self.output_range();
+        if ctx.freivalds {
+            let shape = product_shape(self).ok_or(CircuitProblem::NotAProduct)?;
+            let taps = self
+                .groups
+                .iter()
+                .map(|g| {
+                    g.taps
+                        .iter()
+                        .map(|t| t.as_ref().map(|s| ctx.cell(s)).transpose())
+                        .collect()
+                })
+                .collect::<Result<Vec<Vec<_>>, _>>()?;
+            let mut y = vec![Vec::with_capacity(shape.positions); shape.kernels.len()];
+            for (group, taps) in self.groups.iter().zip(&taps) {
+                for (column, &(o, k)) in y.iter_mut().zip(&group.outputs) {
+                    let kernel = self.kernels.get(k).ok_or(CircuitProblem::NotAProduct)?;
+                    let acc = taps.iter().zip(&kernel.weights).fold(Fr::ZERO, |sum, (x, &w)| {
+                        sum + x.map_or(Fr::ZERO, |x| x.value * field::from_i64(w))
+                    });
+                    let (output, acc) = ctx.requantize(&kernel.rescale(), range, Accumulator::Witness(acc))?;
+                    column.push(acc);
+                    *out.get_mut(o).ok_or(CircuitProblem::MissingOutput(o))? = Some(output);
+                }
+            }
+            ctx.products.push(ProductCheck {
+                weights: shape.kernels.iter().map(|&k| self.kernels[k].weights.clone()).collect(),
+                x: (0..shape.taps).map(|t| taps.iter().map(|g| g[t]).collect()).collect(),
+                y,
+            });
+        } else {
+            for group in &self.groups {
+                let taps = (group.taps.iter())
+                    .map(|t| t.as_ref().map(|s| ctx.cell(s)).transpose())
+                    .collect::<Result<Vec<_>, _>>()?;
+                let (accumulators, next) =
+                    ctx.config
+                        .linear
+                        .assign_group(ctx.a, ctx.rows.linear, self, group, &taps)?;
+                ctx.rows.linear = next;
+                for (&(o, k), acc) in group.outputs.iter().zip(&accumulators) {
+                    let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingOutput(o))?;
+                    let (y, _) = ctx.requantize(&kernel.rescale(), range, Accumulator::Copy(acc))?;
+                    *out.get_mut(o).ok_or(CircuitProblem::MissingOutput(o))? = Some(y);
+                }
+            }
+        }
+        collect_outputs(out)
+    }
+}

@@ -1,0 +1,179 @@
+//! One [`LayerChip`] per IR op: how the planner sizes a layer and how the circuit lays it out, on the chips of
+//! [`crate::chips`]. The planner ([`crate::layout::plan`]) and the synthesis ([`crate::circuit`]) are loops over
+//! the model's layers that call [`chip_of`]; both advance the same [`Cursors`], so the plan is the layout.
+
+pub mod gather;
+pub mod linear;
+pub mod max_pool;
+pub mod mul;
+pub mod table;
+
+use std::collections::HashMap;
+
+use crate::assign::{AssignedValue, Assigner};
+use crate::chips::requantize::Accumulator;
+use crate::circuit::ModelConfig;
+use crate::column_rows::ColumnRows;
+use crate::error::CircuitProblem;
+use crate::model::{Layer, Op, OutputRange, QuantizedModel, Rescale, Source};
+use crate::params::CircuitParams;
+
+pub use linear::ProductCheck;
+
+/// Next free row of each column group. Synthesis advances them as it assigns; the planner advances them by the
+/// same amounts without assigning.
+#[derive(Clone, Debug, Default)]
+pub struct Cursors {
+    /// Multiply-accumulate columns.
+    pub linear: usize,
+    /// Requantization columns (shared with the Poseidon sponge, which comes first).
+    pub requant: usize,
+    /// Range-check columns.
+    pub range: ColumnRows,
+    /// Max-pool columns.
+    pub pool: usize,
+    /// Activation-table columns.
+    pub table: usize,
+    /// Product columns.
+    pub product: usize,
+    /// Freivalds column pairs (second phase: the planner places each product as its layer comes; synthesis
+    /// assigns them all after the last layer).
+    pub freivalds: ColumnRows,
+}
+
+impl Cursors {
+    /// Rows used in the layer groups (all but requantization and range checks), Freivalds pairs summed.
+    fn layer_rows(&self) -> usize {
+        self.linear + self.pool + self.table + self.product + self.freivalds.total()
+    }
+}
+
+/// What the planner knows while sizing one layer.
+pub struct PlanContext<'m> {
+    /// The model.
+    pub model: &'m QuantizedModel,
+    /// The layout being planned.
+    pub params: &'m CircuitParams,
+    /// The layer's index.
+    pub index: usize,
+    /// The rows used so far.
+    pub rows: Cursors,
+}
+
+/// What one layer costs, as its chip reports it to the planner (the row counts come from the cursors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Planned {
+    /// How the layer is laid out: `mac`, `freivalds`, `max`, `table`, `move` or `mul`.
+    pub layout: &'static str,
+    /// Lookups it performs.
+    pub lookups: usize,
+}
+
+impl PlanContext<'_> {
+    /// Places the range checks of one requantization by `rescale` into `out` and one requantization row; returns
+    /// the range-check rows it took.
+    pub fn place_requantization(&mut self, rescale: &Rescale, out: OutputRange) -> usize {
+        let mut rows = 0;
+        for check in crate::chips::requantize::range_checks(rescale, out) {
+            self.rows.range.place(check.rows());
+            rows += check.rows();
+        }
+        self.rows.requant += 1;
+        rows
+    }
+}
+
+/// Everything a layer chip needs while laying out one layer.
+pub struct AssignContext<'c, 'a, 'r> {
+    /// The circuit's columns.
+    pub config: &'c ModelConfig,
+    /// Writes the cells.
+    pub a: &'c mut Assigner<'a, 'r>,
+    /// The rows used so far.
+    pub rows: &'c mut Cursors,
+    /// The cells of every tensor computed so far (tensor 0 the input).
+    pub tensors: &'c [Vec<AssignedValue>],
+    /// The ids of the model's activation tables.
+    pub tables: &'c HashMap<Vec<i8>, u64>,
+    /// Matrix products left for the second phase.
+    pub products: &'c mut Vec<ProductCheck>,
+    /// Whether this layer is checked with Freivalds' test.
+    pub freivalds: bool,
+}
+
+impl AssignContext<'_, '_, '_> {
+    /// The cell of `s`.
+    pub fn cell(&self, s: &Source) -> Result<AssignedValue, CircuitProblem> {
+        self.tensors
+            .get(s.tensor)
+            .and_then(|t| t.get(s.index))
+            .copied()
+            .ok_or(CircuitProblem::MissingSource(*s))
+    }
+
+    /// Requantizes one accumulator in the next requantization row, range-checking in the range columns; returns
+    /// the output and accumulator cells.
+    pub fn requantize(
+        &mut self,
+        rescale: &Rescale,
+        out: OutputRange,
+        acc: Accumulator<'_>,
+    ) -> Result<(AssignedValue, AssignedValue), CircuitProblem> {
+        let config = self.config;
+        let cells = config.requant.assign(
+            self.a,
+            self.rows.requant,
+            &config.range,
+            &mut self.rows.range,
+            rescale,
+            out,
+            acc,
+        )?;
+        self.rows.requant += 1;
+        Ok(cells)
+    }
+}
+
+/// How the circuit proves one kind of layer.
+pub trait LayerChip {
+    /// Advances `ctx.rows` by what [`LayerChip::assign`] will use for `layer`, and reports its layout and lookups.
+    fn plan(&self, layer: &Layer, ctx: &mut PlanContext<'_>) -> Result<Planned, CircuitProblem>;
+
+    /// Lays out `layer` on the cells of earlier tensors; returns its output cells, in order.
+    fn assign(&self, layer: &Layer, ctx: &mut AssignContext<'_, '_, '_>) -> Result<Vec<AssignedValue>, CircuitProblem>;
+}
+
+/// The chip that proves `op`.
+pub fn chip_of(op: &Op) -> &dyn LayerChip {
+    match op {
+        Op::Linear(linear) => linear,
+        Op::MaxPool(pool) => pool,
+        Op::Table(table) => table,
+        Op::Gather(sources) => sources,
+        Op::Mul(mul) => mul,
+    }
+}
+
+/// Plans one layer: its chip's report, with the rows read off the cursors.
+pub fn plan_layer(layer: &Layer, ctx: &mut PlanContext<'_>) -> Result<crate::layout::LayerCost, CircuitProblem> {
+    let before = ctx.rows.clone();
+    let planned = chip_of(&layer.op).plan(layer, ctx)?;
+    Ok(crate::layout::LayerCost {
+        name: layer.name.clone(),
+        op_type: layer.op_type.clone(),
+        output_shape: layer.output_shape.clone(),
+        layout: planned.layout.into(),
+        rows: ctx.rows.layer_rows() - before.layer_rows(),
+        requant_rows: ctx.rows.requant - before.requant,
+        range_rows: ctx.rows.range.total() - before.range.total(),
+        lookups: planned.lookups,
+    })
+}
+
+/// The output cells in output order, refusing a gap.
+fn collect_outputs(out: Vec<Option<AssignedValue>>) -> Result<Vec<AssignedValue>, CircuitProblem> {
+    out.into_iter()
+        .enumerate()
+        .map(|(o, cell)| cell.ok_or(CircuitProblem::MissingOutput(o)))
+        .collect()
+}

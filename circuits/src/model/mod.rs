@@ -1,0 +1,366 @@
+//! The quantized model IR shared by the prover (which builds and runs it) and the circuit (which proves it).
+//!
+//! A model is a list of layers in topological order over int8 tensors: tensor 0 is the input, tensor `i + 1` the
+//! output of layer `i`, the last tensor the output. Tensors are flat (row-major NCHW without the batch dimension).
+//! Numbers follow DESIGN.md: int8 activations (symmetric, per tensor), integer weights, integer bias at the
+//! accumulator scale, gemmlowp-style requantization `y = clamp((acc · M + 2^(s−1)) >> s, lo, hi)` with
+//! `hi = 127`, except that the layer producing the model's output may be wider (16-bit logits, `hi = 32767`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::arith::{requantize, Requantized};
+
+mod eval;
+mod validate;
+
+pub use eval::LayerValues;
+pub use validate::{LayerProblem, ModelError};
+
+/// Version of the serialized quantized model (`.zkm`); bump on any change to these structs.
+pub const MODEL_FORMAT_VERSION: u32 = 4;
+
+/// The smallest int8 activation.
+pub const ACT_MIN: i64 = -128;
+/// The largest int8 activation.
+pub const ACT_MAX: i64 = 127;
+/// Bits of every tensor that a layer reads (int8 activations).
+pub const ACT_BITS: u32 = 8;
+/// Largest width of a model output: a final linear layer may produce up to 16-bit outputs.
+pub const MAX_OUTPUT_BITS: u32 = 16;
+/// Largest |weight| a linear layer may use (weights of up to 16 bits, and integer rescale factors of residual
+/// additions).
+pub const MAX_WEIGHT: i64 = 1 << 20;
+
+/// Quantizes a float input to the int8 activations the model reads: `clamp(round(x / input_scale), -128, 127)`.
+/// The prover and a client computing its own input commitment use this one definition.
+pub fn quantize_input_values(input_scale: f32, x: &[f32]) -> Vec<i64> {
+    let s = input_scale as f64;
+    x.iter()
+        .map(|&v| (v as f64 / s).round().clamp(ACT_MIN as f64, ACT_MAX as f64) as i64)
+        .collect()
+}
+
+/// Index of a tensor: 0 is the model input, `i + 1` the output of layer `i`.
+pub type TensorId = usize;
+
+/// Activation fused into a linear layer's requantization clamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    /// No activation: clamp to `[-128, 127]`.
+    Identity,
+    /// ReLU: clamp to `[0, 127]`.
+    Relu,
+}
+
+/// The integers a requantization produces: signed `bits`-bit values, or non-negative ones after a fused ReLU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutputRange {
+    /// Width of the outputs: 8 (int8 activations) or 16 (the logits of a model output).
+    pub bits: u32,
+    /// Whether the clamp's lower bound is 0 (fused ReLU) instead of `−2^(bits−1)`.
+    pub relu: bool,
+}
+
+impl OutputRange {
+    /// The int8 range of an activation: `[−128, 127]`, or `[0, 127]` with ReLU.
+    pub fn int8(activation: Activation) -> Self {
+        Self {
+            bits: ACT_BITS,
+            relu: activation == Activation::Relu,
+        }
+    }
+
+    /// The lower clamp bound.
+    pub fn lo(self) -> i64 {
+        if self.relu {
+            0
+        } else {
+            -(1 << (self.bits - 1))
+        }
+    }
+
+    /// The upper clamp bound `2^(bits−1) − 1`.
+    pub fn hi(self) -> i64 {
+        (1 << (self.bits - 1)) - 1
+    }
+}
+
+/// One element of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// The tensor.
+    pub tensor: TensorId,
+    /// Flat index in it.
+    pub index: usize,
+}
+
+/// The largest |product| of two int8 values: `(−128)·(−128)`.
+pub const MAX_INT8_PRODUCT: i64 = ACT_MIN * ACT_MIN;
+
+/// What the requantization chip needs of one output: `y = clamp((acc + bias) · M + 2^(s−1)) >> s)` for a bare
+/// accumulator `acc` whose magnitude (bias included) never exceeds `accumulator_bound`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rescale {
+    /// Requantization multiplier `M` (positive, below 2^32).
+    pub multiplier: i64,
+    /// Requantization shift `s` in `[1, MAX_SHIFT]`.
+    pub shift: u32,
+    /// Bias added to the bare accumulator (fused into the requantization's offset).
+    pub bias: i64,
+    /// Largest possible `|acc + bias|`: sizes the clamp slack's range check.
+    pub accumulator_bound: i128,
+}
+
+impl Rescale {
+    /// Requantizes an accumulator (bias included), clamping to `range`.
+    pub fn requantize(&self, acc: i64, range: OutputRange) -> Requantized {
+        requantize(acc, self.multiplier, self.shift, range.lo(), range.hi())
+    }
+}
+
+/// Weights, bias and requantization of one output channel of a linear layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Kernel {
+    /// One weight per tap of the group using the kernel.
+    pub weights: Vec<i64>,
+    /// Bias at the accumulator scale.
+    pub bias: i64,
+    /// Requantization multiplier `M` (positive, below 2^32).
+    pub multiplier: i64,
+    /// Requantization shift `s` in `[1, MAX_SHIFT]`.
+    pub shift: u32,
+}
+
+impl Kernel {
+    /// Requantizes an accumulator of this kernel, clamping to the layer's output range.
+    pub fn requantize(&self, acc: i64, range: OutputRange) -> Requantized {
+        requantize(acc, self.multiplier, self.shift, range.lo(), range.hi())
+    }
+
+    /// The requantization of this kernel's outputs.
+    pub fn rescale(&self) -> Rescale {
+        Rescale {
+            multiplier: self.multiplier,
+            shift: self.shift,
+            bias: self.bias,
+            accumulator_bound: self.accumulator_bound(),
+        }
+    }
+
+    /// Largest possible |accumulator| for int8 inputs: `Σ|w|·128 + |b|`, computed in `i128` so that no weight or
+    /// bias a file can hold (even `i64::MIN`) makes it wrap (every term is below 2^64 and there are fewer than
+    /// 2^63 of them).
+    pub fn accumulator_bound(&self) -> i128 {
+        let weights: i128 = self.weights.iter().map(|w| i128::from(w.unsigned_abs())).sum();
+        weights * 128 + i128::from(self.bias.unsigned_abs())
+    }
+}
+
+/// Outputs of a linear layer that read the same inputs (a whole dense layer, one position of a convolution).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinearGroup {
+    /// The inputs, in kernel-weight order; `None` is zero padding.
+    pub taps: Vec<Option<Source>>,
+    /// `(output index, kernel index)` for each output of the group.
+    pub outputs: Vec<(usize, usize)>,
+}
+
+/// Weighted sums with requantization: Gemm/MatMul, Conv (grouped and depthwise), average pools, residual Add.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Linear {
+    /// Distinct kernels (a convolution shares one per output channel across positions).
+    pub kernels: Vec<Kernel>,
+    /// Output groups.
+    pub groups: Vec<LinearGroup>,
+    /// Activation fused into the clamp.
+    pub activation: Activation,
+    /// Width of the outputs: 8, or up to 16 for the layer that produces the model's output (nothing reads it).
+    pub output_bits: u32,
+}
+
+impl Linear {
+    /// The range the requantized outputs are clamped to.
+    pub fn output_range(&self) -> OutputRange {
+        OutputRange {
+            bits: self.output_bits,
+            relu: self.activation == Activation::Relu,
+        }
+    }
+}
+
+/// Elementwise product of two int8 tensors, requantized: `out[i] = clamp((a_i · b_i · M + 2^(s−1)) >> s)`, with
+/// `a_i, b_i` the operands of output `i` (broadcasting is resolved when the model is lowered).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mul {
+    /// The two operands of each output.
+    pub operands: Vec<[Source; 2]>,
+    /// Requantization multiplier `M` (positive, below 2^32).
+    pub multiplier: i64,
+    /// Requantization shift `s` in `[1, MAX_SHIFT]`.
+    pub shift: u32,
+    /// Activation fused into the clamp.
+    pub activation: Activation,
+    /// Width of the outputs: 8, or up to 16 for the layer that produces the model's output (nothing reads it).
+    pub output_bits: u32,
+}
+
+impl Mul {
+    /// The range the requantized outputs are clamped to.
+    pub fn output_range(&self) -> OutputRange {
+        OutputRange {
+            bits: self.output_bits,
+            relu: self.activation == Activation::Relu,
+        }
+    }
+
+    /// The requantization of every output: no bias, products of two int8 values.
+    pub fn rescale(&self) -> Rescale {
+        Rescale {
+            multiplier: self.multiplier,
+            shift: self.shift,
+            bias: 0,
+            accumulator_bound: i128::from(MAX_INT8_PRODUCT),
+        }
+    }
+}
+
+/// Max over windows of one tensor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaxPool {
+    /// One window per output element.
+    pub windows: Vec<Vec<Source>>,
+}
+
+/// An elementwise function on the int8 domain, as a 256-entry table: `out[i] = values[input[i] + 128]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Table {
+    /// The tensor the function is applied to.
+    pub input: TensorId,
+    /// The function's name (Sigmoid, Tanh, Gelu, LeakyRelu, HardSwish, Clip, Relu).
+    pub function: String,
+    /// Output for each input `-128..=127`.
+    pub values: Vec<i8>,
+}
+
+impl Table {
+    /// The table's output for an int8 input (inputs outside int8 are clamped first).
+    pub fn apply(&self, x: i64) -> i64 {
+        let i = (x.clamp(ACT_MIN, ACT_MAX) - ACT_MIN) as usize;
+        self.values.get(i).map_or(0, |&v| v as i64)
+    }
+}
+
+/// What a layer computes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Weighted sums + requantization + clamp/ReLU.
+    Linear(Linear),
+    /// Window maxima.
+    MaxPool(MaxPool),
+    /// Lookup-table activation, elementwise.
+    Table(Table),
+    /// Data movement: `out[i] = sources[i]` (Reshape, Flatten, Transpose, Concat). No constraints.
+    Gather(Vec<Source>),
+    /// Elementwise product of two activations + requantization + clamp/ReLU.
+    Mul(Mul),
+}
+
+/// One layer of the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Layer {
+    /// The ONNX node(s) it came from.
+    pub name: String,
+    /// The ONNX operator(s), for reports (e.g. `Conv+Relu`).
+    pub op_type: String,
+    /// Output shape without the batch dimension.
+    pub output_shape: Vec<usize>,
+    /// Float scale of the output.
+    pub output_scale: f32,
+    /// The computation.
+    pub op: Op,
+}
+
+impl Layer {
+    /// Number of output elements.
+    pub fn output_len(&self) -> usize {
+        self.output_shape.iter().product()
+    }
+}
+
+/// A quantized model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantizedModel {
+    /// Format version, always [`MODEL_FORMAT_VERSION`] for models this build writes.
+    pub format_version: u32,
+    /// Model name.
+    pub name: String,
+    /// Shape of the float input tensor the ONNX model expects (batch dimension included).
+    pub input_shape: Vec<usize>,
+    /// Float scale of the int8 input: `x ≈ input_scale · q`.
+    pub input_scale: f32,
+    /// Layers in topological order.
+    pub layers: Vec<Layer>,
+}
+
+impl QuantizedModel {
+    /// Number of input elements.
+    pub fn input_len(&self) -> usize {
+        self.input_shape
+            .iter()
+            .skip(usize::from(self.input_shape.len() > 1))
+            .product()
+    }
+
+    /// Number of elements of tensor `t`.
+    pub fn tensor_len(&self, t: TensorId) -> usize {
+        if t == 0 {
+            self.input_len()
+        } else {
+            self.layers.get(t - 1).map_or(0, Layer::output_len)
+        }
+    }
+
+    /// Float scale of tensor `t`.
+    pub fn tensor_scale(&self, t: TensorId) -> f32 {
+        if t == 0 {
+            self.input_scale
+        } else {
+            self.layers.get(t - 1).map_or(1.0, |l| l.output_scale)
+        }
+    }
+
+    /// Number of output elements.
+    pub fn output_len(&self) -> usize {
+        self.tensor_len(self.layers.len())
+    }
+
+    /// Float scale of the outputs.
+    pub fn output_scale(&self) -> f32 {
+        self.tensor_scale(self.layers.len())
+    }
+
+    /// Bits of the values of tensor `t`: 8, except the output of a requantizing layer with wider outputs.
+    pub fn tensor_bits(&self, t: TensorId) -> u32 {
+        match t.checked_sub(1).and_then(|i| self.layers.get(i)).map(|l| &l.op) {
+            Some(Op::Linear(lin)) => lin.output_bits,
+            Some(Op::Mul(mul)) => mul.output_bits,
+            _ => ACT_BITS,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_ranges_follow_the_width_and_the_activation() {
+        let r = |bits, relu| {
+            let o = OutputRange { bits, relu };
+            (o.lo(), o.hi())
+        };
+        assert_eq!(r(8, false), (-128, 127));
+        assert_eq!(r(8, true), (0, 127));
+        assert_eq!(r(16, false), (-32768, 32767));
+    }
+}

@@ -1,0 +1,524 @@
+//! The invariants of a quantized model that the native engine, the circuit and the planner rely on, checked in one
+//! place ([`QuantizedModel::validate`]) and reported as a typed [`ModelError`] that names the failing layer.
+
+use thiserror::Error;
+
+use super::{
+    Activation, Layer, Op, QuantizedModel, Source, ACT_BITS, MAX_OUTPUT_BITS, MAX_WEIGHT, MODEL_FORMAT_VERSION,
+};
+use crate::arith::MAX_SHIFT;
+
+/// Largest |accumulator| a kernel may reach (exclusive): every accumulator stays far below the field modulus and
+/// fits the native engine's `i64` arithmetic.
+pub const MAX_ACCUMULATOR: i128 = 1 << 40;
+
+/// Why a model cannot be run or proven.
+#[derive(Clone, Debug, Error, PartialEq)]
+pub enum ModelError {
+    /// The model was written by another version of zkinfer.
+    #[error("model format version {found}, this build reads version {MODEL_FORMAT_VERSION}; compile the model again")]
+    FormatVersion {
+        /// The version the model carries.
+        found: u32,
+    },
+    /// A model needs at least one layer.
+    #[error("the model has no layers")]
+    NoLayers,
+    /// The input shape's element count overflows.
+    #[error("input shape {shape:?}: too many elements")]
+    InputShape {
+        /// The shape.
+        shape: Vec<usize>,
+    },
+    /// The input scale is zero, negative or not a number.
+    #[error("input scale {scale} is not a positive number")]
+    InputScale {
+        /// The scale.
+        scale: f32,
+    },
+    /// One layer breaks an invariant.
+    #[error("layer {layer}: {problem}")]
+    Layer {
+        /// The layer's name.
+        layer: String,
+        /// What is wrong with it.
+        problem: LayerProblem,
+    },
+    /// An input of the wrong length was given to [`QuantizedModel::eval_reference`].
+    #[error("the input has {found} values, the model reads {expected}")]
+    InputLength {
+        /// The model's input length.
+        expected: usize,
+        /// The given length.
+        found: usize,
+    },
+    /// An input value outside int8 was given to [`QuantizedModel::eval_reference`].
+    #[error("input value {value} at index {index} is outside int8 [-128, 127]")]
+    InputValue {
+        /// Its position.
+        index: usize,
+        /// The value.
+        value: i64,
+    },
+}
+
+/// What is wrong with one layer.
+#[derive(Clone, Debug, Error, PartialEq)]
+pub enum LayerProblem {
+    /// The output shape's element count overflows.
+    #[error("output shape {0:?}: too many elements")]
+    OutputShape(Vec<usize>),
+    /// The output scale is zero, negative or not a number.
+    #[error("output scale {0} is not a positive number")]
+    OutputScale(f32),
+    /// A source refers to a tensor or element that does not exist before the layer.
+    #[error("source {0:?} does not exist before it")]
+    MissingSource(Source),
+    /// A source reads a tensor wider than int8.
+    #[error("source {0:?} is wider than int8 (only the model output may be)")]
+    WideSource(Source),
+    /// The linear groups do not list the layer's outputs.
+    #[error("the groups do not list its {0} outputs")]
+    GroupOutputs(usize),
+    /// A linear group has no non-padding tap.
+    #[error("a group reads only padding (padding as large as the kernel)")]
+    PaddingOnlyGroup,
+    /// A group refers to a kernel that does not exist.
+    #[error("kernel {0} missing")]
+    MissingKernel(usize),
+    /// A kernel's weight count differs from its group's tap count.
+    #[error("kernel {kernel} has {weights} weights for {taps} taps")]
+    KernelTaps {
+        /// The kernel.
+        kernel: usize,
+        /// Its weights.
+        weights: usize,
+        /// The group's taps.
+        taps: usize,
+    },
+    /// An output index is out of range or computed twice.
+    #[error("output {0} missing or written twice")]
+    OutputTwice(usize),
+    /// Some output is never computed.
+    #[error("some outputs are never computed")]
+    OutputNeverComputed,
+    /// The output width and activation have no requantization gate.
+    #[error("{bits}-bit outputs with {activation:?} are not supported (int8, or {MAX_OUTPUT_BITS}-bit without a fused ReLU)")]
+    OutputWidth {
+        /// The width.
+        bits: u32,
+        /// The activation.
+        activation: Activation,
+    },
+    /// A requantization multiplier outside `(0, 2^32)`.
+    #[error("kernel {kernel}: multiplier {value} outside (0, 2^32)")]
+    Multiplier {
+        /// The kernel.
+        kernel: usize,
+        /// The multiplier.
+        value: i64,
+    },
+    /// A requantization shift outside `[1, MAX_SHIFT]`.
+    #[error("kernel {kernel}: shift {value} outside [1, {MAX_SHIFT}]")]
+    Shift {
+        /// The kernel.
+        kernel: usize,
+        /// The shift.
+        value: u32,
+    },
+    /// A weight above [`MAX_WEIGHT`] or an accumulator bound at or above [`MAX_ACCUMULATOR`].
+    #[error("kernel {0}: weights or accumulator too large")]
+    AccumulatorTooLarge(usize),
+    /// A max pool needs one non-empty window per output.
+    #[error("one non-empty window per output expected")]
+    Windows,
+    /// A max pool or a data movement changes the scale of what it reads.
+    #[error("data movement and max pools keep the scale of their input; rescale with a linear layer")]
+    ScaleChanged,
+    /// A table reads a tensor wider than int8.
+    #[error("a table reads int8 values only")]
+    TableInputWidth,
+    /// A table needs 256 entries and keeps its input's shape.
+    #[error("a table has 256 entries and keeps the shape of its input")]
+    TableShape,
+    /// An operand count differs from the output count.
+    #[error("{found} sources for {expected} outputs")]
+    SourceCount {
+        /// The layer's outputs.
+        expected: usize,
+        /// The sources listed.
+        found: usize,
+    },
+}
+
+/// A requantizing layer's outputs are int8, or 16-bit without a fused ReLU.
+fn check_output_width(bits: u32, activation: Activation) -> Result<(), LayerProblem> {
+    match (bits, activation) {
+        (ACT_BITS, _) | (MAX_OUTPUT_BITS, Activation::Identity) => Ok(()),
+        (bits, activation) => Err(LayerProblem::OutputWidth { bits, activation }),
+    }
+}
+
+/// A requantization multiplier in `(0, 2^32)` and a shift in `[1, MAX_SHIFT]`; `kernel` names it in the error.
+fn check_rescale(kernel: usize, m: i64, s: u32) -> Result<(), LayerProblem> {
+    if m <= 0 || m >= 1 << 32 {
+        return Err(LayerProblem::Multiplier { kernel, value: m });
+    }
+    if s == 0 || s > MAX_SHIFT {
+        return Err(LayerProblem::Shift { kernel, value: s });
+    }
+    Ok(())
+}
+
+impl QuantizedModel {
+    /// Checks the invariants the circuit relies on: the format version, positive finite scales, sources that exist
+    /// and come before their reader, kernels that fit their groups, bounded shifts, multipliers and weights, no
+    /// accumulator that can wrap modulo p, and int8 values in every tensor a layer reads (only the model output
+    /// may be wider). The error names the failing layer.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.format_version != MODEL_FORMAT_VERSION {
+            return Err(ModelError::FormatVersion {
+                found: self.format_version,
+            });
+        }
+        if self.layers.is_empty() {
+            return Err(ModelError::NoLayers);
+        }
+        let positive = |s: f32| s.is_finite() && s > 0.0;
+        if !positive(self.input_scale) {
+            return Err(ModelError::InputScale {
+                scale: self.input_scale,
+            });
+        }
+        // Shapes first: everything below multiplies them out (a crafted file can claim any dimensions).
+        let countable = |shape: &[usize]| shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_some();
+        if !countable(&self.input_shape) {
+            return Err(ModelError::InputShape {
+                shape: self.input_shape.clone(),
+            });
+        }
+        let in_layer = |layer: &Layer, problem| ModelError::Layer {
+            layer: layer.name.clone(),
+            problem,
+        };
+        for layer in &self.layers {
+            if !countable(&layer.output_shape) {
+                return Err(in_layer(layer, LayerProblem::OutputShape(layer.output_shape.clone())));
+            }
+            if !positive(layer.output_scale) {
+                return Err(in_layer(layer, LayerProblem::OutputScale(layer.output_scale)));
+            }
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            self.check_layer(i, layer).map_err(|p| in_layer(layer, p))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that `s` is an int8 element of a tensor computed before layer `i`.
+    fn check_source(&self, i: usize, s: &Source) -> Result<(), LayerProblem> {
+        if s.tensor > i || s.index >= self.tensor_len(s.tensor) {
+            Err(LayerProblem::MissingSource(*s))
+        } else if self.tensor_bits(s.tensor) != ACT_BITS {
+            Err(LayerProblem::WideSource(*s))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The invariants of layer `i`.
+    fn check_layer(&self, i: usize, layer: &Layer) -> Result<(), LayerProblem> {
+        let len = layer.output_len();
+        let same_scale = |s: &Source| self.tensor_scale(s.tensor) == layer.output_scale;
+        match &layer.op {
+            Op::Linear(lin) => {
+                // The outputs are listed in the file: their count bounds `len` before anything is allocated.
+                if lin.groups.iter().map(|g| g.outputs.len()).sum::<usize>() != len {
+                    return Err(LayerProblem::GroupOutputs(len));
+                }
+                let mut seen = vec![false; len];
+                for g in &lin.groups {
+                    if g.taps.iter().all(Option::is_none) {
+                        return Err(LayerProblem::PaddingOnlyGroup);
+                    }
+                    for s in g.taps.iter().flatten() {
+                        self.check_source(i, s)?;
+                    }
+                    for &(o, k) in &g.outputs {
+                        let kernel = lin.kernels.get(k).ok_or(LayerProblem::MissingKernel(k))?;
+                        if kernel.weights.len() != g.taps.len() {
+                            return Err(LayerProblem::KernelTaps {
+                                kernel: k,
+                                weights: kernel.weights.len(),
+                                taps: g.taps.len(),
+                            });
+                        }
+                        match seen.get_mut(o) {
+                            Some(slot @ false) => *slot = true,
+                            _ => return Err(LayerProblem::OutputTwice(o)),
+                        }
+                    }
+                }
+                if seen.iter().any(|s| !s) {
+                    return Err(LayerProblem::OutputNeverComputed);
+                }
+                check_output_width(lin.output_bits, lin.activation)?;
+                for (k, kernel) in lin.kernels.iter().enumerate() {
+                    check_rescale(k, kernel.multiplier, kernel.shift)?;
+                    if kernel.weights.iter().any(|w| w.unsigned_abs() > MAX_WEIGHT as u64)
+                        || kernel.accumulator_bound() >= MAX_ACCUMULATOR
+                    {
+                        return Err(LayerProblem::AccumulatorTooLarge(k));
+                    }
+                }
+            }
+            Op::Mul(mul) => {
+                if mul.operands.len() != len {
+                    return Err(LayerProblem::SourceCount {
+                        expected: len,
+                        found: mul.operands.len(),
+                    });
+                }
+                for s in mul.operands.iter().flatten() {
+                    self.check_source(i, s)?;
+                }
+                check_output_width(mul.output_bits, mul.activation)?;
+                check_rescale(0, mul.multiplier, mul.shift)?;
+            }
+            Op::MaxPool(pool) => {
+                if pool.windows.len() != len || pool.windows.iter().any(|w| w.is_empty()) {
+                    return Err(LayerProblem::Windows);
+                }
+                for s in pool.windows.iter().flatten() {
+                    self.check_source(i, s)?;
+                    if !same_scale(s) {
+                        return Err(LayerProblem::ScaleChanged);
+                    }
+                }
+            }
+            Op::Table(table) => {
+                if table.input <= i && self.tensor_bits(table.input) != ACT_BITS {
+                    return Err(LayerProblem::TableInputWidth);
+                }
+                if table.values.len() != 256 || table.input > i || len != self.tensor_len(table.input) {
+                    return Err(LayerProblem::TableShape);
+                }
+            }
+            Op::Gather(sources) => {
+                if sources.len() != len {
+                    return Err(LayerProblem::SourceCount {
+                        expected: len,
+                        found: sources.len(),
+                    });
+                }
+                for s in sources {
+                    self.check_source(i, s)?;
+                    if !same_scale(s) {
+                        return Err(LayerProblem::ScaleChanged);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Kernel, Linear, LinearGroup, TensorId};
+
+    /// input(2) → dense(2) with the given output width and activation → dense(1) reading it when `read_by_next`.
+    fn two_layers(bits: u32, activation: Activation, read_by_next: bool) -> QuantizedModel {
+        let kernel = Kernel {
+            weights: vec![1, -1],
+            bias: 0,
+            multiplier: 1 << 20,
+            shift: 24,
+        };
+        let dense = |input: TensorId, outputs: usize, bits: u32, activation: Activation| Layer {
+            name: format!("fc{input}"),
+            op_type: "Gemm".into(),
+            output_shape: vec![outputs],
+            output_scale: 0.1,
+            op: Op::Linear(Linear {
+                kernels: vec![kernel.clone()],
+                groups: vec![LinearGroup {
+                    taps: (0..2).map(|index| Some(Source { tensor: input, index })).collect(),
+                    outputs: (0..outputs).map(|o| (o, 0)).collect(),
+                }],
+                activation,
+                output_bits: bits,
+            }),
+        };
+        let mut layers = vec![dense(0, 2, bits, activation)];
+        if read_by_next {
+            layers.push(dense(1, 1, ACT_BITS, Activation::Identity));
+        }
+        QuantizedModel {
+            format_version: MODEL_FORMAT_VERSION,
+            name: "two".into(),
+            input_shape: vec![1, 2],
+            input_scale: 0.1,
+            layers,
+        }
+    }
+
+    #[test]
+    fn only_an_unread_linear_output_may_be_16_bit_and_without_relu() {
+        assert!(two_layers(16, Activation::Identity, false).validate().is_ok());
+        assert!(two_layers(8, Activation::Relu, true).validate().is_ok());
+        let read = two_layers(16, Activation::Identity, true)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(read.contains("wider than int8"), "{read}");
+        let relu = two_layers(16, Activation::Relu, false)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(relu.contains("16-bit outputs with Relu"), "{relu}");
+        let odd = two_layers(12, Activation::Identity, false)
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(odd.contains("12-bit outputs"), "{odd}");
+    }
+
+    /// Weights and biases a crafted file can hold must not wrap the accumulator bound into an accepted value.
+    #[test]
+    fn crafted_weights_and_biases_cannot_wrap_the_accumulator_bound() {
+        assert!(two_layers(8, Activation::Identity, false).validate().is_ok());
+        let with_kernel = |weights: Vec<i64>, bias: i64| {
+            let mut model = two_layers(8, Activation::Identity, false);
+            let Op::Linear(lin) = &mut model.layers[0].op else {
+                unreachable!("the first layer is linear")
+            };
+            lin.kernels[0].weights = weights;
+            lin.kernels[0].bias = bias;
+            model.validate().map_err(|e| e.to_string())
+        };
+        for bias in [i64::MAX, i64::MIN, i64::MAX - 100, 1 << 40, -(1 << 40)] {
+            let err = with_kernel(vec![1, -1], bias).unwrap_err();
+            assert!(err.contains("accumulator too large"), "bias {bias}: {err}");
+        }
+        for weights in [vec![i64::MIN, 0], vec![i64::MAX, i64::MAX], vec![MAX_WEIGHT + 1, 0]] {
+            let err = with_kernel(weights.clone(), 0).unwrap_err();
+            assert!(err.contains("accumulator too large"), "weights {weights:?}: {err}");
+        }
+        // The bound itself is exact where it is accepted.
+        assert!(with_kernel(vec![MAX_WEIGHT, -MAX_WEIGHT], (1 << 40) - 1 - 2 * MAX_WEIGHT * 128).is_ok());
+        let kernel = Kernel {
+            weights: vec![i64::MIN; 3],
+            bias: i64::MIN,
+            multiplier: 1,
+            shift: 1,
+        };
+        assert_eq!(kernel.accumulator_bound(), 3 * (1i128 << 63) * 128 + (1i128 << 63));
+    }
+}
+
+#[cfg(test)]
+mod product_tests {
+    use super::*;
+    use crate::model::Mul;
+
+    /// input(2) → Mul(x0·x1, x1·x1) with the given output width.
+    fn product(operands: Vec<[Source; 2]>, multiplier: i64, shift: u32, bits: u32) -> QuantizedModel {
+        let s = |index| Source { tensor: 0, index };
+        let mut layers = vec![Layer {
+            name: "mul".into(),
+            op_type: "Mul".into(),
+            output_shape: vec![operands.len()],
+            output_scale: 0.1,
+            op: Op::Mul(Mul {
+                operands,
+                multiplier,
+                shift,
+                activation: Activation::Identity,
+                output_bits: bits,
+            }),
+        }];
+        if bits == 32 {
+            // A second product reading the first: the first's outputs must then be int8.
+            layers[0].op = match layers[0].op.clone() {
+                Op::Mul(m) => Op::Mul(Mul { output_bits: 16, ..m }),
+                op => op,
+            };
+            layers.push(Layer {
+                name: "square".into(),
+                op_type: "Mul".into(),
+                output_shape: vec![1],
+                output_scale: 0.1,
+                op: Op::Mul(Mul {
+                    operands: vec![[Source { tensor: 1, index: 0 }, s(0)]],
+                    multiplier,
+                    shift,
+                    activation: Activation::Identity,
+                    output_bits: 8,
+                }),
+            });
+        }
+        QuantizedModel {
+            format_version: MODEL_FORMAT_VERSION,
+            name: "product".into(),
+            input_shape: vec![1, 2],
+            input_scale: 0.1,
+            layers,
+        }
+    }
+
+    fn problem(model: &QuantizedModel) -> LayerProblem {
+        match model.validate() {
+            Err(ModelError::Layer { problem, .. }) => problem,
+            other => panic!("expected a layer problem, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn products_are_checked_like_requantizing_layers() {
+        let s = |tensor, index| Source { tensor, index };
+        let pairs = vec![[s(0, 0), s(0, 1)], [s(0, 1), s(0, 1)]];
+        assert_eq!(product(pairs.clone(), 1 << 20, 24, 8).validate(), Ok(()));
+        assert_eq!(product(pairs.clone(), 1 << 20, 24, 16).validate(), Ok(()));
+        let mut short = product(pairs.clone(), 1 << 20, 24, 8);
+        short.layers[0].output_shape = vec![3];
+        assert_eq!(problem(&short), LayerProblem::SourceCount { expected: 3, found: 2 });
+        assert_eq!(
+            problem(&product(vec![[s(0, 0), s(0, 2)], [s(0, 1), s(0, 1)]], 1 << 20, 24, 8)),
+            LayerProblem::MissingSource(s(0, 2))
+        );
+        assert_eq!(
+            problem(&product(vec![[s(1, 0), s(0, 0)], [s(0, 1), s(0, 1)]], 1 << 20, 24, 8)),
+            LayerProblem::MissingSource(s(1, 0)),
+            "a product may not read its own output"
+        );
+        assert_eq!(
+            problem(&product(pairs.clone(), 0, 24, 8)),
+            LayerProblem::Multiplier { kernel: 0, value: 0 }
+        );
+        assert_eq!(
+            problem(&product(pairs.clone(), 1 << 32, 24, 8)),
+            LayerProblem::Multiplier {
+                kernel: 0,
+                value: 1 << 32
+            }
+        );
+        assert_eq!(
+            problem(&product(pairs.clone(), 1 << 20, 0, 8)),
+            LayerProblem::Shift { kernel: 0, value: 0 }
+        );
+        assert_eq!(
+            problem(&product(pairs.clone(), 1 << 20, 24, 12)),
+            LayerProblem::OutputWidth {
+                bits: 12,
+                activation: Activation::Identity
+            }
+        );
+        // A 16-bit product read by another layer.
+        assert_eq!(
+            problem(&product(pairs, 1 << 20, 24, 32)),
+            LayerProblem::WideSource(s(1, 0))
+        );
+    }
+}

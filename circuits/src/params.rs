@@ -1,0 +1,120 @@
+//! The layout choices that shape the constraint system (and so the verifying key): lane and column counts, the
+//! optional chips a model needs, and which linear layers are checked with Freivalds' test.
+//!
+//! A verifying key carries these parameters and the verifier rebuilds the constraint system from them, so
+//! [`CircuitParams::validate`] bounds every field: a key handed out by a miner cannot ask for an absurd one.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Op, QuantizedModel};
+
+/// A chip the circuit has only when some layer of the model needs it (the multiply-accumulate, requantization,
+/// range-check and Poseidon chips are always there).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Chip {
+    /// Pairwise maxima (max pools).
+    MaxPool,
+    /// Activation lookup tables.
+    Table,
+    /// Elementwise products of two activations.
+    Product,
+}
+
+impl Chip {
+    /// The optional chip a layer computing `op` needs, if any.
+    pub fn needed_by(op: &Op) -> Option<Chip> {
+        match op {
+            Op::MaxPool(_) => Some(Chip::MaxPool),
+            Op::Table(_) => Some(Chip::Table),
+            Op::Mul(_) => Some(Chip::Product),
+            Op::Linear(_) | Op::Gather(_) => None,
+        }
+    }
+}
+
+/// Layout choices that change the constraint system (and so the verifying key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitParams {
+    /// Output channels computed side by side in the multiply-accumulate chip.
+    pub mac_lanes: usize,
+    /// Range-check columns (each with its own lookup into the shared table).
+    pub range_columns: usize,
+    /// The optional chips the circuit has.
+    pub chips: BTreeSet<Chip>,
+    /// Linear layers, by index, checked as matrix products with Freivalds' test instead of the multiply-accumulate
+    /// chip.
+    pub freivalds_layers: BTreeSet<usize>,
+    /// Column pairs of the Freivalds chip (its runs spread over them).
+    pub freivalds_pairs: usize,
+}
+
+/// Most multiply-accumulate lanes a layout may ask for.
+pub const MAX_MAC_LANES: usize = 16;
+/// Most range-check columns a layout may ask for.
+pub const MAX_RANGE_COLUMNS: usize = 16;
+/// Most Freivalds column pairs a layout may ask for.
+pub const MAX_FREIVALDS_PAIRS: usize = 8;
+/// Most layers a model may have (and so the bound of a Freivalds layer index).
+pub const MAX_LAYERS: usize = 1 << 16;
+
+impl CircuitParams {
+    /// Whether layer `index` is checked with Freivalds' test.
+    pub fn uses_freivalds(&self, index: usize) -> bool {
+        self.freivalds_layers.contains(&index)
+    }
+
+    /// Whether the circuit has `chip`.
+    pub fn has(&self, chip: Chip) -> bool {
+        self.chips.contains(&chip)
+    }
+
+    /// Refuses parameters no planner chooses, so that parameters read from a file (a verifying key handed out by
+    /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, range columns in `[1, 16]`,
+    /// Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`].
+    pub fn validate(&self) -> Result<(), String> {
+        let bounded = |what: &str, value: usize, max: usize| {
+            if (1..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("circuit parameters: {value} {what} outside [1, {max}]"))
+            }
+        };
+        bounded("multiply-accumulate lanes", self.mac_lanes, MAX_MAC_LANES)?;
+        bounded("range columns", self.range_columns, MAX_RANGE_COLUMNS)?;
+        bounded("Freivalds column pairs", self.freivalds_pairs, MAX_FREIVALDS_PAIRS)?;
+        match self.freivalds_layers.last() {
+            Some(&last) if last >= MAX_LAYERS => Err(format!(
+                "circuit parameters: Freivalds layer {last} beyond the {MAX_LAYERS} layers a model may have"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The layout the planner picks for `model` ([`crate::layout::choose`]); the default layout with the chips
+    /// the model uses if the model cannot be planned (setup then reports why).
+    pub fn for_model(model: &QuantizedModel) -> Self {
+        crate::layout::choose(model).map_or_else(|_| Self::with_chips_of(model), |(params, _)| params)
+    }
+
+    /// The default layout with exactly the chips `model` uses.
+    pub fn with_chips_of(model: &QuantizedModel) -> Self {
+        Self {
+            chips: model.layers.iter().filter_map(|l| Chip::needed_by(&l.op)).collect(),
+            ..Self::default()
+        }
+    }
+}
+
+impl Default for CircuitParams {
+    fn default() -> Self {
+        Self {
+            mac_lanes: 4,
+            range_columns: 1,
+            chips: BTreeSet::new(),
+            freivalds_layers: BTreeSet::new(),
+            freivalds_pairs: 1,
+        }
+    }
+}
