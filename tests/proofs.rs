@@ -3,7 +3,7 @@
 mod common;
 
 use zkinfer_circuits::{field, poseidon, CircuitParams, Fr};
-use zkinfer_prover::{prove, quantize, setup, Dataset, ProveRequest, Proven, ProverError, SrsSource};
+use zkinfer_prover::{prove, quantize, setup, Dataset, ProveRequest, Proven, Prover, ProverError, SrsSource};
 use zkinfer_verifier::{envelope, verify_bundle, Expectations, ProofBundle, VerifierKey, VerifyError};
 
 fn proven() -> &'static Proven {
@@ -148,6 +148,49 @@ fn another_models_key_is_rejected() {
     relabelled.model_id = other.verifier.model_id();
     let result = verify_bundle(&other.verifier, &relabelled, &Expectations::for_insecure_dev_keys());
     assert!(matches!(result, Err(VerifyError::ProofRejected)), "{result:?}");
+
+    // A prover refuses keys of two models, and keys made for another model than the one it is given.
+    let keys = common::digits_keys();
+    let mixed = Prover::from_keys(
+        common::digits_model().clone(),
+        keys.prover.clone(),
+        other.verifier.clone(),
+        None,
+    );
+    assert!(matches!(mixed, Err(ProverError::KeyPairMismatch { .. })), "{mixed:?}");
+    let foreign = Prover::from_keys(other_model, keys.prover.clone(), keys.verifier.clone(), None);
+    assert!(
+        matches!(&foreign, Err(ProverError::ProverKeyFile { reason, .. }) if reason.contains("another model")),
+        "{foreign:?}"
+    );
+}
+
+/// An opened prover keeps its engine across proofs: two requests, two proofs that verify, the same outputs as the
+/// one-shot `prove`.
+#[test]
+fn an_opened_prover_proves_request_after_request() {
+    let keys = common::digits_keys();
+    let prover = Prover::from_keys(
+        common::digits_model().clone(),
+        keys.prover.clone(),
+        keys.verifier.clone(),
+        None,
+    )
+    .expect("prover");
+    let (salt, nonce) = common::salt_and_nonce();
+    for index in [0, 5] {
+        let input = &common::digits_test().inputs[index];
+        let proven = prover.prove(&ProveRequest { input, salt, nonce }).expect("prove");
+        let expect = Expectations {
+            model_id: Some(keys.verifier.model_id()),
+            nonce: Some(nonce),
+            allow_insecure_dev_srs: true,
+            ..Default::default()
+        };
+        verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("accepted");
+        let one_shot = zkinfer_prover::infer(common::digits_model(), &proven.input_q).expect("infer");
+        assert_eq!(proven.bundle.outputs, one_shot, "digit {index}");
+    }
 }
 
 #[test]

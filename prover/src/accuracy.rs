@@ -81,8 +81,10 @@ impl FloatReference {
             Ok(values)
         };
         guarded(run)
-            .map_err(ProverError::Other)?
-            .map_err(|e| ProverError::Other(format!("tract failed to run the model: {e:#}")))
+            .map_err(|reason| ProverError::FloatReference { reason })?
+            .map_err(|e| ProverError::FloatReference {
+                reason: format!("tract failed to run the model: {e:#}"),
+            })
     }
 }
 
@@ -134,21 +136,25 @@ pub fn accuracy_report(
 pub fn compare(float_out: &[Vec<f32>], int8_out: &[Vec<f32>], labels: Option<&[usize]>) -> Result<AccuracyReport> {
     let n = float_out.len();
     if n == 0 || int8_out.len() != n || labels.is_some_and(|l| l.len() != n) {
-        return Err(ProverError::Other(format!(
-            "cannot compare {n} float results with {} int8 results and {} labels",
-            int8_out.len(),
-            labels.map_or(0, <[usize]>::len)
-        )));
+        return Err(ProverError::FloatReference {
+            reason: format!(
+                "cannot compare {n} float results with {} int8 results and {} labels",
+                int8_out.len(),
+                labels.map_or(0, <[usize]>::len)
+            ),
+        });
     }
     let (mut agree, mut float_hits, mut int8_hits) = (0usize, 0usize, 0usize);
     let (mut max_err, mut sum_err, mut count) = (0f64, 0f64, 0usize);
     for (i, (f, q)) in float_out.iter().zip(int8_out).enumerate() {
         if f.len() != q.len() {
-            return Err(ProverError::Other(format!(
+            return Err(ProverError::FloatReference {
+                reason: format!(
                 "sample {i}: the float model gives {} outputs, the int8 model {}; the .zkm does not belong to this ONNX",
                 f.len(),
                 q.len()
-            )));
+            ),
+            });
         }
         let (fa, qa) = (argmax(f), argmax(q));
         agree += usize::from(fa == qa);

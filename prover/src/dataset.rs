@@ -97,7 +97,10 @@ impl Dataset {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let json = serde_json::json!({ "input_data": self.inputs, "labels": self.labels });
-        let text = serde_json::to_string(&json).map_err(|e| ProverError::Other(e.to_string()))?;
+        let text = serde_json::to_string(&json).map_err(|e| ProverError::Dataset {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         std::fs::write(path, text).map_err(|e| ProverError::io(path, e))
     }
 

@@ -41,9 +41,9 @@ impl FromStr for Device {
             "auto" => Ok(Device::Auto),
             "cpu" => Ok(Device::Cpu),
             "gpu" => Ok(Device::Gpu),
-            other => Err(ProverError::Other(format!(
-                "unknown device `{other}`; use auto, cpu or gpu"
-            ))),
+            other => Err(ProverError::Gpu {
+                reason: format!("unknown device `{other}`; use auto, cpu or gpu"),
+            }),
         }
     }
 }
@@ -91,11 +91,11 @@ impl GpuBackend {
                     _ => return Ok(None),
                 }
             }
-            Device::Gpu => GpuContext::new().map_err(|e| {
-                ProverError::Other(format!(
+            Device::Gpu => GpuContext::new().map_err(|e| ProverError::Gpu {
+                reason: format!(
                     "--device gpu: {e}; install a Vulkan, Metal or DX12 driver (on Debian, \
-                     `apt-get install mesa-vulkan-drivers` gives a software one), or use --device cpu"
-                ))
+                         `apt-get install mesa-vulkan-drivers` gives a software one), or use --device cpu"
+                ),
             })?,
         };
         let min_msm_len = if device == Device::Gpu { 1 } else { AUTO_MIN_MSM_LEN };
@@ -104,7 +104,9 @@ impl GpuBackend {
 
     /// Compiles the prover's kernels on `context`; MSMs shorter than `min_msm_len` will stay on the CPU.
     pub fn on(context: GpuContext, min_msm_len: usize) -> Result<GpuBackend> {
-        let failed = |e: GpuError| ProverError::Other(format!("GPU `{}`: {e}", context.info.name));
+        let failed = |e: GpuError| ProverError::Gpu {
+            reason: format!("GPU `{}`: {e}", context.info.name),
+        };
         let msm = MsmKernels::new(&context).map_err(failed)?;
         let linear = IntLinearKernels::new(&context).map_err(failed)?;
         Ok(GpuBackend {

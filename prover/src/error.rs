@@ -103,9 +103,54 @@ pub enum ProverError {
         /// What is wrong with it.
         reason: String,
     },
-    /// Any other failure, described in words.
-    #[error("{0}")]
-    Other(String),
+    /// The circuit planner found no layout for the model.
+    #[error("cannot lay out the model: {reason}")]
+    Layout {
+        /// Why (names the layer where there is one).
+        reason: String,
+    },
+    /// halo2 key generation failed.
+    #[error("{which} generation failed: {reason}")]
+    KeyGeneration {
+        /// `verifying-key` or `proving-key`.
+        which: &'static str,
+        /// halo2's error.
+        reason: String,
+    },
+    /// A proving-key file could not be used.
+    #[error("proving key `{}`: {reason}", path.display())]
+    ProverKeyFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (and what to do).
+        reason: String,
+    },
+    /// An SRS (powers-of-tau) file could not be used.
+    #[error("SRS file `{}`: {reason}", path.display())]
+    SrsFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it (and what to do).
+        reason: String,
+    },
+    /// The float reference (tract) could not run the model, or its results do not match the int8 model's.
+    #[error("float reference: {reason}")]
+    FloatReference {
+        /// What went wrong.
+        reason: String,
+    },
+    /// The device choice is unknown, or the GPU could not be opened or failed.
+    #[error("{reason}")]
+    Gpu {
+        /// What went wrong, naming the GPU, and what to do (usually `--device cpu`).
+        reason: String,
+    },
+    /// halo2 could not make a proof, or the proof it made does not verify (a bug).
+    #[error("proving failed: {reason}")]
+    Proving {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl From<zkinfer_circuits::model::ModelError> for ProverError {

@@ -68,11 +68,11 @@ impl GpuCommitter {
     /// Uploads `lagrange` and `monomial` bases to the backend's GPU.
     pub fn new(backend: Arc<GpuBackend>, lagrange: &[G1Affine], monomial: &[G1Affine]) -> Result<GpuCommitter> {
         let upload = |bases: &[G1Affine], what: &str| {
-            backend.msm().upload_bases(bases).map_err(|e| {
-                ProverError::Other(format!(
+            backend.msm().upload_bases(bases).map_err(|e| ProverError::Gpu {
+                reason: format!(
                     "uploading the {what} SRS bases to GPU `{}`: {e}; use --device cpu",
                     backend.adapter().name
-                ))
+                ),
             })
         };
         let lagrange = upload(lagrange, "Lagrange")?;

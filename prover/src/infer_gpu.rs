@@ -45,10 +45,8 @@ fn tensor_offsets(model: &QuantizedModel) -> Vec<usize> {
 
 /// `lin` in gathered form, reading the flat vector of the tensors before layer `index`.
 fn gathered(lin: &Linear, index: usize, output_len: usize, offsets: &[usize]) -> Result<GatheredLinear> {
-    let too_large = |what: &str| {
-        ProverError::Other(format!(
-            "layer {index}: {what} do not fit the GPU's 32-bit indices; use --device cpu"
-        ))
+    let too_large = |what: &str| ProverError::Gpu {
+        reason: format!("layer {index}: {what} do not fit the GPU's 32-bit indices; use --device cpu"),
     };
     let taps_per_group = lin
         .groups
@@ -116,9 +114,9 @@ impl GpuLinearLayers {
     /// The accumulators of linear layer `index` for every sample, from each sample's tensors `0 ..= index`.
     pub fn accumulate(&self, index: usize, tensors: &[Vec<Vec<i64>>]) -> Result<Vec<Vec<i64>>> {
         let Some(Some(layer)) = self.layers.get(index) else {
-            return Err(ProverError::Other(format!(
-                "layer {index} is not a linear layer on the GPU; this is a bug, please report it"
-            )));
+            return Err(ProverError::Gpu {
+                reason: format!("layer {index} is not a linear layer on the GPU; this is a bug, please report it"),
+            });
         };
         let flat: Vec<Vec<i32>> = tensors
             .iter()
@@ -138,8 +136,10 @@ impl GpuLinearLayers {
 }
 
 fn gpu_error(backend: &GpuBackend, e: GpuError) -> ProverError {
-    ProverError::Other(format!(
-        "integer inference on GPU `{}`: {e}; use --device cpu",
-        backend.adapter().name
-    ))
+    ProverError::Gpu {
+        reason: format!(
+            "integer inference on GPU `{}`: {e}; use --device cpu",
+            backend.adapter().name
+        ),
+    }
 }

@@ -87,7 +87,7 @@ fn checksum(parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// Digest of the whole quantized model (weights included), so a proving key is never used with another model.
-fn model_digest(model: &QuantizedModel) -> Result<[u8; 32]> {
+pub(crate) fn model_digest(model: &QuantizedModel) -> Result<[u8; 32]> {
     Ok(checksum(&[&crate::model_file::model_to_bytes(model)?]))
 }
 
@@ -107,14 +107,17 @@ pub fn model_meta(model: &QuantizedModel, k: u32, circuit_params: CircuitParams)
 
 /// Generates the proving and verifying keys of `model`.
 pub fn setup(model: &QuantizedModel, circuit_params: CircuitParams, srs: &SrsSource) -> Result<KeyPair> {
-    let plan = layout::plan(model, &circuit_params)
-        .map_err(|e| ProverError::Other(format!("cannot lay out the model: {e}")))?;
+    let plan = layout::plan(model, &circuit_params).map_err(|reason| ProverError::Layout { reason })?;
     let params = srs.params(plan.k)?;
     let circuit = ModelCircuit::for_keygen(model.clone(), circuit_params.clone());
-    let vk = keygen_vk(&params, &circuit)
-        .map_err(|e| ProverError::Other(format!("verifying-key generation failed: {e:?}")))?;
-    let pk = keygen_pk(&params, vk.clone(), &circuit)
-        .map_err(|e| ProverError::Other(format!("proving-key generation failed: {e:?}")))?;
+    let vk = keygen_vk(&params, &circuit).map_err(|e| ProverError::KeyGeneration {
+        which: "verifying-key",
+        reason: format!("{e:?}"),
+    })?;
+    let pk = keygen_pk(&params, vk.clone(), &circuit).map_err(|e| ProverError::KeyGeneration {
+        which: "proving-key",
+        reason: format!("{e:?}"),
+    })?;
     let meta = model_meta(model, plan.k, circuit_params);
     let verifier = VerifierKey::new(meta.clone(), vk, &params);
     let model_id = verifier.model_id();
@@ -177,7 +180,10 @@ pub fn prover_key_from_bytes(bytes: &[u8], model: &QuantizedModel) -> Result<Pro
 
 /// [`prover_key_from_bytes`], with `path` labelling error messages.
 fn prover_key_from_bytes_at(bytes: &[u8], model: &QuantizedModel, path: &Path) -> Result<ProverKey> {
-    let bad = |reason: String| ProverError::Other(format!("proving key `{}`: {reason}", path.display()));
+    let bad = |reason: String| ProverError::ProverKeyFile {
+        path: path.to_path_buf(),
+        reason,
+    };
     let payload = envelope::open(FileKind::ProvingKey, PROVING_KEY_VERSION, bytes).map_err(|e| bad(e.to_string()))?;
     let file: PkFile = decode_exact(payload).map_err(|e| bad(format!("{e}; run `zkinfer setup` again")))?;
     if checksum(&[&file.pk, &file.srs]) != file.checksum {

@@ -4,6 +4,7 @@
 
 pub mod accuracy;
 pub mod commit;
+pub mod compile;
 pub mod dataset;
 pub mod device;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod model_file;
 pub mod quantize;
 
 pub use accuracy::{accuracy_report, float_reference, AccuracyReport, FloatReference};
+pub use compile::{compile, Compiled};
 pub use dataset::Dataset;
 pub use device::{Device, GpuBackend};
 pub use error::{ProverError, Result};
@@ -25,10 +27,12 @@ pub use infer::{infer, infer_batch, infer_trace, IntegerEngine, LayerTrace};
 pub use model_file::{load_model, model_to_bytes, save_model};
 pub use quantize::{choose_multiplier, dequantize_output, quantize, quantize_input, quantize_with, Precision};
 pub mod keys;
+pub mod model_prover;
 pub mod prove;
 pub mod srs;
 
 pub use keys::{load_prover_key, prover_key_from_bytes, setup, write_keys, KeyPair, ProverKey};
+pub use model_prover::Prover;
 pub use prove::{prove, random_salt, ProveRequest, Proven};
 pub use srs::SrsSource;
 pub use zkinfer_verifier::load_verifier_key;

@@ -44,13 +44,34 @@ pub struct Proven {
     pub cpu_retry: bool,
 }
 
-/// Proves `model` on `request` with `key`, and checks the proof with `verifier` before returning it.
+/// Proves `model` on `request` with `key`, and checks the proof with `verifier` before returning it. Builds the
+/// integer engine for this one proof (uploading the linear layers when `key` proves on a GPU); to prove many
+/// requests, open a [`Prover`](crate::Prover), which keeps it.
 pub fn prove(
     model: &QuantizedModel,
     key: &ProverKey,
     verifier: &VerifierKey,
     request: &ProveRequest,
 ) -> Result<Proven> {
+    let engine = match key.gpu() {
+        Some(backend) => IntegerEngine::on_gpu(model, backend.clone()).or_else(|e| {
+            // A GPU fault costs time, not the request: the CPU computes the same integers.
+            eprintln!("warning: {e}; running the inference on the CPU instead");
+            IntegerEngine::new(model)
+        })?,
+        None => IntegerEngine::new(model)?,
+    };
+    prove_with(&engine, key, verifier, request)
+}
+
+/// [`prove`] with an engine already made for the key's model.
+pub(crate) fn prove_with(
+    engine: &IntegerEngine,
+    key: &ProverKey,
+    verifier: &VerifierKey,
+    request: &ProveRequest,
+) -> Result<Proven> {
+    let model = engine.model();
     if verifier.model_id() != key.model_id {
         return Err(ProverError::KeyPairMismatch {
             proving: format!("{} (`{}`)", hex::encode(key.model_id), key.meta.name),
@@ -59,16 +80,14 @@ pub fn prove(
     }
     let started = Instant::now();
     let input_q = quantize_input(model, request.input)?;
-    let outputs = match key.gpu() {
+    let outputs = match engine.infer(&input_q) {
+        Ok(outputs) => outputs,
         // A GPU fault costs time, not the request: the CPU computes the same integers.
-        Some(backend) => match IntegerEngine::on_gpu(model, backend.clone()).and_then(|e| e.infer(&input_q)) {
-            Ok(outputs) => outputs,
-            Err(e) => {
-                eprintln!("warning: {e}; running the inference on the CPU instead");
-                infer(model, &input_q)?
-            }
-        },
-        None => infer(model, &input_q)?,
+        Err(e) if engine.is_on_gpu() => {
+            eprintln!("warning: {e}; running the inference on the CPU instead");
+            infer(model, &input_q)?
+        }
+        Err(e) => return Err(e),
     };
     let inference = started.elapsed();
 
@@ -91,9 +110,9 @@ pub fn prove(
 
     if let Err(e) = check_proof(verifier, &instance, &proof) {
         let Some(backend) = key.gpu() else {
-            return Err(ProverError::Other(format!(
-                "the new proof does not verify ({e}); this is a bug, please report it"
-            )));
+            return Err(ProverError::Proving {
+                reason: format!("the new proof does not verify ({e}); this is a bug, please report it"),
+            });
         };
         // A GPU that computes wrong group elements must not cost the request: prove again on the CPU.
         eprintln!(
@@ -112,10 +131,8 @@ pub fn prove(
         cpu.detach_gpu();
         proof = create(&cpu, key, circuit(), &instance)?;
         cpu_retry = true;
-        check_proof(verifier, &instance, &proof).map_err(|e| {
-            ProverError::Other(format!(
-                "the new proof does not verify ({e}); this is a bug, please report it"
-            ))
+        check_proof(verifier, &instance, &proof).map_err(|e| ProverError::Proving {
+            reason: format!("the new proof does not verify ({e}); this is a bug, please report it"),
         })?;
     }
     let bundle = ProofBundle {
@@ -146,7 +163,9 @@ fn create(params: &SmallValueParams, key: &ProverKey, circuit: ModelCircuit, ins
         OsRng,
         &mut transcript,
     )
-    .map_err(|e| ProverError::Other(format!("proof generation failed: {e:?}")))?;
+    .map_err(|e| ProverError::Proving {
+        reason: format!("halo2: {e:?}"),
+    })?;
     Ok(transcript.finalize())
 }
 

@@ -74,7 +74,10 @@ fn max_file_len() -> u64 {
 }
 
 fn refusal(label: &Path, reason: String) -> ProverError {
-    ProverError::Other(format!("SRS file `{}`: {reason}", label.display()))
+    ProverError::SrsFile {
+        path: label.to_path_buf(),
+        reason,
+    }
 }
 
 fn too_large(label: &Path, len: u64) -> ProverError {

@@ -100,8 +100,14 @@ pub async fn infer_request(
     let inference_model = served.clone();
     let inference_input = input.clone();
     let (outputs, commitment) = tokio::task::spawn_blocking(move || {
-        let q = quantize_input(&inference_model.model, &inference_input)?;
-        let outputs = infer(&inference_model.model, &q)?;
+        let model = inference_model.model();
+        let q = quantize_input(model, &inference_input)?;
+        // The engine of the model (on the GPU when the server proves on one); a GPU fault falls back to the CPU.
+        let outputs = match inference_model.prover.engine().infer(&q) {
+            Ok(outputs) => outputs,
+            Err(_) if inference_model.prover.engine().is_on_gpu() => infer(model, &q)?,
+            Err(e) => return Err(e),
+        };
         Ok::<_, zkinfer_prover::ProverError>((outputs, poseidon::commit_input(salt, &q)))
     })
     .await
@@ -125,7 +131,7 @@ pub async fn infer_request(
         },
         outputs,
         input_commitment: field_to_hex(&commitment),
-        output_scale: served.model.output_scale(),
+        output_scale: served.model().output_scale(),
         bundle: None,
         error: None,
         created_ms: now_ms(),
@@ -161,7 +167,7 @@ fn replay(nonce: &str, model_id: &str) -> ApiError {
 
 /// The one sample of `input_data`, checked against the model.
 fn single_input(served: &ServedModel, mut rows: Vec<Vec<f32>>) -> Result<Vec<f32>, ApiError> {
-    let meta = served.verifier_key.meta();
+    let meta = served.prover.verifier().meta();
     if rows.len() != 1 {
         return Err(ApiError::invalid(format!(
             "input_data holds {} rows; send exactly one (one request per input)",

@@ -5,8 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use zkinfer_circuits::QuantizedModel;
-use zkinfer_prover::{keys, load_model, GpuBackend, ProverKey};
-use zkinfer_verifier::VerifierKey;
+use zkinfer_prover::{load_model, GpuBackend, Prover};
 
 use crate::api::ModelInfo;
 use crate::error::ServiceError;
@@ -15,47 +14,36 @@ use crate::error::ServiceError;
 pub struct ServedModel {
     /// Model id (hex).
     pub id: String,
-    /// The quantized model.
-    pub model: QuantizedModel,
-    /// Its proving key (with the GPU attached when the server proves on one).
-    pub prover_key: ProverKey,
-    /// Its verifying key (the prover checks each proof before handing it out).
-    pub verifier_key: VerifierKey,
+    /// The model with its keys and its engine (on the GPU when the server proves on one).
+    pub prover: Prover,
     /// The verifying key file's bytes, served to clients.
     pub verifier_key_bytes: Vec<u8>,
 }
 
 impl ServedModel {
-    /// Loads `model_path` (`.zkm`) with the keys in `key_dir`, attaching `gpu` when given.
+    /// Loads `model_path` (`.zkm`) with the keys in `key_dir`, on `gpu` when given.
     pub fn load(model_path: &Path, key_dir: &Path, gpu: Option<&Arc<GpuBackend>>) -> Result<Self, ServiceError> {
         let failed = |reason: String| ServiceError::Model {
             path: model_path.display().to_string(),
             reason,
         };
         let model = load_model(model_path).map_err(|e| failed(e.to_string()))?;
-        let mut prover_key = keys::load_prover_key(key_dir, &model).map_err(|e| failed(e.to_string()))?;
-        let verifier_key = zkinfer_verifier::load_verifier_key(key_dir, None).map_err(|e| failed(e.to_string()))?;
-        if prover_key.model_id != verifier_key.model_id() {
-            return Err(failed(format!(
-                "the proving and verifying keys in {} are for different models; run `zkinfer setup` again",
-                key_dir.display()
-            )));
-        }
-        if let Some(gpu) = gpu {
-            prover_key.use_gpu(gpu.clone()).map_err(|e| failed(e.to_string()))?;
-        }
+        let prover = Prover::open_on(model, key_dir, gpu.cloned()).map_err(|e| failed(e.to_string()))?;
         Ok(ServedModel {
-            id: hex::encode(verifier_key.model_id()),
-            verifier_key_bytes: verifier_key.to_bytes(),
-            model,
-            prover_key,
-            verifier_key,
+            id: hex::encode(prover.verifier().model_id()),
+            verifier_key_bytes: prover.verifier().to_bytes(),
+            prover,
         })
+    }
+
+    /// The quantized model.
+    pub fn model(&self) -> &QuantizedModel {
+        self.prover.model()
     }
 
     /// The model as `GET /v1/models` lists it.
     pub fn info(&self) -> ModelInfo {
-        let meta = self.verifier_key.meta();
+        let meta = self.prover.verifier().meta();
         ModelInfo {
             model_id: self.id.clone(),
             name: meta.name.clone(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use zkinfer_prover::{prove, ProveRequest};
+use zkinfer_prover::ProveRequest;
 use zkinfer_verifier::field_from_hex;
 
 use crate::state::AppState;
@@ -75,7 +75,7 @@ fn try_prove_job(state: &AppState, id: &str) -> Result<Option<f64>, String> {
     }
     let started = Instant::now();
     let request = ProveRequest { input, salt, nonce };
-    let proven = prove(&served.model, &served.prover_key, &served.verifier_key, &request).map_err(|e| e.to_string())?;
+    let proven = served.prover.prove(&request).map_err(|e| e.to_string())?;
     let seconds = started.elapsed().as_secs_f64();
     if proven.bundle.outputs != job.outputs {
         return Err(format!(

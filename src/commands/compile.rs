@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
-use zkinfer_circuits::{layout, CircuitParams, QuantizedModel};
-use zkinfer_prover::{accuracy_report, import_onnx, quantize_with, save_model, AccuracyReport, Dataset, Precision};
+use zkinfer_circuits::layout;
+use zkinfer_prover::{save_model, Compiled, Dataset, Precision};
 
 use crate::report::print_json;
 
@@ -44,21 +44,7 @@ impl CompileArgs {
     }
 }
 
-/// What compiling produced.
-pub struct Compiled {
-    /// The quantized model.
-    pub model: QuantizedModel,
-    /// The precision it was quantized at.
-    pub precision: Precision,
-    /// Its circuit layout.
-    pub layout: layout::Layout,
-    /// Every layout the planner tried, cheapest (the one chosen) first.
-    pub candidates: Vec<(CircuitParams, layout::Layout)>,
-    /// The accuracy report, when a test set was given.
-    pub accuracy: Option<AccuracyReport>,
-}
-
-/// Compiles `onnx` at `precision` and writes `output`.
+/// Compiles `onnx` at `precision` (the library's [`zkinfer_prover::compile`]) and writes the model to `output`.
 pub fn compile(
     onnx: &Path,
     calibration: &Path,
@@ -66,25 +52,11 @@ pub fn compile(
     output: &Path,
     precision: Precision,
 ) -> Result<Compiled> {
-    let float = import_onnx(onnx)?;
     let calibration = Dataset::load(calibration)?;
-    let model = quantize_with(&float, &calibration.inputs, precision)?;
-    let (_, candidates) = layout::choose(&model).map_err(anyhow::Error::msg)?;
-    let layout = candidates
-        .first()
-        .map(|(_, l)| l.clone())
-        .context("the planner found no layout")?;
-    let accuracy = test
-        .map(|t| Dataset::load(t).and_then(|d| accuracy_report(onnx, &model, &d)))
-        .transpose()?;
-    save_model(output, &model).with_context(|| format!("writing {}", output.display()))?;
-    Ok(Compiled {
-        model,
-        precision,
-        layout,
-        candidates,
-        accuracy,
-    })
+    let test = test.map(Dataset::load).transpose()?;
+    let compiled = zkinfer_prover::compile(onnx, &calibration, test.as_ref(), precision)?;
+    save_model(output, &compiled.model).with_context(|| format!("writing {}", output.display()))?;
+    Ok(compiled)
 }
 
 /// How many of the planner's candidate layouts `compile` prints.
@@ -127,15 +99,16 @@ pub fn describe(c: &Compiled) -> String {
     );
     s += &format!(
         "  rows used: poseidon {}, linear {}, freivalds {}, requantize {}, range checks {} (x{} columns), max pool {}, \
-         tables {}, lookup table {}\n",
+         tables {}, products {}, lookup table {}\n",
         p.poseidon_rows,
         p.linear_rows,
         p.freivalds_rows,
         p.requant_rows,
         p.range_rows,
-        c.candidates.first().map_or(1, |(params, _)| params.range_columns),
+        c.params().map_or(1, |params| params.range_columns),
         p.pool_rows,
         p.table_rows,
+        p.product_rows,
         p.lookup_table_rows
     );
     s += &format!(

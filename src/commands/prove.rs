@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 use zkinfer_circuits::{Fr, QuantizedModel};
-use zkinfer_prover::{keys, load_model, prove, random_salt, Dataset, Device, GpuBackend, ProveRequest, Proven};
+use zkinfer_prover::{load_model, random_salt, Dataset, Device, ProveRequest, Proven, Prover};
 use zkinfer_verifier::{field_from_hex, field_to_hex};
 
 use crate::report::{ensure_writable, ms, print_json, spinner, INSECURE_SRS_WARNING};
@@ -67,14 +67,9 @@ pub fn prove_file(
     device: Device,
     json: bool,
 ) -> Result<(Proven, ProveInfo)> {
-    let mut prover_key = keys::load_prover_key(key_dir, model)?;
-    let verifier_key = zkinfer_verifier::load_verifier_key(key_dir, None)?;
-    let device = match GpuBackend::open(device)? {
-        Some(backend) => {
-            let described = format!("GPU {}", backend.describe());
-            prover_key.use_gpu(backend)?;
-            described
-        }
+    let prover = Prover::open(model.clone(), key_dir, device)?;
+    let device = match prover.gpu() {
+        Some(backend) => format!("GPU {}", backend.describe()),
         None if device == Device::Auto => "CPU (no hardware GPU found)".to_string(),
         None => "CPU".to_string(),
     };
@@ -82,10 +77,10 @@ pub fn prove_file(
         eprintln!("device: {device}");
     }
     let bar = spinner("proving", json);
-    let proven = prove(model, &prover_key, &verifier_key, request)?;
+    let proven = prover.prove(request)?;
     bar.finish_and_clear();
     let info = ProveInfo {
-        insecure_srs: prover_key.insecure_srs,
+        insecure_srs: prover.key().insecure_srs,
         device,
     };
     Ok((proven, info))
