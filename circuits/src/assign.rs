@@ -1,19 +1,14 @@
-//! Witness assignment with a tampering hook: every advice cell a chip writes goes through [`Assigner`], which
-//! counts cells by [`CellKind`] and can change one of them. Soundness tests use it to take a valid witness, alter a
-//! single cell (or mount a specific attack) and check that the circuit is no longer satisfied.
+//! Witness assignment: every advice cell a chip writes goes through [`Assigner`], labelled with its [`CellKind`].
 //!
-//! [`Tamper::Forge`] is the strongest form: up to [`MAX_FORGERIES`] cells changed at once, each re-solved locally
-//! ([`Forgery`]): the chips compute every later cell from the forged values (running sums, Horner runs, rounds, the
-//! max chain, range-check limbs and every later layer), and a forged requantization part re-solves the rest of its
-//! row so that its division and clamp gates hold. What still objects is what the circuit relies on: a copy
-//! constraint, a lookup, the public instance or a gate that no local choice can satisfy.
-//!
-//! [`trace_cells`] records the cells a synthesis writes (kind and value, in assignment order) for tests that check
-//! the witness independently. Without a tamper and outside [`trace_cells`] the assigner writes exactly what the
-//! chips computed.
+//! With the `test-hooks` feature (tests only; `hooks.rs`) the assigner also counts cells by kind and can change
+//! them: soundness tests take a valid witness, alter cells or mount specific attacks (`Tamper`, `Forgery`) and check
+//! that the circuit is no longer satisfied, and `trace_cells` records what a synthesis wrote for the independent
+//! checker. A build without the feature has none of it: the assigner writes exactly what the chips computed.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+#[cfg(feature = "test-hooks")]
+mod hooks;
+#[cfg(feature = "test-hooks")]
+pub use hooks::{trace_cells, Forgery, RequantChange, RequantPart, Tamper, TracedCell, MAX_FORGERIES};
 
 use ff::Field;
 use halo2_proofs::{
@@ -94,155 +89,6 @@ impl CellKind {
     ];
 }
 
-/// A change to make to an otherwise honest witness.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tamper {
-    /// Add `delta` to the `index`-th cell of `kind`.
-    Cell {
-        /// Kind of cell.
-        kind: CellKind,
-        /// Which one, in assignment order.
-        index: usize,
-        /// Amount added.
-        delta: u64,
-    },
-    /// In the `index`-th requantization, use `r + 2^s` and `q − 1` (the division identity still holds).
-    RemainderShift {
-        /// Which requantization.
-        index: usize,
-    },
-    /// In the `index`-th requantization, keep `r` in range but flip its low bit, solve the division identity
-    /// for `q` in the field (an enormous quotient) and absorb it into the clamp slack `d`.
-    UnboundedQuotient {
-        /// Which requantization.
-        index: usize,
-    },
-    /// In the `index`-th requantization, claim the int8 saturation `y = 127, b = 1, d = q − 127` (the division
-    /// identity still holds): for a 16-bit output with `127 < q ≤ 32767` only the clamp's upper bound objects.
-    ClampAtInt8 {
-        /// Which requantization.
-        index: usize,
-    },
-    /// Up to [`MAX_FORGERIES`] forgeries at once, each re-solved locally (see [`Forgery`]).
-    Forge([Option<Forgery>; MAX_FORGERIES]),
-}
-
-/// Most forgeries one [`Tamper::Forge`] carries.
-pub const MAX_FORGERIES: usize = 4;
-
-impl Tamper {
-    /// Mounts `forgeries` together; `None` if there are more than [`MAX_FORGERIES`].
-    pub fn forge(forgeries: &[Forgery]) -> Option<Self> {
-        if forgeries.len() > MAX_FORGERIES {
-            return None;
-        }
-        let mut slots = [None; MAX_FORGERIES];
-        for (slot, f) in slots.iter_mut().zip(forgeries) {
-            *slot = Some(*f);
-        }
-        Some(Tamper::Forge(slots))
-    }
-
-    /// The forgeries of a [`Tamper::Forge`] (none for the other variants).
-    pub fn forgeries(&self) -> impl Iterator<Item = &Forgery> {
-        let slots: &[Option<Forgery>] = match self {
-            Tamper::Forge(slots) => slots,
-            _ => &[],
-        };
-        slots.iter().flatten()
-    }
-}
-
-/// One change of a [`Tamper::Forge`], re-solved locally: the chips carry on from the forged value, so only the
-/// constraints that read the forged cell itself (and cannot be satisfied by a local choice) object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Forgery {
-    /// Add `delta` to the `index`-th cell of `kind`. Everything computed from the cell afterwards uses the forged
-    /// value: the next running sums of a multiply-accumulate pass, a packing or a Freivalds run, the next Poseidon
-    /// rounds, the next limbs of a range check, the rest of a max chain and every later layer.
-    Cell {
-        /// Kind of cell.
-        kind: CellKind,
-        /// Which one, in assignment order.
-        index: usize,
-        /// Amount added (as a field element: a negative delta subtracts).
-        delta: i64,
-    },
-    /// Change `part` of the `index`-th requantization by `delta` and re-solve the rest of its row (see
-    /// [`RequantPart`]) so that the division and clamp gates hold; its range checks are computed from the forged
-    /// cells.
-    Requant {
-        /// Which requantization, in assignment order.
-        index: usize,
-        /// What is changed.
-        part: RequantPart,
-        /// By how much.
-        delta: i64,
-    },
-    /// In the `index`-th pairwise maximum, claim the smaller operand (the max gate `(m − a)(m − b) = 0` still
-    /// holds; only the byte lookups object). Nothing changes where both operands are equal.
-    PoolMin {
-        /// Which pairwise maximum, in assignment order.
-        index: usize,
-    },
-}
-
-/// The part of a requantization row a [`Forgery::Requant`] changes; the other cells of the row are solved from it,
-/// `r` always from the division identity `acc · M + c = (y + (2f − 1) · d) · 2^s + r` in the field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RequantPart {
-    /// `y + delta`; the flag is 1 exactly when the forged `y` is the upper bound, the slack is what keeps the
-    /// honest quotient where the clamp gates allow it (`q − hi` with the flag, `lo − q` at the lower bound), else 0.
-    Output,
-    /// The quotient `q + delta` (not a cell): `y`, `f`, `d` are its clamp, `r` drops by `delta · 2^s`.
-    Quotient,
-    /// `r + delta`: the quotient is solved in the field; a small one is clamped, an enormous one is absorbed into
-    /// the slack with `y = lo`, `f = 0` (the unbounded-quotient attack with its clamp gate satisfied).
-    Remainder,
-    /// `d + delta` with the same flag; `y` becomes the lower bound where the clamp gate needs it (`f = 0`, `d ≠ 0`).
-    Slack,
-    /// `1 − f` (the delta is ignored: a flag other than 0 or 1 fails the boolean gate whatever the rest of the
-    /// row holds); `y` becomes the upper bound when the flag is 1, and the slack keeps the honest quotient with the
-    /// flag, or is 0 without it.
-    Flag,
-}
-
-/// What the requantization chip must do to the row it is about to write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequantChange {
-    /// [`Tamper::RemainderShift`].
-    RemainderShift,
-    /// [`Tamper::UnboundedQuotient`].
-    UnboundedQuotient,
-    /// [`Tamper::ClampAtInt8`].
-    ClampAtInt8,
-    /// A [`Forgery::Requant`] of this part by this amount.
-    Forge(RequantPart, i64),
-}
-
-/// One advice cell as a traced synthesis wrote it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TracedCell {
-    /// Its kind.
-    pub kind: CellKind,
-    /// The value written.
-    pub value: Fr,
-}
-
-thread_local! {
-    static TRACE: RefCell<Option<Vec<TracedCell>>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` with cell tracing on for this thread; returns its result and the cells, in assignment order, that the
-/// last synthesis inside `f` wrote (each new [`Assigner`] restarts the trace, so with two phases it is the last
-/// pass). A test facility: synthesis outside it records nothing.
-pub fn trace_cells<T>(f: impl FnOnce() -> T) -> (T, Vec<TracedCell>) {
-    let previous = TRACE.with(|t| t.replace(Some(Vec::new())));
-    let result = f();
-    let cells = TRACE.with(|t| t.replace(previous)).unwrap_or_default();
-    (result, cells)
-}
-
 /// An advice cell together with the value written into it.
 #[derive(Clone, Copy, Debug)]
 pub struct AssignedValue {
@@ -252,57 +98,29 @@ pub struct AssignedValue {
     pub value: Fr,
 }
 
-/// Writes advice and fixed cells into the circuit's single region, applying at most one [`Tamper`].
+/// Writes advice and fixed cells into the circuit's single region (applying the tests' tamper, with `test-hooks`).
 pub struct Assigner<'a, 'r> {
     region: &'a mut Region<'r, Fr>,
-    tamper: Option<Tamper>,
-    counters: HashMap<CellKind, usize>,
-    requantizations: usize,
-    tracing: bool,
+    #[cfg(feature = "test-hooks")]
+    hooks: hooks::Hooks,
 }
 
 impl<'a, 'r> Assigner<'a, 'r> {
     /// Wraps a region.
-    pub fn new(region: &'a mut Region<'r, Fr>, tamper: Option<Tamper>) -> Self {
-        let tracing = TRACE.with(|t| t.borrow_mut().as_mut().map(Vec::clear).is_some());
+    pub fn new(region: &'a mut Region<'r, Fr>) -> Self {
         Self {
             region,
-            tamper,
-            counters: HashMap::new(),
-            requantizations: 0,
-            tracing,
+            #[cfg(feature = "test-hooks")]
+            hooks: hooks::Hooks::new(None),
         }
     }
 
     /// Assigns an advice cell of `kind`.
     pub fn advice(&mut self, kind: CellKind, column: Column<Advice>, row: usize, value: Fr) -> AssignedValue {
-        let n = self.counters.entry(kind).or_insert(0);
-        let index = *n;
-        *n += 1;
-        let value = match &self.tamper {
-            None => value,
-            Some(Tamper::Cell {
-                kind: k,
-                index: i,
-                delta,
-            }) if *k == kind && *i == index => value + Fr::from(*delta),
-            Some(t @ Tamper::Forge(_)) => t.forgeries().fold(value, |v, f| match *f {
-                Forgery::Cell {
-                    kind: k,
-                    index: i,
-                    delta,
-                } if k == kind && i == index => v + crate::field::from_i64(delta),
-                _ => v,
-            }),
-            Some(_) => value,
-        };
-        if self.tracing {
-            TRACE.with(|t| {
-                if let Some(cells) = t.borrow_mut().as_mut() {
-                    cells.push(TracedCell { kind, value });
-                }
-            });
-        }
+        #[cfg(feature = "test-hooks")]
+        let value = self.hooks.advice(kind, value);
+        #[cfg(not(feature = "test-hooks"))]
+        let _ = kind;
         let cell = self.region.assign_advice(column, row, Value::known(value)).cell();
         AssignedValue { cell, value }
     }
@@ -334,32 +152,6 @@ impl<'a, 'r> Assigner<'a, 'r> {
         selector.enable(self.region, row)
     }
 
-    /// Numbers the next requantization and returns the change to make to it, if any.
-    pub fn next_requantization(&mut self) -> Option<RequantChange> {
-        let index = self.requantizations;
-        self.requantizations += 1;
-        match self.tamper.as_ref()? {
-            Tamper::RemainderShift { index: i } if *i == index => Some(RequantChange::RemainderShift),
-            Tamper::UnboundedQuotient { index: i } if *i == index => Some(RequantChange::UnboundedQuotient),
-            Tamper::ClampAtInt8 { index: i } if *i == index => Some(RequantChange::ClampAtInt8),
-            t => t.forgeries().find_map(|f| match *f {
-                Forgery::Requant { index: i, part, delta } if i == index => Some(RequantChange::Forge(part, delta)),
-                _ => None,
-            }),
-        }
-    }
-
-    /// Whether the next pairwise maximum (the next [`CellKind::PoolMax`] cell) is to claim the smaller operand
-    /// ([`Forgery::PoolMin`]).
-    pub fn forges_pool_min(&self) -> bool {
-        let Some(t) = &self.tamper else {
-            return false;
-        };
-        let next = self.counters.get(&CellKind::PoolMax).copied().unwrap_or(0);
-        t.forgeries()
-            .any(|f| matches!(*f, Forgery::PoolMin { index } if index == next))
-    }
-
     /// Ends the current phase: in the prover this commits the advice columns of the phase so far and squeezes the
     /// challenges usable after it (halo2-axiom's single-pass synthesis); elsewhere it does nothing.
     pub fn next_phase(&mut self) {
@@ -371,10 +163,5 @@ impl<'a, 'r> Assigner<'a, 'r> {
         let mut value = Fr::ZERO;
         self.region.get_challenge(c).map(|v| value = v);
         value
-    }
-
-    /// How many cells of each kind were assigned (the harness uses it to pick indices).
-    pub fn counts(&self) -> &HashMap<CellKind, usize> {
-        &self.counters
     }
 }

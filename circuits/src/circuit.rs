@@ -4,6 +4,7 @@
 //! Layers compose chips and own no constraints. Public inputs are bound here and only here: the Poseidon output to
 //! instance row 0, the nonce cell to row 1, the last layer's outputs to rows 2…
 
+#[cfg(feature = "test-hooks")]
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +15,9 @@ use halo2_proofs::{
     plonk::{Circuit, Column, ConstraintSystem, Error, Instance},
 };
 
-use crate::assign::{Assigner, CellKind, Tamper};
+#[cfg(feature = "test-hooks")]
+use crate::assign::Tamper;
+use crate::assign::{Assigner, CellKind};
 use crate::chips::{
     freivalds::FreivaldsConfig,
     linear::LinearConfig,
@@ -64,11 +67,16 @@ pub struct ModelCircuit {
     model: QuantizedModel,
     params: CircuitParams,
     witness: Witness,
+    /// Why the last synthesis failed, when a layer could not be laid out (halo2 only reports `Error::Synthesis`).
+    failure: Arc<Mutex<Option<String>>>,
+    #[cfg(feature = "test-hooks")]
     tamper: Option<Tamper>,
+    #[cfg(feature = "test-hooks")]
     record: Arc<Mutex<SynthesisRecord>>,
 }
 
-/// What the last synthesis of a circuit wrote, for tests that compare it with the native engine.
+/// What the last synthesis of a circuit wrote, for tests that compare it with the native engine (`test-hooks`).
+#[cfg(feature = "test-hooks")]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SynthesisRecord {
     /// Advice cells assigned, by kind.
@@ -77,8 +85,6 @@ pub struct SynthesisRecord {
     pub outputs: Vec<Fr>,
     /// The value bound to the commitment row.
     pub commitment: Fr,
-    /// Why the synthesis failed, when a layer could not be laid out (halo2 only reports `Error::Synthesis`).
-    pub error: Option<String>,
 }
 
 impl ModelCircuit {
@@ -88,7 +94,10 @@ impl ModelCircuit {
             model,
             params,
             witness,
+            failure: Arc::default(),
+            #[cfg(feature = "test-hooks")]
             tamper: None,
+            #[cfg(feature = "test-hooks")]
             record: Arc::default(),
         }
     }
@@ -107,20 +116,28 @@ impl ModelCircuit {
         )
     }
 
-    /// The same circuit with one cell changed or one attack mounted (soundness tests only).
+    /// The same circuit with one cell changed or one attack mounted (soundness tests only: `test-hooks`).
+    #[cfg(feature = "test-hooks")]
     pub fn with_tamper(mut self, tamper: Tamper) -> Self {
         self.tamper = Some(tamper);
         self
     }
 
     /// How many advice cells of each kind the last synthesis assigned (the tampering harness picks from these).
+    #[cfg(feature = "test-hooks")]
     pub fn assigned_cell_counts(&self) -> HashMap<CellKind, usize> {
         self.last_synthesis().cell_counts
     }
 
     /// What the last synthesis of this circuit (or a clone of it) wrote.
+    #[cfg(feature = "test-hooks")]
     pub fn last_synthesis(&self) -> SynthesisRecord {
         self.record.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Why the last synthesis of this circuit (or a clone of it) failed, naming the layer, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
     }
 
     /// The model this circuit proves.
@@ -162,8 +179,8 @@ impl ModelCircuit {
             layer: layer.name.clone(),
             problem,
         };
-        if let Ok(mut record) = self.record.lock() {
-            record.error = Some(error.to_string());
+        if let Ok(mut failure) = self.failure.lock() {
+            *failure = Some(error.to_string());
         }
         Error::Synthesis
     }
@@ -198,7 +215,10 @@ impl Circuit<Fr> for ModelCircuit {
         let (commitment, nonce, outputs) = layouter.assign_region(
             || "model",
             |mut region| {
-                let mut a = Assigner::new(&mut region, self.tamper);
+                #[cfg(feature = "test-hooks")]
+                let mut a = Assigner::tampered(&mut region, self.tamper);
+                #[cfg(not(feature = "test-hooks"))]
+                let mut a = Assigner::new(&mut region);
                 let input: Vec<Fr> = self.witness.input.iter().map(|&x| field::from_i64(x)).collect();
                 // Row 0 of the multiply-accumulate columns is left blank (zeros) so that its gate never reads an
                 // unassigned cell; the sponge starts with such a row of its own.
@@ -248,13 +268,16 @@ impl Circuit<Fr> for ModelCircuit {
                 } else if !products.is_empty() {
                     return Err(Error::Synthesis);
                 }
+                #[cfg(feature = "test-hooks")]
                 if let Ok(mut record) = self.record.lock() {
                     *record = SynthesisRecord {
                         cell_counts: a.counts().clone(),
                         outputs: outputs.iter().map(|y| y.value).collect(),
                         commitment: commitment.value,
-                        error: None,
                     };
+                }
+                if let Ok(mut failure) = self.failure.lock() {
+                    *failure = None;
                 }
                 Ok((commitment, nonce, outputs))
             },

@@ -17,7 +17,9 @@ pub mod params;
 pub mod poseidon;
 pub mod public_inputs;
 
-pub use circuit::{ModelCircuit, SynthesisRecord, Witness};
+#[cfg(feature = "test-hooks")]
+pub use circuit::SynthesisRecord;
+pub use circuit::{ModelCircuit, Witness};
 pub use error::{CircuitError, CircuitProblem};
 pub use halo2_proofs::halo2curves::bn256::Fr;
 pub use model::QuantizedModel;

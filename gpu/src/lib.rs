@@ -18,7 +18,8 @@
 //!
 //! The prover (`zkinfer-prover`'s `device` module) commits with [`MsmKernels`] and runs the integer inference with
 //! [`IntLinearKernels`]; halo2's FFTs cannot be replaced from outside, so the NTT kernels are not used in proofs
-//! yet. Errors are values ([`GpuError`]), never panics; [`context_or_skip`] is the loud skip of the test suites.
+//! yet. Errors are values ([`GpuError`]), never panics. With the `test-hooks` feature (tests only), `context_or_skip`
+//! is the loud skip of the test suites.
 
 mod adapter;
 mod curve;
@@ -27,6 +28,7 @@ mod field;
 mod int_linear;
 mod msm;
 mod ntt;
+#[cfg(feature = "test-hooks")]
 mod skip;
 mod transfer;
 
@@ -40,6 +42,7 @@ pub use int_linear::{
 };
 pub use msm::{MsmKernels, ResidentBases};
 pub use ntt::NttKernels;
+#[cfg(feature = "test-hooks")]
 pub use skip::{context_or_skip, gpu_required, skip_loudly, REQUIRE_GPU_VAR};
 /// The wgpu this crate is built on, for callers that build their own pipelines on a [`GpuContext`].
 pub use wgpu;

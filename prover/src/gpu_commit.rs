@@ -50,7 +50,9 @@ pub struct GpuCommitter {
     failed: AtomicUsize,
     mismatched: AtomicUsize,
     reported: AtomicBool,
+    #[cfg(feature = "test-hooks")]
     cross_check: AtomicBool,
+    #[cfg(feature = "test-hooks")]
     inject_fault: AtomicBool,
 }
 
@@ -86,7 +88,9 @@ impl GpuCommitter {
             failed: AtomicUsize::new(0),
             mismatched: AtomicUsize::new(0),
             reported: AtomicBool::new(false),
+            #[cfg(feature = "test-hooks")]
             cross_check: AtomicBool::new(false),
+            #[cfg(feature = "test-hooks")]
             inject_fault: AtomicBool::new(false),
         })
     }
@@ -96,13 +100,16 @@ impl GpuCommitter {
         &self.backend
     }
 
-    /// Also compute every GPU MSM on the CPU, use the CPU's result and count disagreements (for tests).
+    /// Also compute every GPU MSM on the CPU, use the CPU's result and count disagreements (tests only: the
+    /// `test-hooks` feature).
+    #[cfg(feature = "test-hooks")]
     pub fn set_cross_check(&self, on: bool) {
         self.cross_check.store(on, Ordering::Relaxed);
     }
 
-    /// For tests of the fallbacks: every GPU MSM result is shifted by the group generator, as a faulty driver's
-    /// would be (`prove` must then notice and prove again on the CPU).
+    /// For tests of the fallbacks (the `test-hooks` feature): every GPU MSM result is shifted by the group
+    /// generator, as a faulty driver's would be (`prove` must then notice and prove again on the CPU).
+    #[cfg(feature = "test-hooks")]
     pub fn set_fault_injection(&self, on: bool) {
         self.inject_fault.store(on, Ordering::Relaxed);
     }
@@ -119,19 +126,12 @@ impl GpuCommitter {
             Basis::Monomial => &self.monomial,
         };
         match self.backend.msm().msm(bases, scalars) {
-            Ok(mut point) => {
+            Ok(point) => {
                 self.gpu.fetch_add(1, Ordering::Relaxed);
-                if self.inject_fault.load(Ordering::Relaxed) {
-                    point += G1::generator();
-                }
-                if !self.cross_check.load(Ordering::Relaxed) {
-                    return point;
-                }
-                let want = cpu();
-                if point != want {
-                    self.mismatched.fetch_add(1, Ordering::Relaxed);
-                }
-                want
+                #[cfg(feature = "test-hooks")]
+                return self.test_hooks(point, cpu);
+                #[cfg(not(feature = "test-hooks"))]
+                point
             }
             Err(e) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
@@ -145,6 +145,22 @@ impl GpuCommitter {
                 cpu()
             }
         }
+    }
+
+    /// The fault injection and the cross-check of the tests (`test-hooks`) applied to a GPU result.
+    #[cfg(feature = "test-hooks")]
+    fn test_hooks(&self, mut point: G1, cpu: impl FnOnce() -> G1) -> G1 {
+        if self.inject_fault.load(Ordering::Relaxed) {
+            point += G1::generator();
+        }
+        if !self.cross_check.load(Ordering::Relaxed) {
+            return point;
+        }
+        let want = cpu();
+        if point != want {
+            self.mismatched.fetch_add(1, Ordering::Relaxed);
+        }
+        want
     }
 
     /// How many commitments went where so far.

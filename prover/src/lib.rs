@@ -8,10 +8,16 @@ pub mod compile;
 pub mod dataset;
 pub mod device;
 pub mod error;
+#[cfg(feature = "gpu")]
 pub mod gpu_commit;
+#[cfg(not(feature = "gpu"))]
+mod gpu_off;
+#[cfg(not(feature = "gpu"))]
+pub use gpu_off::{gpu_commit, infer_gpu};
 pub mod graph;
 pub mod import;
 pub mod infer;
+#[cfg(feature = "gpu")]
 pub mod infer_gpu;
 pub mod model_file;
 pub mod quantize;

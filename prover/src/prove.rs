@@ -118,7 +118,7 @@ pub(crate) fn prove_with(
         eprintln!(
             "warning: the proof made with GPU `{}` does not verify ({e}); proving again on the CPU \
              (please report this GPU and driver; use --device cpu to skip it)",
-            backend.adapter().name
+            backend.describe()
         );
         // The GPU also computed the outputs: take the CPU's if they differ.
         let cpu_outputs = infer(model, &input_q)?;
@@ -155,16 +155,18 @@ pub(crate) fn prove_with(
 fn create(params: &SmallValueParams, key: &ProverKey, circuit: ModelCircuit, instance: &[Fr]) -> Result<Vec<u8>> {
     let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());
     // KZG over BN254 with SHPLONK, committing to small witness values cheaply (`commit.rs`; same proof bytes).
+    let circuits = [circuit];
     create_proof::<SmallValueKzg, SmallValueShplonk<'_>, _, _, _, _>(
         params,
         &key.pk,
-        &[circuit],
+        &circuits,
         &[&[instance]],
         OsRng,
         &mut transcript,
     )
     .map_err(|e| ProverError::Proving {
-        reason: format!("halo2: {e:?}"),
+        // The circuit knows which layer it could not lay out; halo2 only says `Synthesis`.
+        reason: circuits[0].last_error().unwrap_or_else(|| format!("halo2: {e:?}")),
     })?;
     Ok(transcript.finalize())
 }

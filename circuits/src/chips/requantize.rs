@@ -26,7 +26,7 @@ use halo2_proofs::{
 
 use super::range_check::{Range, RangeCheckConfig};
 use crate::arith::slack_bits;
-use crate::assign::{AssignedValue, Assigner, CellKind, RequantChange, RequantPart};
+use crate::assign::{AssignedValue, Assigner, CellKind};
 use crate::column_rows::ColumnRows;
 use crate::field;
 use crate::model::{OutputRange, Rescale};
@@ -78,81 +78,9 @@ pub fn range_checks(rescale: &Rescale, out: OutputRange) -> [Range; 3] {
     ]
 }
 
-/// The constants of one requantization row, for re-solving a forged row ([`RequantPart`]).
-struct Row {
-    /// `acc · M + c`.
-    numerator: Fr,
-    two_s: Fr,
-    lo: Fr,
-    hi: Fr,
-}
-
-impl Row {
-    /// The remainder that makes the division identity hold for `y`, `f`, `d`.
-    fn remainder(&self, y: Fr, f: Fr, d: Fr) -> Fr {
-        self.numerator - (y + (f + f - Fr::ONE) * d) * self.two_s
-    }
-
-    /// The slack and remainder for a forged `y` and flag `f` that keep the clamp gates and the division identity:
-    /// with the flag the slack keeps the quotient `q` (`d = q − y`); without it, at the lower bound `d = y − q`,
-    /// elsewhere `d = 0` and the remainder absorbs the difference.
-    fn solve(&self, y: Fr, f: Fr, q: Fr) -> (Fr, Fr) {
-        let d = if f == Fr::ONE {
-            q - y
-        } else if y == self.lo {
-            y - q
-        } else {
-            Fr::ZERO
-        };
-        (d, self.remainder(y, f, d))
-    }
-
-    /// `(y, f, d)` for a quotient `q` given in the field: the honest clamp of a small one; an enormous one is
-    /// absorbed into the slack below the lower bound (`y = lo`, `f = 0`, `d = lo − q`, which keeps the clamp gates).
-    fn clamp_any(&self, q: Fr, clamp: impl Fn(i64) -> (Fr, Fr, Fr)) -> (Fr, Fr, Fr) {
-        match field::to_i64(&q).filter(|q| q.unsigned_abs() < 1 << 62) {
-            Some(q) => clamp(q),
-            None => (self.lo, Fr::ZERO, self.lo - q),
-        }
-    }
-
-    /// The row `(y, f, d, r)` with `part` changed by `delta` and the rest re-solved so that the division and clamp
-    /// gates hold (the range checks are left to object); `q` is the honest quotient and `clamp` the honest
-    /// `q ↦ (y, f, d)`.
-    fn forge(&self, part: RequantPart, delta: i64, q: i64, clamp: impl Fn(i64) -> (Fr, Fr, Fr)) -> (Fr, Fr, Fr, Fr) {
-        let (y, f, d) = clamp(q);
-        let (qf, delta) = (field::from_i64(q), field::from_i64(delta));
-        match part {
-            RequantPart::Output => {
-                let y = y + delta;
-                let f = if y == self.hi { Fr::ONE } else { Fr::ZERO };
-                let (d, r) = self.solve(y, f, qf);
-                (y, f, d, r)
-            }
-            RequantPart::Quotient => {
-                let (y, f, d) = self.clamp_any(qf + delta, clamp);
-                (y, f, d, self.remainder(y, f, d))
-            }
-            RequantPart::Remainder => {
-                let r = self.remainder(y, f, d) + delta;
-                let q = (self.numerator - r) * self.two_s.invert().unwrap_or(Fr::ZERO);
-                let (y, f, d) = self.clamp_any(q, clamp);
-                (y, f, d, r)
-            }
-            RequantPart::Slack => {
-                let d = d + delta;
-                let y = if f == Fr::ZERO && d != Fr::ZERO { self.lo } else { y };
-                (y, f, d, self.remainder(y, f, d))
-            }
-            RequantPart::Flag => {
-                let f = Fr::ONE - f;
-                let y = if f == Fr::ONE { self.hi } else { y };
-                let (d, r) = self.solve(y, f, qf);
-                (y, f, d, r)
-            }
-        }
-    }
-}
+#[cfg(feature = "test-hooks")]
+#[path = "requantize/attacks.rs"]
+mod attacks;
 
 impl RequantConfig {
     /// Adds the division and clamp gates over the advice columns `[acc, r, y, b, d]` (which the Poseidon chip also
@@ -229,36 +157,19 @@ impl RequantConfig {
                 field::from_i64((q - y).abs()),
             )
         };
+        #[allow(unused_mut)]
         let mut r = field::from_i64(honest.r);
+        #[allow(unused_mut)]
         let (mut y, mut b, mut d) = clamp(honest.q);
-        match a.next_requantization() {
-            None => {}
-            Some(RequantChange::RemainderShift) => {
-                // q − 1 with r + 2^s: the division identity holds and q stays small; only r's range check can object.
-                r += two_s;
-                (y, b, d) = clamp(honest.q - 1);
-            }
-            Some(RequantChange::UnboundedQuotient) => {
-                // Keep y and r in range, solve the division identity for q in the field (an enormous quotient)
-                // and absorb it into the clamp slack: d = (q − y) / (2b − 1) with b = 0.
-                r = field::from_i64(honest.r ^ 1);
-                let numerator = acc.value * field::from_i64(m) + offset;
-                let q = (numerator - r) * two_s.invert().unwrap_or(Fr::ZERO);
-                b = Fr::ZERO;
-                d = y - q;
-            }
-            Some(RequantChange::ClampAtInt8) => {
-                (y, b, d) = (Fr::from(127), Fr::ONE, field::from_i64(honest.q - 127));
-            }
-            Some(RequantChange::Forge(part, delta)) => {
-                let row = Row {
-                    numerator: acc.value * field::from_i64(m) + offset,
-                    two_s,
-                    lo: field::from_i64(lo),
-                    hi: field::from_i64(hi),
-                };
-                (y, b, d, r) = row.forge(part, delta, honest.q, clamp);
-            }
+        #[cfg(feature = "test-hooks")]
+        if let Some(change) = a.next_requantization() {
+            let row = attacks::Row {
+                numerator: acc.value * field::from_i64(m) + offset,
+                two_s,
+                lo: field::from_i64(lo),
+                hi: field::from_i64(hi),
+            };
+            (y, b, d, r) = row.mount(change, honest, clamp);
         }
         a.enable(&self.q_req, row)?;
         a.fixed(self.m, row, field::from_i64(m));

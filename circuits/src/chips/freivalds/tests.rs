@@ -160,7 +160,7 @@ impl Circuit<Fr> for TestCircuit {
         layouter.assign_region(
             || "freivalds",
             |mut region| {
-                let mut a = Assigner::new(&mut region, self.tamper);
+                let mut a = Assigner::tampered(&mut region, self.tamper);
                 let mut row = 0;
                 let mut x_cells: Vec<Vec<Option<AssignedValue>>> = Vec::new();
                 for xk in &x {
@@ -421,7 +421,7 @@ impl Circuit<Fr> for ShapeCircuit {
         layouter.assign_region(
             || "shapes",
             |mut region| {
-                let mut a = Assigner::new(&mut region, None);
+                let mut a = Assigner::new(&mut region);
                 let cell = a.advice(CellKind::Input, config.values, 0, Fr::ONE);
                 let f = &config.freivalds;
                 assert_eq!(f.pairs(), self.pairs);

@@ -42,7 +42,7 @@ impl Circuit<Fr> for TestCircuit {
         layouter.assign_region(
             || "checks",
             |mut region| {
-                let mut a = Assigner::new(&mut region, None);
+                let mut a = Assigner::new(&mut region);
                 let mut rows = ColumnRows::new(config.range.columns(), 0);
                 for (row, &(value, range)) in self.0.iter().enumerate() {
                     let magnitude = Fr::from_u128(value.unsigned_abs());
