@@ -63,6 +63,15 @@ struct DemoArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The libraries report through `tracing` (a GPU falling back to the CPU, a failed job): warnings and errors go
+    // to stderr; RUST_LOG adds more (RUST_LOG=tower_http=debug: one line per HTTP request of `serve`).
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
     // halo2 reads MAX_DEGREE while building constraint systems: another value would make keys, proofs and
     // verification disagree with the circuits zkinfer lays out.
     if let Err(e) = zkinfer_verifier::key::check_max_degree_env() {

@@ -85,6 +85,9 @@ pub struct SynthesisRecord {
     pub outputs: Vec<Fr>,
     /// The value bound to the commitment row.
     pub commitment: Fr,
+    /// The next free row of every column group after the synthesis (the nonce takes the requantization row at
+    /// `rows.requant`).
+    pub rows: Cursors,
 }
 
 impl ModelCircuit {
@@ -261,9 +264,8 @@ impl Circuit<Fr> for ModelCircuit {
                     a.next_phase();
                     let gamma = a.challenge(chip.challenge());
                     chip.assign_blank_rows(&mut a);
-                    let mut rows = rows.freivalds;
                     for p in &products {
-                        chip.assign_product(&mut a, &mut rows, gamma, &p.weights, &p.x, &p.y)?;
+                        chip.assign_product(&mut a, &mut rows.freivalds, gamma, &p.weights, &p.x, &p.y)?;
                     }
                 } else if !products.is_empty() {
                     return Err(Error::Synthesis);
@@ -274,6 +276,7 @@ impl Circuit<Fr> for ModelCircuit {
                         cell_counts: a.counts().clone(),
                         outputs: outputs.iter().map(|y| y.value).collect(),
                         commitment: commitment.value,
+                        rows: rows.clone(),
                     };
                 }
                 if let Ok(mut failure) = self.failure.lock() {

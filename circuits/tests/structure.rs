@@ -185,3 +185,34 @@ fn a_witness_dependent_selector_fixed_cell_or_copy_is_caught() {
         }
     }
 }
+
+/// The plan is the layout: on every small model and layout, the rows the planner counts for each column group are
+/// the rows synthesis used (the planner and the layer chips advance the same cursors).
+#[test]
+fn the_planned_rows_are_the_rows_synthesis_uses() {
+    use halo2_proofs::dev::MockProver;
+    use zkinfer_circuits::layout::plan;
+    for subject in subjects() {
+        let layout = plan(&subject.model, &subject.params).expect("plan");
+        let honest = subject.on(common::witness_for(&subject.model).input);
+        MockProver::run(subject.k, &honest.circuit, vec![honest.public.to_instance()]).expect("synthesis");
+        let rows = honest.circuit.last_synthesis().rows;
+        let name = subject.name();
+        assert_eq!(layout.linear_rows, rows.linear, "{name}: multiply-accumulate rows");
+        assert_eq!(
+            layout.poseidon_rows + layout.requant_rows,
+            rows.requant + 1,
+            "{name}: sponge, requantization and nonce rows"
+        );
+        assert_eq!(layout.range_rows, rows.range.max(), "{name}: range-check rows");
+        assert_eq!(layout.pool_rows, rows.pool, "{name}: max-pool rows");
+        assert_eq!(layout.table_rows, rows.table, "{name}: table rows");
+        assert_eq!(layout.product_rows, rows.product, "{name}: product rows");
+        let freivalds = if subject.params.freivalds_layers.is_empty() {
+            0
+        } else {
+            rows.freivalds.max()
+        };
+        assert_eq!(layout.freivalds_rows, freivalds, "{name}: Freivalds rows");
+    }
+}

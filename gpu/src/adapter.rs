@@ -139,7 +139,7 @@ impl GpuContext {
                     // Kernels capture their errors in error scopes; anything else is reported, never a panic
                     // (wgpu's default handler panics).
                     device.on_uncaptured_error(Arc::new(|error| {
-                        eprintln!("zkinfer-gpu: uncaptured wgpu error: {error}");
+                        tracing::error!("uncaptured wgpu error: {error}");
                     }));
                     let info = summaries[i].clone();
                     return Ok(GpuContext { device, queue, info });

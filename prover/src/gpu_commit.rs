@@ -136,8 +136,8 @@ impl GpuCommitter {
             Err(e) => {
                 self.failed.fetch_add(1, Ordering::Relaxed);
                 if !self.reported.swap(true, Ordering::Relaxed) {
-                    eprintln!(
-                        "warning: GPU `{}` failed an MSM of {} scalars ({e}); committing on the CPU instead",
+                    tracing::warn!(
+                        "GPU `{}` failed an MSM of {} scalars ({e}); committing on the CPU instead",
                         self.backend.adapter().name,
                         scalars.len()
                     );

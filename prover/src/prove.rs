@@ -56,7 +56,7 @@ pub fn prove(
     let engine = match key.gpu() {
         Some(backend) => IntegerEngine::on_gpu(model, backend.clone()).or_else(|e| {
             // A GPU fault costs time, not the request: the CPU computes the same integers.
-            eprintln!("warning: {e}; running the inference on the CPU instead");
+            tracing::warn!("{e}; running the inference on the CPU instead");
             IntegerEngine::new(model)
         })?,
         None => IntegerEngine::new(model)?,
@@ -84,7 +84,7 @@ pub(crate) fn prove_with(
         Ok(outputs) => outputs,
         // A GPU fault costs time, not the request: the CPU computes the same integers.
         Err(e) if engine.is_on_gpu() => {
-            eprintln!("warning: {e}; running the inference on the CPU instead");
+            tracing::warn!("{e}; running the inference on the CPU instead");
             infer(model, &input_q)?
         }
         Err(e) => return Err(e),
@@ -115,15 +115,15 @@ pub(crate) fn prove_with(
             });
         };
         // A GPU that computes wrong group elements must not cost the request: prove again on the CPU.
-        eprintln!(
-            "warning: the proof made with GPU `{}` does not verify ({e}); proving again on the CPU \
+        tracing::warn!(
+            "the proof made with GPU `{}` does not verify ({e}); proving again on the CPU \
              (please report this GPU and driver; use --device cpu to skip it)",
             backend.describe()
         );
         // The GPU also computed the outputs: take the CPU's if they differ.
         let cpu_outputs = infer(model, &input_q)?;
         if cpu_outputs != public.outputs {
-            eprintln!("warning: the GPU's inference differs from the CPU's; proving the CPU's outputs");
+            tracing::warn!("the GPU's inference differs from the CPU's; proving the CPU's outputs");
             public.outputs = cpu_outputs;
             instance = public.to_instance();
         }

@@ -21,12 +21,25 @@ use crate::dashboard::DASHBOARD_HTML;
 use crate::error::ApiError;
 use crate::models::ServedModel;
 use crate::state::AppState;
-use crate::store::{now_ms, JobRecord, StoreError};
+use crate::store::{now_ms, JobRecord, JobStore, StoreError};
 
 /// Longest long-poll of `GET /v1/jobs/{id}?wait_ms=`.
 pub const MAX_WAIT_MS: u64 = 30_000;
 
 type Shared = State<Arc<AppState>>;
+
+/// Runs `f` on the job store on tokio's blocking pool: SQLite reads and fsynced writes (`synchronous=FULL`) must not
+/// stall the threads that serve every other request.
+async fn with_store<T: Send + 'static>(
+    state: &Arc<AppState>,
+    what: &'static str,
+    f: impl FnOnce(&JobStore) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(&state.store))
+        .await
+        .map_err(|e| ApiError::internal(format!("{what}: the store task failed: {e}")))
+}
 
 /// The `{model_id}` or `{job_id}` of a route, or why it could not be read (a segment that is not UTF-8).
 type PathId = Result<Path<String>, PathRejection>;
@@ -74,7 +87,11 @@ pub async fn infer_request(
     // A replay is refused before anything else (retrying it would never succeed); the insert below still
     // enforces one answer per nonce against a concurrent duplicate.
     let nonce_hex = field_to_hex(&nonce);
-    match state.store.nonce_used(&served.id, &nonce_hex) {
+    let (model_id, nonce_for_store) = (served.id.clone(), nonce_hex.clone());
+    let used = with_store(&state, "reading the jobs", move |store| {
+        store.nonce_used(&model_id, &nonce_for_store)
+    });
+    match used.await? {
         Ok(true) => return Err(replay(&nonce_hex, &served.id)),
         Ok(false) => {}
         Err(e) => return Err(ApiError::internal(format!("reading the jobs: {e}"))),
@@ -138,7 +155,8 @@ pub async fn infer_request(
         finished_ms: (!request.proof).then(now_ms),
         proving_ms: None,
     };
-    match state.store.insert(&job) {
+    let stored = job.clone();
+    match with_store(&state, "storing the job", move |store| store.insert(&stored)).await? {
         Ok(()) => {}
         Err(StoreError::NonceUsed) => return Err(replay(&job.nonce, &served.id)),
         Err(e) => return Err(ApiError::internal(format!("storing the job: {e}"))),
@@ -209,7 +227,7 @@ pub async fn get_job(
     let deadline = tokio::time::Instant::now() + Duration::from_millis(query.wait_ms.min(MAX_WAIT_MS));
     let mut ended = state.job_ended.subscribe();
     loop {
-        let job = load_job(&state, &id)?;
+        let job = load_job(&state, &id).await?;
         if job.status.is_final() || tokio::time::Instant::now() >= deadline {
             return Ok(Json(view(&job)));
         }
@@ -221,7 +239,7 @@ pub async fn get_job(
 /// `GET /v1/jobs/{id}/bundle`: the proof bundle, binary.
 pub async fn get_bundle(State(state): Shared, id: PathId) -> Result<Response, ApiError> {
     let id = path_id(id)?;
-    let job = load_job(&state, &id)?;
+    let job = load_job(&state, &id).await?;
     match (job.status, job.bundle) {
         (JobStatus::Done, Some(bundle)) => Ok(octet_stream(bundle)),
         (JobStatus::Done, None) => Err(ApiError::not_found(
@@ -244,10 +262,10 @@ pub async fn get_bundle(State(state): Shared, id: PathId) -> Result<Response, Ap
     }
 }
 
-fn load_job(state: &AppState, id: &str) -> Result<JobRecord, ApiError> {
-    state
-        .store
-        .get(id)
+async fn load_job(state: &Arc<AppState>, id: &str) -> Result<JobRecord, ApiError> {
+    let key = id.to_string();
+    with_store(state, "reading a job", move |store| store.get(&key))
+        .await?
         .map_err(|e| ApiError::internal(format!("reading job {id}: {e}")))?
         .ok_or_else(|| ApiError::not_found("invalid", format!("no job {id} on this server")))
 }

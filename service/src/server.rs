@@ -80,6 +80,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(state.max_body_bytes))
+        // One span per request (method, path, status, latency) for whatever subscriber the binary installs.
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
 

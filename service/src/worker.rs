@@ -20,7 +20,7 @@ pub fn spawn_workers(state: &Arc<AppState>) {
                 let job_state = state.clone();
                 let outcome = tokio::task::spawn_blocking(move || prove_job(&job_state, &id)).await;
                 if let Err(e) = outcome {
-                    eprintln!("error: a prover worker panicked: {e}");
+                    tracing::error!("a prover worker panicked: {e}");
                 }
             }
         });
@@ -40,10 +40,10 @@ fn prove_job(state: &AppState, id: &str) {
             state.record_proving_time(seconds);
         }
         Err(message) => {
-            eprintln!("job {id}: proving failed: {message}");
+            tracing::warn!(job = id, "proving failed: {message}");
             state.metrics.proof_finished(false);
             if let Err(e) = state.store.fail(id, &message) {
-                eprintln!("job {id}: could not record the failure: {e}");
+                tracing::error!(job = id, "could not record the failure: {e}");
             }
         }
     }

@@ -22,7 +22,7 @@ pub use linear::ProductCheck;
 
 /// Next free row of each column group. Synthesis advances them as it assigns; the planner advances them by the
 /// same amounts without assigning.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cursors {
     /// Multiply-accumulate columns.
     pub linear: usize,
