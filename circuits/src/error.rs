@@ -31,6 +31,9 @@ pub enum CircuitProblem {
     /// The layer's activation table was not loaded.
     #[error("its activation table is not loaded")]
     MissingTable,
+    /// A group refers to a kernel that does not exist (the model was not validated).
+    #[error("kernel {0} does not exist")]
+    MissingKernel(usize),
     /// An output was never assigned (the model was not validated).
     #[error("output {0} was never assigned")]
     MissingOutput(usize),

@@ -287,3 +287,29 @@ fn forged_product_operands_and_products_are_rejected() {
     });
     finish(&tally, "forged product operands and products", result);
 }
+
+/// A regression found by the property test above: a requantization output forged by 2^32 on the gated model, then
+/// squared by the next product, sends that product's requantization an accumulator beyond `i64`; the row must
+/// still be re-solved (its gates hold) so that only range checks object.
+#[test]
+fn a_forged_output_squared_by_a_later_product_is_still_re_solved() {
+    let subjects = all_subjects();
+    let (s, subject) = (subjects.iter().enumerate())
+        .find(|(_, s)| s.model.name == "small-gated")
+        .expect("the gated model is a subject");
+    let forgery = Forgery::Requant {
+        index: 9,
+        part: RequantPart::Output,
+        delta: 1 << 32,
+    };
+    let tally = Tally::default();
+    let result = check(
+        &tally,
+        "requant Output",
+        &subjects[s],
+        forgery,
+        vec![0; subject.model.input_len()],
+        true,
+    );
+    assert!(result.is_ok(), "{result:?}");
+}

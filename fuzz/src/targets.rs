@@ -268,13 +268,39 @@ fn exercise_model(model: &QuantizedModel) {
 }
 
 fn zkm_seeds() -> Vec<(String, Vec<u8>)> {
-    ["digits-mlp", "digits-cnn", "digits-resnet"]
+    let mut seeds: Vec<(String, Vec<u8>)> = ["digits-mlp", "digits-cnn", "digits-resnet"]
         .iter()
         .map(|name| {
             let bytes = model_to_bytes(&compile_shipped(name)).expect("model file");
             (format!("seed-{name}.zkm"), bytes)
         })
-        .collect()
+        .collect();
+    let squared = model_to_bytes(&squared_logits()).expect("model file");
+    seeds.push(("seed-digits-mlp-squared.zkm".into(), squared));
+    seeds
+}
+
+/// The digits MLP with an elementwise product after it (its logits squared, 16-bit outputs), so that the corpus
+/// holds a `Mul` layer for the fuzzer to mutate.
+fn squared_logits() -> QuantizedModel {
+    use zkinfer_circuits::model::{Activation, Layer, Mul, Op, Source};
+    let mut model = compile_shipped("digits-mlp");
+    let (logits, len) = (model.layers.len(), model.output_len());
+    let scale = model.output_scale();
+    model.layers.push(Layer {
+        name: "square".into(),
+        op_type: "Mul".into(),
+        output_shape: vec![len],
+        output_scale: scale * scale * 64.0,
+        op: Op::Mul(Mul {
+            operands: (0..len).map(|index| [Source { tensor: logits, index }; 2]).collect(),
+            multiplier: 1 << 18,
+            shift: 24,
+            activation: Activation::Identity,
+            output_bits: 16,
+        }),
+    });
+    model
 }
 
 // ---------------------------------------------------------------------------------------------------------------

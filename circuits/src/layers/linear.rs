@@ -41,7 +41,7 @@ impl LayerChip for Linear {
         let mut lookups = 0;
         for group in &self.groups {
             for &(_, k) in &group.outputs {
-                let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingOutput(k))?;
+                let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
                 lookups += ctx.place_requantization(&kernel.rescale(), self.output_range());
             }
         }
@@ -69,7 +69,7 @@ impl LayerChip for Linear {
             let mut y = vec![Vec::with_capacity(shape.positions); shape.kernels.len()];
             for (group, taps) in self.groups.iter().zip(&taps) {
                 for (column, &(o, k)) in y.iter_mut().zip(&group.outputs) {
-                    let kernel = self.kernels.get(k).ok_or(CircuitProblem::NotAProduct)?;
+                    let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
                     let acc = taps.iter().zip(&kernel.weights).fold(Fr::ZERO, |sum, (x, &w)| {
                         sum + x.map_or(Fr::ZERO, |x| x.value * field::from_i64(w))
                     });
@@ -79,7 +79,12 @@ impl LayerChip for Linear {
                 }
             }
             ctx.products.push(ProductCheck {
-                weights: shape.kernels.iter().map(|&k| self.kernels[k].weights.clone()).collect(),
+                weights: (shape.kernels.iter())
+                    .map(|&k| {
+                        let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
+                        Ok(kernel.weights.clone())
+                    })
+                    .collect::<Result<_, CircuitProblem>>()?,
                 x: (0..shape.taps).map(|t| taps.iter().map(|g| g[t]).collect()).collect(),
                 y,
             });
@@ -94,7 +99,7 @@ impl LayerChip for Linear {
                         .assign_group(ctx.a, ctx.rows.linear, self, group, &taps)?;
                 ctx.rows.linear = next;
                 for (&(o, k), acc) in group.outputs.iter().zip(&accumulators) {
-                    let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingOutput(o))?;
+                    let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
                     let (y, _) = ctx.requantize(&kernel.rescale(), range, Accumulator::Copy(acc))?;
                     *out.get_mut(o).ok_or(CircuitProblem::MissingOutput(o))? = Some(y);
                 }

@@ -31,8 +31,10 @@ impl Linear {
             taps.extend(g.taps.iter().map(|t| t.as_ref().map_or(0, |s| read(tensors, s))));
             for &(o, k) in &g.outputs {
                 if let (Some(kernel), Some(slot)) = (self.kernels.get(k), acc.get_mut(o)) {
-                    let dot: i64 = kernel.weights.iter().zip(&taps).map(|(w, x)| w * x).sum();
-                    *slot = dot + kernel.bias;
+                    // Wrapping: identical for a validated model (|acc| < 2^40), and no panic on one that is not.
+                    let dot = (kernel.weights.iter().zip(&taps))
+                        .fold(0i64, |sum, (w, x)| sum.wrapping_add(w.wrapping_mul(*x)));
+                    *slot = dot.wrapping_add(kernel.bias);
                 }
             }
         }
@@ -89,7 +91,7 @@ impl Layer {
                 outputs: sources.iter().map(get).collect(),
             },
             Op::Mul(mul) => {
-                let accumulators: Vec<i64> = mul.operands.iter().map(|[a, b]| get(a) * get(b)).collect();
+                let accumulators: Vec<i64> = mul.operands.iter().map(|[a, b]| get(a).wrapping_mul(get(b))).collect();
                 let rescale = mul.rescale();
                 let outputs = (accumulators.iter())
                     .map(|&acc| rescale.requantize(acc, mul.output_range()).y)

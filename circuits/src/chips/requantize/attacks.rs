@@ -88,6 +88,14 @@ impl Row {
 }
 
 impl Row {
+    /// The row `(y, f, d, r)` for an accumulator beyond `i64`: `r = 0`, the quotient solved in the field and
+    /// absorbed into the slack below the lower bound (`y = lo`, `f = 0`, `d = lo − q`), which keeps the division
+    /// and clamp gates; the range checks of `d` (and usually `r`'s neighbours) object.
+    pub(super) fn beyond_i64(&self) -> (Fr, Fr, Fr, Fr) {
+        let q = self.numerator * self.two_s.invert().unwrap_or(Fr::ZERO);
+        (self.lo, Fr::ZERO, self.lo - q, Fr::ZERO)
+    }
+
     /// The row `(y, f, d, r)` for `change`, from the honest requantization `honest` and the honest clamp.
     pub(super) fn mount(
         &self,
