@@ -6,11 +6,10 @@
 mod common;
 
 use zkinfer_circuits::assign::{CellKind, Tamper};
-use zkinfer_circuits::{layout, poseidon, CircuitParams, QuantizedModel};
+use zkinfer_circuits::{layout, CircuitParams, QuantizedModel};
 use zkinfer_prover::Precision;
-use zkinfer_prover::{accuracy_report, import_onnx, infer_batch, prove, quantize_input, quantize_with, setup, Dataset};
-use zkinfer_prover::{ProveRequest, SrsSource};
-use zkinfer_verifier::{verify_bundle, Expectations};
+use zkinfer_prover::SrsSource;
+use zkinfer_prover::{accuracy_report, import_onnx, infer_batch, quantize_input, quantize_with, setup, Dataset};
 
 /// Lowest float-vs-int8 top-1 agreement accepted on the 360 test digits (measured: see BENCHMARKS.md).
 const MIN_AGREEMENT: f64 = 0.95;
@@ -53,7 +52,6 @@ fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
         cost(&params),
         "{name}: the greedy plan is costlier than the exhaustive one"
     );
-    let (salt, nonce) = common::salt_and_nonce();
     let inputs: Vec<Vec<i64>> = test
         .inputs
         .iter()
@@ -94,18 +92,7 @@ fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
     }
 
     let keys = setup(&model, params.clone(), &SrsSource::InsecureDev).expect("setup");
-    let proven = prove(
-        &model,
-        &keys.prover,
-        &keys.verifier,
-        &ProveRequest {
-            input: &test.inputs[0],
-            salt,
-            nonce,
-        },
-    )
-    .expect("prove");
-    assert_eq!(proven.bundle.outputs, native[0]);
+    let (proven, _) = common::prove_and_check(name, &model, &keys, &test.inputs[0], &inputs[0], &native[0]);
     let plan = layout::plan(&model, &params).expect("plan");
     assert_eq!(
         proven.bundle.proof.len(),
@@ -113,19 +100,6 @@ fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
         "{name}: the planner's proof size is not the real one"
     );
     assert!(plan.proof_bytes <= layout::MAX_PROOF_BYTES, "{name}: proof over 5 KiB");
-    let expect = Expectations {
-        model_id: Some(keys.verifier.model_id()),
-        input_commitment: Some(poseidon::commit_input(salt, &inputs[0])),
-        nonce: Some(nonce),
-        allow_insecure_dev_srs: true,
-    };
-    verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("accepted");
-    let mut forged = proven.bundle.clone();
-    forged.outputs[0] += 1;
-    assert!(
-        verify_bundle(&keys.verifier, &forged, &expect).is_err(),
-        "{name}: forged output accepted"
-    );
 }
 
 #[test]

@@ -12,10 +12,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use zkinfer_circuits::assign::{CellKind, Tamper};
 use zkinfer_circuits::model::Op;
-use zkinfer_circuits::{poseidon, CircuitParams, Fr};
+use zkinfer_circuits::{CircuitParams, Fr};
 use zkinfer_prover::{
-    accuracy_report, float_reference, import_onnx, infer_batch, prove, quantize, quantize_input, setup, Dataset,
-    ProveRequest, ProverError, SrsSource,
+    accuracy_report, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup, Dataset, ProverError,
+    SrsSource,
 };
 use zkinfer_verifier::{verify_bundle, Expectations};
 
@@ -107,32 +107,8 @@ fn a_gated_mlp_imports_quantizes_proves_and_verifies() {
 
     // A real proof verifies; a forged output, nonce or commitment does not.
     let keys = setup(&model, CircuitParams::for_model(&model), &SrsSource::InsecureDev).expect("setup");
-    let (salt, nonce) = common::salt_and_nonce();
-    let proven = prove(
-        &model,
-        &keys.prover,
-        &keys.verifier,
-        &ProveRequest {
-            input: &test[0],
-            salt,
-            nonce,
-        },
-    )
-    .expect("prove");
-    assert_eq!(proven.bundle.outputs, native[0]);
-    let expect = Expectations {
-        model_id: Some(keys.verifier.model_id()),
-        input_commitment: Some(poseidon::commit_input(salt, &inputs[0])),
-        nonce: Some(nonce),
-        allow_insecure_dev_srs: true,
-    };
-    verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("accepted");
-    let mut forged = proven.bundle.clone();
-    forged.outputs[0] += 1;
-    assert!(
-        verify_bundle(&keys.verifier, &forged, &expect).is_err(),
-        "forged output accepted"
-    );
+    let (proven, expect) = common::prove_and_check("gated MLP", &model, &keys, &test[0], &inputs[0], &native[0]);
+    let nonce = expect.nonce.expect("pinned");
     let other_nonce = Expectations {
         nonce: Some(nonce + Fr::from(1u64)),
         ..expect.clone()

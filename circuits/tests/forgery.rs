@@ -211,14 +211,9 @@ fn forged_pool_maxima_and_table_outputs_are_rejected() {
     finish(&tally, "forged pool maxima and table outputs", result);
 }
 
-#[test]
-fn forged_freivalds_runs_and_products_are_rejected() {
-    let kinds = &[
-        CellKind::FreivaldsSum,
-        CellKind::FreivaldsOperand,
-        CellKind::RequantAccumulator,
-    ];
-    let strategy = cell_forgery(all_subjects(), kinds, |s| !s.params.freivalds_layers.is_empty());
+/// Runs cell forgeries of `kinds` on the subjects `subject` selects; every one must be rejected.
+fn run_cell_forgeries(test: &str, kinds: &'static [CellKind], subject: fn(&Subject) -> bool) {
+    let strategy = cell_forgery(all_subjects(), kinds, subject);
     let tally = Tally::default();
     let result = runner().run(&strategy, |(s, forgery, input)| {
         let Forgery::Cell { kind, .. } = forgery else {
@@ -226,7 +221,19 @@ fn forged_freivalds_runs_and_products_are_rejected() {
         };
         check(&tally, &format!("{kind:?}"), &all_subjects()[s], forgery, input, false)
     });
-    finish(&tally, "forged Freivalds runs", result);
+    finish(&tally, test, result);
+}
+
+#[test]
+fn forged_freivalds_runs_and_products_are_rejected() {
+    let kinds = &[
+        CellKind::FreivaldsSum,
+        CellKind::FreivaldsOperand,
+        CellKind::RequantAccumulator,
+    ];
+    run_cell_forgeries("forged Freivalds runs", kinds, |s| {
+        !s.params.freivalds_layers.is_empty()
+    });
 }
 
 #[test]
@@ -238,15 +245,7 @@ fn forged_commitment_cells_are_rejected() {
         CellKind::PoseidonState,
         CellKind::Nonce,
     ];
-    let strategy = cell_forgery(all_subjects(), kinds, |_| true);
-    let tally = Tally::default();
-    let result = runner().run(&strategy, |(s, forgery, input)| {
-        let Forgery::Cell { kind, .. } = forgery else {
-            unreachable!("a cell forgery")
-        };
-        check(&tally, &format!("{kind:?}"), &all_subjects()[s], forgery, input, false)
-    });
-    finish(&tally, "forged commitment cells", result);
+    run_cell_forgeries("forged commitment cells", kinds, |_| true);
 }
 
 #[test]
@@ -263,29 +262,13 @@ fn forged_running_sums_copies_and_limbs_are_rejected() {
         CellKind::ClampFlag,
         CellKind::ClampSlack,
     ];
-    let strategy = cell_forgery(all_subjects(), kinds, |_| true);
-    let tally = Tally::default();
-    let result = runner().run(&strategy, |(s, forgery, input)| {
-        let Forgery::Cell { kind, .. } = forgery else {
-            unreachable!("a cell forgery")
-        };
-        check(&tally, &format!("{kind:?}"), &all_subjects()[s], forgery, input, false)
-    });
-    finish(&tally, "forged running sums, copies and limbs", result);
+    run_cell_forgeries("forged running sums, copies and limbs", kinds, |_| true);
 }
 
 #[test]
 fn forged_product_operands_and_products_are_rejected() {
     let kinds = &[CellKind::MulOperand, CellKind::MulProduct];
-    let strategy = cell_forgery(all_subjects(), kinds, |_| true);
-    let tally = Tally::default();
-    let result = runner().run(&strategy, |(s, forgery, input)| {
-        let Forgery::Cell { kind, .. } = forgery else {
-            unreachable!("a cell forgery")
-        };
-        check(&tally, &format!("{kind:?}"), &all_subjects()[s], forgery, input, false)
-    });
-    finish(&tally, "forged product operands and products", result);
+    run_cell_forgeries("forged product operands and products", kinds, |_| true);
 }
 
 /// A regression found by the property test above: a requantization output forged by 2^32 on the gated model, then

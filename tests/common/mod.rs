@@ -134,3 +134,35 @@ pub fn satisfied(circuit: &zkinfer_circuits::ModelCircuit, public: &zkinfer_circ
         .verify()
         .is_ok()
 }
+
+/// Proves `input` (quantized: `input_q`) of `model` with `keys` and [`salt_and_nonce`], checks that the bundle's
+/// outputs are `expected`, that it verifies with the model id, commitment and nonce pinned, and that a bundle with
+/// its first output changed does not; returns the proof and the pins. `name` labels the failures.
+pub fn prove_and_check(
+    name: &str,
+    model: &QuantizedModel,
+    keys: &KeyPair,
+    input: &[f32],
+    input_q: &[i64],
+    expected: &[i64],
+) -> (zkinfer_prover::Proven, zkinfer_verifier::Expectations) {
+    use zkinfer_verifier::{verify_bundle, Expectations};
+    let (salt, nonce) = salt_and_nonce();
+    let request = zkinfer_prover::ProveRequest { input, salt, nonce };
+    let proven = zkinfer_prover::prove(model, &keys.prover, &keys.verifier, &request).expect("prove");
+    assert_eq!(proven.bundle.outputs, expected, "{name}: proven outputs");
+    let expect = Expectations {
+        model_id: Some(keys.verifier.model_id()),
+        input_commitment: Some(zkinfer_circuits::poseidon::commit_input(salt, input_q)),
+        nonce: Some(nonce),
+        allow_insecure_dev_srs: true,
+    };
+    verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("accepted");
+    let mut forged = proven.bundle.clone();
+    forged.outputs[0] += 1;
+    assert!(
+        verify_bundle(&keys.verifier, &forged, &expect).is_err(),
+        "{name}: forged output accepted"
+    );
+    (proven, expect)
+}
