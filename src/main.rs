@@ -47,7 +47,8 @@ enum Command {
 /// Arguments of `demo`.
 #[derive(Args)]
 struct DemoArgs {
-    /// Directory with model.onnx, calibration.json and test.json.
+    /// Directory with model.onnx, calibration.json and test.json: models/digits-mlp, models/digits-cnn,
+    /// models/digits-resnet or models/cancer-mlp (30 raw tabular features), or a model of your own.
     #[arg(long, default_value = "models/digits-mlp")]
     model_dir: PathBuf,
     /// Which test sample to prove.

@@ -9,7 +9,9 @@ use zkinfer_circuits::assign::{CellKind, Tamper};
 use zkinfer_circuits::{layout, CircuitParams, QuantizedModel};
 use zkinfer_prover::Precision;
 use zkinfer_prover::SrsSource;
-use zkinfer_prover::{accuracy_report, import_onnx, infer_batch, quantize_input, quantize_with, setup, Dataset};
+use zkinfer_prover::{
+    accuracy_report, import_onnx, infer_batch, quantize_input, quantize_with, setup, Dataset, InputScales,
+};
 
 /// Lowest float-vs-int8 top-1 agreement accepted on the 360 test digits (measured: see BENCHMARKS.md).
 const MIN_AGREEMENT: f64 = 0.95;
@@ -18,6 +20,7 @@ const MIN_AGREEMENT: f64 = 0.95;
 const WIDE: Precision = Precision {
     weight_bits: 10,
     output_bits: 16,
+    input: InputScales::PerChannel,
 };
 
 fn compile(name: &str, precision: Precision) -> (QuantizedModel, Dataset) {

@@ -280,8 +280,22 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
     meta_change("input_len", true, &|m| m.input_len += 1);
     meta_change("output_len", false, &|m| m.output_len -= 1);
     meta_change("output_len = 0", true, &|m| m.output_len = 0);
-    meta_change("input_scale ×2", false, &|m| m.input_scale *= 2.0);
-    meta_change("input_scale = 0", true, &|m| m.input_scale = 0.0);
+    meta_change("input scale ×2", false, &|m| m.input.scales[0] *= 2.0);
+    meta_change("input scale = 0", true, &|m| m.input.scales[0] = 0.0);
+    meta_change("input scale NaN", true, &|m| m.input.scales[0] = f32::NAN);
+    meta_change("input scales: one more channel", true, &|m| {
+        let extra = m.input.scales[0];
+        m.input.scales.push(extra)
+    });
+    meta_change("input scales: none", true, &|m| m.input.scales.clear());
+    meta_change("input scales: 2^21 channels", true, &|m| {
+        m.input.scales = vec![1.0; 1 << 21]
+    });
+    meta_change("input scales: stride 0", true, &|m| {
+        m.input.scales = vec![1.0; m.input_len];
+        m.input.stride = 0
+    });
+    meta_change("input scales: stride", false, &|m| m.input.stride += 1);
     meta_change("output_scale ×2", false, &|m| m.output_scale *= 2.0);
     meta_change("output_scale negated", true, &|m| m.output_scale = -m.output_scale);
     meta_change("output_scale NaN", true, &|m| m.output_scale = f32::NAN);

@@ -20,6 +20,7 @@ use crate::error::{ProverError, Result};
 use crate::import::{at_path, data_input, guarded, read_onnx_proto};
 use crate::infer::IntegerEngine;
 use crate::quantize::{dequantize_output, quantize_input};
+use crate::regression::{regression_report, RegressionReport};
 
 /// The float model run by tract: the reference ONNX semantics.
 pub struct FloatReference {
@@ -103,6 +104,9 @@ pub struct AccuracyReport {
     pub max_abs_error: f32,
     /// Mean |dequantized int8 output − float output| over all samples and outputs.
     pub mean_abs_error: f32,
+    /// Regression figures (R², relative error), when the dataset has targets or the model has one output.
+    #[serde(default)]
+    pub regression: Option<RegressionReport>,
 }
 
 /// Index of the largest value; the first one on ties, 0 for an empty slice (NaN never wins).
@@ -129,7 +133,11 @@ pub fn accuracy_report(
     let engine = IntegerEngine::new(model)?;
     let int8 = |x: &Vec<f32>| Ok(dequantize_output(model, &engine.infer(&quantize_input(model, x)?)?));
     let int_out = dataset.inputs.par_iter().map(int8).collect::<Result<Vec<_>>>()?;
-    compare(&float_out, &int_out, dataset.labels.as_deref())
+    let mut report = compare(&float_out, &int_out, dataset.labels.as_deref())?;
+    if dataset.targets.is_some() || model.output_len() == 1 {
+        report.regression = Some(regression_report(&float_out, &int_out, dataset.targets.as_deref()));
+    }
+    Ok(report)
 }
 
 /// The report for given float and dequantized int8 outputs (one row per sample) and optional labels.
@@ -177,6 +185,7 @@ pub fn compare(float_out: &[Vec<f32>], int8_out: &[Vec<f32>], labels: Option<&[u
         top1_agreement: frac(agree),
         max_abs_error: max_err as f32,
         mean_abs_error: (sum_err / count.max(1) as f64) as f32,
+        regression: None,
     })
 }
 
@@ -198,7 +207,11 @@ impl fmt::Display for AccuracyReport {
         write!(
             f,
             "  output |error|            max {max:.5}, mean {mean:.5}  (dequantized int8 vs float)"
-        )
+        )?;
+        match &self.regression {
+            Some(r) => write!(f, "\n{r}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
-//! The compile step as one call: an ONNX model and its calibration samples → the quantized model at a precision,
-//! its circuit plan (every layout the planner tried, cheapest first) and, given a labelled test set, its accuracy
-//! against the float model. The CLI's `zkinfer compile` and `demo` are this plus printing and a `.zkm` file.
+//! The compile step as one call: an ONNX model and its calibration samples → the quantized model at a precision
+//! (given, or chosen to a target by [`crate::quantize::search`]), its circuit plan (every layout the planner tried,
+//! cheapest first), per-layer calibration diagnostics and, given a test set, its accuracy against the float model.
+//! The CLI's `zkinfer compile` and `demo` are this plus printing and a `.zkm` file.
 
 use std::path::Path;
 
@@ -8,9 +9,27 @@ use zkinfer_circuits::{layout, CircuitParams, QuantizedModel};
 
 use crate::accuracy::{accuracy_report, AccuracyReport};
 use crate::dataset::Dataset;
+use crate::diagnostics::{diagnose, Diagnostics};
 use crate::error::{ProverError, Result};
 use crate::import::import_onnx;
-use crate::quantize::{quantize_with, Precision};
+use crate::quantize::search::{search, SearchReport, Target};
+use crate::quantize::{quantize_traced, Precision};
+
+/// How `compile` picks the precision.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PrecisionChoice {
+    /// Exactly this precision.
+    Fixed(Precision),
+    /// The candidate the target picks on the calibration samples.
+    Target(Target),
+}
+
+impl Default for PrecisionChoice {
+    /// The balanced target.
+    fn default() -> Self {
+        PrecisionChoice::Target(Target::default())
+    }
+}
 
 /// What compiling produced.
 #[derive(Clone, Debug)]
@@ -19,10 +38,14 @@ pub struct Compiled {
     pub model: QuantizedModel,
     /// The precision it was quantized at.
     pub precision: Precision,
+    /// The precision search, when a target chose the precision.
+    pub search: Option<SearchReport>,
     /// Its circuit layout (the planner's choice).
     pub layout: layout::Layout,
     /// Every layout the planner tried, cheapest (the one chosen) first.
     pub candidates: Vec<(CircuitParams, layout::Layout)>,
+    /// Per-layer error and saturation on the calibration samples.
+    pub diagnostics: Diagnostics,
     /// The accuracy report, when a test set was given.
     pub accuracy: Option<AccuracyReport>,
 }
@@ -34,11 +57,23 @@ impl Compiled {
     }
 }
 
-/// Imports `onnx`, quantizes it at `precision` on the `calibration` samples, plans its circuit and, with a `test`
-/// set, compares it with the float model.
-pub fn compile(onnx: &Path, calibration: &Dataset, test: Option<&Dataset>, precision: Precision) -> Result<Compiled> {
+/// Imports `onnx`, quantizes it at the precision `choice` gives on the `calibration` samples, plans its circuit,
+/// diagnoses it layer by layer and, with a `test` set, compares it with the float model.
+pub fn compile(
+    onnx: &Path,
+    calibration: &Dataset,
+    test: Option<&Dataset>,
+    choice: PrecisionChoice,
+) -> Result<Compiled> {
     let float = import_onnx(onnx)?;
-    let model = quantize_with(&float, &calibration.inputs, precision)?;
+    let (precision, search) = match choice {
+        PrecisionChoice::Fixed(p) => (p, None),
+        PrecisionChoice::Target(target) => {
+            let (_, report) = search(&float, &calibration.inputs, target)?;
+            (report.tried[report.chosen].precision, Some(report))
+        }
+    };
+    let (model, sources) = quantize_traced(&float, &calibration.inputs, precision)?;
     let (_, candidates) = layout::choose(&model).map_err(|reason| ProverError::Layout { reason })?;
     let layout = candidates
         .first()
@@ -46,12 +81,15 @@ pub fn compile(onnx: &Path, calibration: &Dataset, test: Option<&Dataset>, preci
         .ok_or_else(|| ProverError::Layout {
             reason: "the planner found no layout".into(),
         })?;
+    let diagnostics = diagnose(&float, &model, &sources, &calibration.inputs)?;
     let accuracy = test.map(|t| accuracy_report(onnx, &model, t)).transpose()?;
     Ok(Compiled {
         model,
         precision,
+        search,
         layout,
         candidates,
+        diagnostics,
         accuracy,
     })
 }

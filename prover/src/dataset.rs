@@ -1,7 +1,8 @@
-//! Sample inputs in EZKL's `input.json` layout: `{"input_data": [[f32, ...], ...], "labels": [int, ...]}`.
+//! Sample inputs in EZKL's `input.json` layout: `{"input_data": [[f32, ...], ...], "labels": [int, ...]}`, or
+//! `"targets": [[f32, ...], ...]` instead of labels for a regression model.
 //!
 //! Each row of `input_data` is one sample, the model's input tensor flattened in row-major order; `labels`
-//! (optional) holds the class index of each sample.
+//! (optional) holds the class index of each sample, `targets` (optional) the real-valued outputs expected of it.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,9 @@ pub struct Dataset {
     pub inputs: Vec<Vec<f32>>,
     /// The class of each sample, when known.
     pub labels: Option<Vec<usize>>,
+    /// The real-valued outputs expected of each sample (regression), when known.
+    #[serde(default)]
+    pub targets: Option<Vec<Vec<f32>>>,
 }
 
 /// The file layout, before the checks.
@@ -24,6 +28,8 @@ struct RawDataset {
     input_data: Vec<Vec<f64>>,
     #[serde(default)]
     labels: Option<Vec<i64>>,
+    #[serde(default)]
+    targets: Option<Vec<Vec<f64>>>,
 }
 
 impl Dataset {
@@ -90,13 +96,51 @@ impl Dataset {
                 Some(checked)
             }
         };
-        Ok(Dataset { inputs, labels })
+        let targets = match raw.targets {
+            None => None,
+            Some(targets) => {
+                if targets.len() != inputs.len() {
+                    return Err(err(format!(
+                        "{} targets for {} samples; give one target row per sample or none",
+                        targets.len(),
+                        inputs.len()
+                    )));
+                }
+                let width = targets.first().map_or(0, Vec::len);
+                let mut rows = Vec::with_capacity(targets.len());
+                for (i, row) in targets.iter().enumerate() {
+                    if row.len() != width || width == 0 {
+                        return Err(err(format!(
+                            "target {i} has {} values, target 0 has {width}; every target row must have the same \
+                             non-zero length",
+                            row.len()
+                        )));
+                    }
+                    let row: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+                    if row.iter().any(|v| !v.is_finite()) {
+                        return Err(err(format!("target {i} holds a value that does not fit in an f32")));
+                    }
+                    rows.push(row);
+                }
+                Some(rows)
+            }
+        };
+        Ok(Dataset {
+            inputs,
+            labels,
+            targets,
+        })
     }
 
     /// Writes the dataset in the same layout.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let json = serde_json::json!({ "input_data": self.inputs, "labels": self.labels });
+        let json = match &self.targets {
+            Some(targets) => {
+                serde_json::json!({ "input_data": self.inputs, "labels": self.labels, "targets": targets })
+            }
+            None => serde_json::json!({ "input_data": self.inputs, "labels": self.labels }),
+        };
         let text = serde_json::to_string(&json).map_err(|e| ProverError::Dataset {
             path: path.to_path_buf(),
             reason: e.to_string(),
@@ -144,6 +188,15 @@ impl Dataset {
                 )));
             }
         }
+        if let Some(targets) = &self.targets {
+            if targets.len() != self.inputs.len() {
+                return Err(err(format!(
+                    "{} targets for {} samples",
+                    targets.len(),
+                    self.inputs.len()
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -175,6 +228,9 @@ mod tests {
         assert!(reason(r#"{"input_data": [[1]], "labels": [-1]}"#).contains(">= 0"));
         assert!(reason(r#"{"input_data": []}"#).contains("no samples"));
         assert!(reason(r#"{"input_data": [[1e300]]}"#).contains("f32"));
+        assert!(reason(r#"{"input_data": [[1], [2]], "targets": [[1]]}"#).contains("1 targets for 2 samples"));
+        assert!(reason(r#"{"input_data": [[1], [2]], "targets": [[1], [2, 3]]}"#).contains("target 1 has 2"));
+        assert!(reason(r#"{"input_data": [[1]], "targets": [[1e300]]}"#).contains("f32"));
     }
 
     #[test]
@@ -183,6 +239,14 @@ mod tests {
         let d = Dataset {
             inputs: vec![vec![0.5, -1.0], vec![2.0, 3.0]],
             labels: Some(vec![1, 0]),
+            targets: None,
+        };
+        d.save(&path).unwrap();
+        assert_eq!(Dataset::load(&path).unwrap(), d);
+        let d = Dataset {
+            labels: None,
+            targets: Some(vec![vec![151.0], vec![-0.5]]),
+            ..d
         };
         d.save(&path).unwrap();
         assert_eq!(Dataset::load(&path).unwrap(), d);

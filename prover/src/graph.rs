@@ -225,6 +225,13 @@ pub enum FloatOp {
     Add,
     /// Elementwise product of the two inputs (same shape).
     Mul,
+    /// Elementwise `y_i = scale_i · x_i + shift_i` (Sub/Div/Mul/Add by constants, broadcast to the input's shape).
+    Affine {
+        /// The factor of each element.
+        scale: Vec<f32>,
+        /// The offset of each element.
+        shift: Vec<f32>,
+    },
     /// Elementwise activation of the single input.
     Activation(ActFn),
     /// Data movement (Flatten, Reshape, Transpose, Concat): output `i` is element `.1` of input `.0`.
@@ -313,7 +320,7 @@ impl FloatModel {
                 return Err(bad(node, "wrong number of inputs or an empty output"));
             }
             if node.relu && !node.op.requantizes() {
-                return Err(bad(node, "only Dense, Conv, Add and Mul layers fuse a ReLU"));
+                return Err(bad(node, "only Dense, Conv, Add, Mul and affine layers fuse a ReLU"));
             }
             let ok = match &node.op {
                 FloatOp::Dense(d) => {
@@ -340,6 +347,12 @@ impl FloatModel {
                 }
                 FloatOp::Add | FloatOp::Mul => lens[0] == out && lens[1] == out,
                 FloatOp::Activation(_) => lens[0] == out,
+                FloatOp::Affine { scale, shift } => {
+                    lens[0] == out
+                        && scale.len() == out
+                        && shift.len() == out
+                        && scale.iter().chain(shift).all(|v| v.is_finite())
+                }
                 FloatOp::Move(map) => map.len() == out && map.iter().all(|&(j, k)| j < lens.len() && k < lens[j]),
             };
             if !ok {
@@ -386,7 +399,7 @@ impl FloatOp {
     /// its clamp and give the model wider outputs.
     pub fn requantizes(&self) -> bool {
         match self {
-            FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add | FloatOp::Mul => true,
+            FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add | FloatOp::Mul | FloatOp::Affine { .. } => true,
             FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
             FloatOp::Activation(_) | FloatOp::Move(_) => false,
         }
@@ -408,6 +421,9 @@ impl FloatOp {
             FloatOp::Add => x[0].iter().zip(x[1]).map(|(a, b)| a + b).collect(),
             FloatOp::Mul => x[0].iter().zip(x[1]).map(|(a, b)| a * b).collect(),
             FloatOp::Activation(f) => x[0].iter().map(|&v| f.eval(v as f64) as f32).collect(),
+            FloatOp::Affine { scale, shift } => (x[0].iter().zip(scale).zip(shift))
+                .map(|((&v, &a), &b)| (a as f64 * v as f64 + b as f64) as f32)
+                .collect(),
             FloatOp::Move(map) => {
                 debug_assert_eq!(map.len(), out_len);
                 map.iter().map(|&(j, k)| x[j][k]).collect()

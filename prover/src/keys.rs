@@ -24,8 +24,8 @@ use crate::error::{ProverError, Result};
 use crate::srs::SrsSource;
 
 /// Format version of proving-key files (5: the model id hashes the whole verifying-key file; 6: circuit
-/// parameters as sets, the product chip).
-pub const PROVING_KEY_VERSION: u16 = 6;
+/// parameters as sets, the product chip; 7: input scales per channel in the metadata).
+pub const PROVING_KEY_VERSION: u16 = 7;
 pub use zkinfer_verifier::key_dir::{MODEL_ID_FILE, PK_FILE, VK_FILE};
 
 /// Everything the prover needs besides the model.
@@ -98,7 +98,7 @@ pub fn model_meta(model: &QuantizedModel, k: u32, circuit_params: CircuitParams)
         input_shape: model.input_shape.clone(),
         input_len: model.input_len(),
         output_len: model.output_len(),
-        input_scale: model.input_scale,
+        input: model.input.clone(),
         output_scale: model.output_scale(),
         k,
         circuit_params,

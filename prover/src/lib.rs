@@ -7,6 +7,7 @@ pub mod commit;
 pub mod compile;
 pub mod dataset;
 pub mod device;
+pub mod diagnostics;
 pub mod error;
 #[cfg(feature = "gpu")]
 pub mod gpu_commit;
@@ -21,9 +22,10 @@ pub mod infer;
 pub mod infer_gpu;
 pub mod model_file;
 pub mod quantize;
+pub mod regression;
 
 pub use accuracy::{accuracy_report, float_reference, AccuracyReport, FloatReference};
-pub use compile::{compile, Compiled};
+pub use compile::{compile, Compiled, PrecisionChoice};
 pub use dataset::Dataset;
 pub use device::{Device, GpuBackend};
 pub use error::{ProverError, Result};
@@ -31,7 +33,12 @@ pub use graph::{ActFn, FloatModel, FloatNode, FloatOp};
 pub use import::{import_onnx, import_onnx_bytes};
 pub use infer::{infer, infer_batch, infer_trace, IntegerEngine, LayerTrace};
 pub use model_file::{load_model, model_to_bytes, save_model};
-pub use quantize::{choose_multiplier, dequantize_output, quantize, quantize_input, quantize_with, Precision};
+pub use quantize::search::{SearchReport, Target, Tried};
+pub use quantize::{
+    choose_multiplier, dequantize_output, input_channels, quantize, quantize_input, quantize_traced, quantize_with,
+    InputScales, Precision,
+};
+pub use regression::{r_squared, regression_report, RegressionReport};
 pub mod keys;
 pub mod model_prover;
 pub mod prove;

@@ -127,9 +127,9 @@ mod tests {
 
     #[test]
     fn refuses_older_versions_with_the_regenerate_message() {
-        assert_eq!(MODEL_FORMAT_VERSION, 4);
+        assert_eq!(MODEL_FORMAT_VERSION, 5);
         let bytes = model_to_bytes(&model()).unwrap();
-        for old in [1u16, 2, 3] {
+        for old in [1u16, 2, 3, 4] {
             let mut file = bytes.clone();
             file[6..8].copy_from_slice(&old.to_le_bytes());
             let msg = reason(model_from_bytes(&file, Path::new("old.zkm")));
@@ -153,7 +153,7 @@ mod tests {
         let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
         assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("shift 49"));
         let mut bad = model();
-        bad.input_scale = f32::NAN;
+        bad.input.scales[0] = f32::NAN;
         let payload = encode(&bad);
         let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
         assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("input scale"));

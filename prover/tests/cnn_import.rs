@@ -214,7 +214,7 @@ fn pools_match_tract_and_lower_to_max_and_linear_layers() {
     assert!(err < 0.03, "int8 error {err}");
     assert!(matches!(&q.layers[0].op, Op::MaxPool(p) if p.windows[0].len() == 4 && p.windows[5].len() == 9));
     assert_eq!(
-        q.layers[0].output_scale, q.input_scale,
+        q.layers[0].output_scale, q.input.scales[0],
         "max pool keeps the input scale"
     );
     // count_include_pad = 1: every window divides by 4, so windows of 1, 2 and 4 valid taps share nothing but
@@ -486,6 +486,7 @@ fn random_cnns_int8_agree_with_float_and_tract() {
             &Dataset {
                 inputs,
                 labels: Some(labels),
+                targets: None,
             },
         )
         .unwrap();
@@ -508,6 +509,7 @@ fn random_cnns_int8_agree_with_float_and_tract() {
             &Dataset {
                 inputs: fresh,
                 labels: Some(labels),
+                targets: None,
             },
         )
         .unwrap();

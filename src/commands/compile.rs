@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use zkinfer_circuits::layout;
-use zkinfer_prover::{save_model, Compiled, Dataset, Precision};
+use zkinfer_prover::{save_model, Compiled, Dataset, InputScales, Precision, PrecisionChoice, Target};
 
 use crate::report::print_json;
 
@@ -25,36 +25,63 @@ pub struct CompileArgs {
     /// Output `.zkm` file.
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Bits of the Gemm/MatMul/Conv weights (2 to 16; activations stay int8). Wider weights cost one more
-    /// range-check limb per output for each 8 bits.
-    #[arg(long, default_value_t = 8, value_name = "BITS")]
-    pub weight_bits: u32,
-    /// Bits of the model's outputs (8 or 16) when its last layer is linear: 16-bit logits keep near ties apart.
-    #[arg(long, default_value_t = 8, value_name = "BITS")]
-    pub output_bits: u32,
+    /// How to choose the precision: `accuracy` (the most faithful candidate), `balanced` (the cheapest circuit
+    /// within half a point of the most faithful), `resources` (within two points), or a fidelity between 0 and 1
+    /// (top-1 agreement with the float model; R² for one output). Every candidate is measured on the calibration
+    /// samples and listed. The default when no precision flag is given: balanced.
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["weight_bits", "output_bits", "input_scales"])]
+    pub target: Option<Target>,
+    /// Fixed precision instead of a search: bits of the Gemm/MatMul/Conv weights (2 to 16; activations stay int8).
+    /// Wider weights cost one more range-check limb per output for each 8 bits.
+    #[arg(long, value_name = "BITS")]
+    pub weight_bits: Option<u32>,
+    /// Fixed precision: bits of the model's outputs (8 or 16) when its last layer is linear: 16-bit logits keep
+    /// near ties apart.
+    #[arg(long, value_name = "BITS")]
+    pub output_bits: Option<u32>,
+    /// Fixed precision: input scales `channel` (one per feature of a [1, F] input, per colour channel of an image;
+    /// features of different ranges each keep 8 bits) or `tensor` (one for the whole input).
+    #[arg(long, value_name = "GRANULARITY", value_parser = parse_input_scales)]
+    pub input_scales: Option<InputScales>,
 }
 
-impl CompileArgs {
-    /// The precision the flags ask for.
-    pub fn precision(&self) -> Precision {
-        Precision {
-            weight_bits: self.weight_bits,
-            output_bits: self.output_bits,
-        }
+/// `channel` or `tensor`.
+fn parse_input_scales(s: &str) -> std::result::Result<InputScales, String> {
+    match s {
+        "channel" => Ok(InputScales::PerChannel),
+        "tensor" => Ok(InputScales::PerTensor),
+        _ => Err(format!("`{s}`: use `channel` or `tensor`")),
     }
 }
 
-/// Compiles `onnx` at `precision` (the library's [`zkinfer_prover::compile`]) and writes the model to `output`.
+impl CompileArgs {
+    /// The precision the flags ask for: fixed when a precision flag is given (the others at their int8
+    /// defaults), otherwise chosen to the target.
+    pub fn precision(&self) -> PrecisionChoice {
+        if self.weight_bits.is_none() && self.output_bits.is_none() && self.input_scales.is_none() {
+            return PrecisionChoice::Target(self.target.unwrap_or_default());
+        }
+        let default = Precision::default();
+        PrecisionChoice::Fixed(Precision {
+            weight_bits: self.weight_bits.unwrap_or(default.weight_bits),
+            output_bits: self.output_bits.unwrap_or(default.output_bits),
+            input: self.input_scales.unwrap_or(default.input),
+        })
+    }
+}
+
+/// Compiles `onnx` at the precision `choice` gives (the library's [`zkinfer_prover::compile`]) and writes the
+/// model to `output`.
 pub fn compile(
     onnx: &Path,
     calibration: &Path,
     test: Option<&Path>,
     output: &Path,
-    precision: Precision,
+    choice: PrecisionChoice,
 ) -> Result<Compiled> {
     let calibration = Dataset::load(calibration)?;
     let test = test.map(Dataset::load).transpose()?;
-    let compiled = zkinfer_prover::compile(onnx, &calibration, test.as_ref(), precision)?;
+    let compiled = zkinfer_prover::compile(onnx, &calibration, test.as_ref(), choice)?;
     save_model(output, &compiled.model).with_context(|| format!("writing {}", output.display()))?;
     Ok(compiled)
 }
@@ -64,11 +91,20 @@ const SHOWN_CANDIDATES: usize = 6;
 
 /// Text summary of a compiled model: the per-layer cost table, the circuit plan, the accuracy.
 pub fn describe(c: &Compiled) -> String {
+    let scales = &c.model.input.scales;
+    let input_scales = match scales.as_slice() {
+        [one] => format!("input scale {one:.6}"),
+        many => format!(
+            "input scales per channel ({} channels, {:.6} to {:.6})",
+            many.len(),
+            many.iter().copied().fold(f32::INFINITY, f32::min),
+            c.model.input.max_scale()
+        ),
+    };
     let mut s = format!(
-        "model `{}`: input {:?}, input scale {:.6}; int8 activations, {}-bit weights, {}-bit outputs\n",
+        "model `{}`: input {:?}, {input_scales}; int8 activations, {}-bit weights, {}-bit outputs\n",
         c.model.name,
         c.model.input_shape,
-        c.model.input_scale,
         c.precision.weight_bits,
         c.model.tensor_bits(c.model.layers.len())
     );
@@ -144,6 +180,10 @@ pub fn describe(c: &Compiled) -> String {
             l.proof_bytes
         );
     }
+    if let Some(search) = &c.search {
+        s += &format!("{search}\n");
+    }
+    s += &format!("{}\n", c.diagnostics);
     if let Some(a) = &c.accuracy {
         s += &format!("accuracy on {} held-out samples:\n{a}\n", a.samples);
     }
@@ -157,6 +197,9 @@ pub fn to_json(c: &Compiled, output: &Path) -> serde_json::Value {
         "name": c.model.name,
         "layout": c.layout,
         "candidates": c.candidates.iter().map(|(p, l)| json!({"params": p, "layout": l, "estimated_cost": l.estimated_cost()})).collect::<Vec<_>>(),
+        "precision": c.precision,
+        "search": c.search,
+        "diagnostics": c.diagnostics,
         "accuracy": c.accuracy,
     })
 }

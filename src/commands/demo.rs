@@ -65,7 +65,7 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bo
     let bundle = &proven.bundle;
     let predicted = bundle.argmax();
     say(format!(
-        "   predicted digit {} (outputs {:?}); proved in {} ms on {}; proof {} bytes, bundle {bundle_bytes} bytes",
+        "   predicted class {} (outputs {:?}); proved in {} ms on {}; proof {} bytes, bundle {bundle_bytes} bytes",
         predicted.map_or("-".into(), |p| p.to_string()),
         bundle.outputs,
         ms(proven.proving),
@@ -120,7 +120,7 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bo
         },
     );
     say(format!(
-        "   made-up output (other digit wins): {}",
+        "   made-up output (another class wins): {}",
         forged_verdict
             .as_ref()
             .err()

@@ -21,6 +21,7 @@ use halo2_proofs::{
 };
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::layout::{proof_bytes_of, MAX_K};
+use zkinfer_circuits::model::InputQuantization;
 use zkinfer_circuits::{CircuitParams, ModelCircuit};
 
 use crate::decode::{decode_exact, encode};
@@ -29,8 +30,8 @@ use crate::error::VerifyError;
 use crate::srs_points::SrsPoints;
 
 /// Format version of verifying-key files (5: the model id hashes the whole file; 6: circuit parameters name the
-/// optional chips and the Freivalds layers as sets, and the product chip exists).
-pub const VERIFYING_KEY_VERSION: u16 = 6;
+/// optional chips and the Freivalds layers as sets, and the product chip exists; 7: input scales per channel).
+pub const VERIFYING_KEY_VERSION: u16 = 7;
 
 /// Domain separation of the model id.
 const MODEL_ID_DOMAIN: &[u8] = b"zkinfer model id v2: blake2b-256 of the whole vk.bin";
@@ -49,8 +50,9 @@ pub struct ModelMeta {
     pub input_len: usize,
     /// Number of outputs.
     pub output_len: usize,
-    /// Scale of the int8 input.
-    pub input_scale: f32,
+    /// Scales of the int8 input (per channel, or one for the tensor): how a client quantizes its input before
+    /// committing to it.
+    pub input: InputQuantization,
     /// Scale of the int8 outputs.
     pub output_scale: f32,
     /// Circuit size (log2 rows).
@@ -87,10 +89,9 @@ impl ModelMeta {
                 self.output_len, self.k
             ));
         }
-        for (what, scale) in [("input", self.input_scale), ("output", self.output_scale)] {
-            if !(scale.is_finite() && scale > 0.0) {
-                return Err(format!("{what} scale {scale} is not a positive number"));
-            }
+        self.input.check(self.input_len)?;
+        if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
+            return Err(format!("output scale {} is not a positive number", self.output_scale));
         }
         self.circuit_params.validate()
     }

@@ -11,13 +11,15 @@ use serde::{Deserialize, Serialize};
 use crate::arith::{requantize, Requantized};
 
 mod eval;
+mod input;
 mod validate;
 
 pub use eval::LayerValues;
+pub use input::{InputQuantization, MAX_INPUT_CHANNELS};
 pub use validate::{LayerProblem, ModelError};
 
 /// Version of the serialized quantized model (`.zkm`); bump on any change to these structs.
-pub const MODEL_FORMAT_VERSION: u32 = 4;
+pub const MODEL_FORMAT_VERSION: u32 = 5;
 
 /// The smallest int8 activation.
 pub const ACT_MIN: i64 = -128;
@@ -30,15 +32,6 @@ pub const MAX_OUTPUT_BITS: u32 = 16;
 /// Largest |weight| a linear layer may use (weights of up to 16 bits, and integer rescale factors of residual
 /// additions).
 pub const MAX_WEIGHT: i64 = 1 << 20;
-
-/// Quantizes a float input to the int8 activations the model reads: `clamp(round(x / input_scale), -128, 127)`.
-/// The prover and a client computing its own input commitment use this one definition.
-pub fn quantize_input_values(input_scale: f32, x: &[f32]) -> Vec<i64> {
-    let s = input_scale as f64;
-    x.iter()
-        .map(|&v| (v as f64 / s).round().clamp(ACT_MIN as f64, ACT_MAX as f64) as i64)
-        .collect()
-}
 
 /// Index of a tensor: 0 is the model input, `i + 1` the output of layer `i`.
 pub type TensorId = usize;
@@ -296,8 +289,8 @@ pub struct QuantizedModel {
     pub name: String,
     /// Shape of the float input tensor the ONNX model expects (batch dimension included).
     pub input_shape: Vec<usize>,
-    /// Float scale of the int8 input: `x ≈ input_scale · q`.
-    pub input_scale: f32,
+    /// Scales of the int8 input, per channel or for the whole tensor.
+    pub input: InputQuantization,
     /// Layers in topological order.
     pub layers: Vec<Layer>,
 }
@@ -320,10 +313,10 @@ impl QuantizedModel {
         }
     }
 
-    /// Float scale of tensor `t`.
+    /// Float scale of tensor `t` (of the input: its largest channel scale).
     pub fn tensor_scale(&self, t: TensorId) -> f32 {
         if t == 0 {
-            self.input_scale
+            self.input.max_scale()
         } else {
             self.layers.get(t - 1).map_or(1.0, |l| l.output_scale)
         }

@@ -30,11 +30,11 @@ pub enum ModelError {
         /// The shape.
         shape: Vec<usize>,
     },
-    /// The input scale is zero, negative or not a number.
-    #[error("input scale {scale} is not a positive number")]
-    InputScale {
-        /// The scale.
-        scale: f32,
+    /// The input's scales are malformed (empty, not positive numbers, channels that do not tile the input).
+    #[error("input quantization: {reason}")]
+    InputQuantization {
+        /// What is wrong.
+        reason: String,
     },
     /// One layer breaks an invariant.
     #[error("layer {layer}: {problem}")]
@@ -135,6 +135,9 @@ pub enum LayerProblem {
     /// A max pool or a data movement changes the scale of what it reads.
     #[error("data movement and max pools keep the scale of their input; rescale with a linear layer")]
     ScaleChanged,
+    /// A layer other than a linear one reads an input whose scales differ per channel.
+    #[error("reads the input, whose scales differ per channel; only linear layers may read it")]
+    PerChannelInput,
     /// A table reads a tensor wider than int8.
     #[error("a table reads int8 values only")]
     TableInputWidth,
@@ -185,11 +188,6 @@ impl QuantizedModel {
             return Err(ModelError::NoLayers);
         }
         let positive = |s: f32| s.is_finite() && s > 0.0;
-        if !positive(self.input_scale) {
-            return Err(ModelError::InputScale {
-                scale: self.input_scale,
-            });
-        }
         // Shapes first: everything below multiplies them out (a crafted file can claim any dimensions).
         let countable = |shape: &[usize]| shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_some();
         if !countable(&self.input_shape) {
@@ -197,6 +195,7 @@ impl QuantizedModel {
                 shape: self.input_shape.clone(),
             });
         }
+        (self.input.check(self.input_len())).map_err(|reason| ModelError::InputQuantization { reason })?;
         let in_layer = |layer: &Layer, problem| ModelError::Layer {
             layer: layer.name.clone(),
             problem,
@@ -230,6 +229,12 @@ impl QuantizedModel {
     fn check_layer(&self, i: usize, layer: &Layer) -> Result<(), LayerProblem> {
         let len = layer.output_len();
         let same_scale = |s: &Source| self.tensor_scale(s.tensor) == layer.output_scale;
+        // An input with scales per channel has no one scale: only linear layers read it (their weights absorb the
+        // scales).
+        let one_scale = |s: &Source| match s.tensor == 0 && !self.input.is_uniform() {
+            true => Err(LayerProblem::PerChannelInput),
+            false => Ok(()),
+        };
         match &layer.op {
             Op::Linear(lin) => {
                 // The outputs are listed in the file: their count bounds `len` before anything is allocated.
@@ -281,6 +286,7 @@ impl QuantizedModel {
                 }
                 for s in mul.operands.iter().flatten() {
                     self.check_source(i, s)?;
+                    one_scale(s)?;
                 }
                 check_output_width(mul.output_bits, mul.activation)?;
                 check_rescale(0, mul.multiplier, mul.shift)?;
@@ -291,6 +297,7 @@ impl QuantizedModel {
                 }
                 for s in pool.windows.iter().flatten() {
                     self.check_source(i, s)?;
+                    one_scale(s)?;
                     if !same_scale(s) {
                         return Err(LayerProblem::ScaleChanged);
                     }
@@ -300,6 +307,10 @@ impl QuantizedModel {
                 if table.input <= i && self.tensor_bits(table.input) != ACT_BITS {
                     return Err(LayerProblem::TableInputWidth);
                 }
+                one_scale(&Source {
+                    tensor: table.input,
+                    index: 0,
+                })?;
                 if table.values.len() != 256 || table.input > i || len != self.tensor_len(table.input) {
                     return Err(LayerProblem::TableShape);
                 }
@@ -313,6 +324,7 @@ impl QuantizedModel {
                 }
                 for s in sources {
                     self.check_source(i, s)?;
+                    one_scale(s)?;
                     if !same_scale(s) {
                         return Err(LayerProblem::ScaleChanged);
                     }
@@ -326,7 +338,7 @@ impl QuantizedModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Kernel, Linear, LinearGroup, TensorId};
+    use crate::model::{InputQuantization, Kernel, Linear, LinearGroup, TensorId};
 
     /// input(2) → dense(2) with the given output width and activation → dense(1) reading it when `read_by_next`.
     fn two_layers(bits: u32, activation: Activation, read_by_next: bool) -> QuantizedModel {
@@ -359,7 +371,7 @@ mod tests {
             format_version: MODEL_FORMAT_VERSION,
             name: "two".into(),
             input_shape: vec![1, 2],
-            input_scale: 0.1,
+            input: InputQuantization::per_tensor(0.1),
             layers,
         }
     }
@@ -421,7 +433,7 @@ mod tests {
 #[cfg(test)]
 mod product_tests {
     use super::*;
-    use crate::model::Mul;
+    use crate::model::{InputQuantization, Mul};
 
     /// input(2) → Mul(x0·x1, x1·x1) with the given output width.
     fn product(operands: Vec<[Source; 2]>, multiplier: i64, shift: u32, bits: u32) -> QuantizedModel {
@@ -463,7 +475,7 @@ mod product_tests {
             format_version: MODEL_FORMAT_VERSION,
             name: "product".into(),
             input_shape: vec![1, 2],
-            input_scale: 0.1,
+            input: InputQuantization::per_tensor(0.1),
             layers,
         }
     }

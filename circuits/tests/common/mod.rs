@@ -67,7 +67,7 @@ fn model(name: &str, input_shape: Vec<usize>, layers: Vec<Layer>) -> QuantizedMo
         format_version: MODEL_FORMAT_VERSION,
         name: name.into(),
         input_shape,
-        input_scale: 0.05,
+        input: zkinfer_circuits::model::InputQuantization::per_tensor(0.05),
         layers,
     }
 }

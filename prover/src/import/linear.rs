@@ -267,21 +267,14 @@ impl Walker<'_> {
                 let (data, constant) = if a_const { (1, a) } else { (0, b) };
                 let t = self.tensor(n, data)?;
                 let Some(ix) = self.foldable_linear(t) else {
-                    bail_graph!(
-                        "Add `{}` of a constant is supported only as the bias right after a Gemm, MatMul or Conv \
-                         whose output only it reads",
-                        n.label
-                    );
+                    return self.affine(n);
                 };
                 let c = self.constant(constant, n)?;
                 let out = self.nodes[ix].output_shape.clone();
                 let (axis, ..) = self.linear_params(ix);
                 let Some(values) = per_channel(&c, &out, axis) else {
-                    bail_graph!(
-                        "Add `{}`: constant of shape {:?} is not a bias for {out:?}",
-                        n.label,
-                        c.0
-                    );
+                    // Not a bias of the layer's channels (a constant per element, say): an affine node.
+                    return self.affine(n);
                 };
                 let (.., bias) = self.linear_params(ix);
                 bias.iter_mut().zip(values).for_each(|(b, v)| *b += v);

@@ -9,6 +9,8 @@
 //! (inference) and `Constant`. Anything else is refused with an error naming the operator and the node.
 
 mod activation;
+mod affine;
+mod fold;
 mod linear;
 mod operators;
 mod pool;
@@ -127,7 +129,7 @@ pub(crate) use bail_graph;
 
 type AttrType = pb::attribute_proto::AttributeType;
 
-/// One node being imported, with its display label (its name, or `#<index>`).
+/// One node being imported, with its display label (its name, or its position, operator and output).
 pub(crate) struct Node<'a> {
     pb: &'a pb::NodeProto,
     /// Position in the graph's node list.
@@ -298,11 +300,11 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
     } else {
         &graph.name
     };
-    let model = FloatModel {
+    let model = fold::fold_affines(FloatModel {
         name: name.into(),
         input_shape,
         nodes: w.nodes,
-    };
+    });
     model.check()?;
     Ok(model)
 }
@@ -316,11 +318,16 @@ fn load_tensor(t: &pb::TensorProto, dir: Option<&str>) -> std::result::Result<Te
     tract_onnx::tensor::load_tensor(&*tract_onnx::data_resolver::default(), t, dir).map_err(|e| format!("{e:#}"))
 }
 
-/// The node's name, or `#<index>` when it has none.
+/// The node's name; for a node without one, its position, operator and first output (`#3 Sub -> x_centered`), so
+/// that an error points at it in a graph viewer.
 fn label(pb: &pb::NodeProto, ix: usize) -> String {
-    Some(pb.name.clone())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| format!("#{ix}"))
+    if !pb.name.is_empty() {
+        return pb.name.clone();
+    }
+    match pb.output.first().filter(|o| !o.is_empty()) {
+        Some(out) => format!("#{ix} {} -> {out}", pb.op_type),
+        None => format!("#{ix} {}", pb.op_type),
+    }
 }
 
 /// A layer about to be appended.

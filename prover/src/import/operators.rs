@@ -56,7 +56,11 @@ pub(super) const OPERATORS: &[Operator] = &[
     op("AveragePool", "", |w, n| w.pool(n)),
     op("GlobalAveragePool", "", |w, n| w.pool(n)),
     op("Add", "", |w, n| w.add(n)),
-    op("Mul", "(of two tensors of equal shape)", |w, n| w.mul(n)),
+    op("Sub", "(by a constant)", |w, n| w.sub(n)),
+    op("Mul", "(of two tensors of equal shape, or by a constant)", |w, n| {
+        w.mul(n)
+    }),
+    op("Div", "(by a constant)", |w, n| w.div(n)),
     op("Concat", "", |w, n| w.concat(n)),
     op("Flatten", "", |w, n| w.reshape(n)),
     op("Reshape", "", |w, n| w.reshape(n)),
@@ -64,8 +68,6 @@ pub(super) const OPERATORS: &[Operator] = &[
     op("Identity", "", |w, n| w.alias(n)),
     op("Dropout", "(inference)", |w, n| w.dropout(n)),
     part("Constant", |w, n| w.constant_node(n)),
-    // PyTorch's erf form of Gelu: x · 0.5 · (1 + erf(x / √2)) (a Mul may also start it: `Mul` checks).
-    part("Div", |w, n| w.gelu_pattern(n)),
 ];
 
 /// The operators a model may use, as the unsupported-operator error lists them.

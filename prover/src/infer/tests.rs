@@ -67,7 +67,7 @@ fn tiny() -> QuantizedModel {
         format_version: MODEL_FORMAT_VERSION,
         name: "tiny".into(),
         input_shape: vec![1, 3],
-        input_scale: 1.0,
+        input: zkinfer_circuits::model::InputQuantization::per_tensor(1.0),
         layers: vec![
             layer("a", vec![2], Op::Linear(a)),
             layer("b", vec![2], Op::Linear(b)),

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Mul, Op, Source, Table, TensorId, ACT_BITS, ACT_MAX,
-    ACT_MIN,
+    Activation, InputQuantization, Kernel, Layer, Linear, LinearGroup, MaxPool, Mul, Op, Source, Table, TensorId,
+    ACT_BITS, ACT_MAX, ACT_MIN,
 };
 
 use super::{choose_multiplier, qerr, scale_for_bits, Precision};
@@ -47,24 +47,43 @@ struct Lowering {
     tensors: Vec<QTensor>,
     /// Largest |weight| of a linear layer's quantized weights: `2^(weight_bits − 1) − 1`.
     weight_max: f64,
+    /// With scales per input channel: each input element's scale over the input tensor's (largest) scale, in
+    /// (0, 1]. A linear layer reading the input multiplies its weights by these factors; anything else reads the
+    /// input rescaled to one scale.
+    input_factors: Option<Vec<f64>>,
+    /// The layer that rescales the input to one scale, once one was needed.
+    rescaled_input: Option<TensorId>,
 }
 
-/// The layers of the quantized model for `float`, given the calibrated maximum of every float tensor. Weights get
-/// `precision.weight_bits`; the last node's outputs get `precision.output_bits` when it lowers to a linear layer
-/// without a fused ReLU (the model output is read by nothing else), int8 otherwise.
-pub(super) fn lower(float: &FloatModel, maxima: &[f64], input_scale: f32, precision: Precision) -> Result<Vec<Layer>> {
+/// The layers of the quantized model for `float`, given the calibrated maximum of every float tensor and the
+/// input's scales, and where each float tensor's elements live in it. Weights get `precision.weight_bits`; the last node's outputs get `precision.output_bits` when it
+/// lowers to a linear layer without a fused ReLU (the model output is read by nothing else), int8 otherwise.
+pub(super) fn lower(
+    float: &FloatModel,
+    maxima: &[f64],
+    input_q: &InputQuantization,
+    precision: Precision,
+) -> Result<(Vec<Layer>, Vec<Vec<Source>>)> {
     let input_len = float.input_len();
+    let input_scale = input_q.max_scale();
     let input = QTensor {
         sources: (0..input_len).map(|index| Source { tensor: 0, index }).collect(),
         scale: input_scale,
         shape: ir_shape(&float.input_shape),
         origin: ("input".into(), "Input".into()),
     };
+    let input_factors = (!input_q.is_uniform()).then(|| {
+        (0..input_len)
+            .map(|i| input_q.scale_of(i) as f64 / input_scale as f64)
+            .collect()
+    });
     let mut l = Lowering {
         layers: vec![],
         input_len,
         tensors: vec![input],
         weight_max: ((1i64 << (precision.weight_bits - 1)) - 1) as f64,
+        input_factors,
+        rescaled_input: None,
     };
     let caps = clip_caps(float);
     let last = float.nodes.len().saturating_sub(1);
@@ -81,7 +100,7 @@ pub(super) fn lower(float: &FloatModel, maxima: &[f64], input_scale: f32, precis
         l.tensors.push(t);
     }
     // The output must be the last layer's tensor: relabel its shape, or gather it when it is anything else.
-    let out = l.tensors[float.nodes.len()].clone();
+    let out = l.one_scale(float.nodes.len());
     match l.whole(&out) {
         Some(t) if t > 0 && t == l.layers.len() => l.layers[t - 1].output_shape = out.shape,
         _ => drop(l.emit(
@@ -92,7 +111,8 @@ pub(super) fn lower(float: &FloatModel, maxima: &[f64], input_scale: f32, precis
             Op::Gather(out.sources),
         )),
     }
-    Ok(l.layers)
+    let sources = l.tensors.into_iter().map(|t| t.sources).collect();
+    Ok((l.layers, sources))
 }
 
 /// For each float tensor read only by `Clip` activations with finite bounds (and not the model output): the
@@ -237,15 +257,86 @@ impl Lowering {
         self.layers.len()
     }
 
+    /// The factor of source `s`: its scale over its tensor's scale (1 except for an input with channel scales).
+    fn factor(&self, s: &Source) -> f64 {
+        match (&self.input_factors, s.tensor) {
+            (Some(f), 0) => f[s.index],
+            _ => 1.0,
+        }
+    }
+
+    /// Whether `q` holds input elements of different scales.
+    fn mixes_scales(&self, q: &QTensor) -> bool {
+        self.input_factors.is_some() && q.sources.iter().any(|s| s.tensor == 0)
+    }
+
+    /// Float tensor `t` with every element at its one scale: input elements of an input with channel scales are
+    /// read from a layer that rescales the input (emitted once, when first needed: `y = q · s_c / s_max`).
+    fn one_scale(&mut self, t: usize) -> QTensor {
+        if !self.mixes_scales(&self.tensors[t]) {
+            return self.tensors[t].clone();
+        }
+        let rescaled = match self.rescaled_input {
+            Some(r) => r,
+            None => {
+                let factors = self.input_factors.clone().unwrap_or_default();
+                let mut kernels: Vec<Kernel> = vec![];
+                let mut index: HashMap<u64, usize> = HashMap::new();
+                let mut groups = Vec::with_capacity(self.input_len);
+                for (i, &m) in factors.iter().enumerate() {
+                    let k = *index.entry(m.to_bits()).or_insert_with(|| {
+                        kernels.push(kernel(vec![1], 0, m, ACT_BITS).expect("0 < m ≤ 1 always has a multiplier"));
+                        kernels.len() - 1
+                    });
+                    groups.push(LinearGroup {
+                        taps: vec![Some(Source { tensor: 0, index: i })],
+                        outputs: vec![(i, k)],
+                    });
+                }
+                let op = Op::Linear(Linear {
+                    kernels,
+                    groups,
+                    activation: Activation::Identity,
+                    output_bits: ACT_BITS,
+                });
+                let input = self.tensors[0].clone();
+                self.emit("input/rescale", "Rescale", input.shape, input.scale, op);
+                self.rescaled_input = Some(self.layers.len());
+                self.layers.len()
+            }
+        };
+        let q = &mut self.tensors[t];
+        for s in q.sources.iter_mut().filter(|s| s.tensor == 0) {
+            s.tensor = rescaled;
+        }
+        q.clone()
+    }
+
     /// Lowers `node` with output scale `s_out`; a linear layer's outputs get `bits` bits.
     fn node(&mut self, node: &FloatNode, s_out: f32, bits: u32) -> std::result::Result<QTensor, String> {
         let shape = ir_shape(&node.output_shape);
         let (name, op_type) = (node.name.as_str(), node.op_type.as_str());
-        let input = self.tensors[node.inputs[0]].clone();
         let w_max = self.weight_max;
+        let mut input = self.tensors[node.inputs[0]].clone();
+        if let FloatOp::Conv(c) = &node.op {
+            if self.mixes_scales(&input) && conv_factors(c, &input, |s| self.factor(s)).is_none() {
+                input = self.one_scale(node.inputs[0]);
+            }
+        } else if !matches!(node.op, FloatOp::Dense(_) | FloatOp::Affine { .. } | FloatOp::Move(_)) {
+            for &t in &node.inputs {
+                self.one_scale(t);
+            }
+            input = self.tensors[node.inputs[0]].clone();
+        }
         let op = match &node.op {
-            FloatOp::Dense(d) => Op::Linear(dense(d, &input, s_out, bits, node.relu, w_max)?),
-            FloatOp::Conv(c) => Op::Linear(conv(c, &input, s_out, bits, node.relu, w_max)?),
+            FloatOp::Dense(d) => {
+                let factors: Vec<f64> = input.sources.iter().map(|s| self.factor(s)).collect();
+                Op::Linear(dense(d, &input, &factors, s_out, bits, node.relu, w_max)?)
+            }
+            FloatOp::Conv(c) => {
+                let factors = conv_factors(c, &input, |s| self.factor(s)).unwrap_or_default();
+                Op::Linear(conv(c, &input, &factors, s_out, bits, node.relu, w_max)?)
+            }
             FloatOp::Pool(
                 p @ Pool {
                     kind: PoolKind::Max, ..
@@ -258,6 +349,10 @@ impl Lowering {
                 return Ok(self.emit(name, op_type, shape, input.scale, Op::MaxPool(MaxPool { windows })));
             }
             FloatOp::Pool(p) => Op::Linear(average(p, &input, s_out, bits)?),
+            FloatOp::Affine { scale, shift } => {
+                let factors: Vec<f64> = input.sources.iter().map(|s| self.factor(s)).collect();
+                Op::Linear(affine(scale, shift, &input, &factors, s_out, bits, node.relu, w_max)?)
+            }
             FloatOp::Add => Op::Linear(add(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),
             FloatOp::Mul => Op::Mul(mul(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),
             FloatOp::Activation(f) => {
@@ -275,7 +370,10 @@ impl Lowering {
         let scale = node.inputs.iter().map(|&t| self.tensors[t].scale).fold(0f32, f32::max);
         let mut inputs = Vec::with_capacity(node.inputs.len());
         for (j, &t) in node.inputs.iter().enumerate() {
-            let q = self.tensors[t].clone();
+            let mut q = self.tensors[t].clone();
+            if q.scale != scale && self.mixes_scales(&q) {
+                q = self.one_scale(t);
+            }
             if q.scale == scale {
                 inputs.push(q.sources);
                 continue;
@@ -307,8 +405,49 @@ impl Lowering {
     }
 }
 
-fn dense(d: &Dense, x: &QTensor, s_out: f32, bits: u32, relu: bool, w_max: f64) -> std::result::Result<Linear, String> {
-    let kernels = channel_kernels(&d.weights, &d.bias, x.scale, s_out, w_max, bits)?;
+/// `weights` (rows of `per` values) with column `j` multiplied by `factors[j % per]`: an input element's own
+/// scale folded into the weights that read it (empty `factors`: unchanged).
+fn fold_factors(weights: &[f32], factors: &[f64]) -> Vec<f32> {
+    if factors.is_empty() || factors.iter().all(|&f| f == 1.0) {
+        return weights.to_vec();
+    }
+    let per = factors.len();
+    (weights.iter().enumerate())
+        .map(|(i, &w)| (w as f64 * factors[i % per]) as f32)
+        .collect()
+}
+
+/// For a convolution reading `x`: the factor of each weight of a kernel (`I·kh·kw`, channel-major), when every
+/// element of an input channel shares one factor; `None` when a channel mixes factors.
+fn conv_factors(c: &Conv, x: &QTensor, factor: impl Fn(&Source) -> f64) -> Option<Vec<f64>> {
+    let plane = c.window.input_hw[0] * c.window.input_hw[1];
+    let taps = c.window.kernel[0] * c.window.kernel[1];
+    let channel: Vec<f64> = (0..c.in_channels)
+        .map(|ci| {
+            let sources = &x.sources[ci * plane..(ci + 1) * plane];
+            let f = factor(&sources[0]);
+            sources.iter().all(|s| factor(s) == f).then_some(f)
+        })
+        .collect::<Option<_>>()?;
+    Some(if c.depthwise {
+        // One kernel per channel: weight k of kernel o reads channel o; the factors go per kernel below.
+        channel
+    } else {
+        channel.iter().flat_map(|&f| std::iter::repeat_n(f, taps)).collect()
+    })
+}
+
+fn dense(
+    d: &Dense,
+    x: &QTensor,
+    factors: &[f64],
+    s_out: f32,
+    bits: u32,
+    relu: bool,
+    w_max: f64,
+) -> std::result::Result<Linear, String> {
+    let weights = fold_factors(&d.weights, factors);
+    let kernels = channel_kernels(&weights, &d.bias, x.scale, s_out, w_max, bits)?;
     let group = LinearGroup {
         taps: x.sources.iter().copied().map(Some).collect(),
         outputs: (0..d.out_features).map(|c| (c, c)).collect(),
@@ -321,8 +460,24 @@ fn dense(d: &Dense, x: &QTensor, s_out: f32, bits: u32, relu: bool, w_max: f64) 
     })
 }
 
-fn conv(c: &Conv, x: &QTensor, s_out: f32, bits: u32, relu: bool, w_max: f64) -> std::result::Result<Linear, String> {
-    let kernels = channel_kernels(&c.weights, &c.bias, x.scale, s_out, w_max, bits)?;
+fn conv(
+    c: &Conv,
+    x: &QTensor,
+    factors: &[f64],
+    s_out: f32,
+    bits: u32,
+    relu: bool,
+    w_max: f64,
+) -> std::result::Result<Linear, String> {
+    let weights = if c.depthwise && !factors.is_empty() {
+        // Kernel o (all of its weights) reads channel o only.
+        let per = c.weights_per_channel();
+        let per_weight: Vec<f64> = factors.iter().flat_map(|&f| std::iter::repeat_n(f, per)).collect();
+        fold_factors(&c.weights, &per_weight)
+    } else {
+        fold_factors(&c.weights, factors)
+    };
+    let kernels = channel_kernels(&weights, &c.bias, x.scale, s_out, w_max, bits)?;
     let [h, w] = c.window.input_hw;
     let [oh, ow] = c.window.output_hw();
     let plane = oh * ow;
@@ -344,6 +499,47 @@ fn conv(c: &Conv, x: &QTensor, s_out: f32, bits: u32, relu: bool, w_max: f64) ->
                 outputs: (0..c.out_channels).map(|ch| (ch * plane + p, ch)).collect(),
             });
         }
+    }
+    Ok(Linear {
+        kernels,
+        groups,
+        activation: activation(relu),
+        output_bits: bits,
+    })
+}
+
+/// `y_i = a_i · x_i + b_i`: a one-tap linear layer per element, one kernel per distinct `(a_i · factor_i, b_i)`
+/// (a per-channel normalisation of an image has one per channel).
+#[allow(clippy::too_many_arguments)]
+fn affine(
+    scale: &[f32],
+    shift: &[f32],
+    x: &QTensor,
+    factors: &[f64],
+    s_out: f32,
+    bits: u32,
+    relu: bool,
+    w_max: f64,
+) -> std::result::Result<Linear, String> {
+    let mut kernels = vec![];
+    let mut index: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut groups = Vec::with_capacity(x.sources.len());
+    for (i, source) in x.sources.iter().enumerate() {
+        let a = (scale[i] as f64 * factors[i]) as f32;
+        let k = match index.get(&(a.to_bits(), shift[i].to_bits())) {
+            Some(&k) => k,
+            None => {
+                let mut kernel = channel_kernels(&[a], &[shift[i]], x.scale, s_out, w_max, bits)
+                    .map_err(|e| format!("element {i}: {e}"))?;
+                kernels.append(&mut kernel);
+                index.insert((a.to_bits(), shift[i].to_bits()), kernels.len() - 1);
+                kernels.len() - 1
+            }
+        };
+        groups.push(LinearGroup {
+            taps: vec![Some(*source)],
+            outputs: vec![(i, k)],
+        });
     }
     Ok(Linear {
         kernels,

@@ -19,13 +19,17 @@
 //!   `Op::Gather` is emitted only where a whole tensor is needed (a table's input, or the model output).
 
 mod lower;
+pub mod search;
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use zkinfer_circuits::arith::MAX_SHIFT;
-use zkinfer_circuits::model::{quantize_input_values, QuantizedModel, ACT_BITS, MAX_OUTPUT_BITS, MODEL_FORMAT_VERSION};
+use zkinfer_circuits::model::{
+    InputQuantization, QuantizedModel, Source, ACT_BITS, MAX_OUTPUT_BITS, MODEL_FORMAT_VERSION,
+};
 
 use crate::error::{ProverError, Result};
-use crate::graph::FloatModel;
+use crate::graph::{FloatModel, FloatOp};
 
 /// Widest weights [`Precision`] allows (the circuit's weight bound is 2^20).
 const MAX_WEIGHT_BITS: u32 = 16;
@@ -54,23 +58,46 @@ pub fn scale_for_bits(max: f64, bits: u32) -> f32 {
     }
 }
 
+/// How the input's scales are chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum InputScales {
+    /// One scale for the whole input tensor.
+    PerTensor,
+    /// One scale per channel: per feature of a `[1, F]` (or `[1, T, F]`) input, per colour channel of a
+    /// `[1, C, H, W]` image. Features of different ranges (raw tabular data) each keep 8 bits.
+    PerChannel,
+}
+
 /// How finely [`quantize_with`] represents a model; activations are always int8.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Precision {
     /// Bits of the weights of Gemm/MatMul/Conv layers (signed, symmetric per output channel), 2 to 16.
     pub weight_bits: u32,
     /// Bits of the model's outputs, 8 or 16, when its last layer is linear (Gemm/MatMul/Conv/average pool/Add)
     /// without a fused ReLU; int8 otherwise. Wider outputs only cost range-check rows for the last layer.
     pub output_bits: u32,
+    /// Scales of the input: per channel or per tensor.
+    pub input: InputScales,
 }
 
 impl Default for Precision {
-    /// int8 weights and outputs.
+    /// int8 weights and outputs, input scales per channel.
     fn default() -> Self {
         Self {
             weight_bits: ACT_BITS,
             output_bits: ACT_BITS,
+            input: InputScales::PerChannel,
         }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let input = match self.input {
+            InputScales::PerTensor => "tensor",
+            InputScales::PerChannel => "channel",
+        };
+        write!(f, "w{}/o{} input-scales {input}", self.weight_bits, self.output_bits)
     }
 }
 
@@ -153,6 +180,16 @@ pub fn quantize(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<Quantize
 
 /// [`quantize`] with int8 activations and the weight and output widths of `precision`.
 pub fn quantize_with(float: &FloatModel, calibration: &[Vec<f32>], precision: Precision) -> Result<QuantizedModel> {
+    Ok(quantize_traced(float, calibration, precision)?.0)
+}
+
+/// [`quantize_with`], also returning where each float tensor's elements live in the quantized model (the sources
+/// of tensor `t`, input first): what [`crate::diagnostics`] compares layer by layer.
+pub fn quantize_traced(
+    float: &FloatModel,
+    calibration: &[Vec<f32>],
+    precision: Precision,
+) -> Result<(QuantizedModel, Vec<Vec<Source>>)> {
     precision.check()?;
     float.check()?;
     if calibration.is_empty() {
@@ -161,20 +198,81 @@ pub fn quantize_with(float: &FloatModel, calibration: &[Vec<f32>], precision: Pr
         ));
     }
     let maxima = calibrate(float, calibration)?;
-    let input_scale = scale_for(maxima[0]);
-    let layers = lower::lower(float, &maxima, input_scale, precision)?;
+    let input = input_quantization(float, calibration, maxima[0], precision.input);
+    let (layers, sources) = lower::lower(float, &maxima, &input, precision)?;
     let model = QuantizedModel {
         format_version: MODEL_FORMAT_VERSION,
         name: float.name.clone(),
         input_shape: float.input_shape.clone(),
-        input_scale,
+        input,
         layers,
     };
     model.validate().map_err(|e| qerr(e.to_string()))?;
-    Ok(model)
+    Ok((model, sources))
 }
 
-/// Quantizes a float input: `clamp(round(x / input_scale), -128, 127)`.
+/// The channels of an input of ONNX shape `shape` (batch included): `(count, stride)`. Images (`[1, C, H, W]`, three
+/// or more dimensions after the batch) have channels on the first axis; other inputs (`[1, F]`, `[1, T, F]`) have
+/// features on the last.
+pub fn input_channels(shape: &[usize]) -> (usize, usize) {
+    let dims = lower::ir_shape(shape);
+    match dims.as_slice() {
+        [c, rest @ ..] if rest.len() >= 2 => (*c, rest.iter().product()),
+        [.., f] => (*f, 1),
+        [] => (1, 1),
+    }
+}
+
+/// The input's scales: per tensor (`input_max / 127`), or per channel from each channel's calibrated maximum; a
+/// channel that is 0 on every calibration sample gets the tensor's scale (so whatever it holds later is still
+/// representable at the tensor's resolution).
+pub fn input_quantization(
+    float: &FloatModel,
+    calibration: &[Vec<f32>],
+    input_max: f64,
+    scales: InputScales,
+) -> InputQuantization {
+    let tensor_scale = scale_for(input_max);
+    let (channels, stride) = input_channels(&float.input_shape);
+    if scales == InputScales::PerTensor || channels <= 1 || stride == 0 || !linear_readers_only(float) {
+        return InputQuantization::per_tensor(tensor_scale);
+    }
+    let mut maxima = vec![0f64; channels];
+    for x in calibration {
+        for (i, v) in x.iter().enumerate() {
+            let c = (i / stride) % channels;
+            maxima[c] = maxima[c].max(v.abs() as f64);
+        }
+    }
+    let scales = maxima
+        .iter()
+        .map(|&m| if m > 0.0 { scale_for(m) } else { tensor_scale })
+        .collect();
+    InputQuantization { scales, stride }
+}
+
+/// Whether every layer that reads the input (directly or through data movement) is linear (Gemm/MatMul, Conv or an
+/// affine node), so that its weights can absorb scales per input channel. Otherwise the input would need a rescaling
+/// layer to one scale before anything else reads it, and per-channel scales gain little for that cost: the input is
+/// then quantized per tensor.
+fn linear_readers_only(float: &FloatModel) -> bool {
+    let mut carries_input = vec![false; float.nodes.len() + 1];
+    carries_input[0] = true;
+    for (i, node) in float.nodes.iter().enumerate() {
+        if !node.inputs.iter().any(|&t| carries_input[t]) {
+            continue;
+        }
+        match node.op {
+            FloatOp::Move(_) => carries_input[i + 1] = true,
+            FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Affine { .. } => {}
+            _ => return false,
+        }
+    }
+    // The model output itself must not be input elements.
+    !carries_input[float.nodes.len()]
+}
+
+/// Quantizes a float input with the model's input scales: `clamp(round(x_i / s_i), -128, 127)`.
 pub fn quantize_input(model: &QuantizedModel, x: &[f32]) -> Result<Vec<i64>> {
     if x.len() != model.input_len() {
         return Err(ProverError::WrongInputLength {
@@ -182,7 +280,7 @@ pub fn quantize_input(model: &QuantizedModel, x: &[f32]) -> Result<Vec<i64>> {
             found: x.len(),
         });
     }
-    Ok(quantize_input_values(model.input_scale, x))
+    Ok(model.input.quantize(x))
 }
 
 /// Turns the integer outputs back into floats: `y · output_scale`.

@@ -156,6 +156,7 @@ fn precision_widens_weights_and_the_last_layer_only() {
     let precision = Precision {
         weight_bits: 12,
         output_bits: 16,
+        ..Precision::default()
     };
     let q = quantize_with(&float, &calib, precision).unwrap();
     let last = q.layers.len() - 1;
@@ -179,14 +180,17 @@ fn precision_widens_weights_and_the_last_layer_only() {
         Precision {
             weight_bits: 1,
             output_bits: 8,
+            ..Precision::default()
         },
         Precision {
             weight_bits: 17,
             output_bits: 8,
+            ..Precision::default()
         },
         Precision {
             weight_bits: 8,
             output_bits: 12,
+            ..Precision::default()
         },
     ] {
         let e = quantize_with(&float, &calib, bad).unwrap_err().to_string();
@@ -197,13 +201,17 @@ fn precision_widens_weights_and_the_last_layer_only() {
 #[test]
 fn dense_layers_follow_the_scheme() {
     let (float, calib) = random_model(1);
-    let q = quantize(&float, &calib).unwrap();
+    let per_tensor = Precision {
+        input: InputScales::PerTensor,
+        ..Precision::default()
+    };
+    let q = quantize_with(&float, &calib, per_tensor).unwrap();
     assert_eq!(q.format_version, MODEL_FORMAT_VERSION);
     assert_eq!(q.layers.len(), 3);
     let in_max = calib.iter().flatten().fold(0f32, |m, v| m.max(v.abs()));
-    assert!((q.input_scale - in_max / 127.0).abs() < 1e-7);
+    assert!((q.input.max_scale() - in_max / 127.0).abs() < 1e-7);
     let maxima = calibrate(&float, &calib).unwrap();
-    let mut s_in = q.input_scale as f64;
+    let mut s_in = q.input.max_scale() as f64;
     for (i, (fl, l)) in float.nodes.iter().zip(&q.layers).enumerate() {
         let FloatOp::Dense(d) = &fl.op else { unreachable!() };
         let lin = linear(&l.op);
@@ -370,7 +378,7 @@ fn tables_tabulate_the_function_at_the_calibrated_scales() {
             panic!("{f:?} is a table")
         };
         assert_eq!((t.input, t.function.as_str(), t.values.len()), (0, f.name(), 256));
-        let (s_in, s_out) = (q.input_scale as f64, q.output_scale() as f64);
+        let (s_in, s_out) = (q.input.max_scale() as f64, q.output_scale() as f64);
         let out_max = calib
             .iter()
             .flatten()
@@ -450,7 +458,7 @@ fn degenerate_inputs_are_errors_not_panics() {
     };
     d.weights[..16].fill(0.0);
     let q = quantize(&float, &[vec![0.0; 16]]).unwrap();
-    assert_eq!(q.input_scale, 1.0);
+    assert_eq!(q.input.max_scale(), 1.0);
     assert!(linear(&q.layers[0].op).kernels[0].weights.iter().all(|w| *w == 0));
     let FloatOp::Dense(d) = &mut float.nodes[0].op else {
         unreachable!()
@@ -469,4 +477,83 @@ fn degenerate_inputs_are_errors_not_panics() {
         quantize(&float, &calib),
         Err(ProverError::UnsupportedGraph { .. })
     ));
+}
+
+/// A model over raw features of very different ranges (feature `j` spans about `10^(j − 2)`), with weights that
+/// undo the ranges (as a folded scaler does), and its calibration inputs.
+fn raw_feature_model() -> (FloatModel, Vec<Vec<f32>>) {
+    let (mut float, calib) = random_model(7);
+    let range = |j: usize| 10f32.powi(j as i32 % 5 - 2);
+    let FloatOp::Dense(d) = &mut float.nodes[0].op else {
+        unreachable!()
+    };
+    for (i, w) in d.weights.iter_mut().enumerate() {
+        *w /= range(i % 16);
+    }
+    let raw = calib
+        .iter()
+        .map(|x| x.iter().enumerate().map(|(j, v)| v * range(j)).collect())
+        .collect();
+    (float, raw)
+}
+
+#[test]
+fn per_channel_input_scales_fold_into_the_first_layer() {
+    let (float, calib) = raw_feature_model();
+    let per_tensor = Precision {
+        input: InputScales::PerTensor,
+        ..Precision::default()
+    };
+    let (q, qt) = (
+        quantize(&float, &calib).unwrap(),
+        quantize_with(&float, &calib, per_tensor).unwrap(),
+    );
+    assert_eq!((q.input.scales.len(), q.input.stride), (16, 1));
+    assert_eq!(qt.input.scales.len(), 1);
+    // No layer is added: the first layer's weights absorb the scales.
+    assert_eq!(q.layers.len(), qt.layers.len());
+    for (j, s) in q.input.scales.iter().enumerate() {
+        let max = calib.iter().map(|x| x[j].abs()).fold(0f32, f32::max);
+        assert!(
+            (s - max / 127.0).abs() <= 1e-6 * s,
+            "feature {j}: {s} vs {}",
+            max / 127.0
+        );
+    }
+    // Per channel, every sample's int8 outputs track the float ones; per tensor, the small features vanish.
+    let error = |q: &QuantizedModel| {
+        let mut worst = 0f64;
+        for x in &calib {
+            let want = float.forward(x).unwrap();
+            let got = dequantize_output(q, &infer(q, &quantize_input(q, x).unwrap()).unwrap());
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+            for (a, b) in want.iter().zip(&got) {
+                worst = worst.max((*a as f64 - *b as f64).abs() / scale);
+            }
+        }
+        worst
+    };
+    let (channel, tensor) = (error(&q), error(&qt));
+    assert!(
+        channel < 0.1 && tensor > 3.0 * channel,
+        "per channel {channel}, per tensor {tensor}"
+    );
+}
+
+#[test]
+fn an_input_read_by_a_table_is_quantized_per_tensor() {
+    let float = FloatModel {
+        name: "t".into(),
+        input_shape: vec![1, 2],
+        nodes: vec![node(
+            "act",
+            vec![0],
+            vec![1, 2],
+            FloatOp::Activation(ActFn::Tanh),
+            false,
+        )],
+    };
+    let q = quantize(&float, &[vec![0.01, 100.0]]).unwrap();
+    assert_eq!(q.input.scales.len(), 1, "a table cannot absorb channel scales");
+    assert_eq!(q.layers.len(), 1);
 }

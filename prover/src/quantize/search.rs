@@ -1,0 +1,293 @@
+//! Choosing the precision to a target, as EZKL's `calibrate-settings` does: every candidate precision (weight
+//! bits 4, 8, 12, 16; 8- or 16-bit outputs; input scales per channel or per tensor) is quantized, planned, and run on
+//! the calibration samples against the float model; the target picks among them by fidelity and circuit cost.
+//!
+//! Fidelity is the top-1 agreement with the float model for a classifier (several outputs) and the R² of the
+//! dequantized outputs against the float outputs for a regression model (one output). Cost is the planner's
+//! estimate for the cheapest layout (committed polynomials × rows).
+
+use std::fmt;
+use std::str::FromStr;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use zkinfer_circuits::{layout, QuantizedModel};
+
+use super::{dequantize_output, quantize_input, quantize_with, InputScales, Precision};
+use crate::accuracy::argmax;
+use crate::error::{ProverError, Result};
+use crate::graph::FloatModel;
+use crate::infer::IntegerEngine;
+use crate::regression::r_squared;
+
+/// What the precision search optimises.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Target {
+    /// The highest fidelity; the cheapest circuit among equals.
+    Accuracy,
+    /// The cheapest circuit within half a point (0.005) of the highest fidelity.
+    Balanced,
+    /// The cheapest circuit within two points (0.02) of the highest fidelity.
+    Resources,
+    /// The cheapest circuit whose fidelity reaches this value (0 to 1); the most faithful one when none does.
+    Fidelity(f64),
+}
+
+impl Default for Target {
+    /// [`Target::Balanced`].
+    fn default() -> Self {
+        Target::Balanced
+    }
+}
+
+impl FromStr for Target {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "accuracy" => Ok(Target::Accuracy),
+            "balanced" => Ok(Target::Balanced),
+            "resources" => Ok(Target::Resources),
+            number => match number.parse::<f64>() {
+                Ok(v) if (0.0..=1.0).contains(&v) => Ok(Target::Fidelity(v)),
+                _ => Err(format!(
+                    "`{s}`: use accuracy, balanced, resources, or a fidelity between 0 and 1 (0.98: 98 % top-1 \
+                     agreement with the float model, or R² 0.98 for one output)"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Accuracy => write!(f, "accuracy"),
+            Target::Balanced => write!(f, "balanced"),
+            Target::Resources => write!(f, "resources"),
+            Target::Fidelity(v) => write!(f, "fidelity ≥ {v}"),
+        }
+    }
+}
+
+/// One precision the search tried.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tried {
+    /// The precision.
+    pub precision: Precision,
+    /// Its fidelity to the float model on the calibration samples.
+    pub fidelity: f64,
+    /// Circuit size of its cheapest layout (log2 rows).
+    pub k: u32,
+    /// Advice columns of that layout.
+    pub advice_columns: usize,
+    /// The planner's cost estimate of that layout.
+    pub estimated_cost: u64,
+    /// Proof size of that layout, in bytes.
+    pub proof_bytes: usize,
+}
+
+/// What the search tried and what it chose.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchReport {
+    /// The target.
+    pub target: Target,
+    /// What fidelity measures for this model: top-1 agreement or R² against the float outputs.
+    pub metric: String,
+    /// Every distinct candidate, in the order tried.
+    pub tried: Vec<Tried>,
+    /// Index of the chosen one in `tried`.
+    pub chosen: usize,
+    /// Why the choice departs from the target, when it does.
+    pub note: Option<String>,
+}
+
+/// The precisions the search tries, the int8 default first (ties go to the earlier one).
+pub fn candidates() -> Vec<Precision> {
+    let mut out = vec![];
+    for input in [InputScales::PerChannel, InputScales::PerTensor] {
+        for weight_bits in [8, 4, 12, 16] {
+            for output_bits in [8, 16] {
+                out.push(Precision {
+                    weight_bits,
+                    output_bits,
+                    input,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Fidelity of `model` to the float outputs `float_out` on `samples`: top-1 agreement for several outputs, R² for
+/// one.
+fn fidelity(model: &QuantizedModel, samples: &[Vec<f32>], float_out: &[Vec<f32>]) -> Result<f64> {
+    let engine = IntegerEngine::new(model)?;
+    let run = |x: &Vec<f32>| Ok(dequantize_output(model, &engine.infer(&quantize_input(model, x)?)?));
+    let out = samples.par_iter().map(run).collect::<Result<Vec<Vec<f32>>>>()?;
+    if model.output_len() == 1 {
+        let exact = out == float_out;
+        return Ok(r_squared(float_out, &out).unwrap_or(if exact { 1.0 } else { 0.0 }));
+    }
+    let agree = out
+        .iter()
+        .zip(float_out)
+        .filter(|(q, f)| argmax(q) == argmax(f))
+        .count();
+    Ok(agree as f64 / samples.len().max(1) as f64)
+}
+
+/// Quantizes `float` at every candidate precision, measures each on the `calibration` samples, and returns the
+/// model the `target` picks with the report.
+pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> Result<(QuantizedModel, SearchReport)> {
+    let float_out = calibration
+        .par_iter()
+        .map(|x| float.forward(x))
+        .collect::<Result<Vec<_>>>()?;
+    let mut models: Vec<QuantizedModel> = vec![];
+    let mut tried: Vec<Tried> = vec![];
+    for precision in candidates() {
+        let model = quantize_with(float, calibration, precision)?;
+        // Precisions that make the same model (16-bit outputs after a ReLU, channel scales of a one-channel input)
+        // are tried once.
+        if models.contains(&model) {
+            continue;
+        }
+        let (_, layouts) = layout::choose(&model).map_err(|reason| ProverError::Layout { reason })?;
+        let Some((_, best)) = layouts.first() else {
+            continue;
+        };
+        tried.push(Tried {
+            precision,
+            fidelity: fidelity(&model, calibration, &float_out)?,
+            k: best.k,
+            advice_columns: best.advice_columns,
+            estimated_cost: best.estimated_cost(),
+            proof_bytes: best.proof_bytes,
+        });
+        models.push(model);
+    }
+    let (chosen, note) = choose(&tried, target).ok_or_else(|| ProverError::Layout {
+        reason: "the planner found no layout for any precision".into(),
+    })?;
+    let metric = if float.output_len() == 1 {
+        "R² against the float outputs"
+    } else {
+        "top-1 agreement with the float model"
+    };
+    let report = SearchReport {
+        target,
+        metric: metric.into(),
+        tried,
+        chosen,
+        note,
+    };
+    Ok((models.swap_remove(chosen), report))
+}
+
+/// The index `target` picks among `tried`, and a note when no candidate reaches a numeric target.
+fn choose(tried: &[Tried], target: Target) -> Option<(usize, Option<String>)> {
+    let best = tried.iter().map(|t| t.fidelity).fold(f64::NEG_INFINITY, f64::max);
+    let (floor, mut note) = match target {
+        Target::Accuracy => (best, None),
+        Target::Balanced => (best - 0.005, None),
+        Target::Resources => (best - 0.02, None),
+        Target::Fidelity(v) if v <= best => (v, None),
+        Target::Fidelity(v) => (
+            best,
+            Some(format!(
+                "no precision reaches fidelity {v} on the calibration samples (best {best:.4}); the most faithful was chosen"
+            )),
+        ),
+    };
+    let eligible = tried.iter().enumerate().filter(|(_, t)| t.fidelity >= floor - 1e-12);
+    let chosen = eligible.min_by_key(|(i, t)| (t.estimated_cost, *i)).map(|(i, _)| i)?;
+    if tried[chosen].precision.weight_bits == 4 {
+        note.get_or_insert_with(|| "int4 weights were as faithful as wider ones on the calibration samples".into());
+    }
+    Some((chosen, note))
+}
+
+impl fmt::Display for SearchReport {
+    /// A table of the candidates (fidelity and cost), the chosen one marked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "precision search (target {}; fidelity = {} on the calibration samples):",
+            self.target, self.metric
+        )?;
+        writeln!(
+            f,
+            "      weights  outputs  input scales  fidelity    k  advice  est. cost  proof bytes"
+        )?;
+        for (i, t) in self.tried.iter().enumerate() {
+            let input = match t.precision.input {
+                InputScales::PerChannel => "channel",
+                InputScales::PerTensor => "tensor",
+            };
+            writeln!(
+                f,
+                "  {} {:>7}  {:>7}  {input:>12}  {:>8.4}  {:>3}  {:>6}  {:>9}  {:>11}",
+                if i == self.chosen { "->" } else { "  " },
+                t.precision.weight_bits,
+                t.precision.output_bits,
+                t.fidelity,
+                t.k,
+                t.advice_columns,
+                t.estimated_cost,
+                t.proof_bytes
+            )?;
+        }
+        match &self.note {
+            Some(note) => write!(f, "  note: {note}"),
+            None => write!(f, "  chosen: {}", self.tried[self.chosen].precision),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tried(weight_bits: u32, fidelity: f64, estimated_cost: u64) -> Tried {
+        Tried {
+            precision: Precision {
+                weight_bits,
+                ..Precision::default()
+            },
+            fidelity,
+            k: 10,
+            advice_columns: 8,
+            estimated_cost,
+            proof_bytes: 2000,
+        }
+    }
+
+    #[test]
+    fn each_target_picks_by_fidelity_then_cost() {
+        let t = vec![
+            tried(8, 0.990, 100),
+            tried(4, 0.980, 90),
+            tried(16, 0.995, 120),
+            tried(12, 0.995, 110),
+        ];
+        assert_eq!(choose(&t, Target::Accuracy), Some((3, None)));
+        assert_eq!(choose(&t, Target::Balanced), Some((0, None)));
+        let (i, note) = choose(&t, Target::Resources).unwrap();
+        assert_eq!(i, 1);
+        assert!(note.unwrap().contains("int4"));
+        assert_eq!(choose(&t, Target::Fidelity(0.99)), Some((0, None)));
+        let (i, note) = choose(&t, Target::Fidelity(0.999)).unwrap();
+        assert_eq!(i, 3);
+        assert!(note.unwrap().contains("no precision reaches"));
+        assert_eq!(choose(&[], Target::Balanced), None);
+    }
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!("balanced".parse::<Target>(), Ok(Target::Balanced));
+        assert_eq!("0.98".parse::<Target>(), Ok(Target::Fidelity(0.98)));
+        assert!("1.5".parse::<Target>().unwrap_err().contains("between 0 and 1"));
+        assert!("fast".parse::<Target>().is_err());
+    }
+}
