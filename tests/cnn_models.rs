@@ -21,6 +21,7 @@ const WIDE: Precision = Precision {
     weight_bits: 10,
     output_bits: 16,
     input: InputScales::PerChannel,
+    activation_bits: 8,
 };
 
 fn compile(name: &str, precision: Precision) -> (QuantizedModel, Dataset) {

@@ -244,6 +244,7 @@ impl Circuit<Fr> for ModelCircuit {
                 let mut products = Vec::new();
                 for (index, layer) in self.model.layers.iter().enumerate() {
                     let mut ctx = AssignContext {
+                        model: &self.model,
                         config: &config,
                         a: &mut a,
                         rows: &mut rows,

@@ -19,7 +19,12 @@ fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
 
 #[test]
 fn honest_witness_is_accepted_and_exercises_both_clamps() {
-    for model in [common::small_model(), common::small_cnn(), common::small_wide_model()] {
+    for model in [
+        common::small_model(),
+        common::small_cnn(),
+        common::small_wide_model(),
+        common::small_wide_hidden_model(),
+    ] {
         let (circuit, public) = common::circuit_for(model.clone());
         assert!(satisfied(&circuit, public.to_instance()), "{}", model.name);
         let tensors = common::reference_outputs(&model, &common::witness_for(&model).input);
@@ -104,6 +109,41 @@ fn every_kind_of_tampered_cell_is_rejected() {
 #[test]
 fn every_kind_of_tampered_cell_with_16_bit_outputs_is_rejected() {
     assert_every_kind_rejected(common::small_wide_model(), &CellKind::ALWAYS);
+}
+
+#[test]
+fn every_kind_of_tampered_cell_with_16_bit_hidden_activations_is_rejected() {
+    assert_every_kind_rejected(common::small_wide_hidden_model(), &CellKind::ALWAYS);
+}
+
+#[test]
+fn a_16_bit_hidden_activation_passed_off_as_int8_saturation_is_rejected() {
+    let model = common::small_wide_hidden_model();
+    let (circuit, public) = common::circuit_for(model.clone());
+    let instance = public.to_instance();
+    assert!(satisfied(&circuit, instance.clone()));
+    // The first layer's requantizations come first; every hidden value between 127 and 32767 is a target.
+    let tensors = common::reference_outputs(&model, &common::witness_for(&model).input);
+    let targets: Vec<usize> = (0..tensors[1].len())
+        .filter(|&o| (128..32767).contains(&tensors[1][o]))
+        .collect();
+    assert!(
+        !targets.is_empty(),
+        "no hidden value between int8 and 16-bit saturation: {:?}",
+        tensors[1]
+    );
+    assert!(
+        tensors[1].contains(&32767),
+        "no hidden value saturates at 32767: {:?}",
+        tensors[1]
+    );
+    for o in targets {
+        let tampered = circuit.clone().with_tamper(Tamper::ClampAtInt8 { index: o });
+        assert!(
+            !satisfied(&tampered, instance.clone()),
+            "hidden value {o} clamped at 127 was accepted"
+        );
+    }
 }
 
 #[test]
@@ -236,6 +276,7 @@ fn remainder_shift_and_unbounded_quotient_attacks_are_rejected() {
     for ((circuit, public), expected) in [
         (common::circuit_for(common::small_model()), 8),
         (common::circuit_for(common::small_wide_model()), 8),
+        (common::circuit_for(common::small_wide_hidden_model()), 8),
         (cnn_mac, 32 + 8 + 3),
         (cnn_freivalds, 32 + 8 + 3),
     ] {
@@ -259,7 +300,12 @@ fn attack_every_requantization(circuit: &ModelCircuit, instance: &[Fr], requanti
 
 #[test]
 fn wrong_public_inputs_are_rejected() {
-    for model in [common::small_model(), common::small_cnn(), common::small_wide_model()] {
+    for model in [
+        common::small_model(),
+        common::small_cnn(),
+        common::small_wide_model(),
+        common::small_wide_hidden_model(),
+    ] {
         let (circuit, public) = common::circuit_for(model);
         let instance = public.to_instance();
         for row in 0..instance.len() {
@@ -276,6 +322,7 @@ fn outputs_match_the_reference_inference() {
         common::small_model(),
         common::small_cnn(),
         common::small_wide_model(),
+        common::small_wide_hidden_model(),
         common::small_gated_model(),
     ] {
         let (circuit, public) = common::circuit_for(model.clone());

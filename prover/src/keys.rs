@@ -24,8 +24,9 @@ use crate::error::{ProverError, Result};
 use crate::srs::SrsSource;
 
 /// Format version of proving-key files (5: the model id hashes the whole verifying-key file; 6: circuit
-/// parameters as sets, the product chip; 7: input scales per channel in the metadata).
-pub const PROVING_KEY_VERSION: u16 = 7;
+/// parameters as sets, the product chip; 7: input scales per channel in the metadata; 8: the requantization's upper
+/// bound as a fixed column).
+pub const PROVING_KEY_VERSION: u16 = 8;
 pub use zkinfer_verifier::key_dir::{MODEL_ID_FILE, PK_FILE, VK_FILE};
 
 /// Everything the prover needs besides the model.

@@ -29,7 +29,7 @@ pub struct CompileArgs {
     /// within half a point of the most faithful), `resources` (within two points), or a fidelity between 0 and 1
     /// (top-1 agreement with the float model; R² for one output). Every candidate is measured on the calibration
     /// samples and listed. The default when no precision flag is given: balanced.
-    #[arg(long, value_name = "TARGET", conflicts_with_all = ["weight_bits", "output_bits", "input_scales"])]
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["weight_bits", "output_bits", "input_scales", "activation_bits"])]
     pub target: Option<Target>,
     /// Fixed precision instead of a search: bits of the Gemm/MatMul/Conv weights (2 to 16; activations stay int8).
     /// Wider weights cost one more range-check limb per output for each 8 bits.
@@ -43,6 +43,10 @@ pub struct CompileArgs {
     /// features of different ranges each keep 8 bits) or `tensor` (one for the whole input).
     #[arg(long, value_name = "GRANULARITY", value_parser = parse_input_scales)]
     pub input_scales: Option<InputScales>,
+    /// Fixed precision: bits of the activations between layers (8 or 16). With 16, the outputs of linear layers
+    /// that only linear layers read are 16-bit (two range-check limbs each instead of one).
+    #[arg(long, value_name = "BITS")]
+    pub activation_bits: Option<u32>,
 }
 
 /// `channel` or `tensor`.
@@ -58,7 +62,8 @@ impl CompileArgs {
     /// The precision the flags ask for: fixed when a precision flag is given (the others at their int8
     /// defaults), otherwise chosen to the target.
     pub fn precision(&self) -> PrecisionChoice {
-        if self.weight_bits.is_none() && self.output_bits.is_none() && self.input_scales.is_none() {
+        let fixed = [self.weight_bits, self.output_bits, self.activation_bits];
+        if fixed.iter().all(Option::is_none) && self.input_scales.is_none() {
             return PrecisionChoice::Target(self.target.unwrap_or_default());
         }
         let default = Precision::default();
@@ -66,6 +71,7 @@ impl CompileArgs {
             weight_bits: self.weight_bits.unwrap_or(default.weight_bits),
             output_bits: self.output_bits.unwrap_or(default.output_bits),
             input: self.input_scales.unwrap_or(default.input),
+            activation_bits: self.activation_bits.unwrap_or(default.activation_bits),
         })
     }
 }
@@ -102,9 +108,10 @@ pub fn describe(c: &Compiled) -> String {
         ),
     };
     let mut s = format!(
-        "model `{}`: input {:?}, {input_scales}; int8 activations, {}-bit weights, {}-bit outputs\n",
+        "model `{}`: input {:?}, {input_scales}; {}-bit activations, {}-bit weights, {}-bit outputs\n",
         c.model.name,
         c.model.input_shape,
+        c.precision.activation_bits,
         c.precision.weight_bits,
         c.model.tensor_bits(c.model.layers.len())
     );

@@ -1,13 +1,11 @@
 //! Requantization with a fused clamp/ReLU: `y = clamp((acc · M + 2^(s−1)) >> s, lo, hi)`, one row per channel.
 //!
-//! `hi` is 127 for int8 activations and 32767 for the 16-bit outputs a model's last layer may produce; `lo` is
-//! `−hi − 1`, or 0 with a fused ReLU (int8 only).
+//! `hi` is 127 for int8 activations and 32767 for 16-bit values (the model's output, or activations that only
+//! linear layers read); `lo` is `−hi − 1`, or 0 with a fused ReLU.
 //! The quotient `q` is not a cell: it is `y + (2b − 1) · d`, with a clamp flag `b` (1 when clamped at `hi`) and a
 //! slack `d ≥ 0` (how far `q` lies beyond the bound it was clamped to). The bias is fused in: `acc` is the bare
 //! weighted sum (from the multiply-accumulate chip or a Freivalds-checked product) and the fixed offset is
-//! `c = bias · M + 2^(s−1)`. The three clamp ranges are told apart by `lo` alone, so `hi` is no column but the
-//! quadratic `hi(lo) = 127 + lo · (lo + 128) / 2^15`, which is 127 at `lo ∈ {−128, 0}` and 32767 at
-//! `lo = −32768`. Gates (row with `q_req`; `M`, `2^s`, `c`, `lo` are fixed cells of that row):
+//! `c = bias · M + 2^(s−1)`. Gates (row with `q_req`; `M`, `2^s`, `c`, `lo`, `hi` are fixed cells of that row):
 //! - division:  `acc · M + c − (y + (2b − 1) · d) · 2^s − r = 0`
 //! - clamp:     `b · (1 − b) = 0`, `b · (y − hi) = 0`, `(1 − b) · (y − lo) · d = 0`
 //!
@@ -15,7 +13,8 @@
 //! `y ∈ [0, hi]` with ReLU. Then `b = 1` forces `y = hi, q ≥ hi`; `b = 0, d ≠ 0` forces `y = lo, q < lo`; and
 //! otherwise `q = y ∈ [lo, hi]`: exactly the clamp. The bounds on `y` and `d` also bound `q`, which makes the
 //! division unique (DESIGN.md's first trap: with `q` unbounded, any `r` would satisfy the identity because `2^s`
-//! is invertible modulo p).
+//! is invertible modulo p). The slack's range follows from the accumulator bound, which counts the width of the
+//! layer's inputs (`2^15` per 16-bit input).
 
 use ff::Field;
 use halo2_proofs::{
@@ -53,19 +52,13 @@ pub struct RequantConfig {
     two_s: Column<Fixed>,
     offset: Column<Fixed>,
     lo: Column<Fixed>,
+    hi: Column<Fixed>,
     q_req: Selector,
 }
 
-/// The upper clamp bound the gate derives from the lower one: `127 + lo · (lo + 128) / 2^15`.
-fn hi_of_lo(lo: Expression<Fr>) -> Expression<Fr> {
-    let inv_2_15 = Fr::from(1u64 << 15).invert().unwrap_or(Fr::ZERO);
-    Expression::Constant(Fr::from(127)) + lo.clone() * (lo + Expression::Constant(Fr::from(128))) * inv_2_15
-}
-
-/// Whether the gate's derived bound is `out`'s: `hi(lo) = hi` (int8 with or without ReLU, 16-bit without).
+/// Whether the chip has a gate for outputs of `out`'s width: 8 or 16 bits.
 fn gate_supports(out: OutputRange) -> bool {
-    let lo = out.lo() as i128;
-    127 + lo * (lo + 128) / (1 << 15) == out.hi() as i128 && (lo * (lo + 128)) % (1 << 15) == 0
+    matches!(out.bits, 8 | 16)
 }
 
 /// The range checks one output requantized by `rescale` needs: remainder, clamp slack, output.
@@ -89,7 +82,7 @@ impl RequantConfig {
         for c in [acc, r, y, d] {
             meta.enable_equality(c);
         }
-        let [m, two_s, offset, lo] = [(); 4].map(|_| meta.fixed_column());
+        let [m, two_s, offset, lo, hi] = [(); 5].map(|_| meta.fixed_column());
         let q_req = meta.selector();
         meta.create_gate("requantize and clamp", |meta| {
             let sel = meta.query_selector(q_req);
@@ -99,7 +92,7 @@ impl RequantConfig {
             let two_s = meta.query_fixed(two_s, Rotation::cur());
             let offset = meta.query_fixed(offset, Rotation::cur());
             let lo = meta.query_fixed(lo, Rotation::cur());
-            let hi = hi_of_lo(lo.clone());
+            let hi = meta.query_fixed(hi, Rotation::cur());
             let one = Expression::Constant(Fr::ONE);
             let q = y.clone() + (b.clone() + b.clone() - one.clone()) * d.clone();
             vec![
@@ -119,6 +112,7 @@ impl RequantConfig {
             two_s,
             offset,
             lo,
+            hi,
             q_req,
         }
     }
@@ -184,6 +178,7 @@ impl RequantConfig {
         a.fixed(self.two_s, row, two_s);
         a.fixed(self.offset, row, offset);
         a.fixed(self.lo, row, field::from_i64(lo));
+        a.fixed(self.hi, row, field::from_i64(hi));
         let r = a.advice(CellKind::Remainder, self.r, row, r);
         let y = a.advice(CellKind::Output, self.y, row, y);
         a.advice(CellKind::ClampFlag, self.b, row, b);
@@ -200,33 +195,12 @@ impl RequantConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use halo2_proofs::plonk::Expression;
-
-    /// Evaluates a constant expression.
-    fn constant(e: &Expression<Fr>) -> Fr {
-        e.evaluate(
-            &|c| c,
-            &|_| unreachable!(),
-            &|_| unreachable!(),
-            &|_| unreachable!(),
-            &|_| unreachable!(),
-            &|_| unreachable!(),
-            &|a| -a,
-            &|a, b| a + b,
-            &|a, b| a * b,
-            &|a, s| a * s,
-        )
-    }
 
     #[test]
-    fn the_derived_upper_bound_matches_every_supported_range() {
-        for (bits, relu) in [(8, false), (8, true), (16, false)] {
-            let out = OutputRange { bits, relu };
-            assert!(gate_supports(out), "{out:?}");
-            let hi = constant(&hi_of_lo(Expression::Constant(field::from_i64(out.lo()))));
-            assert_eq!(hi, field::from_i64(out.hi()), "{out:?}");
+    fn every_width_and_activation_of_the_ir_has_a_gate() {
+        for (bits, relu) in [(8, false), (8, true), (16, false), (16, true)] {
+            assert!(gate_supports(OutputRange { bits, relu }));
         }
-        // A 16-bit ReLU output would need hi(0) = 32767: the gate cannot express it, so synthesis refuses it.
-        assert!(!gate_supports(OutputRange { bits: 16, relu: true }));
+        assert!(!gate_supports(OutputRange { bits: 12, relu: false }));
     }
 }

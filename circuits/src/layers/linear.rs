@@ -39,10 +39,11 @@ impl LayerChip for Linear {
             ctx.rows.linear += crate::chips::linear::rows(self, ctx.params.mac_lanes.max(1));
         }
         let mut lookups = 0;
+        let input_bits = ctx.model.input_bits(self);
         for group in &self.groups {
             for &(_, k) in &group.outputs {
                 let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
-                lookups += ctx.place_requantization(&kernel.rescale(), self.output_range());
+                lookups += ctx.place_requantization(&kernel.rescale_for(input_bits), self.output_range());
             }
         }
         Ok(Planned {
@@ -54,6 +55,7 @@ impl LayerChip for Linear {
     fn assign(&self, layer: &Layer, ctx: &mut AssignContext<'_, '_, '_>) -> Result<Vec<AssignedValue>, CircuitProblem> {
         let mut out: Vec<Option<AssignedValue>> = vec![None; layer.output_len()];
         let range = self.output_range();
+        let input_bits = ctx.model.input_bits(self);
         if ctx.freivalds {
             let shape = product_shape(self).ok_or(CircuitProblem::NotAProduct)?;
             let taps = self
@@ -73,7 +75,8 @@ impl LayerChip for Linear {
                     let acc = taps.iter().zip(&kernel.weights).fold(Fr::ZERO, |sum, (x, &w)| {
                         sum + x.map_or(Fr::ZERO, |x| x.value * field::from_i64(w))
                     });
-                    let (output, acc) = ctx.requantize(&kernel.rescale(), range, Accumulator::Witness(acc))?;
+                    let (output, acc) =
+                        ctx.requantize(&kernel.rescale_for(input_bits), range, Accumulator::Witness(acc))?;
                     column.push(acc);
                     *out.get_mut(o).ok_or(CircuitProblem::MissingOutput(o))? = Some(output);
                 }
@@ -100,7 +103,7 @@ impl LayerChip for Linear {
                 ctx.rows.linear = next;
                 for (&(o, k), acc) in group.outputs.iter().zip(&accumulators) {
                     let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
-                    let (y, _) = ctx.requantize(&kernel.rescale(), range, Accumulator::Copy(acc))?;
+                    let (y, _) = ctx.requantize(&kernel.rescale_for(input_bits), range, Accumulator::Copy(acc))?;
                     *out.get_mut(o).ok_or(CircuitProblem::MissingOutput(o))? = Some(y);
                 }
             }

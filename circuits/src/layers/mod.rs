@@ -85,6 +85,8 @@ impl PlanContext<'_> {
 
 /// Everything a layer chip needs while laying out one layer.
 pub struct AssignContext<'c, 'a, 'r> {
+    /// The model.
+    pub model: &'c QuantizedModel,
     /// The circuit's columns.
     pub config: &'c ModelConfig,
     /// Writes the cells.

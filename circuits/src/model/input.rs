@@ -77,7 +77,10 @@ impl InputQuantization {
         {
             return Err(format!("input scale {s} of channel {c} is not a positive number"));
         }
-        let tiles = self.stride.checked_mul(n).filter(|&t| t > 0 && input_len.is_multiple_of(t));
+        let tiles = self
+            .stride
+            .checked_mul(n)
+            .filter(|&t| t > 0 && input_len.is_multiple_of(t));
         if n > 1 && tiles.is_none() {
             return Err(format!(
                 "{n} input channels {} elements apart do not tile an input of {input_len} elements",

@@ -4,7 +4,8 @@
 //! output of layer `i`, the last tensor the output. Tensors are flat (row-major NCHW without the batch dimension).
 //! Numbers follow DESIGN.md: int8 activations (symmetric, per tensor), integer weights, integer bias at the
 //! accumulator scale, gemmlowp-style requantization `y = clamp((acc · M + 2^(s−1)) >> s, lo, hi)` with
-//! `hi = 127`, except that the layer producing the model's output may be wider (16-bit logits, `hi = 32767`).
+//! `hi = 127`, except that a linear layer may produce 16-bit values (`hi = 32767`): the model's output (16-bit
+//! logits), or activations that only linear layers read.
 
 use serde::{Deserialize, Serialize};
 
@@ -140,12 +141,26 @@ impl Kernel {
         }
     }
 
-    /// Largest possible |accumulator| for int8 inputs: `Σ|w|·128 + |b|`, computed in `i128` so that no weight or
-    /// bias a file can hold (even `i64::MIN`) makes it wrap (every term is below 2^64 and there are fewer than
-    /// 2^63 of them).
+    /// Largest possible |accumulator| for int8 inputs: `Σ|w|·128 + |b|`.
     pub fn accumulator_bound(&self) -> i128 {
+        self.accumulator_bound_for(ACT_BITS)
+    }
+
+    /// Largest possible |accumulator| for inputs of `input_bits` bits: `Σ|w|·2^(input_bits−1) + |b|`, computed in
+    /// `i128` so that no weight or bias a file can hold (even `i64::MIN`) makes it wrap (every term is below 2^64,
+    /// there are fewer than 2^63 of them, and inputs have at most 16 bits).
+    pub fn accumulator_bound_for(&self, input_bits: u32) -> i128 {
         let weights: i128 = self.weights.iter().map(|w| i128::from(w.unsigned_abs())).sum();
-        weights * 128 + i128::from(self.bias.unsigned_abs())
+        let input_max = 1i128 << (input_bits.clamp(1, MAX_OUTPUT_BITS) - 1);
+        weights.saturating_mul(input_max) + i128::from(self.bias.unsigned_abs())
+    }
+
+    /// The requantization of this kernel's outputs when it reads `input_bits`-bit inputs.
+    pub fn rescale_for(&self, input_bits: u32) -> Rescale {
+        Rescale {
+            accumulator_bound: self.accumulator_bound_for(input_bits),
+            ..self.rescale()
+        }
     }
 }
 
@@ -167,7 +182,7 @@ pub struct Linear {
     pub groups: Vec<LinearGroup>,
     /// Activation fused into the clamp.
     pub activation: Activation,
-    /// Width of the outputs: 8, or up to 16 for the layer that produces the model's output (nothing reads it).
+    /// Width of the outputs: 8, or 16 (the model's output, or activations that only linear layers read).
     pub output_bits: u32,
 }
 
@@ -193,7 +208,7 @@ pub struct Mul {
     pub shift: u32,
     /// Activation fused into the clamp.
     pub activation: Activation,
-    /// Width of the outputs: 8, or up to 16 for the layer that produces the model's output (nothing reads it).
+    /// Width of the outputs: 8, or 16 (the model's output, or activations that only linear layers read).
     pub output_bits: u32,
 }
 
@@ -330,6 +345,13 @@ impl QuantizedModel {
     /// Float scale of the outputs.
     pub fn output_scale(&self) -> f32 {
         self.tensor_scale(self.layers.len())
+    }
+
+    /// Bits of the widest tensor a linear layer reads (8 when it reads int8 tensors only): what bounds its
+    /// accumulators.
+    pub fn input_bits(&self, lin: &Linear) -> u32 {
+        let sources = lin.groups.iter().flat_map(|g| g.taps.iter().flatten());
+        sources.map(|s| self.tensor_bits(s.tensor)).fold(ACT_BITS, u32::max)
     }
 
     /// Bits of the values of tensor `t`: 8, except the output of a requantizing layer with wider outputs.

@@ -74,8 +74,8 @@ pub enum LayerProblem {
     /// A source refers to a tensor or element that does not exist before the layer.
     #[error("source {0:?} does not exist before it")]
     MissingSource(Source),
-    /// A source reads a tensor wider than int8.
-    #[error("source {0:?} is wider than int8 (only the model output may be)")]
+    /// A layer other than a linear one reads a tensor wider than int8.
+    #[error("source {0:?} is wider than int8 (only linear layers read 16-bit tensors)")]
     WideSource(Source),
     /// The linear groups do not list the layer's outputs.
     #[error("the groups do not list its {0} outputs")]
@@ -102,8 +102,8 @@ pub enum LayerProblem {
     /// Some output is never computed.
     #[error("some outputs are never computed")]
     OutputNeverComputed,
-    /// The output width and activation have no requantization gate.
-    #[error("{bits}-bit outputs with {activation:?} are not supported (int8, or {MAX_OUTPUT_BITS}-bit without a fused ReLU)")]
+    /// The output width has no requantization gate.
+    #[error("{bits}-bit outputs with {activation:?} are not supported (int8 or {MAX_OUTPUT_BITS}-bit)")]
     OutputWidth {
         /// The width.
         bits: u32,
@@ -154,11 +154,11 @@ pub enum LayerProblem {
     },
 }
 
-/// A requantizing layer's outputs are int8, or 16-bit without a fused ReLU.
+/// A requantizing layer's outputs are int8 or 16-bit, with or without a fused ReLU.
 fn check_output_width(bits: u32, activation: Activation) -> Result<(), LayerProblem> {
-    match (bits, activation) {
-        (ACT_BITS, _) | (MAX_OUTPUT_BITS, Activation::Identity) => Ok(()),
-        (bits, activation) => Err(LayerProblem::OutputWidth { bits, activation }),
+    match bits {
+        ACT_BITS | MAX_OUTPUT_BITS => Ok(()),
+        bits => Err(LayerProblem::OutputWidth { bits, activation }),
     }
 }
 
@@ -214,11 +214,12 @@ impl QuantizedModel {
         Ok(())
     }
 
-    /// Checks that `s` is an int8 element of a tensor computed before layer `i`.
-    fn check_source(&self, i: usize, s: &Source) -> Result<(), LayerProblem> {
+    /// Checks that `s` is an element of a tensor computed before layer `i`, int8 unless `wide` (a linear layer,
+    /// which reads 16-bit tensors too).
+    fn check_source(&self, i: usize, s: &Source, wide: bool) -> Result<(), LayerProblem> {
         if s.tensor > i || s.index >= self.tensor_len(s.tensor) {
             Err(LayerProblem::MissingSource(*s))
-        } else if self.tensor_bits(s.tensor) != ACT_BITS {
+        } else if !wide && self.tensor_bits(s.tensor) != ACT_BITS {
             Err(LayerProblem::WideSource(*s))
         } else {
             Ok(())
@@ -247,7 +248,7 @@ impl QuantizedModel {
                         return Err(LayerProblem::PaddingOnlyGroup);
                     }
                     for s in g.taps.iter().flatten() {
-                        self.check_source(i, s)?;
+                        self.check_source(i, s, true)?;
                     }
                     for &(o, k) in &g.outputs {
                         let kernel = lin.kernels.get(k).ok_or(LayerProblem::MissingKernel(k))?;
@@ -268,10 +269,11 @@ impl QuantizedModel {
                     return Err(LayerProblem::OutputNeverComputed);
                 }
                 check_output_width(lin.output_bits, lin.activation)?;
+                let input_bits = self.input_bits(lin);
                 for (k, kernel) in lin.kernels.iter().enumerate() {
                     check_rescale(k, kernel.multiplier, kernel.shift)?;
                     if kernel.weights.iter().any(|w| w.unsigned_abs() > MAX_WEIGHT as u64)
-                        || kernel.accumulator_bound() >= MAX_ACCUMULATOR
+                        || kernel.accumulator_bound_for(input_bits) >= MAX_ACCUMULATOR
                     {
                         return Err(LayerProblem::AccumulatorTooLarge(k));
                     }
@@ -285,7 +287,7 @@ impl QuantizedModel {
                     });
                 }
                 for s in mul.operands.iter().flatten() {
-                    self.check_source(i, s)?;
+                    self.check_source(i, s, false)?;
                     one_scale(s)?;
                 }
                 check_output_width(mul.output_bits, mul.activation)?;
@@ -296,7 +298,7 @@ impl QuantizedModel {
                     return Err(LayerProblem::Windows);
                 }
                 for s in pool.windows.iter().flatten() {
-                    self.check_source(i, s)?;
+                    self.check_source(i, s, false)?;
                     one_scale(s)?;
                     if !same_scale(s) {
                         return Err(LayerProblem::ScaleChanged);
@@ -323,7 +325,7 @@ impl QuantizedModel {
                     });
                 }
                 for s in sources {
-                    self.check_source(i, s)?;
+                    self.check_source(i, s, false)?;
                     one_scale(s)?;
                     if !same_scale(s) {
                         return Err(LayerProblem::ScaleChanged);
@@ -377,19 +379,36 @@ mod tests {
     }
 
     #[test]
-    fn only_an_unread_linear_output_may_be_16_bit_and_without_relu() {
+    fn linear_layers_read_and_write_16_bit_values_and_nothing_else_reads_them() {
         assert!(two_layers(16, Activation::Identity, false).validate().is_ok());
         assert!(two_layers(8, Activation::Relu, true).validate().is_ok());
-        let read = two_layers(16, Activation::Identity, true)
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(read.contains("wider than int8"), "{read}");
-        let relu = two_layers(16, Activation::Relu, false)
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(relu.contains("16-bit outputs with Relu"), "{relu}");
+        // 16-bit activations (with or without ReLU) read by a linear layer.
+        assert!(two_layers(16, Activation::Identity, true).validate().is_ok());
+        assert!(two_layers(16, Activation::Relu, true).validate().is_ok());
+        // The reader's accumulator bound counts 2^15 per input: a kernel that fits for int8 inputs may not.
+        let mut big = two_layers(16, Activation::Relu, true);
+        let Op::Linear(lin) = &mut big.layers[1].op else {
+            unreachable!("the second layer is linear")
+        };
+        lin.kernels[0].weights = vec![MAX_WEIGHT, MAX_WEIGHT];
+        lin.kernels[0].bias = (1 << 40) - (1 << 30);
+        assert!(lin.kernels[0].accumulator_bound() < MAX_ACCUMULATOR);
+        assert!(lin.kernels[0].accumulator_bound_for(16) >= MAX_ACCUMULATOR);
+        let e = big.validate().unwrap_err().to_string();
+        assert!(e.contains("accumulator"), "{e}");
+        // Anything but a linear layer refuses a 16-bit source.
+        let mut pooled = two_layers(16, Activation::Relu, false);
+        pooled.layers.push(Layer {
+            name: "pool".into(),
+            op_type: "MaxPool".into(),
+            output_shape: vec![1],
+            output_scale: 0.1,
+            op: Op::MaxPool(crate::model::MaxPool {
+                windows: vec![vec![Source { tensor: 1, index: 0 }, Source { tensor: 1, index: 1 }]],
+            }),
+        });
+        let e = pooled.validate().unwrap_err().to_string();
+        assert!(e.contains("wider than int8"), "{e}");
         let odd = two_layers(12, Activation::Identity, false)
             .validate()
             .unwrap_err()

@@ -123,6 +123,7 @@ pub fn subjects() -> Vec<Subject> {
     vec![
         planned(super::small_model()),
         planned(super::small_wide_model()),
+        planned(super::small_wide_hidden_model()),
         planned(super::small_gated_model()),
         Subject::new(cnn.clone(), mac),
         Subject::new(cnn, freivalds),

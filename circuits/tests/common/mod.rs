@@ -96,6 +96,39 @@ pub fn small_wide_model() -> QuantizedModel {
     model
 }
 
+/// The MLP with 16-bit hidden activations: the first layer's ReLU outputs are 16-bit (multipliers scaled up so that
+/// they land beyond int8 and saturate at 32767), and the second layer reads them (one channel scaled down to match,
+/// the others saturating at both ends).
+pub fn small_wide_hidden_model() -> QuantizedModel {
+    let mut model = small_model();
+    model.name = "small-wide-hidden".into();
+    let scale = |layer: &mut Layer, bits: Option<u32>, factors: [i64; 5], divide: bool| {
+        let Op::Linear(lin) = &mut layer.op else {
+            unreachable!("the MLP's layers are dense")
+        };
+        if let Some(bits) = bits {
+            lin.output_bits = bits;
+        }
+        for (kernel, f) in lin.kernels.iter_mut().zip(factors) {
+            if divide {
+                kernel.shift += f.trailing_zeros();
+            } else {
+                kernel.multiplier *= f;
+            }
+        }
+    };
+    // Three channels negated, so that the ReLU passes them on this witness (the other two it cuts).
+    if let Op::Linear(lin) = &mut model.layers[0].op {
+        for kernel in &mut lin.kernels[..3] {
+            kernel.weights.iter_mut().for_each(|w| *w = -*w);
+            kernel.bias = -kernel.bias;
+        }
+    }
+    scale(&mut model.layers[0], Some(16), [256, 256, 4096, 16, 256], false);
+    scale(&mut model.layers[1], None, [256, 1, 1, 1, 1], true);
+    model
+}
+
 /// 1×4×4 → Conv(2, 3×3, pad 1) + ReLU → MaxPool 2×2 → Sigmoid-like table → residual Add(pool, table) →
 /// Transpose-like gather → Gemm(3).
 pub fn small_cnn() -> QuantizedModel {

@@ -86,10 +86,13 @@ pub(super) fn lower(
         rescaled_input: None,
     };
     let caps = clip_caps(float);
+    let wide = linear_readers_only(float);
     let last = float.nodes.len().saturating_sub(1);
     for (i, node) in float.nodes.iter().enumerate() {
         let bits = if i == last && node.op.requantizes() && !node.relu {
             precision.output_bits
+        } else if i != last && wide[i + 1] {
+            precision.activation_bits
         } else {
             ACT_BITS
         };
@@ -113,6 +116,33 @@ pub(super) fn lower(
     }
     let sources = l.tensors.into_iter().map(|t| t.sources).collect();
     Ok((l.layers, sources))
+}
+
+/// For each float tensor: whether it may hold 16-bit values — it is the output of a node that lowers to a linear
+/// layer (not a product), and only Gemm/MatMul, Conv or affine nodes read it, directly or through single-input data
+/// movement (Flatten, Reshape, Transpose), never the model output.
+fn linear_readers_only(float: &FloatModel) -> Vec<bool> {
+    let n = float.nodes.len();
+    // `ok[t]`: every reader of tensor t is linear (a single-input move counts through its own readers).
+    let mut ok = vec![true; n + 1];
+    ok[n] = false;
+    for (i, node) in float.nodes.iter().enumerate().rev() {
+        let reader_ok = match &node.op {
+            FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Affine { .. } => true,
+            FloatOp::Move(_) if node.inputs.len() == 1 => ok[i + 1],
+            _ => false,
+        };
+        for &t in &node.inputs {
+            ok[t] &= reader_ok;
+        }
+    }
+    (0..=n)
+        .map(|t| {
+            let producer = t.checked_sub(1).map(|i| &float.nodes[i].op);
+            let linear = producer.is_some_and(|op| op.requantizes() && !matches!(op, FloatOp::Mul));
+            linear && ok[t]
+        })
+        .collect()
 }
 
 /// For each float tensor read only by `Clip` activations with finite bounds (and not the model output): the

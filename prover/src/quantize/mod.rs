@@ -68,7 +68,7 @@ pub enum InputScales {
     PerChannel,
 }
 
-/// How finely [`quantize_with`] represents a model; activations are always int8.
+/// How finely [`quantize_with`] represents a model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Precision {
     /// Bits of the weights of Gemm/MatMul/Conv layers (signed, symmetric per output channel), 2 to 16.
@@ -78,6 +78,10 @@ pub struct Precision {
     pub output_bits: u32,
     /// Scales of the input: per channel or per tensor.
     pub input: InputScales,
+    /// Bits of the activations between layers, 8 or 16: with 16, every linear layer's output that only linear
+    /// layers read (Gemm/MatMul/Conv, through Flatten/Reshape/Transpose) is 16-bit; outputs read by tables, pools
+    /// or products stay int8.
+    pub activation_bits: u32,
 }
 
 impl Default for Precision {
@@ -87,6 +91,7 @@ impl Default for Precision {
             weight_bits: ACT_BITS,
             output_bits: ACT_BITS,
             input: InputScales::PerChannel,
+            activation_bits: ACT_BITS,
         }
     }
 }
@@ -114,6 +119,12 @@ impl Precision {
             return Err(qerr(format!(
                 "output width {} bits is not supported; use {ACT_BITS} or {MAX_OUTPUT_BITS}",
                 self.output_bits
+            )));
+        }
+        if ![ACT_BITS, MAX_OUTPUT_BITS].contains(&self.activation_bits) {
+            return Err(qerr(format!(
+                "activation width {} bits is not supported; use {ACT_BITS} or {MAX_OUTPUT_BITS}",
+                self.activation_bits
             )));
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Choosing the precision to a target, as EZKL's `calibrate-settings` does: every candidate precision (weight
-//! bits 4, 8, 12, 16; 8- or 16-bit outputs; input scales per channel or per tensor) is quantized, planned, and run on
-//! the calibration samples against the float model; the target picks among them by fidelity and circuit cost.
+//! bits 4, 8, 12, 16; 8- or 16-bit activations and outputs; input scales per channel or per tensor) is quantized,
+//! planned, and run on the calibration samples against the float model; the target picks among them by fidelity and
+//! circuit cost.
 //!
 //! Fidelity is the top-1 agreement with the float model for a classifier (several outputs) and the R² of the
 //! dequantized outputs against the float outputs for a regression model (one output). Cost is the planner's
@@ -102,16 +103,23 @@ pub struct SearchReport {
     pub note: Option<String>,
 }
 
-/// The precisions the search tries, the int8 default first (ties go to the earlier one).
+/// The precisions the search tries, the int8 default first (ties go to the earlier one): weights of 8, 4, 12, 16
+/// bits × outputs of 8 or 16 bits × activations of 8 or 16 bits with input scales per channel, then the int8
+/// activations with one input scale.
 pub fn candidates() -> Vec<Precision> {
     let mut out = vec![];
-    for input in [InputScales::PerChannel, InputScales::PerTensor] {
+    for (input, activation_bits) in [
+        (InputScales::PerChannel, 8),
+        (InputScales::PerChannel, 16),
+        (InputScales::PerTensor, 8),
+    ] {
         for weight_bits in [8, 4, 12, 16] {
             for output_bits in [8, 16] {
                 out.push(Precision {
                     weight_bits,
                     output_bits,
                     input,
+                    activation_bits,
                 });
             }
         }
@@ -146,8 +154,18 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
         .collect::<Result<Vec<_>>>()?;
     let mut models: Vec<QuantizedModel> = vec![];
     let mut tried: Vec<Tried> = vec![];
+    let mut skipped = vec![];
     for precision in candidates() {
-        let model = quantize_with(float, calibration, precision)?;
+        // A precision the circuit cannot hold (16-bit activations times wide weights over many inputs can exceed
+        // the accumulator bound) is skipped and named.
+        let model = match quantize_with(float, calibration, precision) {
+            Ok(model) => model,
+            Err(e) if precision != Precision::default() => {
+                skipped.push(format!("{precision}: {e}"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         // Precisions that make the same model (16-bit outputs after a ReLU, channel scales of a one-channel input)
         // are tried once.
         if models.contains(&model) {
@@ -167,9 +185,13 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
         });
         models.push(model);
     }
-    let (chosen, note) = choose(&tried, target).ok_or_else(|| ProverError::Layout {
+    let (chosen, mut note) = choose(&tried, target).ok_or_else(|| ProverError::Layout {
         reason: "the planner found no layout for any precision".into(),
     })?;
+    if !skipped.is_empty() {
+        let line = format!("not tried: {}", skipped.join("; "));
+        note = Some(note.map_or(line.clone(), |n| format!("{n}; {line}")));
+    }
     let metric = if float.output_len() == 1 {
         "R² against the float outputs"
     } else {
@@ -218,7 +240,7 @@ impl fmt::Display for SearchReport {
         )?;
         writeln!(
             f,
-            "      weights  outputs  input scales  fidelity    k  advice  est. cost  proof bytes"
+            "      weights  activations  outputs  input scales  fidelity    k  advice  est. cost  proof bytes"
         )?;
         for (i, t) in self.tried.iter().enumerate() {
             let input = match t.precision.input {
@@ -227,9 +249,10 @@ impl fmt::Display for SearchReport {
             };
             writeln!(
                 f,
-                "  {} {:>7}  {:>7}  {input:>12}  {:>8.4}  {:>3}  {:>6}  {:>9}  {:>11}",
+                "  {} {:>7}  {:>11}  {:>7}  {input:>12}  {:>8.4}  {:>3}  {:>6}  {:>9}  {:>11}",
                 if i == self.chosen { "->" } else { "  " },
                 t.precision.weight_bits,
+                t.precision.activation_bits,
                 t.precision.output_bits,
                 t.fidelity,
                 t.k,
