@@ -22,6 +22,7 @@ const WIDE: Precision = Precision {
     output_bits: 16,
     input: InputScales::PerChannel,
     activation_bits: 8,
+    int8_layers: std::collections::BTreeSet::new(),
 };
 
 fn compile(name: &str, precision: Precision) -> (QuantizedModel, Dataset) {
@@ -33,7 +34,7 @@ fn compile(name: &str, precision: Precision) -> (QuantizedModel, Dataset) {
 }
 
 fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
-    let (model, test) = compile(name, precision);
+    let (model, test) = compile(name, precision.clone());
     let report = accuracy_report(common::model_file(name, "model.onnx"), &model, &test).expect("accuracy");
     assert!(
         report.top1_agreement >= MIN_AGREEMENT,

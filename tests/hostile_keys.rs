@@ -322,7 +322,7 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
     meta_change("freivalds layer 2^20", true, &|m| {
         m.circuit_params.freivalds_layers.insert(1 << 20);
     });
-    for chip in [Chip::MaxPool, Chip::Table, Chip::Product] {
+    for chip in [Chip::MaxPool, Chip::Table, Chip::Product, Chip::WideRelu] {
         meta_change(&format!("chip {chip:?}"), false, &|m| {
             let chips = &mut m.circuit_params.chips;
             if !chips.remove(&chip) {

@@ -160,7 +160,7 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
     let [acc, r, y, b, d, extra] = shared;
     ModelConfig {
         poseidon: PoseidonConfig::configure(meta, [d, b, extra], [acc, r, y]),
-        requant: RequantConfig::configure(meta, [acc, r, y, b, d]),
+        requant: RequantConfig::configure(meta, [acc, r, y, b, d], params.has(Chip::WideRelu)),
         linear: LinearConfig::configure(meta, params.mac_lanes.max(1)),
         max_pool: params
             .has(Chip::MaxPool)

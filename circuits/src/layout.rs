@@ -199,7 +199,7 @@ pub fn plan(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, St
             }
             .to_string()
         };
-        if let Some(chip) = Chip::needed_by(&layer.op).filter(|&c| !params.has(c)) {
+        if let Some(chip) = Chip::needed_by(&layer.op).into_iter().find(|&c| !params.has(c)) {
             return Err(failed(CircuitProblem::MissingChip(chip)));
         }
         if params.uses_freivalds(index) && !matches!(layer.op, Op::Linear(_)) {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Op, QuantizedModel};
+use crate::model::{Op, QuantizedModel, ACT_BITS};
 
 /// A chip the circuit has only when some layer of the model needs it (the multiply-accumulate, requantization,
 /// range-check and Poseidon chips are always there).
@@ -20,17 +20,29 @@ pub enum Chip {
     Table,
     /// Elementwise products of two activations.
     Product,
+    /// 16-bit outputs with a fused ReLU (`[0, 32767]`): the requantization reads its upper clamp bound from a fixed
+    /// column, since the bound it derives from the lower one cannot tell them from int8 ReLU outputs.
+    WideRelu,
 }
 
 impl Chip {
-    /// The optional chip a layer computing `op` needs, if any.
-    pub fn needed_by(op: &Op) -> Option<Chip> {
-        match op {
-            Op::MaxPool(_) => Some(Chip::MaxPool),
-            Op::Table(_) => Some(Chip::Table),
-            Op::Mul(_) => Some(Chip::Product),
-            Op::Linear(_) | Op::Gather(_) => None,
+    /// The optional chips a layer computing `op` needs.
+    pub fn needed_by(op: &Op) -> Vec<Chip> {
+        let mut chips = match op {
+            Op::MaxPool(_) => vec![Chip::MaxPool],
+            Op::Table(_) => vec![Chip::Table],
+            Op::Mul(_) => vec![Chip::Product],
+            Op::Linear(_) | Op::Gather(_) => vec![],
+        };
+        let range = match op {
+            Op::Linear(lin) => Some(lin.output_range()),
+            Op::Mul(mul) => Some(mul.output_range()),
+            _ => None,
+        };
+        if range.is_some_and(|r| r.relu && r.bits > ACT_BITS) {
+            chips.push(Chip::WideRelu);
         }
+        chips
     }
 }
 
@@ -101,7 +113,7 @@ impl CircuitParams {
     /// The default layout with exactly the chips `model` uses.
     pub fn with_chips_of(model: &QuantizedModel) -> Self {
         Self {
-            chips: model.layers.iter().filter_map(|l| Chip::needed_by(&l.op)).collect(),
+            chips: model.layers.iter().flat_map(|l| Chip::needed_by(&l.op)).collect(),
             ..Self::default()
         }
     }

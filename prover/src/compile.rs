@@ -16,7 +16,7 @@ use crate::quantize::search::{search, SearchReport, Target};
 use crate::quantize::{quantize_traced, Precision};
 
 /// How `compile` picks the precision.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum PrecisionChoice {
     /// Exactly this precision.
     Fixed(Precision),
@@ -70,10 +70,10 @@ pub fn compile(
         PrecisionChoice::Fixed(p) => (p, None),
         PrecisionChoice::Target(target) => {
             let (_, report) = search(&float, &calibration.inputs, target)?;
-            (report.tried[report.chosen].precision, Some(report))
+            (report.tried[report.chosen].precision.clone(), Some(report))
         }
     };
-    let (model, sources) = quantize_traced(&float, &calibration.inputs, precision)?;
+    let (model, sources) = quantize_traced(&float, &calibration.inputs, precision.clone())?;
     let (_, candidates) = layout::choose(&model).map_err(|reason| ProverError::Layout { reason })?;
     let layout = candidates
         .first()

@@ -72,6 +72,7 @@ impl CompileArgs {
             output_bits: self.output_bits.unwrap_or(default.output_bits),
             input: self.input_scales.unwrap_or(default.input),
             activation_bits: self.activation_bits.unwrap_or(default.activation_bits),
+            int8_layers: default.int8_layers,
         })
     }
 }

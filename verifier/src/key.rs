@@ -31,8 +31,8 @@ use crate::srs_points::SrsPoints;
 
 /// Format version of verifying-key files (5: the model id hashes the whole file; 6: circuit parameters name the
 /// optional chips and the Freivalds layers as sets, and the product chip exists; 7: input scales per channel; 8: the
-/// requantization's upper clamp bound is a fixed column, for 16-bit activations with ReLU).
-pub const VERIFYING_KEY_VERSION: u16 = 8;
+/// requantization's upper clamp bound a fixed column; 9: that column only with the optional `WideRelu` chip).
+pub const VERIFYING_KEY_VERSION: u16 = 9;
 
 /// Domain separation of the model id.
 const MODEL_ID_DOMAIN: &[u8] = b"zkinfer model id v2: blake2b-256 of the whole vk.bin";

@@ -5,7 +5,11 @@
 //! The quotient `q` is not a cell: it is `y + (2b − 1) · d`, with a clamp flag `b` (1 when clamped at `hi`) and a
 //! slack `d ≥ 0` (how far `q` lies beyond the bound it was clamped to). The bias is fused in: `acc` is the bare
 //! weighted sum (from the multiply-accumulate chip or a Freivalds-checked product) and the fixed offset is
-//! `c = bias · M + 2^(s−1)`. Gates (row with `q_req`; `M`, `2^s`, `c`, `lo`, `hi` are fixed cells of that row):
+//! `c = bias · M + 2^(s−1)`. The clamp ranges are told apart by `lo` alone where that suffices: `hi` is then no
+//! column but the quadratic `hi(lo) = 127 + lo · (lo + 128) / 2^15`, which is 127 at `lo ∈ {−128, 0}` and 32767 at
+//! `lo = −32768`. A model with 16-bit ReLU outputs (`[0, 32767]`, which `lo = 0` cannot tell from int8 ReLU outputs)
+//! has the optional `WideRelu` chip: `hi` is then a fixed column. Gates (row with `q_req`; `M`, `2^s`, `c`, `lo`
+//! and, with that chip, `hi` are fixed cells of that row):
 //! - division:  `acc · M + c − (y + (2b − 1) · d) · 2^s − r = 0`
 //! - clamp:     `b · (1 − b) = 0`, `b · (y − hi) = 0`, `(1 − b) · (y − lo) · d = 0`
 //!
@@ -52,13 +56,25 @@ pub struct RequantConfig {
     two_s: Column<Fixed>,
     offset: Column<Fixed>,
     lo: Column<Fixed>,
-    hi: Column<Fixed>,
+    /// The upper bound, in a circuit with 16-bit ReLU outputs; derived from `lo` otherwise.
+    hi: Option<Column<Fixed>>,
     q_req: Selector,
 }
 
-/// Whether the chip has a gate for outputs of `out`'s width: 8 or 16 bits.
-fn gate_supports(out: OutputRange) -> bool {
-    matches!(out.bits, 8 | 16)
+/// The upper clamp bound derived from the lower one (without a `hi` column): `127 + lo · (lo + 128) / 2^15`.
+fn hi_of_lo(lo: Expression<Fr>) -> Expression<Fr> {
+    let inv_2_15 = Fr::from(1u64 << 15).invert().unwrap_or(Fr::ZERO);
+    Expression::Constant(Fr::from(127)) + lo.clone() * (lo + Expression::Constant(Fr::from(128))) * inv_2_15
+}
+
+/// Whether the gate can express `out`: with a `hi` column every 8- or 16-bit range; without, those whose derived
+/// bound `hi(lo)` is `out`'s (int8 with or without ReLU, 16-bit without).
+fn gate_supports(out: OutputRange, hi_column: bool) -> bool {
+    if hi_column {
+        return matches!(out.bits, 8 | 16);
+    }
+    let lo = out.lo() as i128;
+    127 + lo * (lo + 128) / (1 << 15) == out.hi() as i128 && (lo * (lo + 128)) % (1 << 15) == 0
 }
 
 /// The range checks one output requantized by `rescale` needs: remainder, clamp slack, output.
@@ -77,12 +93,13 @@ mod attacks;
 
 impl RequantConfig {
     /// Adds the division and clamp gates over the advice columns `[acc, r, y, b, d]` (which the Poseidon chip also
-    /// uses, in other rows) and allocates the fixed columns.
-    pub fn configure(meta: &mut ConstraintSystem<Fr>, [acc, r, y, b, d]: [Column<Advice>; 5]) -> Self {
+    /// uses, in other rows) and allocates the fixed columns; `hi_column` for 16-bit ReLU outputs.
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, [acc, r, y, b, d]: [Column<Advice>; 5], hi_column: bool) -> Self {
         for c in [acc, r, y, d] {
             meta.enable_equality(c);
         }
-        let [m, two_s, offset, lo, hi] = [(); 5].map(|_| meta.fixed_column());
+        let [m, two_s, offset, lo] = [(); 4].map(|_| meta.fixed_column());
+        let hi = hi_column.then(|| meta.fixed_column());
         let q_req = meta.selector();
         meta.create_gate("requantize and clamp", |meta| {
             let sel = meta.query_selector(q_req);
@@ -92,7 +109,10 @@ impl RequantConfig {
             let two_s = meta.query_fixed(two_s, Rotation::cur());
             let offset = meta.query_fixed(offset, Rotation::cur());
             let lo = meta.query_fixed(lo, Rotation::cur());
-            let hi = meta.query_fixed(hi, Rotation::cur());
+            let hi = match hi {
+                Some(hi) => meta.query_fixed(hi, Rotation::cur()),
+                None => hi_of_lo(lo.clone()),
+            };
             let one = Expression::Constant(Fr::ONE);
             let q = y.clone() + (b.clone() + b.clone() - one.clone()) * d.clone();
             vec![
@@ -130,7 +150,7 @@ impl RequantConfig {
         out: OutputRange,
         acc: Accumulator<'_>,
     ) -> Result<(AssignedValue, AssignedValue), Error> {
-        if !gate_supports(out) {
+        if !gate_supports(out, self.hi.is_some()) {
             return Err(Error::Synthesis);
         }
         let (m, s, lo, hi) = (rescale.multiplier, rescale.shift, out.lo(), out.hi());
@@ -178,7 +198,9 @@ impl RequantConfig {
         a.fixed(self.two_s, row, two_s);
         a.fixed(self.offset, row, offset);
         a.fixed(self.lo, row, field::from_i64(lo));
-        a.fixed(self.hi, row, field::from_i64(hi));
+        if let Some(column) = self.hi {
+            a.fixed(column, row, field::from_i64(hi));
+        }
         let r = a.advice(CellKind::Remainder, self.r, row, r);
         let y = a.advice(CellKind::Output, self.y, row, y);
         a.advice(CellKind::ClampFlag, self.b, row, b);
@@ -196,11 +218,34 @@ impl RequantConfig {
 mod tests {
     use super::*;
 
+    /// Evaluates a constant expression.
+    fn constant(e: &Expression<Fr>) -> Fr {
+        e.evaluate(
+            &|c| c,
+            &|_| unreachable!(),
+            &|_| unreachable!(),
+            &|_| unreachable!(),
+            &|_| unreachable!(),
+            &|_| unreachable!(),
+            &|a| -a,
+            &|a, b| a + b,
+            &|a, b| a * b,
+            &|a, s| a * s,
+        )
+    }
+
     #[test]
-    fn every_width_and_activation_of_the_ir_has_a_gate() {
-        for (bits, relu) in [(8, false), (8, true), (16, false), (16, true)] {
-            assert!(gate_supports(OutputRange { bits, relu }));
+    fn the_derived_upper_bound_matches_every_range_it_supports() {
+        for (bits, relu) in [(8, false), (8, true), (16, false)] {
+            let out = OutputRange { bits, relu };
+            assert!(gate_supports(out, false), "{out:?}");
+            let hi = constant(&hi_of_lo(Expression::Constant(field::from_i64(out.lo()))));
+            assert_eq!(hi, field::from_i64(out.hi()), "{out:?}");
         }
-        assert!(!gate_supports(OutputRange { bits: 12, relu: false }));
+        // A 16-bit ReLU output would need hi(0) = 32767: only the fixed `hi` column expresses it.
+        let wide_relu = OutputRange { bits: 16, relu: true };
+        assert!(!gate_supports(wide_relu, false));
+        assert!(gate_supports(wide_relu, true));
+        assert!(!gate_supports(OutputRange { bits: 12, relu: false }, true));
     }
 }

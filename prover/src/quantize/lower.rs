@@ -62,7 +62,7 @@ pub(super) fn lower(
     float: &FloatModel,
     maxima: &[f64],
     input_q: &InputQuantization,
-    precision: Precision,
+    precision: &Precision,
 ) -> Result<(Vec<Layer>, Vec<Vec<Source>>)> {
     let input_len = float.input_len();
     let input_scale = input_q.max_scale();
@@ -91,7 +91,7 @@ pub(super) fn lower(
     for (i, node) in float.nodes.iter().enumerate() {
         let bits = if i == last && node.op.requantizes() && !node.relu {
             precision.output_bits
-        } else if i != last && wide[i + 1] {
+        } else if i != last && wide[i + 1] && !precision.int8_layers.contains(&i) {
             precision.activation_bits
         } else {
             ACT_BITS
@@ -121,7 +121,7 @@ pub(super) fn lower(
 /// For each float tensor: whether it may hold 16-bit values — it is the output of a node that lowers to a linear
 /// layer (not a product), and only Gemm/MatMul, Conv or affine nodes read it, directly or through single-input data
 /// movement (Flatten, Reshape, Transpose), never the model output.
-fn linear_readers_only(float: &FloatModel) -> Vec<bool> {
+pub(super) fn linear_readers_only(float: &FloatModel) -> Vec<bool> {
     let n = float.nodes.len();
     // `ok[t]`: every reader of tensor t is linear (a single-input move counts through its own readers).
     let mut ok = vec![true; n + 1];

@@ -21,6 +21,8 @@
 mod lower;
 pub mod search;
 
+use std::collections::BTreeSet;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::arith::MAX_SHIFT;
@@ -69,7 +71,7 @@ pub enum InputScales {
 }
 
 /// How finely [`quantize_with`] represents a model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Precision {
     /// Bits of the weights of Gemm/MatMul/Conv layers (signed, symmetric per output channel), 2 to 16.
     pub weight_bits: u32,
@@ -82,6 +84,10 @@ pub struct Precision {
     /// layers read (Gemm/MatMul/Conv, through Flatten/Reshape/Transpose) is 16-bit; outputs read by tables, pools
     /// or products stay int8.
     pub activation_bits: u32,
+    /// Float layers (node indices) whose outputs stay int8 although `activation_bits` is 16: the precision search's
+    /// per-layer choice (16 bits only where a layer needs them).
+    #[serde(default)]
+    pub int8_layers: BTreeSet<usize>,
 }
 
 impl Default for Precision {
@@ -92,6 +98,7 @@ impl Default for Precision {
             output_bits: ACT_BITS,
             input: InputScales::PerChannel,
             activation_bits: ACT_BITS,
+            int8_layers: BTreeSet::new(),
         }
     }
 }
@@ -102,7 +109,15 @@ impl std::fmt::Display for Precision {
             InputScales::PerTensor => "tensor",
             InputScales::PerChannel => "channel",
         };
-        write!(f, "w{}/o{} input-scales {input}", self.weight_bits, self.output_bits)
+        write!(
+            f,
+            "w{}/a{}/o{} input-scales {input}",
+            self.weight_bits, self.activation_bits, self.output_bits
+        )?;
+        if self.activation_bits != ACT_BITS && !self.int8_layers.is_empty() {
+            write!(f, " (int8 after layers {:?})", self.int8_layers)?;
+        }
+        Ok(())
     }
 }
 
@@ -210,7 +225,7 @@ pub fn quantize_traced(
     }
     let maxima = calibrate(float, calibration)?;
     let input = input_quantization(float, calibration, maxima[0], precision.input);
-    let (layers, sources) = lower::lower(float, &maxima, &input, precision)?;
+    let (layers, sources) = lower::lower(float, &maxima, &input, &precision)?;
     let model = QuantizedModel {
         format_version: MODEL_FORMAT_VERSION,
         name: float.name.clone(),
@@ -260,6 +275,15 @@ pub fn input_quantization(
         .map(|&m| if m > 0.0 { scale_for(m) } else { tensor_scale })
         .collect();
     InputQuantization { scales, stride }
+}
+
+/// The float layers (node indices) whose outputs may be 16-bit: linear layers that only linear layers read, not the
+/// model output.
+pub fn wide_layers(float: &FloatModel) -> Vec<usize> {
+    let wide = lower::linear_readers_only(float);
+    (0..float.nodes.len().saturating_sub(1))
+        .filter(|&i| wide[i + 1])
+        .collect()
 }
 
 /// Whether every layer that reads the input (directly or through data movement) is linear (Gemm/MatMul, Conv or an

@@ -3,10 +3,14 @@
 //! planned, and run on the calibration samples against the float model; the target picks among them by fidelity and
 //! circuit cost.
 //!
+//! With 16-bit activations chosen, each layer that may hold them goes back to int8 in turn while the fidelity stays
+//! within the target: 16 bits only where a layer needs them.
+//!
 //! Fidelity is the top-1 agreement with the float model for a classifier (several outputs) and the R² of the
 //! dequantized outputs against the float outputs for a regression model (one output). Cost is the planner's
 //! estimate for the cheapest layout (committed polynomials × rows).
 
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
@@ -14,7 +18,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::{layout, QuantizedModel};
 
-use super::{dequantize_output, quantize_input, quantize_with, InputScales, Precision};
+use zkinfer_circuits::model::ACT_BITS;
+
+use super::{dequantize_output, quantize_input, quantize_with, wide_layers, InputScales, Precision};
 use crate::accuracy::argmax;
 use crate::error::{ProverError, Result};
 use crate::graph::FloatModel;
@@ -24,7 +30,7 @@ use crate::regression::r_squared;
 /// What the precision search optimises.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Target {
-    /// The highest fidelity; the cheapest circuit among equals.
+    /// The highest fidelity; among equals the smallest output error, then the cheapest circuit.
     Accuracy,
     /// The cheapest circuit within half a point (0.005) of the highest fidelity.
     Balanced,
@@ -78,6 +84,9 @@ pub struct Tried {
     pub precision: Precision,
     /// Its fidelity to the float model on the calibration samples.
     pub fidelity: f64,
+    /// `Σ|q − f| / Σ|f|` over the dequantized outputs on the calibration samples: what tells candidates of equal
+    /// fidelity apart for the `accuracy` target (top-1 agreement saturates at 100 % on easy samples).
+    pub output_error: f64,
     /// Circuit size of its cheapest layout (log2 rows).
     pub k: u32,
     /// Advice columns of that layout.
@@ -120,6 +129,7 @@ pub fn candidates() -> Vec<Precision> {
                     output_bits,
                     input,
                     activation_bits,
+                    int8_layers: Default::default(),
                 });
             }
         }
@@ -127,22 +137,28 @@ pub fn candidates() -> Vec<Precision> {
     out
 }
 
-/// Fidelity of `model` to the float outputs `float_out` on `samples`: top-1 agreement for several outputs, R² for
-/// one.
-fn fidelity(model: &QuantizedModel, samples: &[Vec<f32>], float_out: &[Vec<f32>]) -> Result<f64> {
+/// Fidelity of `model` to the float outputs `float_out` on `samples` (top-1 agreement for several outputs, R² for
+/// one) and its relative output error `Σ|q − f| / Σ|f|`.
+fn fidelity(model: &QuantizedModel, samples: &[Vec<f32>], float_out: &[Vec<f32>]) -> Result<(f64, f64)> {
     let engine = IntegerEngine::new(model)?;
     let run = |x: &Vec<f32>| Ok(dequantize_output(model, &engine.infer(&quantize_input(model, x)?)?));
     let out = samples.par_iter().map(run).collect::<Result<Vec<Vec<f32>>>>()?;
+    let pairs = out.iter().flatten().zip(float_out.iter().flatten());
+    let (error, magnitude) = pairs.fold((0f64, 0f64), |(e, m), (&q, &f)| {
+        (e + (q as f64 - f as f64).abs(), m + (f as f64).abs())
+    });
+    let output_error = if magnitude > 0.0 { error / magnitude } else { error };
     if model.output_len() == 1 {
         let exact = out == float_out;
-        return Ok(r_squared(float_out, &out).unwrap_or(if exact { 1.0 } else { 0.0 }));
+        let r2 = r_squared(float_out, &out).unwrap_or(if exact { 1.0 } else { 0.0 });
+        return Ok((r2, output_error));
     }
     let agree = out
         .iter()
         .zip(float_out)
         .filter(|(q, f)| argmax(q) == argmax(f))
         .count();
-    Ok(agree as f64 / samples.len().max(1) as f64)
+    Ok((agree as f64 / samples.len().max(1) as f64, output_error))
 }
 
 /// Quantizes `float` at every candidate precision, measures each on the `calibration` samples, and returns the
@@ -158,7 +174,7 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
     for precision in candidates() {
         // A precision the circuit cannot hold (16-bit activations times wide weights over many inputs can exceed
         // the accumulator bound) is skipped and named.
-        let model = match quantize_with(float, calibration, precision) {
+        let model = match quantize_with(float, calibration, precision.clone()) {
             Ok(model) => model,
             Err(e) if precision != Precision::default() => {
                 skipped.push(format!("{precision}: {e}"));
@@ -175,9 +191,11 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
         let Some((_, best)) = layouts.first() else {
             continue;
         };
+        let (fidelity, output_error) = fidelity(&model, calibration, &float_out)?;
         tried.push(Tried {
             precision,
-            fidelity: fidelity(&model, calibration, &float_out)?,
+            fidelity,
+            output_error,
             k: best.k,
             advice_columns: best.advice_columns,
             estimated_cost: best.estimated_cost(),
@@ -185,9 +203,46 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
         });
         models.push(model);
     }
-    let (chosen, mut note) = choose(&tried, target).ok_or_else(|| ProverError::Layout {
+    let (mut chosen, mut note) = choose(&tried, target).ok_or_else(|| ProverError::Layout {
         reason: "the planner found no layout for any precision".into(),
     })?;
+    // 16-bit activations only where a layer needs them: with 16 bits chosen, each eligible layer in turn goes back
+    // to int8 while the fidelity stays within the target.
+    if tried[chosen].precision.activation_bits != ACT_BITS {
+        let floor = floor(&tried, target).0;
+        let mut narrowest = tried[chosen].precision.clone();
+        for layer in wide_layers(float) {
+            let mut narrower = narrowest.clone();
+            narrower.int8_layers.insert(layer);
+            let Ok(model) = quantize_with(float, calibration, narrower.clone()) else {
+                continue;
+            };
+            if fidelity(&model, calibration, &float_out)?.0 >= floor - 1e-12 {
+                narrowest = narrower;
+            }
+        }
+        if narrowest != tried[chosen].precision {
+            let model = quantize_with(float, calibration, narrowest.clone())?;
+            let (_, layouts) = layout::choose(&model).map_err(|reason| ProverError::Layout { reason })?;
+            if let Some((_, best)) = layouts.first() {
+                let (fidelity, output_error) = fidelity(&model, calibration, &float_out)?;
+                let narrowed = Tried {
+                    precision: narrowest,
+                    fidelity,
+                    output_error,
+                    k: best.k,
+                    advice_columns: best.advice_columns,
+                    estimated_cost: best.estimated_cost(),
+                    proof_bytes: best.proof_bytes,
+                };
+                if narrowed.estimated_cost <= tried[chosen].estimated_cost {
+                    chosen = tried.len();
+                }
+                tried.push(narrowed);
+                models.push(model);
+            }
+        }
+    }
     if !skipped.is_empty() {
         let line = format!("not tried: {}", skipped.join("; "));
         note = Some(note.map_or(line.clone(), |n| format!("{n}; {line}")));
@@ -207,10 +262,10 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
     Ok((models.swap_remove(chosen), report))
 }
 
-/// The index `target` picks among `tried`, and a note when no candidate reaches a numeric target.
-fn choose(tried: &[Tried], target: Target) -> Option<(usize, Option<String>)> {
+/// The fidelity `target` asks for among `tried`, and a note when no candidate reaches a numeric target.
+fn floor(tried: &[Tried], target: Target) -> (f64, Option<String>) {
     let best = tried.iter().map(|t| t.fidelity).fold(f64::NEG_INFINITY, f64::max);
-    let (floor, mut note) = match target {
+    match target {
         Target::Accuracy => (best, None),
         Target::Balanced => (best - 0.005, None),
         Target::Resources => (best - 0.02, None),
@@ -221,9 +276,21 @@ fn choose(tried: &[Tried], target: Target) -> Option<(usize, Option<String>)> {
                 "no precision reaches fidelity {v} on the calibration samples (best {best:.4}); the most faithful was chosen"
             )),
         ),
-    };
+    }
+}
+
+/// The index `target` picks among `tried`, and a note when no candidate reaches a numeric target.
+fn choose(tried: &[Tried], target: Target) -> Option<(usize, Option<String>)> {
+    let (floor, mut note) = floor(tried, target);
     let eligible = tried.iter().enumerate().filter(|(_, t)| t.fidelity >= floor - 1e-12);
-    let chosen = eligible.min_by_key(|(i, t)| (t.estimated_cost, *i)).map(|(i, _)| i)?;
+    let chosen = if target == Target::Accuracy {
+        // Among the most faithful: the smallest output error, then the cheapest.
+        let key = |t: &Tried| (t.output_error, t.estimated_cost as f64);
+        eligible.min_by(|(i, a), (j, b)| key(a).partial_cmp(&key(b)).unwrap_or(Ordering::Equal).then(i.cmp(j)))
+    } else {
+        eligible.min_by_key(|(i, t)| (t.estimated_cost, *i))
+    }
+    .map(|(i, _)| i)?;
     if tried[chosen].precision.weight_bits == 4 {
         note.get_or_insert_with(|| "int4 weights were as faithful as wider ones on the calibration samples".into());
     }
@@ -240,7 +307,7 @@ impl fmt::Display for SearchReport {
         )?;
         writeln!(
             f,
-            "      weights  activations  outputs  input scales  fidelity    k  advice  est. cost  proof bytes"
+            "      weights  activations  outputs  input scales  fidelity  output error    k  advice  est. cost  proof bytes"
         )?;
         for (i, t) in self.tried.iter().enumerate() {
             let input = match t.precision.input {
@@ -249,12 +316,13 @@ impl fmt::Display for SearchReport {
             };
             writeln!(
                 f,
-                "  {} {:>7}  {:>11}  {:>7}  {input:>12}  {:>8.4}  {:>3}  {:>6}  {:>9}  {:>11}",
+                "  {} {:>7}  {:>11}  {:>7}  {input:>12}  {:>8.4}  {:>11.3}%  {:>3}  {:>6}  {:>9}  {:>11}",
                 if i == self.chosen { "->" } else { "  " },
                 t.precision.weight_bits,
                 t.precision.activation_bits,
                 t.precision.output_bits,
                 t.fidelity,
+                100.0 * t.output_error,
                 t.k,
                 t.advice_columns,
                 t.estimated_cost,
@@ -279,6 +347,7 @@ mod tests {
                 ..Precision::default()
             },
             fidelity,
+            output_error: 1.0 / weight_bits as f64,
             k: 10,
             advice_columns: 8,
             estimated_cost,
@@ -294,7 +363,8 @@ mod tests {
             tried(16, 0.995, 120),
             tried(12, 0.995, 110),
         ];
-        assert_eq!(choose(&t, Target::Accuracy), Some((3, None)));
+        // Among the most faithful (16 and 12 bits), the smaller output error (16 bits), whatever the cost.
+        assert_eq!(choose(&t, Target::Accuracy), Some((2, None)));
         assert_eq!(choose(&t, Target::Balanced), Some((0, None)));
         let (i, note) = choose(&t, Target::Resources).unwrap();
         assert_eq!(i, 1);

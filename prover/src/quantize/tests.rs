@@ -557,3 +557,41 @@ fn an_input_read_by_a_table_is_quantized_per_tensor() {
     assert_eq!(q.input.scales.len(), 1, "a table cannot absorb channel scales");
     assert_eq!(q.layers.len(), 1);
 }
+
+#[test]
+fn sixteen_bit_activations_go_where_only_linear_layers_read_and_layers_can_stay_int8() {
+    // fc0 (ReLU) → fc1 (ReLU) → fc2: both hidden outputs may be 16-bit; the model output keeps its own width.
+    let (float, calib) = random_model(3);
+    assert_eq!(wide_layers(&float), vec![0, 1]);
+    let bits = |p: Precision| {
+        let q = quantize_with(&float, &calib, p).unwrap();
+        q.layers.iter().map(|l| linear(&l.op).output_bits).collect::<Vec<u32>>()
+    };
+    let wide = Precision {
+        activation_bits: 16,
+        ..Precision::default()
+    };
+    assert_eq!(bits(wide.clone()), vec![16, 16, 8]);
+    let first_narrow = Precision {
+        int8_layers: [0].into_iter().collect(),
+        ..wide.clone()
+    };
+    assert_eq!(bits(first_narrow.clone()), vec![8, 16, 8]);
+    assert!(
+        first_narrow.to_string().contains("int8 after layers {0}"),
+        "{first_narrow}"
+    );
+    // 16-bit hidden values track the float ones at least as closely as int8 ones.
+    let error = |p: Precision| {
+        let q = quantize_with(&float, &calib, p).unwrap();
+        calib
+            .iter()
+            .map(|x| {
+                let want = float.forward(x).unwrap();
+                let got = dequantize_output(&q, &infer(&q, &quantize_input(&q, x).unwrap()).unwrap());
+                want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max)
+            })
+            .fold(0f32, f32::max)
+    };
+    assert!(error(wide) <= error(Precision::default()) * 1.01);
+}
