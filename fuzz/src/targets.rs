@@ -584,6 +584,7 @@ fn onnx_seeds() -> Vec<(String, Vec<u8>)> {
         ("digits-mlp", "model-matmul.onnx"),
         ("digits-cnn", "model.onnx"),
         ("digits-resnet", "model.onnx"),
+        ("cancer-mlp", "model.onnx"),
     ]
     .iter()
     .filter_map(|(m, f)| {
