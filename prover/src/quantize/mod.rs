@@ -260,7 +260,7 @@ pub fn input_quantization(
 ) -> InputQuantization {
     let tensor_scale = scale_for(input_max);
     let (channels, stride) = input_channels(&float.input_shape);
-    if scales == InputScales::PerTensor || channels <= 1 || stride == 0 || !linear_readers_only(float) {
+    if scales == InputScales::PerTensor || channels <= 1 || stride == 0 || !input_read_by_linear_layers_only(float) {
         return InputQuantization::per_tensor(tensor_scale);
     }
     let mut maxima = vec![0f64; channels];
@@ -280,7 +280,7 @@ pub fn input_quantization(
 /// The float layers (node indices) whose outputs may be 16-bit: linear layers that only linear layers read, not the
 /// model output.
 pub fn wide_layers(float: &FloatModel) -> Vec<usize> {
-    let wide = lower::linear_readers_only(float);
+    let wide = lower::tensors_that_may_be_16_bit(float);
     (0..float.nodes.len().saturating_sub(1))
         .filter(|&i| wide[i + 1])
         .collect()
@@ -290,7 +290,7 @@ pub fn wide_layers(float: &FloatModel) -> Vec<usize> {
 /// affine node), so that its weights can absorb scales per input channel. Otherwise the input would need a rescaling
 /// layer to one scale before anything else reads it, and per-channel scales gain little for that cost: the input is
 /// then quantized per tensor.
-fn linear_readers_only(float: &FloatModel) -> bool {
+fn input_read_by_linear_layers_only(float: &FloatModel) -> bool {
     let mut carries_input = vec![false; float.nodes.len() + 1];
     carries_input[0] = true;
     for (i, node) in float.nodes.iter().enumerate() {

@@ -161,6 +161,30 @@ fn fidelity(model: &QuantizedModel, samples: &[Vec<f32>], float_out: &[Vec<f32>]
     Ok((agree as f64 / samples.len().max(1) as f64, output_error))
 }
 
+/// `model` (quantized at `precision`) planned and run on the calibration samples; `None` when the planner finds no
+/// layout.
+fn measure(
+    model: &QuantizedModel,
+    precision: Precision,
+    calibration: &[Vec<f32>],
+    float_out: &[Vec<f32>],
+) -> Result<Option<Tried>> {
+    let (_, layouts) = layout::choose(model).map_err(|reason| ProverError::Layout { reason })?;
+    let Some((_, best)) = layouts.first() else {
+        return Ok(None);
+    };
+    let (fidelity, output_error) = fidelity(model, calibration, float_out)?;
+    Ok(Some(Tried {
+        precision,
+        fidelity,
+        output_error,
+        k: best.k,
+        advice_columns: best.advice_columns,
+        estimated_cost: best.estimated_cost(),
+        proof_bytes: best.proof_bytes,
+    }))
+}
+
 /// Quantizes `float` at every candidate precision, measures each on the `calibration` samples, and returns the
 /// model the `target` picks with the report.
 pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> Result<(QuantizedModel, SearchReport)> {
@@ -187,28 +211,17 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
         if models.contains(&model) {
             continue;
         }
-        let (_, layouts) = layout::choose(&model).map_err(|reason| ProverError::Layout { reason })?;
-        let Some((_, best)) = layouts.first() else {
-            continue;
-        };
-        let (fidelity, output_error) = fidelity(&model, calibration, &float_out)?;
-        tried.push(Tried {
-            precision,
-            fidelity,
-            output_error,
-            k: best.k,
-            advice_columns: best.advice_columns,
-            estimated_cost: best.estimated_cost(),
-            proof_bytes: best.proof_bytes,
-        });
-        models.push(model);
+        if let Some(t) = measure(&model, precision, calibration, &float_out)? {
+            tried.push(t);
+            models.push(model);
+        }
     }
     let (mut chosen, mut note) = choose(&tried, target).ok_or_else(|| ProverError::Layout {
         reason: "the planner found no layout for any precision".into(),
     })?;
     // 16-bit activations only where a layer needs them: with 16 bits chosen, each eligible layer in turn goes back
-    // to int8 while the fidelity stays within the target.
-    if tried[chosen].precision.activation_bits != ACT_BITS {
+    // to int8 while the fidelity stays within the target (not for the accuracy target, which keeps the most faithful).
+    if tried[chosen].precision.activation_bits != ACT_BITS && target != Target::Accuracy {
         let floor = floor(&tried, target).0;
         let mut narrowest = tried[chosen].precision.clone();
         for layer in wide_layers(float) {
@@ -223,18 +236,7 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
         }
         if narrowest != tried[chosen].precision {
             let model = quantize_with(float, calibration, narrowest.clone())?;
-            let (_, layouts) = layout::choose(&model).map_err(|reason| ProverError::Layout { reason })?;
-            if let Some((_, best)) = layouts.first() {
-                let (fidelity, output_error) = fidelity(&model, calibration, &float_out)?;
-                let narrowed = Tried {
-                    precision: narrowest,
-                    fidelity,
-                    output_error,
-                    k: best.k,
-                    advice_columns: best.advice_columns,
-                    estimated_cost: best.estimated_cost(),
-                    proof_bytes: best.proof_bytes,
-                };
+            if let Some(narrowed) = measure(&model, narrowest, calibration, &float_out)? {
                 if narrowed.estimated_cost <= tried[chosen].estimated_cost {
                     chosen = tried.len();
                 }
@@ -374,6 +376,55 @@ mod tests {
         assert_eq!(i, 3);
         assert!(note.unwrap().contains("no precision reaches"));
         assert_eq!(choose(&[], Target::Balanced), None);
+    }
+
+    /// `x → h = [1000·x, x] → g = [h_1, h_1] → y = [g_0, −g_1]`: the argmax is the sign of `x`, which an int8 `h`
+    /// (scale 1000/127) loses and a 16-bit `h` keeps; `g` is fine at int8.
+    fn needs_16_bits_in_one_layer() -> (FloatModel, Vec<Vec<f32>>) {
+        use crate::graph::{Dense, FloatNode, FloatOp};
+        let dense = |name: &str, input: usize, i: usize, o: usize, weights: Vec<f32>| FloatNode {
+            name: name.into(),
+            op_type: "Gemm".into(),
+            inputs: vec![input],
+            output_shape: vec![1, o],
+            op: FloatOp::Dense(Dense {
+                in_features: i,
+                out_features: o,
+                weights,
+                bias: vec![0.0; o],
+            }),
+            relu: false,
+        };
+        let float = FloatModel {
+            name: "needs16".into(),
+            input_shape: vec![1, 1],
+            nodes: vec![
+                dense("h", 0, 1, 2, vec![1000.0, 1.0]),
+                dense("g", 1, 2, 2, vec![0.0, 1.0, 0.0, 1.0]),
+                dense("y", 2, 2, 2, vec![1.0, 0.0, 0.0, -1.0]),
+            ],
+        };
+        let calibration = (0..64).map(|i| vec![(i as f32 - 31.5) / 32.0]).collect();
+        (float, calibration)
+    }
+
+    #[test]
+    fn sixteen_bit_activations_stay_only_where_a_layer_needs_them() {
+        let (float, calibration) = needs_16_bits_in_one_layer();
+        let (model, report) = search(&float, &calibration, Target::Balanced).unwrap();
+        let chosen = &report.tried[report.chosen];
+        assert_eq!(chosen.precision.activation_bits, 16, "{report}");
+        assert_eq!(chosen.precision.int8_layers, [1].into_iter().collect(), "{report}");
+        assert!(chosen.fidelity >= 0.99, "{report}");
+        let bits: Vec<u32> = (1..=model.layers.len()).map(|t| model.tensor_bits(t)).collect();
+        assert_eq!(bits, vec![16, 8, 8], "{report}");
+        // The int8 candidates lose the sign of x on about half the samples.
+        let int8 = report
+            .tried
+            .iter()
+            .find(|t| t.precision == Precision::default())
+            .unwrap();
+        assert!(int8.fidelity < 0.75, "{report}");
     }
 
     #[test]

@@ -1,0 +1,330 @@
+//! The per-operator lowerings: each float op with its calibrated scales becomes the weights, kernels and groups of
+//! one IR op (`lower.rs` drives them and keeps track of where every float tensor lives).
+
+use std::collections::HashMap;
+
+use zkinfer_circuits::model::{
+    Activation, Kernel, Linear, LinearGroup, Mul, Source, Table, TensorId, ACT_MAX, ACT_MIN,
+};
+
+use super::super::choose_multiplier;
+use super::{QTensor, ADD_BITS, BIAS_LIMIT};
+use crate::graph::{ActFn, Conv, Dense, Pool, PoolKind};
+
+/// Quantizes one output channel to integers in `[−w_max, w_max]` and their scale (`max|w| / w_max`, 1 for an
+/// all-zero channel).
+pub(super) fn quantize_channel(w: &[f32], w_max: f64) -> (Vec<i64>, f64) {
+    let max = w.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let s = match (max / w_max) as f32 {
+        s if s.is_finite() && s > 0.0 => s as f64,
+        _ => 1.0,
+    };
+    (
+        w.iter()
+            .map(|&v| (v as f64 / s).round().clamp(-w_max, w_max) as i64)
+            .collect(),
+        s,
+    )
+}
+
+/// A kernel with the requantization of the real multiplier `m`.
+pub(super) fn kernel(weights: Vec<i64>, bias: i64, m: f64, out_bits: u32) -> std::result::Result<Kernel, String> {
+    let (multiplier, shift) = choose_multiplier(m, out_bits)?;
+    Ok(Kernel {
+        weights,
+        bias,
+        multiplier,
+        shift,
+    })
+}
+
+/// Per-channel kernels for float weights `[channels][per]` and bias, at input scale `s_in` and output scale `s_out`,
+/// with weights in `[−w_max, w_max]` and `out_bits`-bit outputs.
+pub(super) fn channel_kernels(
+    weights: &[f32],
+    bias: &[f32],
+    s_in: f32,
+    s_out: f32,
+    w_max: f64,
+    out_bits: u32,
+) -> std::result::Result<Vec<Kernel>, String> {
+    let per = weights.len() / bias.len().max(1);
+    let rows = weights.chunks_exact(per.max(1)).zip(bias);
+    let kernel_of = |(c, (row, &b)): (usize, (&[f32], &f32))| {
+        if row.iter().any(|w| !w.is_finite()) || !b.is_finite() {
+            return Err(format!("channel {c} has a non-finite parameter"));
+        }
+        let (w, s_w) = quantize_channel(row, w_max);
+        let acc_scale = s_in as f64 * s_w;
+        let b_q = (b as f64 / acc_scale).round();
+        if b_q.abs() >= BIAS_LIMIT {
+            return Err(format!(
+                "channel {c}: bias {b} is {b_q:e} at the accumulator scale; the calibration inputs may not cover the \
+                 model's input range"
+            ));
+        }
+        kernel(w, b_q as i64, acc_scale / s_out as f64, out_bits).map_err(|e| format!("channel {c}: {e}"))
+    };
+    rows.enumerate().map(kernel_of).collect()
+}
+
+pub(super) fn activation(relu: bool) -> Activation {
+    if relu {
+        Activation::Relu
+    } else {
+        Activation::Identity
+    }
+}
+
+/// `weights` (rows of `per` values) with column `j` multiplied by `factors[j % per]`: an input element's own
+/// scale folded into the weights that read it (empty `factors`: unchanged).
+pub(super) fn fold_factors(weights: &[f32], factors: &[f64]) -> Vec<f32> {
+    if factors.is_empty() || factors.iter().all(|&f| f == 1.0) {
+        return weights.to_vec();
+    }
+    let per = factors.len();
+    (weights.iter().enumerate())
+        .map(|(i, &w)| (w as f64 * factors[i % per]) as f32)
+        .collect()
+}
+
+/// For a convolution reading `x`: the factor of each weight of a kernel (`I·kh·kw`, channel-major), when every
+/// element of an input channel shares one factor; `None` when a channel mixes factors.
+pub(super) fn conv_factors(c: &Conv, x: &QTensor, factor: impl Fn(&Source) -> f64) -> Option<Vec<f64>> {
+    let plane = c.window.input_hw[0] * c.window.input_hw[1];
+    let taps = c.window.kernel[0] * c.window.kernel[1];
+    let channel: Vec<f64> = (0..c.in_channels)
+        .map(|ci| {
+            let sources = &x.sources[ci * plane..(ci + 1) * plane];
+            let f = factor(&sources[0]);
+            sources.iter().all(|s| factor(s) == f).then_some(f)
+        })
+        .collect::<Option<_>>()?;
+    Some(if c.depthwise {
+        // One kernel per channel: weight k of kernel o reads channel o; the factors go per kernel below.
+        channel
+    } else {
+        channel.iter().flat_map(|&f| std::iter::repeat_n(f, taps)).collect()
+    })
+}
+
+pub(super) fn dense(
+    d: &Dense,
+    x: &QTensor,
+    factors: &[f64],
+    s_out: f32,
+    bits: u32,
+    relu: bool,
+    w_max: f64,
+) -> std::result::Result<Linear, String> {
+    let weights = fold_factors(&d.weights, factors);
+    let kernels = channel_kernels(&weights, &d.bias, x.scale, s_out, w_max, bits)?;
+    let group = LinearGroup {
+        taps: x.sources.iter().copied().map(Some).collect(),
+        outputs: (0..d.out_features).map(|c| (c, c)).collect(),
+    };
+    Ok(Linear {
+        kernels,
+        groups: vec![group],
+        activation: activation(relu),
+        output_bits: bits,
+    })
+}
+
+pub(super) fn conv(
+    c: &Conv,
+    x: &QTensor,
+    factors: &[f64],
+    s_out: f32,
+    bits: u32,
+    relu: bool,
+    w_max: f64,
+) -> std::result::Result<Linear, String> {
+    let weights = if c.depthwise && !factors.is_empty() {
+        // Kernel o (all of its weights) reads channel o only.
+        let per = c.weights_per_channel();
+        let per_weight: Vec<f64> = factors.iter().flat_map(|&f| std::iter::repeat_n(f, per)).collect();
+        fold_factors(&c.weights, &per_weight)
+    } else {
+        fold_factors(&c.weights, factors)
+    };
+    let kernels = channel_kernels(&weights, &c.bias, x.scale, s_out, w_max, bits)?;
+    let [h, w] = c.window.input_hw;
+    let [oh, ow] = c.window.output_hw();
+    let plane = oh * ow;
+    let tap = |ci: usize, t: Option<(usize, usize)>| t.map(|(y, xx)| x.sources[ci * h * w + y * w + xx]);
+    let mut groups = Vec::with_capacity(if c.depthwise { plane * c.out_channels } else { plane });
+    for p in 0..plane {
+        let (oy, ox) = (p / ow, p % ow);
+        if c.depthwise {
+            for ch in 0..c.out_channels {
+                groups.push(LinearGroup {
+                    taps: c.window.taps(oy, ox).map(|t| tap(ch, t)).collect(),
+                    outputs: vec![(ch * plane + p, ch)],
+                });
+            }
+        } else {
+            let taps = (0..c.in_channels).flat_map(|ci| c.window.taps(oy, ox).map(move |t| tap(ci, t)));
+            groups.push(LinearGroup {
+                taps: taps.collect(),
+                outputs: (0..c.out_channels).map(|ch| (ch * plane + p, ch)).collect(),
+            });
+        }
+    }
+    Ok(Linear {
+        kernels,
+        groups,
+        activation: activation(relu),
+        output_bits: bits,
+    })
+}
+
+/// `y_i = a_i · x_i + b_i`: a one-tap linear layer per element, one kernel per distinct `(a_i · factor_i, b_i)`
+/// (a per-channel normalisation of an image has one per channel).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn affine(
+    scale: &[f32],
+    shift: &[f32],
+    x: &QTensor,
+    factors: &[f64],
+    s_out: f32,
+    bits: u32,
+    relu: bool,
+    w_max: f64,
+) -> std::result::Result<Linear, String> {
+    let mut kernels = vec![];
+    let mut index: HashMap<(u32, u32), usize> = HashMap::new();
+    let mut groups = Vec::with_capacity(x.sources.len());
+    for (i, source) in x.sources.iter().enumerate() {
+        let a = (scale[i] as f64 * factors[i]) as f32;
+        let k = match index.get(&(a.to_bits(), shift[i].to_bits())) {
+            Some(&k) => k,
+            None => {
+                let mut kernel = channel_kernels(&[a], &[shift[i]], x.scale, s_out, w_max, bits)
+                    .map_err(|e| format!("element {i}: {e}"))?;
+                kernels.append(&mut kernel);
+                index.insert((a.to_bits(), shift[i].to_bits()), kernels.len() - 1);
+                kernels.len() - 1
+            }
+        };
+        groups.push(LinearGroup {
+            taps: vec![Some(*source)],
+            outputs: vec![(i, k)],
+        });
+    }
+    Ok(Linear {
+        kernels,
+        groups,
+        activation: activation(relu),
+        output_bits: bits,
+    })
+}
+
+/// The window of every output of a pool, channel-major, padding as `None`.
+pub(super) fn windows(p: &Pool, x: &QTensor) -> Vec<Vec<Option<Source>>> {
+    let [h, w] = p.window.input_hw;
+    let [oh, ow] = p.window.output_hw();
+    let mut out = Vec::with_capacity(p.channels * oh * ow);
+    for c in 0..p.channels {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let taps = p
+                    .window
+                    .taps(oy, ox)
+                    .map(|t| t.map(|(y, xx)| x.sources[c * h * w + y * w + xx]));
+                out.push(taps.collect());
+            }
+        }
+    }
+    out
+}
+
+/// An average pool: weights 1 over the valid taps, one kernel per (count, divisor), `m = s_in / (divisor · s_out)`.
+pub(super) fn average(p: &Pool, x: &QTensor, s_out: f32, bits: u32) -> std::result::Result<Linear, String> {
+    let PoolKind::Average { count_include_pad } = p.kind else {
+        unreachable!("max pools lower to MaxPool")
+    };
+    let area = p.window.kernel[0] * p.window.kernel[1];
+    let mut kernels = vec![];
+    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut groups = vec![];
+    for (o, window) in windows(p, x).into_iter().enumerate() {
+        let taps: Vec<Option<Source>> = window.into_iter().filter(Option::is_some).collect();
+        let n = taps.len();
+        let k = match index.get(&n) {
+            Some(&k) => k,
+            None => {
+                let divisor = if count_include_pad { area } else { n };
+                kernels.push(kernel(
+                    vec![1; n],
+                    0,
+                    x.scale as f64 / (divisor as f64 * s_out as f64),
+                    bits,
+                )?);
+                index.insert(n, kernels.len() - 1);
+                kernels.len() - 1
+            }
+        };
+        groups.push(LinearGroup {
+            taps,
+            outputs: vec![(o, k)],
+        });
+    }
+    Ok(Linear {
+        kernels,
+        groups,
+        activation: Activation::Identity,
+        output_bits: bits,
+    })
+}
+
+/// `a + b` at the accumulator scale `max(s_a, s_b) / 2^12`: integer weights `round(s / s_acc)`, bias 0.
+pub(super) fn add(a: &QTensor, b: &QTensor, s_out: f32, bits: u32, relu: bool) -> std::result::Result<Linear, String> {
+    let s_acc = a.scale.max(b.scale) as f64 / f64::powi(2.0, ADD_BITS);
+    let weight = |s: f32| (s as f64 / s_acc).round() as i64;
+    let kernels = vec![kernel(
+        vec![weight(a.scale), weight(b.scale)],
+        0,
+        s_acc / s_out as f64,
+        bits,
+    )?];
+    let groups = (a.sources.iter().zip(&b.sources).enumerate())
+        .map(|(i, (sa, sb))| LinearGroup {
+            taps: vec![Some(*sa), Some(*sb)],
+            outputs: vec![(i, 0)],
+        })
+        .collect();
+    Ok(Linear {
+        kernels,
+        groups,
+        activation: activation(relu),
+        output_bits: bits,
+    })
+}
+
+/// `a · b`, the int8 product requantized by `s_a · s_b / s_out`.
+pub(super) fn mul(a: &QTensor, b: &QTensor, s_out: f32, bits: u32, relu: bool) -> std::result::Result<Mul, String> {
+    let (multiplier, shift) = choose_multiplier(a.scale as f64 * b.scale as f64 / s_out as f64, bits)?;
+    Ok(Mul {
+        operands: a.sources.iter().zip(&b.sources).map(|(&x, &y)| [x, y]).collect(),
+        multiplier,
+        shift,
+        activation: activation(relu),
+        output_bits: bits,
+    })
+}
+
+/// `f` tabulated on the int8 inputs: `values[q + 128] = clamp(round(f(q · s_in) / s_out), −128, 127)`.
+pub(super) fn table(f: ActFn, input: TensorId, s_in: f32, s_out: f32) -> Table {
+    let values = (ACT_MIN..=ACT_MAX)
+        .map(|q| {
+            let y = f.eval(q as f64 * s_in as f64) / s_out as f64;
+            y.round().clamp(ACT_MIN as f64, ACT_MAX as f64) as i8
+        })
+        .collect();
+    Table {
+        input,
+        function: f.name().into(),
+        values,
+    }
+}
