@@ -139,6 +139,27 @@ fn products_of_other_shapes_are_refused_with_a_reason_and_by_constants_are_affin
         float.forward(&[1.0, 1.0, -2.0, 0.5]).unwrap(),
         vec![1.0, 2.0, -6.0, 2.0]
     );
+    // After a Gemm, a product by a constant folds into it, and a ReLU after it fuses: one layer.
+    let scaled_relu = model(
+        vec![
+            node("Gemm", "fc", &["x", "w", "b"], &["h"], vec![attr_int("transB", 1)]),
+            node("Mul", "scale", &["h", "c"], &["s"], vec![]),
+            node("Relu", "act", &["s"], &["y"], vec![]),
+        ],
+        vec![
+            tensor("w", &[2, 4], &[0.5, -1.0, 0.25, 2.0, -0.5, 1.0, 1.5, -2.0]),
+            tensor("b", &[2], &[0.1, -0.1]),
+            tensor("c", &[2], &[3.0, -2.0]),
+        ],
+        &[1, 4],
+    );
+    let float = import_onnx(write("gemm-scale-relu.onnx", &scaled_relu)).expect("imports");
+    let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops, ["Gemm+Mul+Relu"]);
+    let x = [1.0, -1.0, 0.5, 0.25];
+    let h = [0.5 + 1.0 + 0.125 + 0.5 + 0.1, -0.5 - 1.0 + 0.75 - 0.5 - 0.1];
+    let want: Vec<f32> = [h[0] * 3.0, h[1] * -2.0].iter().map(|v: &f32| v.max(0.0)).collect();
+    onnx::assert_close(&float.forward(&x).unwrap(), &want, 1e-6);
     let shapes = refused(
         vec![
             node("Gemm", "fc", &["x", "w", "b"], &["h"], vec![attr_int("transB", 1)]),

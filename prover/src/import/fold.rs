@@ -49,10 +49,8 @@ fn fold_one(model: &mut FloatModel, i: usize) -> bool {
         {
             let producer = &mut model.nodes[p];
             producer.relu = node.relu;
+            // The affine's op type names a ReLU the importer fused into it.
             producer.op_type = format!("{}+{}", producer.op_type, node.op_type);
-            if node.relu {
-                producer.op_type += "+Relu";
-            }
             return true;
         }
     }

@@ -211,9 +211,15 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
         if models.contains(&model) {
             continue;
         }
-        if let Some(t) = measure(&model, precision, calibration, &float_out)? {
-            tried.push(t);
-            models.push(model);
+        // Likewise a candidate the planner cannot lay out (wider values can need more rows than the largest k).
+        match measure(&model, precision.clone(), calibration, &float_out) {
+            Ok(Some(t)) => {
+                tried.push(t);
+                models.push(model);
+            }
+            Ok(None) => {}
+            Err(e) if precision != Precision::default() => skipped.push(format!("{precision}: {e}")),
+            Err(e) => return Err(e),
         }
     }
     let (mut chosen, mut note) = choose(&tried, target).ok_or_else(|| ProverError::Layout {
@@ -236,7 +242,7 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
         }
         if narrowest != tried[chosen].precision {
             let model = quantize_with(float, calibration, narrowest.clone())?;
-            if let Some(narrowed) = measure(&model, narrowest, calibration, &float_out)? {
+            if let Ok(Some(narrowed)) = measure(&model, narrowest, calibration, &float_out) {
                 if narrowed.estimated_cost <= tried[chosen].estimated_cost {
                     chosen = tried.len();
                 }
