@@ -7,7 +7,7 @@ use halo2_proofs::{dev::MockProver, plonk::Circuit};
 use zkinfer_circuits::assign::{CellKind, Tamper};
 use zkinfer_circuits::layout::{freivalds_candidates, plan};
 use zkinfer_circuits::model::Op;
-use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit};
+use zkinfer_circuits::{Chip, CircuitParams, Fr, ModelCircuit};
 
 fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
     let k = plan(circuit.model(), &circuit.params()).expect("plan").k;
@@ -114,6 +114,21 @@ fn every_kind_of_tampered_cell_with_16_bit_outputs_is_rejected() {
 #[test]
 fn every_kind_of_tampered_cell_with_16_bit_hidden_activations_is_rejected() {
     assert_every_kind_rejected(common::small_wide_hidden_model(), &CellKind::ALWAYS);
+}
+
+#[test]
+fn a_16_bit_relu_output_needs_the_wide_relu_chip() {
+    let model = common::small_wide_hidden_model();
+    let mut params = CircuitParams::for_model(&model);
+    assert!(params.has(Chip::WideRelu), "{params:?}");
+    let k = plan(&model, &params).expect("plan").k;
+    params.chips.remove(&Chip::WideRelu);
+    // The planner refuses the layout, and synthesis refuses the layer: without the `hi` column the gate derives
+    // hi(0) = 127, which would pass [0, 32767] values off as int8.
+    let err = plan(&model, &params).unwrap_err();
+    assert!(err.contains("WideRelu"), "{err}");
+    let (circuit, public) = common::circuit_with(model, params);
+    assert!(MockProver::run(k, &circuit, vec![public.to_instance()]).is_err());
 }
 
 #[test]

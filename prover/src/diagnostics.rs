@@ -65,8 +65,9 @@ pub fn diagnose(
     type Sample = (Vec<(f64, f64, f64)>, Vec<u64>);
     let per_sample = |x: &Vec<f32>| -> Result<Sample> {
         let f = float.forward_all(x)?;
-        let q = engine.trace(&quantize_input(model, x)?)?;
-        let mut tensors = vec![quantize_input(model, x)?];
+        let input = quantize_input(model, x)?;
+        let q = engine.trace(&input)?;
+        let mut tensors = vec![input];
         tensors.extend(q.iter().map(|l| l.outputs.clone()));
         let errors = (1..=nodes)
             .map(|t| {

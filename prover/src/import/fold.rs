@@ -186,14 +186,7 @@ mod tests {
     }
 
     fn node(name: &str, inputs: Vec<usize>, shape: Vec<usize>, op: FloatOp) -> FloatNode {
-        FloatNode {
-            name: name.into(),
-            op_type: name.into(),
-            inputs,
-            output_shape: shape,
-            op,
-            relu: false,
-        }
+        crate::quantize::tests::node(name, inputs, shape, op, false)
     }
 
     fn affine(n: usize, k: f32) -> FloatOp {

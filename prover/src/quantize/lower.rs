@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, InputQuantization, Kernel, Layer, Linear, LinearGroup, MaxPool, Op, Source, TensorId, ACT_BITS,
+    Activation, InputQuantization, Layer, Linear, LinearGroup, MaxPool, Op, Source, TensorId, ACT_BITS,
 };
 
 mod ops;
@@ -237,6 +237,32 @@ impl Lowering {
         self.input_factors.is_some() && q.sources.iter().any(|s| s.tensor == 0)
     }
 
+    /// A one-tap linear layer per element of `q`: `y_i = x_i · factor(i)` at `scale`, with factors in (0, 1] (so every
+    /// multiplier is in range), one kernel per distinct factor.
+    fn rescale(&mut self, name: &str, q: &QTensor, scale: f32, factor: impl Fn(usize) -> f64) -> QTensor {
+        let mut kernels = vec![];
+        let mut index: HashMap<u64, usize> = HashMap::new();
+        let mut groups = Vec::with_capacity(q.sources.len());
+        for (i, s) in q.sources.iter().enumerate() {
+            let m = factor(i);
+            let k = *index.entry(m.to_bits()).or_insert_with(|| {
+                kernels.push(kernel(vec![1], 0, m, ACT_BITS).expect("0 < m ≤ 1 always has a multiplier"));
+                kernels.len() - 1
+            });
+            groups.push(LinearGroup {
+                taps: vec![Some(*s)],
+                outputs: vec![(i, k)],
+            });
+        }
+        let op = Op::Linear(Linear {
+            kernels,
+            groups,
+            activation: Activation::Identity,
+            output_bits: ACT_BITS,
+        });
+        self.emit(name, "Rescale", q.shape.clone(), scale, op)
+    }
+
     /// Float tensor `t` with every element at its one scale: input elements of an input with channel scales are
     /// read from a layer that rescales the input (emitted once, when first needed: `y = q · s_c / s_max`).
     fn one_scale(&mut self, t: usize) -> QTensor {
@@ -247,27 +273,8 @@ impl Lowering {
             Some(r) => r,
             None => {
                 let factors = self.input_factors.clone().unwrap_or_default();
-                let mut kernels: Vec<Kernel> = vec![];
-                let mut index: HashMap<u64, usize> = HashMap::new();
-                let mut groups = Vec::with_capacity(self.input_len);
-                for (i, &m) in factors.iter().enumerate() {
-                    let k = *index.entry(m.to_bits()).or_insert_with(|| {
-                        kernels.push(kernel(vec![1], 0, m, ACT_BITS).expect("0 < m ≤ 1 always has a multiplier"));
-                        kernels.len() - 1
-                    });
-                    groups.push(LinearGroup {
-                        taps: vec![Some(Source { tensor: 0, index: i })],
-                        outputs: vec![(i, k)],
-                    });
-                }
-                let op = Op::Linear(Linear {
-                    kernels,
-                    groups,
-                    activation: Activation::Identity,
-                    output_bits: ACT_BITS,
-                });
                 let input = self.tensors[0].clone();
-                self.emit("input/rescale", "Rescale", input.shape, input.scale, op);
+                self.rescale("input/rescale", &input, input.scale, |i| factors[i]);
                 self.rescaled_input = Some(self.layers.len());
                 self.layers.len()
             }
@@ -345,23 +352,9 @@ impl Lowering {
                 inputs.push(q.sources);
                 continue;
             }
-            // A 1-tap linear layer per element: y = x · s_in / scale (≤ 1, so the multiplier is in range).
-            let groups = (q.sources.iter().enumerate())
-                .map(|(i, s)| LinearGroup {
-                    taps: vec![Some(*s)],
-                    outputs: vec![(i, 0)],
-                })
-                .collect();
             let m = q.scale as f64 / scale as f64;
-            let kernels = vec![kernel(vec![1], 0, m, ACT_BITS).expect("0 < m ≤ 1 always has a multiplier")];
-            let op = Op::Linear(Linear {
-                kernels,
-                groups,
-                activation: Activation::Identity,
-                output_bits: ACT_BITS,
-            });
             let name = format!("{}/rescale{j}", node.name);
-            inputs.push(self.emit(&name, "Rescale", q.shape.clone(), scale, op).sources);
+            inputs.push(self.rescale(&name, &q, scale, |_| m).sources);
         }
         QTensor {
             sources: map.iter().map(|&(j, k)| inputs[j][k]).collect(),

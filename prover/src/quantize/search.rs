@@ -387,19 +387,15 @@ mod tests {
     /// `x → h = [1000·x, x] → g = [h_1, h_1] → y = [g_0, −g_1]`: the argmax is the sign of `x`, which an int8 `h`
     /// (scale 1000/127) loses and a 16-bit `h` keeps; `g` is fine at int8.
     fn needs_16_bits_in_one_layer() -> (FloatModel, Vec<Vec<f32>>) {
-        use crate::graph::{Dense, FloatNode, FloatOp};
-        let dense = |name: &str, input: usize, i: usize, o: usize, weights: Vec<f32>| FloatNode {
-            name: name.into(),
-            op_type: "Gemm".into(),
-            inputs: vec![input],
-            output_shape: vec![1, o],
-            op: FloatOp::Dense(Dense {
+        use crate::graph::{Dense, FloatOp};
+        let dense = |name: &str, input: usize, i: usize, o: usize, weights: Vec<f32>| {
+            let op = FloatOp::Dense(Dense {
                 in_features: i,
                 out_features: o,
                 weights,
                 bias: vec![0.0; o],
-            }),
-            relu: false,
+            });
+            crate::quantize::tests::node(name, vec![input], vec![1, o], op, false)
         };
         let float = FloatModel {
             name: "needs16".into(),

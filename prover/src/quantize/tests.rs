@@ -6,7 +6,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zkinfer_circuits::model::{Activation, Linear, Op};
 
-fn node(name: &str, inputs: Vec<usize>, shape: Vec<usize>, op: FloatOp, relu: bool) -> FloatNode {
+/// A float node named (and typed) `name`.
+pub(crate) fn node(name: &str, inputs: Vec<usize>, shape: Vec<usize>, op: FloatOp, relu: bool) -> FloatNode {
     FloatNode {
         name: name.into(),
         op_type: name.into(),
