@@ -32,7 +32,7 @@ mod ntt;
 mod skip;
 mod transfer;
 
-pub use adapter::{list_adapters, preference_order, AdapterSummary, GpuContext};
+pub use adapter::{list_adapters, may_have_hardware_gpu, preference_order, AdapterSummary, GpuContext};
 pub use curve::G1Kernels;
 pub use error::GpuError;
 pub use field::FieldKernels;

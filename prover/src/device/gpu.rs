@@ -32,8 +32,10 @@ impl GpuBackend {
         let context = match device {
             Device::Cpu => return Ok(None),
             Device::Auto => {
-                // Listing adapters opens no device: a machine with only a software driver pays nothing more.
-                if zkinfer_gpu::list_adapters().iter().all(|a| a.is_software()) {
+                // A machine without a GPU device node is decided without loading a driver; listing adapters opens
+                // no device, so a machine with only a software driver pays nothing more than loading it.
+                if !zkinfer_gpu::may_have_hardware_gpu() || zkinfer_gpu::list_adapters().iter().all(|a| a.is_software())
+                {
                     return Ok(None);
                 }
                 match GpuContext::new() {
