@@ -8,7 +8,7 @@ use blake2::{digest::consts::U32, Blake2b, Digest};
 use halo2_proofs::{
     halo2curves::bn256::{Bn256, Fr, G1Affine},
     halo2curves::serde::SerdeObject,
-    plonk::{keygen_pk, keygen_vk, ProvingKey, VerifyingKey},
+    plonk::{keygen_pk, keygen_vk_custom, ProvingKey, VerifyingKey},
     poly::kzg::commitment::ParamsKZG,
     SerdeFormat,
 };
@@ -26,7 +26,7 @@ use crate::srs::SrsSource;
 /// Format version of proving-key files (5: the model id hashes the whole verifying-key file; 6: circuit
 /// parameters as sets, the product chip; 7: input scales per channel in the metadata; 8: the requantization's upper
 /// bound as a fixed column; 9: that column only with the optional `WideRelu` chip).
-pub const PROVING_KEY_VERSION: u16 = 9;
+pub const PROVING_KEY_VERSION: u16 = 10;
 pub use zkinfer_verifier::key_dir::{MODEL_ID_FILE, PK_FILE, VK_FILE};
 
 /// Everything the prover needs besides the model.
@@ -111,7 +111,9 @@ pub fn setup(model: &QuantizedModel, circuit_params: CircuitParams, srs: &SrsSou
     let plan = layout::plan(model, &circuit_params).map_err(|reason| ProverError::Layout { reason })?;
     let params = srs.params(plan.k)?;
     let circuit = ModelCircuit::for_keygen(model.clone(), circuit_params.clone());
-    let vk = keygen_vk(&params, &circuit).map_err(|e| ProverError::KeyGeneration {
+    // Selectors become plain fixed columns (no compression): the key file then carries no `2^k`-bit selector
+    // bitmaps and a verifier loads it in time independent of `k` (halo2 re-runs the compression on every load).
+    let vk = keygen_vk_custom(&params, &circuit, false).map_err(|e| ProverError::KeyGeneration {
         which: "verifying-key",
         reason: format!("{e:?}"),
     })?;

@@ -31,8 +31,9 @@ use crate::srs_points::SrsPoints;
 
 /// Format version of verifying-key files (5: the model id hashes the whole file; 6: circuit parameters name the
 /// optional chips and the Freivalds layers as sets, and the product chip exists; 7: input scales per channel; 8: the
-/// requantization's upper clamp bound a fixed column; 9: that column only with the optional `WideRelu` chip).
-pub const VERIFYING_KEY_VERSION: u16 = 9;
+/// requantization's upper clamp bound a fixed column; 9: that column only with the optional `WideRelu` chip; 10: selectors are plain fixed columns, so the halo2 key
+/// carries no `2^k`-bit selector bitmaps and loads in time independent of `k`).
+pub const VERIFYING_KEY_VERSION: u16 = 10;
 
 /// Domain separation of the model id.
 const MODEL_ID_DOMAIN: &[u8] = b"zkinfer model id v2: blake2b-256 of the whole vk.bin";
@@ -244,6 +245,13 @@ impl VerifierKey {
             return Err(malformed(format!(
                 "the halo2 key's circuit size differs from the metadata's k = {k}"
             )));
+        }
+        // halo2's layout goes on with the selector-compression flag: zkinfer's keys never compress selectors, and a
+        // key that claims to would make halo2 allocate and compress `2^k` bits per selector before any check.
+        if file.vk.get(5) != Some(&0) {
+            return Err(malformed(
+                "the halo2 key compresses its selectors; zkinfer's keys keep them as fixed columns",
+            ));
         }
         let points = SrsPoints::from_bytes(&file.srs).map_err(|e| malformed(format!("SRS points: {e}")))?;
         let params = file.meta.circuit_params.clone();
