@@ -50,7 +50,7 @@ fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
 
     let params = CircuitParams::for_model(&model);
     // The greedy planner (used beyond a few convolutions) finds a layout as cheap as trying every subset.
-    let (greedy, _) = layout::choose_with(&model, 0).expect("greedy plan");
+    let (greedy, _) = layout::choose_with(&model, &layout::Goal::default(), 0).expect("greedy plan");
     let cost = |p: &CircuitParams| layout::plan(&model, p).expect("plan").estimated_cost();
     assert_eq!(
         cost(&greedy),
@@ -104,7 +104,38 @@ fn check_model(name: &str, bit_exact_images: usize, precision: Precision) {
         plan.proof_bytes,
         "{name}: the planner's proof size is not the real one"
     );
-    assert!(plan.proof_bytes <= layout::MAX_PROOF_BYTES, "{name}: proof over 5 KiB");
+    // A proof-size cap the user sets is kept: the fastest layout under 5 KiB, and the smallest proof there is.
+    let capped = layout::Goal {
+        max_proof_bytes: Some(5 * 1024),
+        ..Default::default()
+    };
+    let (under_cap, _) = layout::choose_for(&model, &capped).expect("a layout under 5 KiB");
+    let under_cap = layout::plan(&model, &under_cap).expect("plan");
+    assert!(under_cap.proof_bytes <= 5 * 1024, "{name}: proof over the cap");
+    assert!(
+        under_cap.estimated_cost() >= plan.estimated_cost(),
+        "{name}: time is not the default objective"
+    );
+    let size = layout::Goal {
+        objective: layout::Objective::Size,
+        ..Default::default()
+    };
+    let (smallest, candidates) = layout::choose_for(&model, &size).expect("plan for size");
+    let smallest = layout::plan(&model, &smallest).expect("plan").proof_bytes;
+    assert_eq!(
+        smallest,
+        candidates.iter().map(|(_, l)| l.proof_bytes).min().unwrap_or(0),
+        "{name}"
+    );
+    let too_small = layout::Goal {
+        max_proof_bytes: Some(smallest - 1),
+        ..Default::default()
+    };
+    let refused = layout::choose_for(&model, &too_small).expect_err("no layout fits");
+    assert!(
+        refused.contains(&format!("the smallest is {smallest} bytes")),
+        "{refused}"
+    );
 }
 
 #[test]

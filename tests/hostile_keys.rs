@@ -312,6 +312,10 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
     meta_change("range_columns = 10^9", true, &|m| {
         m.circuit_params.range_columns = 1_000_000_000
     });
+    meta_change("requant_sets", false, &|m| m.circuit_params.requant_sets += 1);
+    meta_change("requant_sets = 10^9", true, &|m| {
+        m.circuit_params.requant_sets = 1_000_000_000
+    });
     meta_change("freivalds_pairs", false, &|m| m.circuit_params.freivalds_pairs += 1);
     meta_change("freivalds_pairs = 10^9", true, &|m| {
         m.circuit_params.freivalds_pairs = 1_000_000_000

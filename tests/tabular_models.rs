@@ -33,7 +33,14 @@ fn compiled(name: &str, choice: PrecisionChoice) -> (Compiled, Dataset) {
     let d = dir(name);
     let calibration = Dataset::load(d.join("calibration.json")).expect("calibration");
     let test = Dataset::load(d.join("test.json")).expect("test set");
-    let c = compile(&d.join("model.onnx"), &calibration, Some(&test), choice).expect("compile");
+    let c = compile(
+        &d.join("model.onnx"),
+        &calibration,
+        Some(&test),
+        choice,
+        &Default::default(),
+    )
+    .expect("compile");
     (c, test)
 }
 

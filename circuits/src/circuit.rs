@@ -52,7 +52,8 @@ pub struct Witness {
 pub struct ModelConfig {
     pub(crate) poseidon: PoseidonConfig,
     pub(crate) linear: LinearConfig,
-    pub(crate) requant: RequantConfig,
+    /// Requantization column sets (the first shares its advice columns with the sponge).
+    pub(crate) requant: Vec<RequantConfig>,
     pub(crate) range: RangeCheckConfig,
     pub(crate) max_pool: Option<MaxPoolConfig>,
     pub(crate) table: Option<TableConfig>,
@@ -149,18 +150,31 @@ impl ModelCircuit {
     }
 }
 
+/// The rows of `sets` requantization column sets before the first layer: the sponge's in the first.
+pub fn requant_rows(sets: usize, sponge_rows: usize) -> ColumnRows {
+    let mut used = vec![0; sets.max(1)];
+    used[0] = sponge_rows;
+    ColumnRows::from_used(used)
+}
+
 /// Allocates every chip's columns.
 pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> ModelConfig {
     let instance = meta.instance_column();
     meta.enable_equality(instance);
     let range = RangeCheckConfig::configure(meta, params.range_columns);
-    // The requantization rows and the sponge's rows share six advice columns: the sponge comes first, then one
-    // requantization per row.
+    // The first requantization set and the sponge share six advice columns: the sponge comes first, then one
+    // requantization per row. Further sets have columns of their own.
     let shared = [(); 6].map(|_| meta.advice_column());
     let [acc, r, y, b, d, extra] = shared;
+    let wide_relu = params.has(Chip::WideRelu);
+    let mut requant = vec![RequantConfig::configure(meta, [acc, r, y, b, d], wide_relu)];
+    for _ in 1..params.requant_sets.max(1) {
+        let columns = [(); 5].map(|_| meta.advice_column());
+        requant.push(RequantConfig::configure(meta, columns, wide_relu));
+    }
     ModelConfig {
         poseidon: PoseidonConfig::configure(meta, [d, b, extra], [acc, r, y]),
-        requant: RequantConfig::configure(meta, [acc, r, y, b, d], params.has(Chip::WideRelu)),
+        requant,
         linear: LinearConfig::configure(meta, params.mac_lanes.max(1)),
         max_pool: params
             .has(Chip::MaxPool)
@@ -230,7 +244,7 @@ impl Circuit<Fr> for ModelCircuit {
                 let (commitment, sponge_end) = config.poseidon.assign(&mut a, 0, self.witness.salt, &packed)?;
                 let mut rows = Cursors {
                     linear: linear_row,
-                    requant: sponge_end,
+                    requant: requant_rows(config.requant.len(), sponge_end),
                     range: ColumnRows::new(config.range.columns(), 0),
                     freivalds: ColumnRows::new(config.freivalds.as_ref().map_or(1, |f| f.pairs()), 1),
                     ..Cursors::default()
@@ -259,7 +273,9 @@ impl Circuit<Fr> for ModelCircuit {
                     }
                 }
                 let outputs = tensors.pop().unwrap_or_default();
-                let nonce = a.advice(CellKind::Nonce, config.requant.acc, rows.requant, self.witness.nonce);
+                let (set, row) = rows.requant.place(1);
+                let nonce_column = config.requant.get(set).ok_or(Error::Synthesis)?.acc;
+                let nonce = a.advice(CellKind::Nonce, nonce_column, row, self.witness.nonce);
                 if let Some(chip) = &config.freivalds {
                     // Every product is committed now; the challenge comes after.
                     a.next_phase();

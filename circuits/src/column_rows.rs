@@ -13,6 +13,15 @@ impl ColumnRows {
         Self(vec![reserved; columns.max(1)])
     }
 
+    /// Columns with the given rows already used (one entry per column; none is taken as one unused column).
+    pub fn from_used(used: Vec<usize>) -> Self {
+        if used.is_empty() {
+            Self(vec![0])
+        } else {
+            Self(used)
+        }
+    }
+
     /// Number of columns.
     pub fn columns(&self) -> usize {
         self.0.len()

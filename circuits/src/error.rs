@@ -34,6 +34,9 @@ pub enum CircuitProblem {
     /// A group refers to a kernel that does not exist (the model was not validated).
     #[error("kernel {0} does not exist")]
     MissingKernel(usize),
+    /// A requantization column set the circuit does not have.
+    #[error("requantization column set {0} does not exist")]
+    MissingRequantSet(usize),
     /// An output was never assigned (the model was not validated).
     #[error("output {0} was never assigned")]
     MissingOutput(usize),

@@ -12,7 +12,7 @@ use crate::column_rows::ColumnRows;
 use crate::error::{CircuitError, CircuitProblem};
 use crate::layers::{plan_layer, Cursors, PlanContext};
 use crate::model::{Op, QuantizedModel};
-use crate::params::{Chip, CircuitParams};
+use crate::params::{Chip, CircuitParams, MAX_FREIVALDS_PAIRS};
 
 /// Largest `k` zkinfer will lay a circuit out at.
 pub const MAX_K: u32 = 24;
@@ -91,7 +91,8 @@ pub struct Layout {
     pub poseidon_rows: usize,
     /// Rows of the multiply-accumulate columns.
     pub linear_rows: usize,
-    /// Rows of the requantization columns after the sponge (one per linear output, plus the nonce).
+    /// Rows of the fullest requantization column set (one per requantized output, the sponge's in the first set,
+    /// and the nonce's).
     pub requant_rows: usize,
     /// Rows of the fullest range-check column.
     pub range_rows: usize,
@@ -142,10 +143,23 @@ impl Layout {
         n * (5 * self.committed_polynomials() as u64 + self.fixed_columns as u64) / 5
     }
 
+    /// Columns whose `2^k` values the prover holds in several forms (values, coefficients and, for the quotient,
+    /// the extended domain): committed polynomials, fixed columns and the permutation's columns.
+    pub fn resident_columns(&self) -> usize {
+        self.committed_polynomials() + self.fixed_columns + self.equality_columns
+    }
+
+    /// The planner's memory model: bytes the prover holds for this layout, `resident columns × 2^k × 32 bytes ×`
+    /// [`MEMORY_FACTOR`] (values, coefficients and extended-domain evaluations of each). An estimate that ranks
+    /// layouts of one model; BENCHMARKS.md compares it with measured peak memory.
+    pub fn estimated_memory_bytes(&self) -> u64 {
+        (self.resident_columns() as u64) << self.k << 5 << MEMORY_FACTOR_LOG2
+    }
+
     /// The largest number of rows any column group uses.
     pub fn used_rows(&self) -> usize {
         [
-            self.poseidon_rows + self.requant_rows,
+            self.requant_rows,
             self.linear_rows,
             self.range_rows,
             self.pool_rows,
@@ -164,6 +178,11 @@ impl Layout {
 /// chip ([`plan_layer`]) advancing the same row cursors synthesis advances.
 pub fn plan(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, String> {
     model.validate().map_err(|e| e.to_string())?;
+    plan_validated(model, params)
+}
+
+/// [`plan`] of a model already validated (the planner validates once for all its candidates).
+fn plan_validated(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, String> {
     let mut cs = ConstraintSystem::<Fr>::default();
     configure(&mut cs, params);
     let degree = uncapped_degree(&cs);
@@ -184,7 +203,7 @@ pub fn plan(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, St
         index: 0,
         rows: Cursors {
             linear: 1 + linear::pack_rows(inputs),
-            requant: poseidon_rows,
+            requant: crate::circuit::requant_rows(params.requant_sets, poseidon_rows),
             range,
             freivalds: ColumnRows::new(params.freivalds_pairs, 1),
             ..Cursors::default()
@@ -208,12 +227,13 @@ pub fn plan(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, St
         ctx.index = index;
         layers.push(plan_layer(layer, &mut ctx).map_err(failed)?);
     }
-    let rows = ctx.rows;
+    let mut rows = ctx.rows;
+    // The nonce takes one more row.
+    rows.requant.place(1);
     let mut layout = Layout {
         poseidon_rows,
         linear_rows: rows.linear,
-        // The nonce takes one more row.
-        requant_rows: rows.requant - poseidon_rows + 1,
+        requant_rows: rows.requant.max(),
         range_rows: rows.range.max(),
         pool_rows: rows.pool,
         table_rows: rows.table,
@@ -249,17 +269,70 @@ pub fn plan(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, St
     Ok(layout)
 }
 
+/// log2 of the memory model's bytes per resident column value, in units of 32 bytes (values, coefficients and
+/// the extended domain's share; see [`Layout::estimated_memory_bytes`]).
+pub const MEMORY_FACTOR_LOG2: u32 = 1;
+
 /// Multiply-accumulate lane counts the planner tries.
-pub const MAC_LANE_CHOICES: [usize; 3] = [2, 4, 8];
+pub const MAC_LANE_CHOICES: [usize; 4] = [2, 4, 8, 16];
 
-/// Freivalds column-pair counts the planner tries (when some layer uses the chip).
-pub const FREIVALDS_PAIR_CHOICES: [usize; 3] = [1, 2, 3];
+/// Most range-check columns the planner tries (it stops adding columns once range checks no longer set `k`).
+pub const MAX_PLANNED_RANGE_COLUMNS: usize = 12;
 
-/// Range-check column counts the planner tries.
-pub const RANGE_COLUMN_CHOICES: std::ops::RangeInclusive<usize> = 1..=4;
+/// Most requantization column sets the planner tries (it stops adding sets once requantization no longer sets
+/// `k`).
+pub const MAX_PLANNED_REQUANT_SETS: usize = 6;
 
-/// Proof size the planner keeps to when some layout allows it (5 KiB).
-pub const MAX_PROOF_BYTES: usize = 5 * 1024;
+/// What the planner minimises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Objective {
+    /// Proving time: [`Layout::estimated_cost`].
+    #[default]
+    Time,
+    /// Proof size: [`Layout::proof_bytes`], then time.
+    Size,
+    /// Prover memory: [`Layout::estimated_memory_bytes`], then time.
+    Memory,
+}
+
+impl std::str::FromStr for Objective {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "time" => Ok(Objective::Time),
+            "size" => Ok(Objective::Size),
+            "memory" => Ok(Objective::Memory),
+            other => Err(format!("unknown objective `{other}`; use time, size or memory")),
+        }
+    }
+}
+
+impl std::fmt::Display for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Objective::Time => "time",
+            Objective::Size => "size",
+            Objective::Memory => "memory",
+        })
+    }
+}
+
+/// What the planner is asked for: an objective, and an optional cap on the proof's size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Goal {
+    /// What to minimise.
+    pub objective: Objective,
+    /// Largest acceptable proof, bytes (`None`: any size).
+    pub max_proof_bytes: Option<usize>,
+}
+
+impl Goal {
+    /// Whether `layout`'s proof is within the cap.
+    pub fn fits(&self, layout: &Layout) -> bool {
+        self.max_proof_bytes.is_none_or(|max| layout.proof_bytes <= max)
+    }
+}
 
 /// Up to this many convolutions the planner tries every subset for Freivalds' test; beyond, it adds them greedily.
 pub const EXHAUSTIVE_FREIVALDS: usize = 6;
@@ -281,14 +354,36 @@ pub fn freivalds_candidates(model: &QuantizedModel) -> Vec<usize> {
 /// A candidate layout and its plan.
 pub type Candidate = (CircuitParams, Layout);
 
-/// How the planner orders candidates: proofs within [`MAX_PROOF_BYTES`] first, then estimated cost, then the
-/// smaller layout.
-fn rank((params, layout): &Candidate) -> (bool, u64, usize, usize, usize, usize, usize, BTreeSet<usize>) {
+/// The key candidates are ordered by.
+type RankKey = (
+    bool,
+    u64,
+    u64,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    BTreeSet<usize>,
+);
+
+/// How the planner orders candidates for `goal`: proofs within its cap first, then its objective, then estimated
+/// cost, then the smaller layout.
+fn rank(goal: &Goal, (params, layout): &Candidate) -> RankKey {
+    let cost = layout.estimated_cost();
+    let objective = match goal.objective {
+        Objective::Time => cost,
+        Objective::Size => layout.proof_bytes as u64,
+        Objective::Memory => layout.estimated_memory_bytes(),
+    };
     (
-        layout.proof_bytes > MAX_PROOF_BYTES,
-        layout.estimated_cost(),
+        !goal.fits(layout),
+        objective,
+        cost,
         layout.committed_polynomials(),
         params.range_columns,
+        params.requant_sets,
         params.mac_lanes,
         params.freivalds_pairs,
         params.freivalds_layers.len(),
@@ -296,49 +391,108 @@ fn rank((params, layout): &Candidate) -> (bool, u64, usize, usize, usize, usize,
     )
 }
 
-/// Every lane count, range-column count and (with Freivalds layers) pair count for one set of Freivalds layers.
+/// Column groups whose number of columns the planner chooses.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Group {
+    Linear,
+    Freivalds,
+    Requant,
+    Range,
+}
+
+/// Whether `group` is the fullest column group of `layout` (strictly): only then can more of its columns lower `k`.
+fn binds(layout: &Layout, group: Group) -> bool {
+    let rows = [
+        (Some(Group::Linear), layout.linear_rows),
+        (Some(Group::Freivalds), layout.freivalds_rows),
+        (Some(Group::Requant), layout.requant_rows),
+        (Some(Group::Range), layout.range_rows),
+        (None, layout.pool_rows),
+        (None, layout.table_rows),
+        (None, layout.product_rows),
+        (None, layout.lookup_table_rows),
+    ];
+    let own = rows.iter().find(|(g, _)| *g == Some(group)).map_or(0, |(_, r)| *r);
+    rows.iter().filter(|(g, _)| *g != Some(group)).all(|(_, r)| own > *r)
+}
+
+/// Every lane count in [`MAC_LANE_CHOICES`] and, for each, as many Freivalds column pairs (with Freivalds layers),
+/// requantization sets and range columns as can lower `k`, for one set of Freivalds layers: innermost first, a
+/// group gets another column while it is the fullest (more would only add polynomials), up to
+/// [`MAX_FREIVALDS_PAIRS`], [`MAX_PLANNED_REQUANT_SETS`] and [`MAX_PLANNED_RANGE_COLUMNS`]; larger lane counts are
+/// tried while the multiply-accumulate rows are the fullest.
 fn candidates_for(
     model: &QuantizedModel,
     base: &CircuitParams,
     freivalds_layers: &BTreeSet<usize>,
 ) -> Result<Vec<Candidate>, String> {
-    let pairs: &[usize] = if freivalds_layers.is_empty() {
-        &[1]
+    let max_pairs = if freivalds_layers.is_empty() {
+        1
     } else {
-        &FREIVALDS_PAIR_CHOICES
+        MAX_FREIVALDS_PAIRS
     };
     let mut out = Vec::new();
-    for range_columns in RANGE_COLUMN_CHOICES {
-        for mac_lanes in MAC_LANE_CHOICES {
-            for &freivalds_pairs in pairs {
-                let params = CircuitParams {
-                    mac_lanes,
-                    range_columns,
-                    freivalds_layers: freivalds_layers.clone(),
-                    freivalds_pairs,
-                    ..base.clone()
-                };
-                let layout = plan(model, &params)?;
-                out.push((params, layout));
+    for (lane_choice, &mac_lanes) in MAC_LANE_CHOICES.iter().enumerate() {
+        let mut last = None;
+        for freivalds_pairs in 1..=max_pairs {
+            for requant_sets in 1..=MAX_PLANNED_REQUANT_SETS {
+                for range_columns in 1..=MAX_PLANNED_RANGE_COLUMNS {
+                    let params = CircuitParams {
+                        mac_lanes,
+                        range_columns,
+                        requant_sets,
+                        freivalds_layers: freivalds_layers.clone(),
+                        freivalds_pairs,
+                        ..base.clone()
+                    };
+                    let layout = plan_validated(model, &params)?;
+                    let range_binds = binds(&layout, Group::Range);
+                    last = Some(layout.clone());
+                    out.push((params, layout));
+                    if !range_binds {
+                        break;
+                    }
+                }
+                if !last.as_ref().is_some_and(|l| binds(l, Group::Requant)) {
+                    break;
+                }
             }
+            if !last.as_ref().is_some_and(|l| binds(l, Group::Freivalds)) {
+                break;
+            }
+        }
+        // The smallest lane counts are always tried (fewer columns can be cheaper at the same `k`).
+        if lane_choice > 0 && !last.as_ref().is_some_and(|l| binds(l, Group::Linear)) {
+            break;
         }
     }
     Ok(out)
 }
 
-/// The layout choices for `model` with the lowest [`Layout::estimated_cost`] among those whose proof fits in
-/// [`MAX_PROOF_BYTES`] (among all if none does; fewest columns on a tie), with the plans of every candidate tried,
-/// cheapest first: every lane count in [`MAC_LANE_CHOICES`], every number of range columns in
-/// [`RANGE_COLUMN_CHOICES`], every number of Freivalds column pairs in [`FREIVALDS_PAIR_CHOICES`] and every subset
-/// of [`freivalds_candidates`] (up to [`EXHAUSTIVE_FREIVALDS`] of them; see [`choose_with`]).
+/// The fastest layout for `model` ([`choose_for`] with the default [`Goal`]: time, any proof size).
 pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<Candidate>), String> {
-    choose_with(model, EXHAUSTIVE_FREIVALDS)
+    choose_for(model, &Goal::default())
 }
 
-/// [`choose`], trying every subset of the Freivalds candidates when there are at most `exhaustive` of them, and
-/// otherwise growing the set greedily: starting from none, add the layer whose best layout ranks highest, while
-/// that improves on the best so far.
-pub fn choose_with(model: &QuantizedModel, exhaustive: usize) -> Result<(CircuitParams, Vec<Candidate>), String> {
+/// The layout choices for `model` that best meet `goal` (fewest columns on a tie), with the plans of every
+/// candidate tried, best first: every lane count in [`MAC_LANE_CHOICES`], and Freivalds column pairs, range columns and
+/// requantization sets as [`candidates_for`] adds them, and every
+/// subset of [`freivalds_candidates`] (up to [`EXHAUSTIVE_FREIVALDS`] of them; see [`choose_with`]). An error when
+/// the goal caps the proof size and no layout fits, naming the smallest proof there is.
+pub fn choose_for(model: &QuantizedModel, goal: &Goal) -> Result<(CircuitParams, Vec<Candidate>), String> {
+    choose_with(model, goal, EXHAUSTIVE_FREIVALDS)
+}
+
+/// [`choose_for`], trying every subset of the Freivalds candidates when there are at most `exhaustive` of them,
+/// and otherwise growing the set greedily: starting from none, add the layer whose best layout ranks highest,
+/// while that improves on the best so far.
+pub fn choose_with(
+    model: &QuantizedModel,
+    goal: &Goal,
+    exhaustive: usize,
+) -> Result<(CircuitParams, Vec<Candidate>), String> {
+    model.validate().map_err(|e| e.to_string())?;
+    let rank = |c: &Candidate| rank(goal, c);
     let base = CircuitParams::with_chips_of(model);
     let eligible = freivalds_candidates(model);
     let mut candidates = Vec::new();
@@ -374,11 +528,15 @@ pub fn choose_with(model: &QuantizedModel, exhaustive: usize) -> Result<(Circuit
         }
     }
     candidates.sort_by_key(rank);
-    let best = candidates
-        .first()
-        .map(|(p, _)| p.clone())
-        .ok_or("no layout candidate")?;
-    Ok((best, candidates))
+    let (best, layout) = candidates.first().ok_or("no layout candidate")?;
+    if let (false, Some(max)) = (goal.fits(layout), goal.max_proof_bytes) {
+        let smallest = candidates.iter().map(|(_, l)| l.proof_bytes).min().unwrap_or(0);
+        return Err(format!(
+            "no layout gives a proof of at most {max} bytes: the smallest is {smallest} bytes; raise the cap \
+             (--max-proof-bytes) or leave it out"
+        ));
+    }
+    Ok((best.clone(), candidates))
 }
 
 #[cfg(test)]

@@ -53,6 +53,9 @@ pub struct CircuitParams {
     pub mac_lanes: usize,
     /// Range-check columns (each with its own lookup into the shared table).
     pub range_columns: usize,
+    /// Requantization column sets (five advice columns, the fixed ones and a gate each), filled side by side; the
+    /// first also holds the sponge of the input commitment.
+    pub requant_sets: usize,
     /// The optional chips the circuit has.
     pub chips: BTreeSet<Chip>,
     /// Linear layers, by index, checked as matrix products with Freivalds' test instead of the multiply-accumulate
@@ -66,6 +69,8 @@ pub struct CircuitParams {
 pub const MAX_MAC_LANES: usize = 16;
 /// Most range-check columns a layout may ask for.
 pub const MAX_RANGE_COLUMNS: usize = 16;
+/// Most requantization column sets a layout may ask for.
+pub const MAX_REQUANT_SETS: usize = 8;
 /// Most Freivalds column pairs a layout may ask for.
 pub const MAX_FREIVALDS_PAIRS: usize = 8;
 /// Most layers a model may have (and so the bound of a Freivalds layer index).
@@ -84,7 +89,7 @@ impl CircuitParams {
 
     /// Refuses parameters no planner chooses, so that parameters read from a file (a verifying key handed out by
     /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, range columns in `[1, 16]`,
-    /// Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`].
+    /// requantization sets in `[1, 8]`, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`].
     pub fn validate(&self) -> Result<(), String> {
         let bounded = |what: &str, value: usize, max: usize| {
             if (1..=max).contains(&value) {
@@ -95,6 +100,7 @@ impl CircuitParams {
         };
         bounded("multiply-accumulate lanes", self.mac_lanes, MAX_MAC_LANES)?;
         bounded("range columns", self.range_columns, MAX_RANGE_COLUMNS)?;
+        bounded("requantization column sets", self.requant_sets, MAX_REQUANT_SETS)?;
         bounded("Freivalds column pairs", self.freivalds_pairs, MAX_FREIVALDS_PAIRS)?;
         match self.freivalds_layers.last() {
             Some(&last) if last >= MAX_LAYERS => Err(format!(
@@ -124,6 +130,7 @@ impl Default for CircuitParams {
         Self {
             mac_lanes: 4,
             range_columns: 1,
+            requant_sets: 1,
             chips: BTreeSet::new(),
             freivalds_layers: BTreeSet::new(),
             freivalds_pairs: 1,

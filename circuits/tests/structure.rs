@@ -200,8 +200,8 @@ fn the_planned_rows_are_the_rows_synthesis_uses() {
         let name = subject.name();
         assert_eq!(layout.linear_rows, rows.linear, "{name}: multiply-accumulate rows");
         assert_eq!(
-            layout.poseidon_rows + layout.requant_rows,
-            rows.requant + 1,
+            layout.requant_rows,
+            rows.requant.max(),
             "{name}: sponge, requantization and nonce rows"
         );
         assert_eq!(layout.range_rows, rows.range.max(), "{name}: range-check rows");
@@ -215,4 +215,25 @@ fn the_planned_rows_are_the_rows_synthesis_uses() {
         };
         assert_eq!(layout.freivalds_rows, freivalds, "{name}: Freivalds rows");
     }
+}
+
+/// Requantization sets split the requantization rows (the sponge's stay in the first set) and add five advice
+/// columns each; the planner's counts for them are checked against synthesis above (the Freivalds subject has three).
+#[test]
+fn requantization_sets_share_the_rows() {
+    use zkinfer_circuits::{layout::plan, CircuitParams};
+    let model = common::small_cnn();
+    let base = CircuitParams::with_chips_of(&model);
+    let one = plan(&model, &base).expect("plan");
+    let three = plan(
+        &model,
+        &CircuitParams {
+            requant_sets: 3,
+            ..base
+        },
+    )
+    .expect("plan");
+    assert!(three.requant_rows < one.requant_rows, "{} vs {}", three.requant_rows, one.requant_rows);
+    assert!(3 * three.requant_rows >= one.requant_rows);
+    assert_eq!(three.advice_columns, one.advice_columns + 10);
 }

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use zkinfer_circuits::{layout, CircuitParams, QuantizedModel};
+use zkinfer_circuits::layout::{self, Goal};
+use zkinfer_circuits::{CircuitParams, QuantizedModel};
 
 use crate::accuracy::{accuracy_report, AccuracyReport};
 use crate::dataset::Dataset;
@@ -42,7 +43,9 @@ pub struct Compiled {
     pub search: Option<SearchReport>,
     /// Its circuit layout (the planner's choice).
     pub layout: layout::Layout,
-    /// Every layout the planner tried, cheapest (the one chosen) first.
+    /// What the planner was asked for.
+    pub goal: Goal,
+    /// Every layout the planner tried, best for the goal (the one chosen) first.
     pub candidates: Vec<(CircuitParams, layout::Layout)>,
     /// Per-layer error and saturation on the calibration samples.
     pub diagnostics: Diagnostics,
@@ -57,24 +60,25 @@ impl Compiled {
     }
 }
 
-/// Imports `onnx`, quantizes it at the precision `choice` gives on the `calibration` samples, plans its circuit,
-/// diagnoses it layer by layer and, with a `test` set, compares it with the float model.
+/// Imports `onnx`, quantizes it at the precision `choice` gives on the `calibration` samples, plans its circuit
+/// for `goal` (the precision search measures candidates' layouts for it too), diagnoses it layer by layer and, with a `test` set, compares it with the float model.
 pub fn compile(
     onnx: &Path,
     calibration: &Dataset,
     test: Option<&Dataset>,
     choice: PrecisionChoice,
+    goal: &Goal,
 ) -> Result<Compiled> {
     let float = import_onnx(onnx)?;
     let (precision, search) = match choice {
         PrecisionChoice::Fixed(p) => (p, None),
         PrecisionChoice::Target(target) => {
-            let (_, report) = search(&float, &calibration.inputs, target)?;
+            let (_, report) = search(&float, &calibration.inputs, target, goal)?;
             (report.tried[report.chosen].precision.clone(), Some(report))
         }
     };
     let (model, sources) = quantize_traced(&float, &calibration.inputs, precision.clone())?;
-    let (_, candidates) = layout::choose(&model).map_err(|reason| ProverError::Layout { reason })?;
+    let (_, candidates) = layout::choose_for(&model, goal).map_err(|reason| ProverError::Layout { reason })?;
     let layout = candidates
         .first()
         .map(|(_, l)| l.clone())
@@ -88,6 +92,7 @@ pub fn compile(
         precision,
         search,
         layout,
+        goal: *goal,
         candidates,
         diagnostics,
         accuracy,

@@ -32,7 +32,7 @@ pub use error::{ProverError, Result};
 pub use graph::{ActFn, FloatModel, FloatNode, FloatOp};
 pub use import::{import_onnx, import_onnx_bytes};
 pub use infer::{infer, infer_batch, infer_trace, IntegerEngine, LayerTrace};
-pub use model_file::{load_model, model_to_bytes, save_model};
+pub use model_file::{load_compiled, load_model, model_to_bytes, save_compiled, save_model};
 pub use quantize::search::{SearchReport, Target, Tried};
 pub use quantize::{
     choose_multiplier, dequantize_output, input_channels, quantize, quantize_input, quantize_traced, quantize_with,

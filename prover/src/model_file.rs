@@ -1,5 +1,6 @@
-//! The `.zkm` quantized-model file: the zkinfer header (`FileKind::Model`, version [`MODEL_FORMAT_VERSION`])
-//! followed by bincode 2 (serde, standard configuration) of the [`QuantizedModel`].
+//! The `.zkm` quantized-model file: the zkinfer header (`FileKind::Model`, version [`MODEL_FILE_VERSION`])
+//! followed by bincode 2 (serde, standard configuration) of the [`QuantizedModel`] and, when `compile` wrote it,
+//! the circuit layout it chose for the planner's goal (which `setup` then uses).
 //!
 //! Loading refuses files of another kind or version, truncated or padded files, and models that fail
 //! `QuantizedModel::validate` (which also checks the model's own format version and its scales), each with a
@@ -7,11 +8,23 @@
 
 use std::path::{Path, PathBuf};
 
-use zkinfer_circuits::model::{QuantizedModel, MODEL_FORMAT_VERSION};
+use serde::{Deserialize, Serialize};
+use zkinfer_circuits::model::QuantizedModel;
+use zkinfer_circuits::CircuitParams;
 use zkinfer_verifier::decode::{decode_exact, encode, DecodeFailure};
 use zkinfer_verifier::envelope::{open, seal, FileKind};
 
 use crate::error::{ProverError, Result};
+
+/// Version of the `.zkm` layout (5: the model alone; 6: the model and the layout `compile` chose).
+pub const MODEL_FILE_VERSION: u16 = 6;
+
+/// What a `.zkm` file holds.
+#[derive(Serialize, Deserialize)]
+struct ModelFile {
+    model: QuantizedModel,
+    layout: Option<CircuitParams>,
+}
 
 fn file_err(path: &Path, reason: impl Into<String>) -> ProverError {
     ProverError::ModelFile {
@@ -20,18 +33,35 @@ fn file_err(path: &Path, reason: impl Into<String>) -> ProverError {
     }
 }
 
-/// The bytes of a `.zkm` file for `model` (header + bincode); refuses a model that fails validation.
+/// The bytes of a `.zkm` file for `model` without a layout (header + bincode); refuses a model that fails
+/// validation.
 pub fn model_to_bytes(model: &QuantizedModel) -> Result<Vec<u8>> {
+    compiled_to_bytes(model, None)
+}
+
+/// The bytes of a `.zkm` file for `model` and the circuit layout chosen for it; refuses a model that fails
+/// validation and parameters out of bounds.
+pub fn compiled_to_bytes(model: &QuantizedModel, layout: Option<&CircuitParams>) -> Result<Vec<u8>> {
     model.validate()?;
-    let payload = encode(model);
-    Ok(seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload))
+    if let Some(Err(reason)) = layout.map(CircuitParams::validate) {
+        return Err(ProverError::Layout { reason });
+    }
+    let payload = encode(&ModelFile {
+        model: model.clone(),
+        layout: layout.cloned(),
+    });
+    Ok(seal(FileKind::Model, MODEL_FILE_VERSION, &payload))
 }
 
 /// Parses and checks the bytes of a `.zkm` file; `path` only labels error messages.
 pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<QuantizedModel> {
-    let payload =
-        open(FileKind::Model, MODEL_FORMAT_VERSION as u16, bytes).map_err(|e| file_err(path, e.to_string()))?;
-    let model: QuantizedModel = decode_exact(payload).map_err(|e| {
+    compiled_from_bytes(bytes, path).map(|(model, _)| model)
+}
+
+/// Parses and checks the bytes of a `.zkm` file: the model and the layout `compile` chose, if it wrote one.
+pub fn compiled_from_bytes(bytes: &[u8], path: &Path) -> Result<(QuantizedModel, Option<CircuitParams>)> {
+    let payload = open(FileKind::Model, MODEL_FILE_VERSION, bytes).map_err(|e| file_err(path, e.to_string()))?;
+    let ModelFile { model, layout } = decode_exact(payload).map_err(|e| {
         let reason = match e {
             DecodeFailure::Truncated => "the file is truncated; copy or regenerate it (zkinfer compile)".to_string(),
             DecodeFailure::Trailing(n) => format!("{n} unexpected bytes after the model; the file is corrupt"),
@@ -42,7 +72,10 @@ pub fn model_from_bytes(bytes: &[u8], path: &Path) -> Result<QuantizedModel> {
     model
         .validate()
         .map_err(|e| file_err(path, format!("invalid model: {e}")))?;
-    Ok(model)
+    if let Some(Err(reason)) = layout.as_ref().map(CircuitParams::validate) {
+        return Err(file_err(path, format!("invalid layout: {reason}")));
+    }
+    Ok((model, layout))
 }
 
 /// Writes `model` to a `.zkm` file.
@@ -52,11 +85,23 @@ pub fn save_model(path: impl AsRef<Path>, model: &QuantizedModel) -> Result<()> 
     std::fs::write(path, bytes).map_err(|e| ProverError::io(path, e))
 }
 
+/// Writes `model` and the circuit layout chosen for it to a `.zkm` file.
+pub fn save_compiled(path: impl AsRef<Path>, model: &QuantizedModel, layout: &CircuitParams) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = compiled_to_bytes(model, Some(layout))?;
+    std::fs::write(path, bytes).map_err(|e| ProverError::io(path, e))
+}
+
 /// Reads and checks a `.zkm` file.
 pub fn load_model(path: impl AsRef<Path>) -> Result<QuantizedModel> {
+    load_compiled(path).map(|(model, _)| model)
+}
+
+/// Reads and checks a `.zkm` file: the model and the layout `compile` chose, if it wrote one.
+pub fn load_compiled(path: impl AsRef<Path>) -> Result<(QuantizedModel, Option<CircuitParams>)> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|e| ProverError::io(PathBuf::from(path), e))?;
-    model_from_bytes(&bytes, path)
+    compiled_from_bytes(&bytes, path)
 }
 
 #[cfg(test)]
@@ -88,6 +133,41 @@ mod tests {
     }
 
     #[test]
+    fn the_layout_compile_chose_round_trips_and_a_bad_one_is_refused() {
+        let m = model();
+        let params = CircuitParams {
+            requant_sets: 2,
+            range_columns: 3,
+            ..CircuitParams::with_chips_of(&m)
+        };
+        let p = Path::new("m.zkm");
+        let bytes = compiled_to_bytes(&m, Some(&params)).unwrap();
+        assert_eq!(
+            compiled_from_bytes(&bytes, p).unwrap(),
+            (m.clone(), Some(params.clone()))
+        );
+        assert_eq!(model_from_bytes(&bytes, p).unwrap(), m);
+        assert_eq!(
+            compiled_from_bytes(&model_to_bytes(&m).unwrap(), p).unwrap(),
+            (m.clone(), None)
+        );
+        let absurd = CircuitParams {
+            requant_sets: 99,
+            ..params
+        };
+        assert!(matches!(
+            compiled_to_bytes(&m, Some(&absurd)),
+            Err(ProverError::Layout { .. })
+        ));
+        let payload = encode(&ModelFile {
+            model: m,
+            layout: Some(absurd),
+        });
+        let bytes = seal(FileKind::Model, MODEL_FILE_VERSION, &payload);
+        assert!(reason(model_from_bytes(&bytes, p)).contains("requantization column sets"));
+    }
+
+    #[test]
     fn refuses_other_versions_kinds_and_damaged_files() {
         let m = model();
         let bytes = model_to_bytes(&m).unwrap();
@@ -95,11 +175,11 @@ mod tests {
         assert_eq!(model_from_bytes(&bytes, p).unwrap(), m);
 
         let mut other_version = bytes.clone();
-        other_version[6..8].copy_from_slice(&(MODEL_FORMAT_VERSION as u16 + 1).to_le_bytes());
+        other_version[6..8].copy_from_slice(&(MODEL_FILE_VERSION + 1).to_le_bytes());
         assert!(reason(model_from_bytes(&other_version, p)).contains("format version"));
 
         let payload = &bytes[zkinfer_verifier::envelope::HEADER_LEN..];
-        let key = seal(FileKind::VerifyingKey, MODEL_FORMAT_VERSION as u16, payload);
+        let key = seal(FileKind::VerifyingKey, MODEL_FILE_VERSION, payload);
         assert!(reason(model_from_bytes(&key, p)).contains("verifying key"));
 
         for cut in [0, 3, 8, 9, bytes.len() / 2, bytes.len() - 1] {
@@ -127,9 +207,9 @@ mod tests {
 
     #[test]
     fn refuses_older_versions_with_the_regenerate_message() {
-        assert_eq!(MODEL_FORMAT_VERSION, 5);
+        assert_eq!(MODEL_FILE_VERSION, 6);
         let bytes = model_to_bytes(&model()).unwrap();
-        for old in [1u16, 2, 3, 4] {
+        for old in [1u16, 2, 3, 4, 5] {
             let mut file = bytes.clone();
             file[6..8].copy_from_slice(&old.to_le_bytes());
             let msg = reason(model_from_bytes(&file, Path::new("old.zkm")));
@@ -149,13 +229,19 @@ mod tests {
         lin.kernels[0].shift = 49;
         assert!(matches!(model_to_bytes(&bad), Err(ProverError::InvalidModel(_))));
         // A file written with a bad shift (bypassing the check) is refused on load.
-        let payload = encode(&bad);
-        let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
+        let payload = encode(&ModelFile {
+            model: bad,
+            layout: None,
+        });
+        let bytes = seal(FileKind::Model, MODEL_FILE_VERSION, &payload);
         assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("shift 49"));
         let mut bad = model();
         bad.input.scales[0] = f32::NAN;
-        let payload = encode(&bad);
-        let bytes = seal(FileKind::Model, MODEL_FORMAT_VERSION as u16, &payload);
+        let payload = encode(&ModelFile {
+            model: bad,
+            layout: None,
+        });
+        let bytes = seal(FileKind::Model, MODEL_FILE_VERSION, &payload);
         assert!(reason(model_from_bytes(&bytes, Path::new("x"))).contains("input scale"));
         let mut bad = model();
         bad.layers[1].output_scale = 0.0;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
-use zkinfer_circuits::layout;
-use zkinfer_prover::{save_model, Compiled, Dataset, InputScales, Precision, PrecisionChoice, Target};
+use zkinfer_circuits::layout::{Goal, Objective};
+use zkinfer_prover::{save_compiled, Compiled, Dataset, InputScales, Precision, PrecisionChoice, Target};
 
 use crate::report::print_json;
 
@@ -47,6 +47,14 @@ pub struct CompileArgs {
     /// that only linear layers read are 16-bit (two range-check limbs each instead of one).
     #[arg(long, value_name = "BITS")]
     pub activation_bits: Option<u32>,
+    /// What the circuit layout minimises: `time` (proving time, the default), `size` (proof bytes) or `memory`
+    /// (the prover's memory). The chosen layout is written into the `.zkm` and `setup` uses it.
+    #[arg(long, value_name = "OBJECTIVE", default_value = "time")]
+    pub optimize: Objective,
+    /// Largest acceptable proof, in bytes: layouts with larger proofs are not chosen (an error names the smallest
+    /// proof there is when none fits). Default: any size.
+    #[arg(long, value_name = "BYTES")]
+    pub max_proof_bytes: Option<usize>,
 }
 
 /// `channel` or `tensor`.
@@ -59,6 +67,14 @@ fn parse_input_scales(s: &str) -> std::result::Result<InputScales, String> {
 }
 
 impl CompileArgs {
+    /// What the planner is asked for.
+    pub fn goal(&self) -> Goal {
+        Goal {
+            objective: self.optimize,
+            max_proof_bytes: self.max_proof_bytes,
+        }
+    }
+
     /// The precision the flags ask for: fixed when a precision flag is given (the others at their int8
     /// defaults), otherwise chosen to the target.
     pub fn precision(&self) -> PrecisionChoice {
@@ -77,19 +93,21 @@ impl CompileArgs {
     }
 }
 
-/// Compiles `onnx` at the precision `choice` gives (the library's [`zkinfer_prover::compile`]) and writes the
-/// model to `output`.
+/// Compiles `onnx` at the precision `choice` gives with a layout for `goal` (the library's
+/// [`zkinfer_prover::compile`]) and writes the model and its layout to `output`.
 pub fn compile(
     onnx: &Path,
     calibration: &Path,
     test: Option<&Path>,
     output: &Path,
     choice: PrecisionChoice,
+    goal: &Goal,
 ) -> Result<Compiled> {
     let calibration = Dataset::load(calibration)?;
     let test = test.map(Dataset::load).transpose()?;
-    let compiled = zkinfer_prover::compile(onnx, &calibration, test.as_ref(), choice)?;
-    save_model(output, &compiled.model).with_context(|| format!("writing {}", output.display()))?;
+    let compiled = zkinfer_prover::compile(onnx, &calibration, test.as_ref(), choice, goal)?;
+    let params = compiled.params().context("the planner chose no layout")?;
+    save_compiled(output, &compiled.model, params).with_context(|| format!("writing {}", output.display()))?;
     Ok(compiled)
 }
 
@@ -142,12 +160,13 @@ pub fn describe(c: &Compiled) -> String {
         p.degree
     );
     s += &format!(
-        "  rows used: poseidon {}, linear {}, freivalds {}, requantize {}, range checks {} (x{} columns), max pool {}, \
-         tables {}, products {}, lookup table {}\n",
+        "  rows used: poseidon {}, linear {}, freivalds {}, requantize {} (x{} sets, sponge included), range checks {} \
+         (x{} columns), max pool {}, tables {}, products {}, lookup table {}\n",
         p.poseidon_rows,
         p.linear_rows,
         p.freivalds_rows,
         p.requant_rows,
+        c.params().map_or(1, |params| params.requant_sets),
         p.range_rows,
         c.params().map_or(1, |params| params.range_columns),
         p.pool_rows,
@@ -155,24 +174,28 @@ pub fn describe(c: &Compiled) -> String {
         p.product_rows,
         p.lookup_table_rows
     );
+    let cap = c.goal.max_proof_bytes.map_or("any proof size".to_string(), |max| {
+        format!("proofs of at most {max} bytes")
+    });
     s += &format!(
-        "  plan: {} layouts tried, the cheapest {} shown (estimated cost = (committed polynomials + fixed/5) x rows;\n  \
-         the first is chosen: the cheapest whose proof fits in {} bytes; freivalds = layers checked as matrix \
-         products):\n",
+        "  plan: {} layouts tried, the best {} shown for --optimize {} and {cap} (estimated cost = (committed \
+         polynomials + fixed/5) x rows;\n  est. memory = (committed + fixed + equality columns) x rows x 64 bytes; \
+         the first is chosen; freivalds = layers checked as matrix products):\n",
         c.candidates.len(),
         c.candidates.len().min(SHOWN_CANDIDATES),
-        layout::MAX_PROOF_BYTES
+        c.goal.objective,
     );
-    s += "    lanes  range cols  freivalds (pairs)     k  advice  fixed  lookups  equality  committed polys  est. cost  proof bytes\n";
+    s += "    lanes  range cols  requant sets  freivalds (pairs)     k  advice  fixed  lookups  equality  committed polys  est. cost  est. MiB  proof bytes\n";
     for (params, l) in c.candidates.iter().take(SHOWN_CANDIDATES) {
         let freivalds: Vec<String> = (0..c.model.layers.len())
             .filter(|&i| params.uses_freivalds(i))
             .map(|i| i.to_string())
             .collect();
         s += &format!(
-            "    {:>5} {:>11}  {:<17} {:>3} {:>7} {:>6} {:>8} {:>9} {:>16} {:>10} {:>12}\n",
+            "    {:>5} {:>11} {:>13}  {:<17} {:>3} {:>7} {:>6} {:>8} {:>9} {:>16} {:>10} {:>9} {:>12}\n",
             params.mac_lanes,
             params.range_columns,
+            params.requant_sets,
             if freivalds.is_empty() {
                 "-".into()
             } else {
@@ -185,6 +208,7 @@ pub fn describe(c: &Compiled) -> String {
             l.equality_columns,
             l.committed_polynomials(),
             l.estimated_cost(),
+            l.estimated_memory_bytes() >> 20,
             l.proof_bytes
         );
     }
@@ -204,7 +228,8 @@ pub fn to_json(c: &Compiled, output: &Path) -> serde_json::Value {
         "output": output,
         "name": c.model.name,
         "layout": c.layout,
-        "candidates": c.candidates.iter().map(|(p, l)| json!({"params": p, "layout": l, "estimated_cost": l.estimated_cost()})).collect::<Vec<_>>(),
+        "goal": c.goal,
+        "candidates": c.candidates.iter().map(|(p, l)| json!({"params": p, "layout": l, "estimated_cost": l.estimated_cost(), "estimated_memory_bytes": l.estimated_memory_bytes()})).collect::<Vec<_>>(),
         "precision": c.precision,
         "search": c.search,
         "diagnostics": c.diagnostics,
@@ -221,6 +246,7 @@ pub fn run(args: &CompileArgs, json: bool) -> Result<ExitCode> {
         args.test.as_deref(),
         &args.output,
         args.precision(),
+        &args.goal(),
     )?;
     if json {
         print_json(&to_json(&compiled, &args.output));

@@ -33,7 +33,14 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bo
         calibration.display()
     ));
     let started = Instant::now();
-    let compiled = compile::compile(&onnx, &calibration, Some(&test), &zkm, Default::default())?;
+    let compiled = compile::compile(
+        &onnx,
+        &calibration,
+        Some(&test),
+        &zkm,
+        Default::default(),
+        &Default::default(),
+    )?;
     let compile_ms = ms(started.elapsed());
     say(compile::describe(&compiled));
 

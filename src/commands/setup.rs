@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 use zkinfer_circuits::CircuitParams;
-use zkinfer_prover::{load_model, setup, write_keys, KeyPair, SrsSource};
+use zkinfer_prover::{load_compiled, setup, write_keys, KeyPair, SrsSource};
 
 use crate::report::{ms, print_json, spinner, INSECURE_SRS_WARNING};
 
@@ -30,10 +30,12 @@ pub struct SetupArgs {
 
 /// Loads the model, generates its keys and writes them into `dir`.
 pub fn setup_keys(model: &Path, source: &SrsSource, dir: &Path, json: bool) -> Result<(KeyPair, f64)> {
-    let model = load_model(model)?;
+    // The layout `compile` chose for its goal; a `.zkm` written without one gets the fastest.
+    let (model, layout) = load_compiled(model)?;
+    let params = layout.unwrap_or_else(|| CircuitParams::for_model(&model));
     let bar = spinner("generating keys", json);
     let started = Instant::now();
-    let keys = setup(&model, CircuitParams::for_model(&model), source)?;
+    let keys = setup(&model, params, source)?;
     let elapsed = ms(started.elapsed());
     bar.finish_and_clear();
     write_keys(&keys, dir)?;

@@ -32,7 +32,7 @@ use crate::srs_points::SrsPoints;
 /// Format version of verifying-key files (5: the model id hashes the whole file; 6: circuit parameters name the
 /// optional chips and the Freivalds layers as sets, and the product chip exists; 7: input scales per channel; 8: the
 /// requantization's upper clamp bound a fixed column; 9: that column only with the optional `WideRelu` chip; 10: selectors are plain fixed columns, so the halo2 key
-/// carries no `2^k`-bit selector bitmaps and loads in time independent of `k`).
+/// carries no `2^k`-bit selector bitmaps, and circuit parameters name the requantization column sets).
 pub const VERIFYING_KEY_VERSION: u16 = 10;
 
 /// Domain separation of the model id.

@@ -40,10 +40,12 @@ impl LayerChip for Linear {
         }
         let mut lookups = 0;
         let input_bits = ctx.model.input_bits(self);
+        // One rescale per kernel (its accumulator bound sums the kernel's weights), not per output.
+        let rescales: Vec<_> = self.kernels.iter().map(|k| k.rescale_for(input_bits)).collect();
         for group in &self.groups {
             for &(_, k) in &group.outputs {
-                let kernel = self.kernels.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
-                lookups += ctx.place_requantization(&kernel.rescale_for(input_bits), self.output_range());
+                let rescale = rescales.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
+                lookups += ctx.place_requantization(rescale, self.output_range());
             }
         }
         Ok(Planned {

@@ -26,8 +26,8 @@ pub use linear::ProductCheck;
 pub struct Cursors {
     /// Multiply-accumulate columns.
     pub linear: usize,
-    /// Requantization columns (shared with the Poseidon sponge, which comes first).
-    pub requant: usize,
+    /// Requantization column sets (the first shared with the Poseidon sponge, which comes first in it).
+    pub requant: ColumnRows,
     /// Range-check columns.
     pub range: ColumnRows,
     /// Max-pool columns.
@@ -78,7 +78,7 @@ impl PlanContext<'_> {
             self.rows.range.place(check.rows());
             rows += check.rows();
         }
-        self.rows.requant += 1;
+        self.rows.requant.place(1);
         rows
     }
 }
@@ -122,16 +122,9 @@ impl AssignContext<'_, '_, '_> {
         acc: Accumulator<'_>,
     ) -> Result<(AssignedValue, AssignedValue), CircuitProblem> {
         let config = self.config;
-        let cells = config.requant.assign(
-            self.a,
-            self.rows.requant,
-            &config.range,
-            &mut self.rows.range,
-            rescale,
-            out,
-            acc,
-        )?;
-        self.rows.requant += 1;
+        let (set, row) = self.rows.requant.place(1);
+        let chip = config.requant.get(set).ok_or(CircuitProblem::MissingRequantSet(set))?;
+        let cells = chip.assign(self.a, row, &config.range, &mut self.rows.range, rescale, out, acc)?;
         Ok(cells)
     }
 }
@@ -166,7 +159,7 @@ pub fn plan_layer(layer: &Layer, ctx: &mut PlanContext<'_>) -> Result<crate::lay
         output_shape: layer.output_shape.clone(),
         layout: planned.layout.into(),
         rows: ctx.rows.layer_rows() - before.layer_rows(),
-        requant_rows: ctx.rows.requant - before.requant,
+        requant_rows: ctx.rows.requant.total() - before.requant.total(),
         range_rows: ctx.rows.range.total() - before.range.total(),
         lookups: planned.lookups,
     })

@@ -95,8 +95,9 @@ impl Honest {
     }
 }
 
-/// The small CNN's two layouts: every convolution on the multiply-accumulate chip with one range column, or
-/// every convolution checked by Freivalds' test with two range columns.
+/// The small CNN's two layouts: every convolution on the multiply-accumulate chip with one range column and one
+/// requantization set, or every convolution checked by Freivalds' test with two range columns and three
+/// requantization sets (so the forgeries reach cells of every set).
 pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
     let mac = CircuitParams::with_chips_of(model);
     let freivalds_layers: std::collections::BTreeSet<usize> = freivalds_candidates(model).into_iter().collect();
@@ -106,6 +107,7 @@ pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
         CircuitParams {
             freivalds_layers,
             range_columns: 2,
+            requant_sets: 3,
             ..mac
         },
     ]

@@ -16,7 +16,8 @@ use std::str::FromStr;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use zkinfer_circuits::{layout, QuantizedModel};
+use zkinfer_circuits::layout::{self, Goal};
+use zkinfer_circuits::QuantizedModel;
 
 use zkinfer_circuits::model::ACT_BITS;
 
@@ -95,6 +96,9 @@ pub struct Tried {
     pub estimated_cost: u64,
     /// Proof size of that layout, in bytes.
     pub proof_bytes: usize,
+    /// What the planner's goal minimises, for that layout: the estimated cost (time), the proof bytes (size) or the
+    /// estimated memory (memory). The targets pick the cheapest candidate by this.
+    pub objective: u64,
 }
 
 /// What the search tried and what it chose.
@@ -168,8 +172,12 @@ fn measure(
     precision: Precision,
     calibration: &[Vec<f32>],
     float_out: &[Vec<f32>],
+    goal: &Goal,
 ) -> Result<Option<Tried>> {
-    let (_, layouts) = layout::choose(model).map_err(|reason| ProverError::Layout { reason })?;
+    // A precision whose every layout breaks the goal's proof-size cap is not a candidate.
+    let Ok((_, layouts)) = layout::choose_for(model, goal) else {
+        return Ok(None);
+    };
     let Some((_, best)) = layouts.first() else {
         return Ok(None);
     };
@@ -181,13 +189,23 @@ fn measure(
         k: best.k,
         advice_columns: best.advice_columns,
         estimated_cost: best.estimated_cost(),
+        objective: match goal.objective {
+            layout::Objective::Time => best.estimated_cost(),
+            layout::Objective::Size => best.proof_bytes as u64,
+            layout::Objective::Memory => best.estimated_memory_bytes(),
+        },
         proof_bytes: best.proof_bytes,
     }))
 }
 
 /// Quantizes `float` at every candidate precision, measures each on the `calibration` samples, and returns the
 /// model the `target` picks with the report.
-pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> Result<(QuantizedModel, SearchReport)> {
+pub fn search(
+    float: &FloatModel,
+    calibration: &[Vec<f32>],
+    target: Target,
+    goal: &Goal,
+) -> Result<(QuantizedModel, SearchReport)> {
     let float_out = calibration
         .par_iter()
         .map(|x| float.forward(x))
@@ -212,7 +230,7 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
             continue;
         }
         // Likewise a candidate the planner cannot lay out (wider values can need more rows than the largest k).
-        match measure(&model, precision.clone(), calibration, &float_out) {
+        match measure(&model, precision.clone(), calibration, &float_out, goal) {
             Ok(Some(t)) => {
                 tried.push(t);
                 models.push(model);
@@ -242,8 +260,8 @@ pub fn search(float: &FloatModel, calibration: &[Vec<f32>], target: Target) -> R
         }
         if narrowest != tried[chosen].precision {
             let model = quantize_with(float, calibration, narrowest.clone())?;
-            if let Ok(Some(narrowed)) = measure(&model, narrowest, calibration, &float_out) {
-                if narrowed.estimated_cost <= tried[chosen].estimated_cost {
+            if let Ok(Some(narrowed)) = measure(&model, narrowest, calibration, &float_out, goal) {
+                if narrowed.objective <= tried[chosen].objective {
                     chosen = tried.len();
                 }
                 tried.push(narrowed);
@@ -293,10 +311,10 @@ fn choose(tried: &[Tried], target: Target) -> Option<(usize, Option<String>)> {
     let eligible = tried.iter().enumerate().filter(|(_, t)| t.fidelity >= floor - 1e-12);
     let chosen = if target == Target::Accuracy {
         // Among the most faithful: the smallest output error, then the cheapest.
-        let key = |t: &Tried| (t.output_error, t.estimated_cost as f64);
+        let key = |t: &Tried| (t.output_error, t.objective as f64);
         eligible.min_by(|(i, a), (j, b)| key(a).partial_cmp(&key(b)).unwrap_or(Ordering::Equal).then(i.cmp(j)))
     } else {
-        eligible.min_by_key(|(i, t)| (t.estimated_cost, *i))
+        eligible.min_by_key(|(i, t)| (t.objective, *i))
     }
     .map(|(i, _)| i)?;
     if tried[chosen].precision.weight_bits == 4 {
@@ -360,6 +378,7 @@ mod tests {
             advice_columns: 8,
             estimated_cost,
             proof_bytes: 2000,
+            objective: estimated_cost,
         }
     }
 
@@ -413,7 +432,7 @@ mod tests {
     #[test]
     fn sixteen_bit_activations_stay_only_where_a_layer_needs_them() {
         let (float, calibration) = needs_16_bits_in_one_layer();
-        let (model, report) = search(&float, &calibration, Target::Balanced).unwrap();
+        let (model, report) = search(&float, &calibration, Target::Balanced, &Goal::default()).unwrap();
         let chosen = &report.tried[report.chosen];
         assert_eq!(chosen.precision.activation_bits, 16, "{report}");
         assert_eq!(chosen.precision.int8_layers, [1].into_iter().collect(), "{report}");
