@@ -303,3 +303,56 @@ fn gpu_info_lists_adapters_and_exits_0() {
         );
     }
 }
+
+/// `compile --optimize size` and `--max-proof-bytes` choose the layout `setup` then uses (its proof is the size the
+/// plan says and within the cap); a cap no layout meets is an error that names the smallest proof there is.
+#[test]
+fn the_planner_goal_reaches_setup_and_an_impossible_cap_is_a_clear_error() {
+    let dir = common::temp_dir("cli-goal");
+    let (onnx, cal) = (common::digits("model.onnx"), common::digits("calibration.json"));
+    let compile = |zkm: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "compile",
+            path(&onnx),
+            "--calibration",
+            path(&cal),
+            "-o",
+            path(zkm),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        zkinfer(&args)
+    };
+    let zkm = dir.join("small.zkm");
+    let o = compile(&zkm, &["--optimize", "size", "--max-proof-bytes", "4000"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let planned = report["layout"]["proof_bytes"].as_u64().expect("proof bytes");
+    let smallest = report["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .filter_map(|c| c["layout"]["proof_bytes"].as_u64())
+        .min()
+        .expect("a candidate");
+    assert_eq!(planned, smallest, "--optimize size did not take the smallest proof");
+    assert!(planned <= 4000);
+    let keys = dir.join("keys");
+    let o = zkinfer(&["setup", path(&zkm), "--insecure-dev-srs", "-o", path(&keys), "--json"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let vk = zkinfer_verifier::load_verifier_key(&keys, None).expect("vk");
+    assert_eq!(
+        vk.proof_len() as u64,
+        planned,
+        "setup did not use the layout compile chose"
+    );
+
+    let o = compile(&dir.join("never.zkm"), &["--max-proof-bytes", "1000"]);
+    assert!(!o.status.success(), "{}", text(&o));
+    let message = text(&o);
+    assert!(
+        message.contains("at most 1000 bytes") && message.contains("the smallest is"),
+        "{message}"
+    );
+    assert!(!dir.join("never.zkm").exists());
+}

@@ -233,7 +233,12 @@ fn requantization_sets_share_the_rows() {
         },
     )
     .expect("plan");
-    assert!(three.requant_rows < one.requant_rows, "{} vs {}", three.requant_rows, one.requant_rows);
+    assert!(
+        three.requant_rows < one.requant_rows,
+        "{} vs {}",
+        three.requant_rows,
+        one.requant_rows
+    );
     assert!(3 * three.requant_rows >= one.requant_rows);
     assert_eq!(three.advice_columns, one.advice_columns + 10);
 }

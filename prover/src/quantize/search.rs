@@ -174,10 +174,9 @@ fn measure(
     float_out: &[Vec<f32>],
     goal: &Goal,
 ) -> Result<Option<Tried>> {
-    // A precision whose every layout breaks the goal's proof-size cap is not a candidate.
-    let Ok((_, layouts)) = layout::choose_for(model, goal) else {
-        return Ok(None);
-    };
+    // A precision whose every layout breaks the goal's proof-size cap is skipped with the planner's reason (which
+    // names the smallest proof there is), as one it cannot lay out.
+    let (_, layouts) = layout::choose_for(model, goal).map_err(|reason| ProverError::Layout { reason })?;
     let Some((_, best)) = layouts.first() else {
         return Ok(None);
     };
@@ -241,7 +240,7 @@ pub fn search(
         }
     }
     let (mut chosen, mut note) = choose(&tried, target).ok_or_else(|| ProverError::Layout {
-        reason: "the planner found no layout for any precision".into(),
+        reason: format!("the planner found no layout for any precision: {}", skipped.join("; ")),
     })?;
     // 16-bit activations only where a layer needs them: with 16 bits chosen, each eligible layer in turn goes back
     // to int8 while the fidelity stays within the target (not for the accuracy target, which keeps the most faithful).
