@@ -151,12 +151,14 @@ const LAYOUT_CANDIDATES: usize = 3;
 /// The cost model's inputs and output for one layout, on one line.
 fn describe_plan(params: &CircuitParams, plan: &layout::Layout) -> String {
     format!(
-        "lanes {}, range columns {}, freivalds layers {:?} over {} column pairs: k = {} ({} rows); rows used: poseidon {}, linear {}, \
+        "lanes {} x {} taps, range columns {}, requantization sets {}, freivalds layers {:?} over {} column pairs: k = {} ({} rows); rows used: poseidon {}, linear {}, \
          freivalds {}, requantize {}, range {}, pool {}, table {}, product {}, lookup table {}, blinding {} (max {}); \
          {} advice / {} fixed columns, {} lookups, {} equality columns, degree {}; {} committed polynomials, \
          estimated cost {}",
         params.mac_lanes,
+        params.mac_taps,
         params.range_columns,
+        params.requant_sets,
         params.freivalds_layers,
         params.freivalds_pairs,
         plan.k,

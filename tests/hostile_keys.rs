@@ -308,6 +308,8 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
         m.circuit_params.mac_lanes = 1_000_000_000
     });
     meta_change("mac_lanes = 0", true, &|m| m.circuit_params.mac_lanes = 0);
+    meta_change("mac_taps", false, &|m| m.circuit_params.mac_taps += 1);
+    meta_change("mac_taps = 10^9", true, &|m| m.circuit_params.mac_taps = 1_000_000_000);
     meta_change("range_columns", false, &|m| m.circuit_params.range_columns += 1);
     meta_change("range_columns = 10^9", true, &|m| {
         m.circuit_params.range_columns = 1_000_000_000

@@ -175,7 +175,7 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
     ModelConfig {
         poseidon: PoseidonConfig::configure(meta, [d, b, extra], [acc, r, y]),
         requant,
-        linear: LinearConfig::configure(meta, params.mac_lanes.max(1)),
+        linear: LinearConfig::configure(meta, params.mac_lanes.max(1), params.mac_taps.max(1)),
         max_pool: params
             .has(Chip::MaxPool)
             .then(|| MaxPoolConfig::configure(meta, range.table())),

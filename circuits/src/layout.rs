@@ -273,8 +273,10 @@ fn plan_validated(model: &QuantizedModel, params: &CircuitParams) -> Result<Layo
 /// the extended domain's share; see [`Layout::estimated_memory_bytes`]).
 pub const MEMORY_FACTOR_LOG2: u32 = 1;
 
-/// Multiply-accumulate lane counts the planner tries.
-pub const MAC_LANE_CHOICES: [usize; 4] = [2, 4, 8, 16];
+/// Multiply-accumulate shapes the planner tries, `(lanes, taps per row)`, by products per row: 2, 4, 8 with one
+/// tap, then 16, 32, 64 with several (8 lanes of 2 taps make as many products per row as 16 of one, with 7 advice
+/// columns fewer).
+pub const MAC_SHAPE_CHOICES: [(usize, usize); 6] = [(2, 1), (4, 1), (8, 1), (8, 2), (8, 4), (16, 4)];
 
 /// Most range-check columns the planner tries (it stops adding columns once range checks no longer set `k`).
 pub const MAX_PLANNED_RANGE_COLUMNS: usize = 12;
@@ -365,6 +367,7 @@ type RankKey = (
     usize,
     usize,
     usize,
+    usize,
     BTreeSet<usize>,
 );
 
@@ -385,6 +388,7 @@ fn rank(goal: &Goal, (params, layout): &Candidate) -> RankKey {
         params.range_columns,
         params.requant_sets,
         params.mac_lanes,
+        params.mac_taps,
         params.freivalds_pairs,
         params.freivalds_layers.len(),
         params.freivalds_layers.clone(),
@@ -416,10 +420,10 @@ fn binds(layout: &Layout, group: Group) -> bool {
     rows.iter().filter(|(g, _)| *g != Some(group)).all(|(_, r)| own > *r)
 }
 
-/// Every lane count in [`MAC_LANE_CHOICES`] and, for each, as many Freivalds column pairs (with Freivalds layers),
+/// Every multiply-accumulate shape in [`MAC_SHAPE_CHOICES`] and, for each, as many Freivalds column pairs (with Freivalds layers),
 /// requantization sets and range columns as can lower `k`, for one set of Freivalds layers: innermost first, a
 /// group gets another column while it is the fullest (more would only add polynomials), up to
-/// [`MAX_FREIVALDS_PAIRS`], [`MAX_PLANNED_REQUANT_SETS`] and [`MAX_PLANNED_RANGE_COLUMNS`]; larger lane counts are
+/// [`MAX_FREIVALDS_PAIRS`], [`MAX_PLANNED_REQUANT_SETS`] and [`MAX_PLANNED_RANGE_COLUMNS`]; larger shapes are
 /// tried while the multiply-accumulate rows are the fullest.
 fn candidates_for(
     model: &QuantizedModel,
@@ -432,13 +436,14 @@ fn candidates_for(
         MAX_FREIVALDS_PAIRS
     };
     let mut out = Vec::new();
-    for (lane_choice, &mac_lanes) in MAC_LANE_CHOICES.iter().enumerate() {
+    for (shape_choice, &(mac_lanes, mac_taps)) in MAC_SHAPE_CHOICES.iter().enumerate() {
         let mut last = None;
         for freivalds_pairs in 1..=max_pairs {
             for requant_sets in 1..=MAX_PLANNED_REQUANT_SETS {
                 for range_columns in 1..=MAX_PLANNED_RANGE_COLUMNS {
                     let params = CircuitParams {
                         mac_lanes,
+                        mac_taps,
                         range_columns,
                         requant_sets,
                         freivalds_layers: freivalds_layers.clone(),
@@ -461,8 +466,8 @@ fn candidates_for(
                 break;
             }
         }
-        // The smallest lane counts are always tried (fewer columns can be cheaper at the same `k`).
-        if lane_choice > 0 && !last.as_ref().is_some_and(|l| binds(l, Group::Linear)) {
+        // The two smallest shapes are always tried (fewer columns can be cheaper at the same `k`).
+        if shape_choice > 0 && !last.as_ref().is_some_and(|l| binds(l, Group::Linear)) {
             break;
         }
     }
@@ -475,7 +480,7 @@ pub fn choose(model: &QuantizedModel) -> Result<(CircuitParams, Vec<Candidate>),
 }
 
 /// The layout choices for `model` that best meet `goal` (fewest columns on a tie), with the plans of every
-/// candidate tried, best first: every lane count in [`MAC_LANE_CHOICES`], and Freivalds column pairs, range columns and
+/// candidate tried, best first: every multiply-accumulate shape in [`MAC_SHAPE_CHOICES`] (while its rows bind), and Freivalds column pairs, range columns and
 /// requantization sets as [`candidates_for`] adds them, and every
 /// subset of [`freivalds_candidates`] (up to [`EXHAUSTIVE_FREIVALDS`] of them; see [`choose_with`]). An error when
 /// the goal caps the proof size and no layout fits, naming the smallest proof there is.
@@ -484,8 +489,8 @@ pub fn choose_for(model: &QuantizedModel, goal: &Goal) -> Result<(CircuitParams,
 }
 
 /// [`choose_for`], trying every subset of the Freivalds candidates when there are at most `exhaustive` of them,
-/// and otherwise growing the set greedily: starting from none, add the layer whose best layout ranks highest,
-/// while that improves on the best so far.
+/// and otherwise two greedy walks: starting from none, add the layer whose best layout ranks highest while that
+/// improves on the best so far; and starting from all, remove layers the same way.
 pub fn choose_with(
     model: &QuantizedModel,
     goal: &Goal,
@@ -505,29 +510,47 @@ pub fn choose_with(
             candidates.extend(candidates_for(model, &base, &layers)?);
         }
     } else {
+        // Two greedy walks, their candidates pooled: adding layers to none while that helps, and removing layers
+        // from all while that helps (a layout whose `k` drops only once several layers move is found by the second).
         let best_of = |c: &[Candidate]| c.iter().map(rank).min();
-        let mut chosen = BTreeSet::new();
-        candidates.extend(candidates_for(model, &base, &chosen)?);
-        let mut best = best_of(&candidates);
-        loop {
-            let mut step = None;
-            for &layer in eligible.iter().filter(|l| !chosen.contains(*l)) {
-                let mut with = chosen.clone();
-                with.insert(layer);
-                let tried = candidates_for(model, &base, &with)?;
-                let key = best_of(&tried);
-                if key < best && step.as_ref().is_none_or(|(_, k)| key < *k) {
-                    step = Some((with, key));
+        for start_full in [false, true] {
+            let mut chosen: BTreeSet<usize> = if start_full {
+                eligible.iter().copied().collect()
+            } else {
+                BTreeSet::new()
+            };
+            let start = candidates_for(model, &base, &chosen)?;
+            let mut best = best_of(&start);
+            candidates.extend(start);
+            loop {
+                let mut step = None;
+                for &layer in &eligible {
+                    let mut next = chosen.clone();
+                    let changed = if start_full {
+                        next.remove(&layer)
+                    } else {
+                        next.insert(layer)
+                    };
+                    if !changed {
+                        continue;
+                    }
+                    let tried = candidates_for(model, &base, &next)?;
+                    let key = best_of(&tried);
+                    if key < best && step.as_ref().is_none_or(|(_, k)| key < *k) {
+                        step = Some((next, key));
+                    }
+                    candidates.extend(tried);
                 }
-                candidates.extend(tried);
-            }
-            match step {
-                Some((set, key)) => (chosen, best) = (set, key),
-                None => break,
+                match step {
+                    Some((set, key)) => (chosen, best) = (set, key),
+                    None => break,
+                }
             }
         }
     }
     candidates.sort_by_key(rank);
+    // The greedy walks can try a set twice; identical layouts rank next to each other.
+    candidates.dedup_by(|a, b| a.0 == b.0);
     let (best, layout) = candidates.first().ok_or("no layout candidate")?;
     if let (false, Some(max)) = (goal.fits(layout), goal.max_proof_bytes) {
         let smallest = candidates.iter().map(|(_, l)| l.proof_bytes).min().unwrap_or(0);

@@ -51,6 +51,8 @@ impl Chip {
 pub struct CircuitParams {
     /// Output channels computed side by side in the multiply-accumulate chip.
     pub mac_lanes: usize,
+    /// Inputs each multiply-accumulate row takes (several for matrix–vector products whose rows set `k`).
+    pub mac_taps: usize,
     /// Range-check columns (each with its own lookup into the shared table).
     pub range_columns: usize,
     /// Requantization column sets (five advice columns, the fixed ones and a gate each), filled side by side; the
@@ -69,6 +71,8 @@ pub struct CircuitParams {
 pub const MAX_MAC_LANES: usize = 16;
 /// Most range-check columns a layout may ask for.
 pub const MAX_RANGE_COLUMNS: usize = 16;
+/// Most inputs per multiply-accumulate row a layout may ask for.
+pub const MAX_MAC_TAPS: usize = 8;
 /// Most requantization column sets a layout may ask for.
 pub const MAX_REQUANT_SETS: usize = 8;
 /// Most Freivalds column pairs a layout may ask for.
@@ -88,7 +92,7 @@ impl CircuitParams {
     }
 
     /// Refuses parameters no planner chooses, so that parameters read from a file (a verifying key handed out by
-    /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, range columns in `[1, 16]`,
+    /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, taps per row in `[1, 8]`, range columns in `[1, 16]`,
     /// requantization sets in `[1, 8]`, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`].
     pub fn validate(&self) -> Result<(), String> {
         let bounded = |what: &str, value: usize, max: usize| {
@@ -99,6 +103,7 @@ impl CircuitParams {
             }
         };
         bounded("multiply-accumulate lanes", self.mac_lanes, MAX_MAC_LANES)?;
+        bounded("multiply-accumulate taps per row", self.mac_taps, MAX_MAC_TAPS)?;
         bounded("range columns", self.range_columns, MAX_RANGE_COLUMNS)?;
         bounded("requantization column sets", self.requant_sets, MAX_REQUANT_SETS)?;
         bounded("Freivalds column pairs", self.freivalds_pairs, MAX_FREIVALDS_PAIRS)?;
@@ -129,6 +134,7 @@ impl Default for CircuitParams {
     fn default() -> Self {
         Self {
             mac_lanes: 4,
+            mac_taps: 1,
             range_columns: 1,
             requant_sets: 1,
             chips: BTreeSet::new(),

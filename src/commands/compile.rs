@@ -185,15 +185,15 @@ pub fn describe(c: &Compiled) -> String {
         c.candidates.len().min(SHOWN_CANDIDATES),
         c.goal.objective,
     );
-    s += "    lanes  range cols  requant sets  freivalds (pairs)     k  advice  fixed  lookups  equality  committed polys  est. cost  est. MiB  proof bytes\n";
+    s += "    lanes x taps  range cols  requant sets  freivalds (pairs)     k  advice  fixed  lookups  equality  committed polys  est. cost  est. MiB  proof bytes\n";
     for (params, l) in c.candidates.iter().take(SHOWN_CANDIDATES) {
         let freivalds: Vec<String> = (0..c.model.layers.len())
             .filter(|&i| params.uses_freivalds(i))
             .map(|i| i.to_string())
             .collect();
         s += &format!(
-            "    {:>5} {:>11} {:>13}  {:<17} {:>3} {:>7} {:>6} {:>8} {:>9} {:>16} {:>10} {:>9} {:>12}\n",
-            params.mac_lanes,
+            "    {:>12} {:>11} {:>13}  {:<17} {:>3} {:>7} {:>6} {:>8} {:>9} {:>16} {:>10} {:>9} {:>12}\n",
+            format!("{} x {}", params.mac_lanes, params.mac_taps),
             params.range_columns,
             params.requant_sets,
             if freivalds.is_empty() {

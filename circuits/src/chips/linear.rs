@@ -1,16 +1,19 @@
 //! Linear layers (Gemm, Conv, average pools, residual Add): multiply-accumulate with the weights in fixed columns,
 //! several output channels per row.
 //!
-//! A group's outputs read the same taps. A pass computes `lanes` outputs at once: row `j` holds tap `x_j` (one
-//! advice cell, copied in) and, for each lane `o`, the fixed weight `w_o` and the running sum `acc_o`.
-//! Gate (per lane): `q_mac · (acc_o − cont · acc_o[−1] − x · w_o) = 0`, with `cont = 0` on the first row of a pass
-//! and `cont = 1` after. Padding taps are skipped. The bias is added by the requantization gate (fixed offset).
-//! Weights and biases are fixed, so the verifying key (and the model id) commits to them.
+//! A group's outputs read the same taps. A pass computes `lanes` outputs at once, `taps` inputs per row: row `j`
+//! holds taps `x_{j,1} … x_{j,T}` (advice cells, copied in) and, for each lane `o`, the fixed weights `w_{o,t}`
+//! and the running sum `acc_o`. Gate (per lane): `q_mac · (acc_o − cont · acc_o[−1] − Σ_t x_t · w_{o,t}) = 0`, with
+//! `cont = 0` on the first row of a pass and `cont = 1` after. Padding taps are skipped; the slots left over in a
+//! pass's last row hold zeros (padding cells) under zero weights. The bias is added by the requantization gate
+//! (fixed offset). Weights and biases are fixed, so the verifying key (and the model id) commits to them. Several
+//! taps per row is what a matrix–vector product (a dense layer, where Freivalds' test cannot help) needs when its
+//! rows set `k`: `T` times fewer rows for `T − 1` more advice columns and `lanes · (T − 1)` more fixed ones.
 
 use ff::Field;
 use halo2_proofs::{
     halo2curves::bn256::Fr,
-    plonk::{Advice, Column, ConstraintSystem, Error, Fixed, Selector},
+    plonk::{Advice, Column, ConstraintSystem, Error, Expression, Fixed, Selector},
     poly::Rotation,
 };
 
@@ -21,9 +24,11 @@ use crate::model::{Linear, LinearGroup};
 /// Columns of the multiply-accumulate chip.
 #[derive(Clone, Debug)]
 pub struct LinearConfig {
-    x: Column<Advice>,
+    /// One column per tap of a row.
+    x: Vec<Column<Advice>>,
     acc: Vec<Column<Advice>>,
-    w: Vec<Column<Fixed>>,
+    /// `w[o][t]`: the weight of lane `o` for tap `t` of the row.
+    w: Vec<Vec<Column<Fixed>>>,
     cont: Column<Fixed>,
     q_mac: Selector,
 }
@@ -38,42 +43,56 @@ pub fn pack_rows(inputs: usize) -> usize {
     inputs
 }
 
-/// Rows one group takes with `lanes` outputs per pass.
-pub fn group_rows(group: &LinearGroup, lanes: usize) -> usize {
-    group.taps.iter().flatten().count() * group.outputs.len().div_ceil(lanes)
+/// Rows one group takes with `lanes` outputs per pass and `taps` inputs per row.
+pub fn group_rows(group: &LinearGroup, lanes: usize, taps: usize) -> usize {
+    group.taps.iter().flatten().count().div_ceil(taps.max(1)) * group.outputs.len().div_ceil(lanes)
 }
 
 /// Rows a linear layer takes.
-pub fn rows(linear: &Linear, lanes: usize) -> usize {
-    linear.groups.iter().map(|g| group_rows(g, lanes)).sum()
+pub fn rows(linear: &Linear, lanes: usize, taps: usize) -> usize {
+    linear.groups.iter().map(|g| group_rows(g, lanes, taps)).sum()
 }
 
 impl LinearConfig {
-    /// Allocates `lanes` accumulator lanes and the multiply-accumulate gate.
-    pub fn configure(meta: &mut ConstraintSystem<Fr>, lanes: usize) -> Self {
-        let x = meta.advice_column();
-        meta.enable_equality(x);
+    /// Allocates `lanes` accumulator lanes, `taps` input columns and the multiply-accumulate gate.
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, lanes: usize, taps: usize) -> Self {
+        let x: Vec<_> = (0..taps.max(1)).map(|_| meta.advice_column()).collect();
+        for &c in &x {
+            meta.enable_equality(c);
+        }
         let acc: Vec<_> = (0..lanes).map(|_| meta.advice_column()).collect();
         for &c in &acc {
             meta.enable_equality(c);
         }
-        let w: Vec<_> = (0..lanes).map(|_| meta.fixed_column()).collect();
+        let w: Vec<Vec<_>> = (0..lanes)
+            .map(|_| x.iter().map(|_| meta.fixed_column()).collect())
+            .collect();
         let cont = meta.fixed_column();
         let q_mac = meta.selector();
         meta.create_gate("multiply-accumulate", |meta| {
             let q = meta.query_selector(q_mac);
-            let x = meta.query_advice(x, Rotation::cur());
+            let xs: Vec<_> = x.iter().map(|&c| meta.query_advice(c, Rotation::cur())).collect();
             let cont = meta.query_fixed(cont, Rotation::cur());
             (0..lanes)
                 .map(|o| {
                     let acc_cur = meta.query_advice(acc[o], Rotation::cur());
                     let acc_prev = meta.query_advice(acc[o], Rotation::prev());
-                    let w = meta.query_fixed(w[o], Rotation::cur());
-                    q.clone() * (acc_cur - cont.clone() * acc_prev - x.clone() * w)
+                    let products = xs
+                        .iter()
+                        .zip(&w[o])
+                        .fold(Expression::Constant(Fr::ZERO), |sum, (x, &w)| {
+                            sum + x.clone() * meta.query_fixed(w, Rotation::cur())
+                        });
+                    q.clone() * (acc_cur - cont.clone() * acc_prev - products)
                 })
                 .collect::<Vec<_>>()
         });
         Self { x, acc, w, cont, q_mac }
+    }
+
+    /// Input cells per row.
+    pub fn taps(&self) -> usize {
+        self.x.len()
     }
 
     /// Writes zeros into the accumulators of `row` (the row before the first pass, which its gate reads).
@@ -103,10 +122,15 @@ impl LinearConfig {
             for (j, (i, x)) in chunk.iter().enumerate().rev().enumerate() {
                 let cont = if j == 0 { Fr::ZERO } else { radix };
                 a.enable(&self.q_mac, row)?;
-                let x = a.advice(CellKind::Input, self.x, row, *x);
+                let x = a.advice(CellKind::Input, self.x[0], row, *x);
+                for &column in &self.x[1..] {
+                    a.advice(CellKind::Padding, column, row, Fr::ZERO);
+                }
                 a.fixed(self.cont, row, cont);
                 for (o, column) in self.acc.iter().enumerate() {
-                    a.fixed(self.w[o], row, if o == 0 { Fr::ONE } else { Fr::ZERO });
+                    for (t, &w) in self.w[o].iter().enumerate() {
+                        a.fixed(w, row, if o == 0 && t == 0 { Fr::ONE } else { Fr::ZERO });
+                    }
                     if o == 0 {
                         // Carry on from the cell as written (a forged running sum propagates, see `assign`).
                         let cell = a.advice(CellKind::PackedInput, *column, row, sum * cont + x.value);
@@ -136,25 +160,38 @@ impl LinearConfig {
         taps: &[Option<AssignedValue>],
     ) -> Result<(Vec<AssignedValue>, usize), Error> {
         let lanes = self.acc.len();
+        let present: Vec<(usize, &AssignedValue)> = taps
+            .iter()
+            .enumerate()
+            .filter_map(|(t, tap)| tap.as_ref().map(|c| (t, c)))
+            .collect();
         let mut accumulators = Vec::with_capacity(group.outputs.len());
         for pass in group.outputs.chunks(lanes) {
             let kernels: Vec<_> = pass.iter().map(|&(_, k)| &linear.kernels[k]).collect();
             let mut sums = vec![Fr::ZERO; lanes];
             let mut last = Vec::new();
-            for (j, (t, tap)) in taps
-                .iter()
-                .enumerate()
-                .filter_map(|(t, tap)| tap.as_ref().map(|c| (t, c)))
-                .enumerate()
-            {
+            for (j, row_taps) in present.chunks(self.x.len()).enumerate() {
                 a.enable(&self.q_mac, row)?;
-                let x = a.copy(CellKind::LayerInput, self.x, row, tap);
+                // The row's taps, then zeros in the slots a pass's last row leaves over (under zero weights).
+                let mut xs = Vec::with_capacity(self.x.len());
+                for (slot, &column) in self.x.iter().enumerate() {
+                    xs.push(match row_taps.get(slot) {
+                        Some(&(t, tap)) => (Some(t), a.copy(CellKind::LayerInput, column, row, tap).value),
+                        None => (None, a.advice(CellKind::Padding, column, row, Fr::ZERO).value),
+                    });
+                }
                 a.fixed(self.cont, row, if j == 0 { Fr::ZERO } else { Fr::ONE });
                 last.clear();
                 for (o, sum) in sums.iter_mut().enumerate() {
-                    let w = kernels.get(o).map_or(Fr::ZERO, |k| field::from_i64(k.weights[t]));
-                    a.fixed(self.w[o], row, w);
-                    let next = *sum * Fr::from(u64::from(j != 0)) + x.value * w;
+                    let mut next = *sum * Fr::from(u64::from(j != 0));
+                    for (&(t, x), &column) in xs.iter().zip(&self.w[o]) {
+                        let w = match (t, kernels.get(o)) {
+                            (Some(t), Some(k)) => field::from_i64(k.weights[t]),
+                            _ => Fr::ZERO,
+                        };
+                        a.fixed(column, row, w);
+                        next += x * w;
+                    }
                     // Carry on from the cell as written (a forged running sum propagates, see `assign`).
                     let cell = a.advice(CellKind::ProductSum, self.acc[o], row, next);
                     *sum = cell.value;

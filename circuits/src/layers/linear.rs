@@ -36,7 +36,8 @@ impl LayerChip for Linear {
                 shape.positions,
             );
         } else {
-            ctx.rows.linear += crate::chips::linear::rows(self, ctx.params.mac_lanes.max(1));
+            ctx.rows.linear +=
+                crate::chips::linear::rows(self, ctx.params.mac_lanes.max(1), ctx.params.mac_taps.max(1));
         }
         let mut lookups = 0;
         let input_bits = ctx.model.input_bits(self);

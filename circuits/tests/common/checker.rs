@@ -104,6 +104,7 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
         assert!((-128..=127).contains(&x), "input {x} is not int8");
     }
     let lanes = params.mac_lanes.max(1);
+    let per_row = params.mac_taps.max(1);
     // The packing pass: per chunk, the inputs from the last to the first, a running sum in base 256 in lane 0 and
     // zeros in the other lanes; then the sponge copies each chunk's sum after the salt.
     let mut packed = Vec::new();
@@ -138,13 +139,21 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                         .map(|t| t.map(|s| get(&tensors, s.tensor, s.index)))
                         .collect();
                     if !params.uses_freivalds(i) {
+                        // Rows of `per_row` present taps (a last row's leftover slots are padding cells, which
+                        // are checked to be zero apart).
+                        let present: Vec<(usize, i128)> =
+                            taps.iter().enumerate().filter_map(|(t, x)| x.map(|x| (t, x))).collect();
                         for pass in group.outputs.chunks(lanes) {
                             let mut sums = vec![0i128; lanes];
-                            for (t, x) in taps.iter().enumerate().filter_map(|(t, x)| x.map(|x| (t, x))) {
-                                push(CellKind::LayerInput, fr(x));
+                            for row in present.chunks(per_row) {
+                                for &(_, x) in row {
+                                    push(CellKind::LayerInput, fr(x));
+                                }
                                 for (lane, sum) in sums.iter_mut().enumerate() {
-                                    let w = pass.get(lane).map_or(0, |&(_, k)| linear.kernels[k].weights[t]);
-                                    *sum += i128::from(w) * x;
+                                    for &(t, x) in row {
+                                        let w = pass.get(lane).map_or(0, |&(_, k)| linear.kernels[k].weights[t]);
+                                        *sum += i128::from(w) * x;
+                                    }
                                     push(CellKind::ProductSum, fr(*sum));
                                 }
                             }

@@ -113,7 +113,8 @@ pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
     ]
 }
 
-/// The models and layouts the forgery tests run on: the MLP, its 16-bit variant, the gated model (products of
+/// The models and layouts the forgery tests run on: the MLP (as planned, and with three taps per
+/// multiply-accumulate row), its 16-bit variant, the gated model (products of
 /// activations), and the small CNN in both layouts.
 pub fn subjects() -> Vec<Subject> {
     let cnn = super::small_cnn();
@@ -122,8 +123,16 @@ pub fn subjects() -> Vec<Subject> {
         let params = CircuitParams::for_model(&model);
         Subject::new(model, params)
     };
+    let mlp = super::small_model();
+    // Three taps per multiply-accumulate row: rows whose taps do not fill the last row leave padding slots.
+    let multi_tap = CircuitParams {
+        mac_lanes: 2,
+        mac_taps: 3,
+        ..CircuitParams::with_chips_of(&mlp)
+    };
     vec![
-        planned(super::small_model()),
+        planned(mlp.clone()),
+        Subject::new(mlp, multi_tap),
         planned(super::small_wide_model()),
         planned(super::small_wide_hidden_model()),
         planned(super::small_gated_model()),
