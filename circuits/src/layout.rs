@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeSet;
 
+use rayon::prelude::*;
+
 use crate::chips::range_check::{Range, RangeTable};
 use crate::chips::{freivalds, linear, poseidon, table};
 use crate::circuit::configure;
@@ -135,11 +137,11 @@ impl Layout {
         self.advice_columns + 3 * self.lookups + self.equality_columns.div_ceil(chunk) + self.degree.saturating_sub(1)
     }
 
-    /// The cost model the planner minimises: committed polynomials × rows, plus a fifth of that for each fixed
-    /// column (read in every gate evaluation over the extended domain). In "polynomial rows"; `BENCHMARKS.md`
-    /// compares it with measured proving time.
+    /// The cost model the planner minimises: committed polynomials × (rows + [`POLYNOMIAL_OVERHEAD_ROWS`]), plus a
+    /// fifth of that for each fixed column (read in every gate evaluation over the extended domain). In
+    /// "polynomial rows"; `BENCHMARKS.md` compares it with measured proving time.
     pub fn estimated_cost(&self) -> u64 {
-        let n = 1u64 << self.k;
+        let n = (1u64 << self.k) + POLYNOMIAL_OVERHEAD_ROWS;
         n * (5 * self.committed_polynomials() as u64 + self.fixed_columns as u64) / 5
     }
 
@@ -268,6 +270,13 @@ fn plan_validated(model: &QuantizedModel, params: &CircuitParams) -> Result<Layo
     layout.k = k;
     Ok(layout)
 }
+
+/// What each polynomial costs a proof beyond its `2^k` rows (its evaluations, its share of the multi-open and of
+/// the transcript), in rows: a least-squares fit of `time = a · rows · polynomials + b · polynomials` to the
+/// planner-against-measurement table of BENCHMARKS.md (k = 10…14: `b / a` ≈ 1,100 rows, about 5 ms per
+/// polynomial on the 2-core VM). Without it, small models were given k = 10 layouts of twice the columns that were
+/// no faster than k = 12 ones with proofs 2.6× larger (digits-resnet: 1,246 vs 1,228 ms, 13.5 vs 5.1 KB).
+pub const POLYNOMIAL_OVERHEAD_ROWS: u64 = 1024;
 
 /// log2 of the memory model's bytes per resident column value, in units of 32 bytes (values, coefficients and
 /// the extended domain's share; see [`Layout::estimated_memory_bytes`]).
@@ -502,13 +511,18 @@ pub fn choose_with(
     let eligible = freivalds_candidates(model);
     let mut candidates = Vec::new();
     if eligible.len() <= exhaustive.min(MAX_EXHAUSTIVE_FREIVALDS) {
-        for subset in 0..1u64 << eligible.len() {
-            let layers: BTreeSet<usize> = (eligible.iter().enumerate())
-                .filter(|(bit, _)| subset >> bit & 1 == 1)
-                .map(|(_, &l)| l)
-                .collect();
-            candidates.extend(candidates_for(model, &base, &layers)?);
-        }
+        // Subsets are planned in parallel (each plan walks the whole model; a 32×32 CNN has thousands of them).
+        let planned: Vec<Vec<Candidate>> = (0..1u64 << eligible.len())
+            .into_par_iter()
+            .map(|subset| {
+                let layers: BTreeSet<usize> = (eligible.iter().enumerate())
+                    .filter(|(bit, _)| subset >> bit & 1 == 1)
+                    .map(|(_, &l)| l)
+                    .collect();
+                candidates_for(model, &base, &layers)
+            })
+            .collect::<Result<_, String>>()?;
+        candidates.extend(planned.into_iter().flatten());
     } else {
         // Two greedy walks, their candidates pooled: adding layers to none while that helps, and removing layers
         // from all while that helps (a layout whose `k` drops only once several layers move is found by the second).
