@@ -339,6 +339,15 @@ pub struct Goal {
 }
 
 impl Goal {
+    /// What the objective minimises, for `layout`: its estimated cost, proof bytes or estimated memory.
+    pub fn objective_of(&self, layout: &Layout) -> u64 {
+        match self.objective {
+            Objective::Time => layout.estimated_cost(),
+            Objective::Size => layout.proof_bytes as u64,
+            Objective::Memory => layout.estimated_memory_bytes(),
+        }
+    }
+
     /// Whether `layout`'s proof is within the cap.
     pub fn fits(&self, layout: &Layout) -> bool {
         self.max_proof_bytes.is_none_or(|max| layout.proof_bytes <= max)
@@ -384,14 +393,9 @@ type RankKey = (
 /// cost, then the smaller layout.
 fn rank(goal: &Goal, (params, layout): &Candidate) -> RankKey {
     let cost = layout.estimated_cost();
-    let objective = match goal.objective {
-        Objective::Time => cost,
-        Objective::Size => layout.proof_bytes as u64,
-        Objective::Memory => layout.estimated_memory_bytes(),
-    };
     (
         !goal.fits(layout),
-        objective,
+        goal.objective_of(layout),
         cost,
         layout.committed_polynomials(),
         params.range_columns,

@@ -15,7 +15,7 @@ mod ops;
 use super::{qerr, scale_for_bits, Precision};
 use crate::error::Result;
 use crate::graph::{ActFn, FloatModel, FloatNode, FloatOp, Pool, PoolKind};
-use ops::{add, affine, average, conv, conv_factors, dense, kernel, mul, table, windows};
+use ops::{add, affine, average, conv, conv_factors, dense, kernel, mul, table, windows, WeightedOutput};
 
 /// A bias beyond this cannot be right: the accumulator bound of the circuit is 2^40.
 const BIAS_LIMIT: f64 = (1u64 << 40) as f64;
@@ -290,7 +290,12 @@ impl Lowering {
     fn node(&mut self, node: &FloatNode, s_out: f32, bits: u32) -> std::result::Result<QTensor, String> {
         let shape = ir_shape(&node.output_shape);
         let (name, op_type) = (node.name.as_str(), node.op_type.as_str());
-        let w_max = self.weight_max;
+        let weighted = WeightedOutput {
+            scale: s_out,
+            bits,
+            relu: node.relu,
+            w_max: self.weight_max,
+        };
         let mut input = self.tensors[node.inputs[0]].clone();
         if let FloatOp::Conv(c) = &node.op {
             if self.mixes_scales(&input) && conv_factors(c, &input, |s| self.factor(s)).is_none() {
@@ -305,11 +310,11 @@ impl Lowering {
         let op = match &node.op {
             FloatOp::Dense(d) => {
                 let factors: Vec<f64> = input.sources.iter().map(|s| self.factor(s)).collect();
-                Op::Linear(dense(d, &input, &factors, s_out, bits, node.relu, w_max)?)
+                Op::Linear(dense(d, &input, &factors, weighted)?)
             }
             FloatOp::Conv(c) => {
                 let factors = conv_factors(c, &input, |s| self.factor(s)).unwrap_or_default();
-                Op::Linear(conv(c, &input, &factors, s_out, bits, node.relu, w_max)?)
+                Op::Linear(conv(c, &input, &factors, weighted)?)
             }
             FloatOp::Pool(
                 p @ Pool {
@@ -325,7 +330,7 @@ impl Lowering {
             FloatOp::Pool(p) => Op::Linear(average(p, &input, s_out, bits)?),
             FloatOp::Affine { scale, shift } => {
                 let factors: Vec<f64> = input.sources.iter().map(|s| self.factor(s)).collect();
-                Op::Linear(affine(scale, shift, &input, &factors, s_out, bits, node.relu, w_max)?)
+                Op::Linear(affine(scale, shift, &input, &factors, weighted)?)
             }
             FloatOp::Add => Op::Linear(add(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),
             FloatOp::Mul => Op::Mul(mul(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),

@@ -188,11 +188,7 @@ fn measure(
         k: best.k,
         advice_columns: best.advice_columns,
         estimated_cost: best.estimated_cost(),
-        objective: match goal.objective {
-            layout::Objective::Time => best.estimated_cost(),
-            layout::Objective::Size => best.proof_bytes as u64,
-            layout::Objective::Memory => best.estimated_memory_bytes(),
-        },
+        objective: goal.objective_of(best),
         proof_bytes: best.proof_bytes,
     }))
 }

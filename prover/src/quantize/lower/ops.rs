@@ -68,6 +68,37 @@ pub(super) fn channel_kernels(
     rows.enumerate().map(kernel_of).collect()
 }
 
+/// What a lowering with float weights (Gemm, Conv, affine) produces: outputs at `scale` with `bits` bits and a
+/// fused ReLU, from weights quantized into `[−w_max, w_max]`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct WeightedOutput {
+    /// Output scale.
+    pub scale: f32,
+    /// Output bits.
+    pub bits: u32,
+    /// Whether a ReLU is fused.
+    pub relu: bool,
+    /// Largest weight magnitude.
+    pub w_max: f64,
+}
+
+impl WeightedOutput {
+    /// Per-channel kernels for float weights `[channels][per]` and bias read at input scale `s_in`.
+    fn kernels(&self, weights: &[f32], bias: &[f32], s_in: f32) -> std::result::Result<Vec<Kernel>, String> {
+        channel_kernels(weights, bias, s_in, self.scale, self.w_max, self.bits)
+    }
+
+    /// The linear layer of these kernels and groups.
+    fn layer(&self, kernels: Vec<Kernel>, groups: Vec<LinearGroup>) -> Linear {
+        Linear {
+            kernels,
+            groups,
+            activation: activation(self.relu),
+            output_bits: self.bits,
+        }
+    }
+}
+
 pub(super) fn activation(relu: bool) -> Activation {
     if relu {
         Activation::Relu
@@ -112,34 +143,17 @@ pub(super) fn dense(
     d: &Dense,
     x: &QTensor,
     factors: &[f64],
-    s_out: f32,
-    bits: u32,
-    relu: bool,
-    w_max: f64,
+    out: WeightedOutput,
 ) -> std::result::Result<Linear, String> {
-    let weights = fold_factors(&d.weights, factors);
-    let kernels = channel_kernels(&weights, &d.bias, x.scale, s_out, w_max, bits)?;
+    let kernels = out.kernels(&fold_factors(&d.weights, factors), &d.bias, x.scale)?;
     let group = LinearGroup {
         taps: x.sources.iter().copied().map(Some).collect(),
         outputs: (0..d.out_features).map(|c| (c, c)).collect(),
     };
-    Ok(Linear {
-        kernels,
-        groups: vec![group],
-        activation: activation(relu),
-        output_bits: bits,
-    })
+    Ok(out.layer(kernels, vec![group]))
 }
 
-pub(super) fn conv(
-    c: &Conv,
-    x: &QTensor,
-    factors: &[f64],
-    s_out: f32,
-    bits: u32,
-    relu: bool,
-    w_max: f64,
-) -> std::result::Result<Linear, String> {
+pub(super) fn conv(c: &Conv, x: &QTensor, factors: &[f64], out: WeightedOutput) -> std::result::Result<Linear, String> {
     let weights = if c.depthwise && !factors.is_empty() {
         // Kernel o (all of its weights) reads channel o only.
         let per = c.weights_per_channel();
@@ -148,7 +162,7 @@ pub(super) fn conv(
     } else {
         fold_factors(&c.weights, factors)
     };
-    let kernels = channel_kernels(&weights, &c.bias, x.scale, s_out, w_max, bits)?;
+    let kernels = out.kernels(&weights, &c.bias, x.scale)?;
     let [h, w] = c.window.input_hw;
     let [oh, ow] = c.window.output_hw();
     let plane = oh * ow;
@@ -171,26 +185,17 @@ pub(super) fn conv(
             });
         }
     }
-    Ok(Linear {
-        kernels,
-        groups,
-        activation: activation(relu),
-        output_bits: bits,
-    })
+    Ok(out.layer(kernels, groups))
 }
 
 /// `y_i = a_i · x_i + b_i`: a one-tap linear layer per element, one kernel per distinct `(a_i · factor_i, b_i)`
 /// (a per-channel normalisation of an image has one per channel).
-#[allow(clippy::too_many_arguments)]
 pub(super) fn affine(
     scale: &[f32],
     shift: &[f32],
     x: &QTensor,
     factors: &[f64],
-    s_out: f32,
-    bits: u32,
-    relu: bool,
-    w_max: f64,
+    out: WeightedOutput,
 ) -> std::result::Result<Linear, String> {
     let mut kernels = vec![];
     let mut index: HashMap<(u32, u32), usize> = HashMap::new();
@@ -200,7 +205,8 @@ pub(super) fn affine(
         let k = match index.get(&(a.to_bits(), shift[i].to_bits())) {
             Some(&k) => k,
             None => {
-                let mut kernel = channel_kernels(&[a], &[shift[i]], x.scale, s_out, w_max, bits)
+                let mut kernel = out
+                    .kernels(&[a], &[shift[i]], x.scale)
                     .map_err(|e| format!("element {i}: {e}"))?;
                 kernels.append(&mut kernel);
                 index.insert((a.to_bits(), shift[i].to_bits()), kernels.len() - 1);
@@ -212,12 +218,7 @@ pub(super) fn affine(
             outputs: vec![(i, k)],
         });
     }
-    Ok(Linear {
-        kernels,
-        groups,
-        activation: activation(relu),
-        output_bits: bits,
-    })
+    Ok(out.layer(kernels, groups))
 }
 
 /// The window of every output of a pool, channel-major, padding as `None`.
