@@ -314,6 +314,11 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
     meta_change("range_columns = 10^9", true, &|m| {
         m.circuit_params.range_columns = 1_000_000_000
     });
+    meta_change("limb_bits", false, &|m| {
+        m.circuit_params.limb_bits = if m.circuit_params.limb_bits == 8 { 9 } else { 8 }
+    });
+    meta_change("limb_bits = 40", true, &|m| m.circuit_params.limb_bits = 40);
+    meta_change("limb_bits = 0", true, &|m| m.circuit_params.limb_bits = 0);
     meta_change("requant_sets", false, &|m| m.circuit_params.requant_sets += 1);
     meta_change("requant_sets = 10^9", true, &|m| {
         m.circuit_params.requant_sets = 1_000_000_000

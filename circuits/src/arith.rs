@@ -1,9 +1,6 @@
 //! Integer arithmetic shared by the native engine and the circuit: the one place where a number is rounded.
 
-/// Bits per range-check limb; the lookup table holds `[0, 2^LIMB_BITS)`.
-pub const LIMB_BITS: u32 = 8;
-
-/// Largest requantization shift the circuit accepts (the remainder is range-checked in `⌈s / 8⌉` limbs).
+/// Largest requantization shift the circuit accepts (the remainder is range-checked in `⌈s / L⌉` limbs of `L` bits).
 pub const MAX_SHIFT: u32 = 48;
 
 /// The pieces of one requantization, as the circuit witnesses them.

@@ -161,7 +161,7 @@ pub fn requant_rows(sets: usize, sponge_rows: usize) -> ColumnRows {
 pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> ModelConfig {
     let instance = meta.instance_column();
     meta.enable_equality(instance);
-    let range = RangeCheckConfig::configure(meta, params.range_columns);
+    let range = RangeCheckConfig::configure(meta, params.range_columns, params.limb_bits);
     // The first requantization set and the sponge share six advice columns: the sponge comes first, then one
     // requantization per row. Further sets have columns of their own.
     let shared = [(); 6].map(|_| meta.advice_column());

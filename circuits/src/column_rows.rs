@@ -34,9 +34,13 @@ impl ColumnRows {
 
     /// Where the next run goes: the least used column (the first of equals) and its first free row.
     pub fn next(&self) -> (usize, usize) {
-        let fewest = self.0.iter().copied().min().unwrap_or(0);
-        let column = self.0.iter().position(|&r| r == fewest).unwrap_or(0);
-        (column, fewest)
+        // One pass; `min_by_key` keeps the first of equals.
+        self.0
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by_key(|&(_, rows)| rows)
+            .unwrap_or((0, 0))
     }
 
     /// Marks `rows` more rows of `column` as used.

@@ -14,7 +14,7 @@ use crate::column_rows::ColumnRows;
 use crate::error::{CircuitError, CircuitProblem};
 use crate::layers::{plan_layer, Cursors, PlanContext};
 use crate::model::{Op, QuantizedModel};
-use crate::params::{Chip, CircuitParams, MAX_FREIVALDS_PAIRS};
+use crate::params::{Chip, CircuitParams, MAX_FREIVALDS_PAIRS, MIN_LIMB_BITS};
 
 /// Largest `k` zkinfer will lay a circuit out at.
 pub const MAX_K: u32 = 24;
@@ -180,11 +180,32 @@ impl Layout {
 /// chip ([`plan_layer`]) advancing the same row cursors synthesis advances.
 pub fn plan(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, String> {
     model.validate().map_err(|e| e.to_string())?;
-    plan_validated(model, params)
+    plan_validated(&Facts::of(model), params)
+}
+
+/// What planning reads of a model on every candidate, worked out once: the model, validated, and the widest input
+/// of each layer (which walks every tap of a linear layer).
+struct Facts<'m> {
+    model: &'m QuantizedModel,
+    input_bits: Vec<u32>,
+}
+
+impl<'m> Facts<'m> {
+    /// The facts of a validated `model`.
+    fn of(model: &'m QuantizedModel) -> Self {
+        let input_bits = (model.layers.iter())
+            .map(|l| match &l.op {
+                Op::Linear(lin) => model.input_bits(lin),
+                _ => 0,
+            })
+            .collect();
+        Self { model, input_bits }
+    }
 }
 
 /// [`plan`] of a model already validated (the planner validates once for all its candidates).
-fn plan_validated(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, String> {
+fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, String> {
+    let model = facts.model;
     let mut cs = ConstraintSystem::<Fr>::default();
     configure(&mut cs, params);
     let degree = uncapped_degree(&cs);
@@ -197,10 +218,11 @@ fn plan_validated(model: &QuantizedModel, params: &CircuitParams) -> Result<Layo
     let poseidon_rows = poseidon::rows(1 + inputs.div_ceil(linear::PACK_BYTES));
     let mut range = ColumnRows::new(params.range_columns, 0);
     for _ in 0..inputs {
-        range.place(Range::INT8.rows());
+        range.place(Range::INT8.rows(params.limb_bits));
     }
     let mut ctx = PlanContext {
         model,
+        input_bits: &facts.input_bits,
         params,
         index: 0,
         rows: Cursors {
@@ -245,7 +267,7 @@ fn plan_validated(model: &QuantizedModel, params: &CircuitParams) -> Result<Layo
         } else {
             rows.freivalds.max()
         },
-        lookup_table_rows: RangeTable::rows().max(if params.has(Chip::Table) {
+        lookup_table_rows: RangeTable::rows(params.limb_bits).max(if params.has(Chip::Table) {
             table::table_rows(model)
         } else {
             0
@@ -380,6 +402,7 @@ type RankKey = (
     u64,
     u64,
     usize,
+    u32,
     usize,
     usize,
     usize,
@@ -398,6 +421,7 @@ fn rank(goal: &Goal, (params, layout): &Candidate) -> RankKey {
         goal.objective_of(layout),
         cost,
         layout.committed_polynomials(),
+        params.limb_bits,
         params.range_columns,
         params.requant_sets,
         params.mac_lanes,
@@ -433,13 +457,18 @@ fn binds(layout: &Layout, group: Group) -> bool {
     rows.iter().filter(|(g, _)| *g != Some(group)).all(|(_, r)| own > *r)
 }
 
+/// Whether `group` is the fullest column group of any of `layouts` ([`binds`]).
+fn binds_any(layouts: &[Layout], group: Group) -> bool {
+    layouts.iter().any(|l| binds(l, group))
+}
+
 /// Every multiply-accumulate shape in [`MAC_SHAPE_CHOICES`] and, for each, as many Freivalds column pairs (with Freivalds layers),
 /// requantization sets and range columns as can lower `k`, for one set of Freivalds layers: innermost first, a
 /// group gets another column while it is the fullest (more would only add polynomials), up to
 /// [`MAX_FREIVALDS_PAIRS`], [`MAX_PLANNED_REQUANT_SETS`] and [`MAX_PLANNED_RANGE_COLUMNS`]; larger shapes are
 /// tried while the multiply-accumulate rows are the fullest.
 fn candidates_for(
-    model: &QuantizedModel,
+    model: &Facts<'_>,
     base: &CircuitParams,
     freivalds_layers: &BTreeSet<usize>,
 ) -> Result<Vec<Candidate>, String> {
@@ -450,7 +479,7 @@ fn candidates_for(
     };
     let mut out = Vec::new();
     for (shape_choice, &(mac_lanes, mac_taps)) in MAC_SHAPE_CHOICES.iter().enumerate() {
-        let mut last = None;
+        let mut last: Vec<Layout> = Vec::new();
         for freivalds_pairs in 1..=max_pairs {
             for requant_sets in 1..=MAX_PLANNED_REQUANT_SETS {
                 for range_columns in 1..=MAX_PLANNED_RANGE_COLUMNS {
@@ -463,26 +492,55 @@ fn candidates_for(
                         freivalds_pairs,
                         ..base.clone()
                     };
-                    let layout = plan_validated(model, &params)?;
-                    let range_binds = binds(&layout, Group::Range);
-                    last = Some(layout.clone());
-                    out.push((params, layout));
-                    if !range_binds {
+                    let planned = plan_with_widest_limbs(model, params)?;
+                    // A group grows while it binds in either plan (with byte limbs a larger `k` can be reached
+                    // whose table leaves no room for wider limbs, and with wider limbs the table itself can bind).
+                    last = planned.iter().map(|(_, l)| l.clone()).collect();
+                    out.extend(planned);
+                    if !binds_any(&last, Group::Range) {
                         break;
                     }
                 }
-                if !last.as_ref().is_some_and(|l| binds(l, Group::Requant)) {
+                if !binds_any(&last, Group::Requant) {
                     break;
                 }
             }
-            if !last.as_ref().is_some_and(|l| binds(l, Group::Freivalds)) {
+            if !binds_any(&last, Group::Freivalds) {
                 break;
             }
         }
         // The two smallest shapes are always tried (fewer columns can be cheaper at the same `k`).
-        if shape_choice > 0 && !last.as_ref().is_some_and(|l| binds(l, Group::Linear)) {
+        if shape_choice > 0 && !binds_any(&last, Group::Linear) {
             break;
         }
+    }
+    Ok(out)
+}
+
+/// `params` planned with byte limbs and, where range checks are the fullest column group and the circuit leaves
+/// room for a larger table, again with the widest limbs whose table fits in half its rows
+/// ([`RangeTable::widest_limb_fitting`] at `k − 1`; at `k` when none wider than a byte does): fewer range rows per
+/// check (a 30-bit remainder takes 3 rows of 14 bits instead of 4 bytes), which can lower `k`, or let fewer range
+/// columns reach it. Both are candidates (the goal ranks them).
+fn plan_with_widest_limbs(model: &Facts<'_>, params: CircuitParams) -> Result<Vec<Candidate>, String> {
+    let bytes = CircuitParams {
+        limb_bits: MIN_LIMB_BITS,
+        ..params
+    };
+    let layout = plan_validated(model, &bytes)?;
+    // The widest limbs whose table fits at `k − 1` (wider limbs are what can lower `k`), or else at `k`.
+    let usable = |k: u32| (1usize << k).saturating_sub(layout.blinding_rows);
+    let wider = |k: u32| RangeTable::widest_limb_fitting(usable(k)).filter(|&bits| bits > MIN_LIMB_BITS);
+    // Only where range checks set `k`: otherwise wider limbs leave `k` and the columns as they are.
+    let wide = binds(&layout, Group::Range)
+        .then(|| wider(layout.k.saturating_sub(1)).or_else(|| wider(layout.k)))
+        .flatten();
+    let mut out = Vec::with_capacity(2);
+    out.push((bytes.clone(), layout));
+    if let Some(limb_bits) = wide {
+        let params = CircuitParams { limb_bits, ..bytes };
+        let layout = plan_validated(model, &params)?;
+        out.push((params, layout));
     }
     Ok(out)
 }
@@ -513,6 +571,8 @@ pub fn choose_with(
     let rank = |c: &Candidate| rank(goal, c);
     let base = CircuitParams::with_chips_of(model);
     let eligible = freivalds_candidates(model);
+    let facts = Facts::of(model);
+    let model = &facts;
     let mut candidates = Vec::new();
     if eligible.len() <= exhaustive.min(MAX_EXHAUSTIVE_FREIVALDS) {
         // Subsets are planned in parallel (each plan walks the whole model; a 32×32 CNN has thousands of them).

@@ -55,6 +55,9 @@ pub struct CircuitParams {
     pub mac_taps: usize,
     /// Range-check columns (each with its own lookup into the shared table).
     pub range_columns: usize,
+    /// Bits per range-check limb (8 to 16; the table holds every width up to it, `2^(limb_bits + 1) + 509`
+    /// rows, so the planner takes the widest that fits in `2^k` rows).
+    pub limb_bits: u32,
     /// Requantization column sets (five advice columns, the fixed ones and a gate each), filled side by side; the
     /// first also holds the sponge of the input commitment.
     pub requant_sets: usize,
@@ -69,6 +72,7 @@ pub struct CircuitParams {
 
 /// Most multiply-accumulate lanes a layout may ask for.
 pub const MAX_MAC_LANES: usize = 16;
+pub use crate::chips::range_check::{MAX_LIMB_BITS, MIN_LIMB_BITS};
 /// Most range-check columns a layout may ask for.
 pub const MAX_RANGE_COLUMNS: usize = 16;
 /// Most inputs per multiply-accumulate row a layout may ask for.
@@ -93,7 +97,7 @@ impl CircuitParams {
 
     /// Refuses parameters no planner chooses, so that parameters read from a file (a verifying key handed out by
     /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, taps per row in `[1, 8]`, range columns in `[1, 16]`,
-    /// requantization sets in `[1, 8]`, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`].
+    /// limbs of `[8, 16]` bits, requantization sets in `[1, 8]`, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`].
     pub fn validate(&self) -> Result<(), String> {
         let bounded = |what: &str, value: usize, max: usize| {
             if (1..=max).contains(&value) {
@@ -105,6 +109,12 @@ impl CircuitParams {
         bounded("multiply-accumulate lanes", self.mac_lanes, MAX_MAC_LANES)?;
         bounded("multiply-accumulate taps per row", self.mac_taps, MAX_MAC_TAPS)?;
         bounded("range columns", self.range_columns, MAX_RANGE_COLUMNS)?;
+        if !(MIN_LIMB_BITS..=MAX_LIMB_BITS).contains(&self.limb_bits) {
+            return Err(format!(
+                "circuit parameters: {}-bit range-check limbs outside [{MIN_LIMB_BITS}, {MAX_LIMB_BITS}]",
+                self.limb_bits
+            ));
+        }
         bounded("requantization column sets", self.requant_sets, MAX_REQUANT_SETS)?;
         bounded("Freivalds column pairs", self.freivalds_pairs, MAX_FREIVALDS_PAIRS)?;
         match self.freivalds_layers.last() {
@@ -136,6 +146,7 @@ impl Default for CircuitParams {
             mac_lanes: 4,
             mac_taps: 1,
             range_columns: 1,
+            limb_bits: MIN_LIMB_BITS,
             requant_sets: 1,
             chips: BTreeSet::new(),
             freivalds_layers: BTreeSet::new(),

@@ -57,8 +57,8 @@ fn honest_witness_is_accepted_and_exercises_both_clamps() {
     }
 }
 
-/// The small CNN laid out with every convolution on the multiply-accumulate chip and one range column, or with
-/// every convolution checked by Freivalds' test and two range columns.
+/// The small CNN laid out with every convolution on the multiply-accumulate chip and one range column of byte
+/// limbs, or with every convolution checked by Freivalds' test and two range columns of 10-bit limbs.
 fn cnn_layouts() -> [(ModelCircuit, zkinfer_circuits::PublicInputs); 2] {
     let model = common::small_cnn();
     let mac = CircuitParams::with_chips_of(&model);
@@ -67,6 +67,7 @@ fn cnn_layouts() -> [(ModelCircuit, zkinfer_circuits::PublicInputs); 2] {
     let freivalds = CircuitParams {
         freivalds_layers,
         range_columns: 2,
+        limb_bits: 10,
         ..mac.clone()
     };
     [

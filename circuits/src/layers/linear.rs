@@ -40,13 +40,19 @@ impl LayerChip for Linear {
                 crate::chips::linear::rows(self, ctx.params.mac_lanes.max(1), ctx.params.mac_taps.max(1));
         }
         let mut lookups = 0;
-        let input_bits = ctx.model.input_bits(self);
+        let input_bits = match ctx.input_bits.get(ctx.index) {
+            Some(&bits) => bits,
+            None => ctx.model.input_bits(self),
+        };
         // One rescale per kernel (its accumulator bound sums the kernel's weights), not per output.
-        let rescales: Vec<_> = self.kernels.iter().map(|k| k.rescale_for(input_bits)).collect();
+        let out = self.output_range();
+        let rows: Vec<_> = (self.kernels.iter())
+            .map(|k| ctx.requantization_rows(&k.rescale_for(input_bits), out))
+            .collect();
         for group in &self.groups {
             for &(_, k) in &group.outputs {
-                let rescale = rescales.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
-                lookups += ctx.place_requantization(rescale, self.output_range());
+                let rows = *rows.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
+                lookups += ctx.place_requantization_rows(rows);
             }
         }
         Ok(Planned {

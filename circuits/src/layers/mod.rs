@@ -52,6 +52,8 @@ impl Cursors {
 pub struct PlanContext<'m> {
     /// The model.
     pub model: &'m QuantizedModel,
+    /// The widest input of each layer ([`QuantizedModel::input_bits`] of a linear layer), by index.
+    pub input_bits: &'m [u32],
     /// The layout being planned.
     pub params: &'m CircuitParams,
     /// The layer's index.
@@ -73,13 +75,23 @@ impl PlanContext<'_> {
     /// Places the range checks of one requantization by `rescale` into `out` and one requantization row; returns
     /// the range-check rows it took.
     pub fn place_requantization(&mut self, rescale: &Rescale, out: OutputRange) -> usize {
-        let mut rows = 0;
-        for check in crate::chips::requantize::range_checks(rescale, out) {
-            self.rows.range.place(check.rows());
-            rows += check.rows();
+        let rows = self.requantization_rows(rescale, out);
+        self.place_requantization_rows(rows)
+    }
+
+    /// The rows of each range check of one requantization by `rescale` into `out` (remainder, slack, output).
+    pub fn requantization_rows(&self, rescale: &Rescale, out: OutputRange) -> [usize; 3] {
+        crate::chips::requantize::range_checks(rescale, out).map(|check| check.rows(self.params.limb_bits))
+    }
+
+    /// [`place_requantization`](Self::place_requantization) with its range checks' rows worked out once (by
+    /// [`requantization_rows`](Self::requantization_rows)) for every output of a kernel.
+    pub fn place_requantization_rows(&mut self, rows: [usize; 3]) -> usize {
+        for check in rows {
+            self.rows.range.place(check);
         }
         self.rows.requant.place(1);
-        rows
+        rows.iter().sum()
     }
 }
 

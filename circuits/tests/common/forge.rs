@@ -95,9 +95,9 @@ impl Honest {
     }
 }
 
-/// The small CNN's two layouts: every convolution on the multiply-accumulate chip with one range column and one
-/// requantization set, or every convolution checked by Freivalds' test with two range columns and three
-/// requantization sets (so the forgeries reach cells of every set).
+/// The small CNN's two layouts: every convolution on the multiply-accumulate chip with one range column, one
+/// requantization set and byte limbs, or every convolution checked by Freivalds' test with two range columns of
+/// 10-bit limbs and three requantization sets (so the forgeries reach cells of every set and limbs of both widths).
 pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
     let mac = CircuitParams::with_chips_of(model);
     let freivalds_layers: std::collections::BTreeSet<usize> = freivalds_candidates(model).into_iter().collect();
@@ -107,6 +107,7 @@ pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
         CircuitParams {
             freivalds_layers,
             range_columns: 2,
+            limb_bits: 10,
             requant_sets: 3,
             ..mac
         },
@@ -124,17 +125,25 @@ pub fn subjects() -> Vec<Subject> {
         Subject::new(model, params)
     };
     let mlp = super::small_model();
-    // Three taps per multiply-accumulate row: rows whose taps do not fill the last row leave padding slots.
+    // Three taps per multiply-accumulate row: rows whose taps do not fill the last row leave padding slots; 11-bit
+    // range-check limbs.
     let multi_tap = CircuitParams {
         mac_lanes: 2,
         mac_taps: 3,
+        limb_bits: 11,
         ..CircuitParams::with_chips_of(&mlp)
+    };
+    // 16-bit values checked with 12-bit limbs below a signed 4-bit last limb.
+    let wide_hidden = super::small_wide_hidden_model();
+    let wide_limbs = CircuitParams {
+        limb_bits: 12,
+        ..CircuitParams::for_model(&wide_hidden)
     };
     vec![
         planned(mlp.clone()),
         Subject::new(mlp, multi_tap),
         planned(super::small_wide_model()),
-        planned(super::small_wide_hidden_model()),
+        Subject::new(wide_hidden, wide_limbs),
         planned(super::small_gated_model()),
         Subject::new(cnn.clone(), mac),
         Subject::new(cnn, freivalds),

@@ -176,7 +176,7 @@ pub fn calibrate(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<Vec<f64
 
 /// `(M, s)` for the real multiplier `m` of a layer with `out_bits`-bit outputs: the smallest shift `s ∈ [1, 48]`
 /// with `M = round(m · 2^s) ≥ 2^(out_bits + 4)` (or `s = 48` when none reaches it; `M ≥ 1` always). The remainder
-/// of the division by `2^s` is range-checked in `⌈s / 8⌉` rows, so the smallest shift is the cheapest. Errors
+/// of the division by `2^s` is range-checked in `⌈s / L⌉` rows (`L`-bit limbs), so the smallest shift is the cheapest. Errors
 /// when `m` is not a positive number or is so large that `M ≥ 2^32` already at `s = 1`.
 pub fn choose_multiplier(m: f64, out_bits: u32) -> std::result::Result<(i64, u32), String> {
     if !(m.is_finite() && m > 0.0) {
