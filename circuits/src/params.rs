@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::chips::range_check::{MAX_LIMB_BITS, MIN_LIMB_BITS};
 use crate::model::{Op, QuantizedModel, ACT_BITS};
 
 /// A chip the circuit has only when some layer of the model needs it (the multiply-accumulate, requantization,
@@ -55,8 +56,8 @@ pub struct CircuitParams {
     pub mac_taps: usize,
     /// Range-check columns (each with its own lookup into the shared table).
     pub range_columns: usize,
-    /// Bits per range-check limb (8 to 16; the table holds every width up to it, `2^(limb_bits + 1) + 509`
-    /// rows, so the planner takes the widest that fits in `2^k` rows).
+    /// Bits per range-check limb (8 to 15; the table holds every width up to it, so it grows as
+    /// `2^(limb_bits + 1)` rows and the planner takes the widest that fits: [`crate::chips::range_check`]).
     pub limb_bits: u32,
     /// Requantization column sets (five advice columns, the fixed ones and a gate each), filled side by side; the
     /// first also holds the sponge of the input commitment.
@@ -72,7 +73,6 @@ pub struct CircuitParams {
 
 /// Most multiply-accumulate lanes a layout may ask for.
 pub const MAX_MAC_LANES: usize = 16;
-pub use crate::chips::range_check::{MAX_LIMB_BITS, MIN_LIMB_BITS};
 /// Most range-check columns a layout may ask for.
 pub const MAX_RANGE_COLUMNS: usize = 16;
 /// Most inputs per multiply-accumulate row a layout may ask for.
@@ -97,7 +97,7 @@ impl CircuitParams {
 
     /// Refuses parameters no planner chooses, so that parameters read from a file (a verifying key handed out by
     /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, taps per row in `[1, 8]`, range columns in `[1, 16]`,
-    /// limbs of `[8, 16]` bits, requantization sets in `[1, 8]`, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`].
+    /// limbs of `[8, 15]` bits, requantization sets in `[1, 8]`, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`].
     pub fn validate(&self) -> Result<(), String> {
         let bounded = |what: &str, value: usize, max: usize| {
             if (1..=max).contains(&value) {

@@ -40,10 +40,7 @@ impl LayerChip for Linear {
                 crate::chips::linear::rows(self, ctx.params.mac_lanes.max(1), ctx.params.mac_taps.max(1));
         }
         let mut lookups = 0;
-        let input_bits = match ctx.input_bits.get(ctx.index) {
-            Some(&bits) => bits,
-            None => ctx.model.input_bits(self),
-        };
+        let input_bits = (ctx.input_bits.get(ctx.index).copied()).unwrap_or_else(|| ctx.model.input_bits(self));
         // One rescale per kernel (its accumulator bound sums the kernel's weights), not per output.
         let out = self.output_range();
         let rows: Vec<_> = (self.kernels.iter())
