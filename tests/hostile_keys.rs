@@ -333,6 +333,26 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
     meta_change("freivalds layer 2^20", true, &|m| {
         m.circuit_params.freivalds_layers.insert(1 << 20);
     });
+    meta_change("freivalds_widths", false, &|m| {
+        m.circuit_params.freivalds_layers.insert(0);
+        m.circuit_params.freivalds_widths.insert(3);
+    });
+    meta_change("freivalds width 1", true, &|m| {
+        m.circuit_params.freivalds_layers.insert(0);
+        m.circuit_params.freivalds_widths.insert(1);
+    });
+    meta_change("freivalds width 2^30", true, &|m| {
+        m.circuit_params.freivalds_layers.insert(0);
+        m.circuit_params.freivalds_widths.insert(1 << 30);
+    });
+    meta_change("9 freivalds widths", true, &|m| {
+        m.circuit_params.freivalds_layers.insert(0);
+        m.circuit_params.freivalds_widths.extend(2..11);
+    });
+    meta_change("freivalds widths without layers", true, &|m| {
+        m.circuit_params.freivalds_layers.clear();
+        m.circuit_params.freivalds_widths.insert(4);
+    });
     for chip in [Chip::MaxPool, Chip::Table, Chip::Product, Chip::WideRelu] {
         meta_change(&format!("chip {chip:?}"), false, &|m| {
             let chips = &mut m.circuit_params.chips;

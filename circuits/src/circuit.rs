@@ -182,8 +182,10 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
         table: params.has(Chip::Table).then(|| TableConfig::configure(meta)),
         product: params.has(Chip::Product).then(|| ProductConfig::configure(meta)),
         // Last: its second-phase columns need a first-phase column allocated before them.
-        freivalds: (!params.freivalds_layers.is_empty())
-            .then(|| FreivaldsConfig::configure(meta, params.freivalds_pairs)),
+        freivalds: (!params.freivalds_layers.is_empty()).then(|| {
+            let widths: Vec<usize> = params.freivalds_widths.iter().copied().collect();
+            FreivaldsConfig::configure(meta, params.freivalds_pairs, &widths)
+        }),
         range,
         instance,
     }
@@ -266,6 +268,7 @@ impl Circuit<Fr> for ModelCircuit {
                         tables: &tables,
                         products: &mut products,
                         freivalds: self.params.uses_freivalds(index),
+                        freivalds_widths: &self.params.freivalds_widths,
                     };
                     match chip_of(&layer.op).assign(layer, &mut ctx) {
                         Ok(output) => tensors.push(output),
@@ -282,7 +285,8 @@ impl Circuit<Fr> for ModelCircuit {
                     let gamma = a.challenge(chip.challenge());
                     chip.assign_blank_rows(&mut a);
                     for p in &products {
-                        chip.assign_product(&mut a, &mut rows.freivalds, gamma, &p.weights, &p.x, &p.y)?;
+                        let windows = p.windows.as_ref();
+                        chip.assign_product(&mut a, &mut rows.freivalds, gamma, &p.weights, &p.x, &p.y, windows)?;
                     }
                 } else if !products.is_empty() {
                     return Err(Error::Synthesis);

@@ -183,11 +183,12 @@ pub fn plan(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, St
     plan_validated(&Facts::of(model), params)
 }
 
-/// What planning reads of a model on every candidate, worked out once: the model, validated, and the widest input
-/// of each layer (which walks every tap of a linear layer).
+/// What planning reads of a model on every candidate, worked out once: the model, validated, the widest input
+/// of each layer (which walks every tap of a linear layer) and the sliding windows of each matrix product.
 struct Facts<'m> {
     model: &'m QuantizedModel,
     input_bits: Vec<u32>,
+    windows: Vec<Option<freivalds::Windows>>,
 }
 
 impl<'m> Facts<'m> {
@@ -199,7 +200,25 @@ impl<'m> Facts<'m> {
                 _ => 0,
             })
             .collect();
-        Self { model, input_bits }
+        let windows = (model.layers.par_iter())
+            .map(|l| match &l.op {
+                Op::Linear(lin) => freivalds::product_windows(lin),
+                _ => None,
+            })
+            .collect();
+        Self {
+            model,
+            input_bits,
+            windows,
+        }
+    }
+
+    /// The window widths of `layers` (those with sliding windows): the stride gates a circuit checking them with
+    /// Freivalds' test needs.
+    fn widths_of(&self, layers: &BTreeSet<usize>) -> BTreeSet<usize> {
+        (layers.iter())
+            .filter_map(|&l| self.windows.get(l)?.as_ref().map(|w| w.width))
+            .collect()
     }
 }
 
@@ -223,6 +242,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
     let mut ctx = PlanContext {
         model,
         input_bits: &facts.input_bits,
+        windows: &facts.windows,
         params,
         index: 0,
         rows: Cursors {
@@ -393,6 +413,18 @@ pub fn freivalds_candidates(model: &QuantizedModel) -> Vec<usize> {
         .collect()
 }
 
+/// The window widths of `layers` of `model` whose matrix products have sliding windows
+/// ([`freivalds::product_windows`]): the `freivalds_widths` a layout checking `layers` with Freivalds' test needs
+/// to evaluate them through their windows (the planner always gives them).
+pub fn window_widths(model: &QuantizedModel, layers: &BTreeSet<usize>) -> BTreeSet<usize> {
+    (layers.iter())
+        .filter_map(|&l| match &model.layers.get(l)?.op {
+            Op::Linear(lin) => freivalds::product_windows(lin).map(|w| w.width),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A candidate layout and its plan.
 pub type Candidate = (CircuitParams, Layout);
 
@@ -490,6 +522,7 @@ fn candidates_for(
                         requant_sets,
                         freivalds_layers: freivalds_layers.clone(),
                         freivalds_pairs,
+                        freivalds_widths: model.widths_of(freivalds_layers),
                         ..base.clone()
                     };
                     let planned = plan_with_widest_limbs(model, params)?;

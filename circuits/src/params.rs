@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chips::freivalds::MAX_WINDOW_WIDTHS;
 pub use crate::chips::range_check::{MAX_LIMB_BITS, MIN_LIMB_BITS};
 use crate::model::{Op, QuantizedModel, ACT_BITS};
 
@@ -69,6 +70,9 @@ pub struct CircuitParams {
     pub freivalds_layers: BTreeSet<usize>,
     /// Column pairs of the Freivalds chip (its runs spread over them).
     pub freivalds_pairs: usize,
+    /// Window widths of the Freivalds chip's stride gates: a Freivalds layer whose `X` has sliding windows of
+    /// one of these widths ([`crate::chips::freivalds::product_windows`]) is evaluated through them.
+    pub freivalds_widths: BTreeSet<usize>,
 }
 
 /// Most multiply-accumulate lanes a layout may ask for.
@@ -83,6 +87,8 @@ pub const MAX_REQUANT_SETS: usize = 8;
 pub const MAX_FREIVALDS_PAIRS: usize = 8;
 /// Most layers a model may have (and so the bound of a Freivalds layer index).
 pub const MAX_LAYERS: usize = 1 << 16;
+/// Widest Freivalds window (a window is at most one row of the largest circuit).
+pub const MAX_WINDOW_WIDTH: usize = 1 << crate::layout::MAX_K;
 
 impl CircuitParams {
     /// Whether layer `index` is checked with Freivalds' test.
@@ -97,7 +103,8 @@ impl CircuitParams {
 
     /// Refuses parameters no planner chooses, so that parameters read from a file (a verifying key handed out by
     /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, taps per row in `[1, 8]`, range columns in `[1, 16]`,
-    /// limbs of `[8, 15]` bits, requantization sets in `[1, 8]`, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`].
+    /// limbs of `[8, 15]` bits, requantization sets in `[1, 8]`, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`],
+    /// at most [`MAX_WINDOW_WIDTHS`] window widths in `[2, MAX_WINDOW_WIDTH]` (none without Freivalds layers).
     pub fn validate(&self) -> Result<(), String> {
         let bounded = |what: &str, value: usize, max: usize| {
             if (1..=max).contains(&value) {
@@ -117,12 +124,24 @@ impl CircuitParams {
         }
         bounded("requantization column sets", self.requant_sets, MAX_REQUANT_SETS)?;
         bounded("Freivalds column pairs", self.freivalds_pairs, MAX_FREIVALDS_PAIRS)?;
-        match self.freivalds_layers.last() {
-            Some(&last) if last >= MAX_LAYERS => Err(format!(
-                "circuit parameters: Freivalds layer {last} beyond the {MAX_LAYERS} layers a model may have"
-            )),
-            _ => Ok(()),
+        if let Some(&last) = self.freivalds_layers.last() {
+            if last >= MAX_LAYERS {
+                return Err(format!(
+                    "circuit parameters: Freivalds layer {last} beyond the {MAX_LAYERS} layers a model may have"
+                ));
+            }
         }
+        if self.freivalds_widths.len() > MAX_WINDOW_WIDTHS
+            || (self.freivalds_widths.iter()).any(|w| !(2..=MAX_WINDOW_WIDTH).contains(w))
+            || (self.freivalds_layers.is_empty() && !self.freivalds_widths.is_empty())
+        {
+            return Err(format!(
+                "circuit parameters: Freivalds window widths {:?} (at most {MAX_WINDOW_WIDTHS}, each in [2, \
+                 {MAX_WINDOW_WIDTH}], and only with Freivalds layers)",
+                self.freivalds_widths
+            ));
+        }
+        Ok(())
     }
 
     /// The layout the planner picks for `model` ([`crate::layout::choose`]); the default layout with the chips
@@ -151,6 +170,7 @@ impl Default for CircuitParams {
             chips: BTreeSet::new(),
             freivalds_layers: BTreeSet::new(),
             freivalds_pairs: 1,
+            freivalds_widths: BTreeSet::new(),
         }
     }
 }

@@ -58,21 +58,31 @@ fn honest_witness_is_accepted_and_exercises_both_clamps() {
 }
 
 /// The small CNN laid out with every convolution on the multiply-accumulate chip and one range column of byte
-/// limbs, or with every convolution checked by Freivalds' test and two range columns of 10-bit limbs.
-fn cnn_layouts() -> [(ModelCircuit, zkinfer_circuits::PublicInputs); 2] {
+/// limbs; with every convolution checked by Freivalds' test entry by entry and two range columns of 10-bit limbs;
+/// and the same through the convolutions' sliding windows (stride gates).
+fn cnn_layouts() -> [(ModelCircuit, zkinfer_circuits::PublicInputs); 3] {
     let model = common::small_cnn();
     let mac = CircuitParams::with_chips_of(&model);
     let freivalds_layers: std::collections::BTreeSet<usize> = freivalds_candidates(&model).into_iter().collect();
     assert!(!freivalds_layers.is_empty(), "the small CNN has no convolution");
     let freivalds = CircuitParams {
-        freivalds_layers,
+        freivalds_layers: freivalds_layers.clone(),
         range_columns: 2,
         limb_bits: 10,
         ..mac.clone()
     };
+    let windowed = CircuitParams {
+        freivalds_widths: zkinfer_circuits::layout::window_widths(&model, &freivalds_layers),
+        ..freivalds.clone()
+    };
+    assert!(
+        !windowed.freivalds_widths.is_empty(),
+        "the small CNN's convolution has no windows"
+    );
     [
         common::circuit_with(model.clone(), mac),
-        common::circuit_with(model, freivalds),
+        common::circuit_with(model.clone(), freivalds),
+        common::circuit_with(model, windowed),
     ]
 }
 
@@ -236,33 +246,37 @@ fn every_kind_of_tampered_cnn_cell_is_rejected() {
         CellKind::TableInput,
         CellKind::TableOutput,
     ];
-    let [(mac, mac_public), (freivalds, freivalds_public)] = cnn_layouts();
+    let [(mac, mac_public), plain, windowed] = cnn_layouts();
     assert_every_kind_rejected_in(mac, mac_public, &[&CellKind::ALWAYS[..], &cnn_kinds[..]].concat());
     let product_kinds = [CellKind::FreivaldsOperand, CellKind::FreivaldsSum];
-    assert_every_kind_rejected_in(
-        freivalds,
-        freivalds_public,
-        &[&CellKind::ALWAYS[..], &cnn_kinds[..], &product_kinds[..]].concat(),
-    );
+    for (freivalds, freivalds_public) in [plain, windowed] {
+        assert_every_kind_rejected_in(
+            freivalds,
+            freivalds_public,
+            &[&CellKind::ALWAYS[..], &cnn_kinds[..], &product_kinds[..]].concat(),
+        );
+    }
 }
 
 #[test]
 fn every_freivalds_cell_is_load_bearing() {
-    let [_, (circuit, public)] = cnn_layouts();
-    let instance = public.to_instance();
-    assert!(satisfied(&circuit, instance.clone()));
-    let counts = circuit.assigned_cell_counts();
-    for kind in [
-        CellKind::FreivaldsOperand,
-        CellKind::FreivaldsSum,
-        CellKind::RequantAccumulator,
-    ] {
-        for index in (0..counts[&kind]).step_by(5) {
-            let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
-            assert!(
-                !satisfied(&tampered, instance.clone()),
-                "{kind:?} #{index} was accepted"
-            );
+    let [_, plain, windowed] = cnn_layouts();
+    for (circuit, public) in [plain, windowed] {
+        let instance = public.to_instance();
+        assert!(satisfied(&circuit, instance.clone()));
+        let counts = circuit.assigned_cell_counts();
+        for kind in [
+            CellKind::FreivaldsOperand,
+            CellKind::FreivaldsSum,
+            CellKind::RequantAccumulator,
+        ] {
+            for index in (0..counts[&kind]).step_by(5) {
+                let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
+                assert!(
+                    !satisfied(&tampered, instance.clone()),
+                    "{kind:?} #{index} was accepted"
+                );
+            }
         }
     }
 }
@@ -288,13 +302,14 @@ fn every_range_limb_is_load_bearing() {
 
 #[test]
 fn remainder_shift_and_unbounded_quotient_attacks_are_rejected() {
-    let [cnn_mac, cnn_freivalds] = cnn_layouts();
+    let [cnn_mac, cnn_freivalds, cnn_windowed] = cnn_layouts();
     for ((circuit, public), expected) in [
         (common::circuit_for(common::small_model()), 8),
         (common::circuit_for(common::small_wide_model()), 8),
         (common::circuit_for(common::small_wide_hidden_model()), 8),
         (cnn_mac, 32 + 8 + 3),
         (cnn_freivalds, 32 + 8 + 3),
+        (cnn_windowed, 32 + 8 + 3),
     ] {
         let instance = public.to_instance();
         assert!(satisfied(&circuit, instance.clone()));

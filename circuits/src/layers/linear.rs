@@ -7,7 +7,7 @@ use halo2_proofs::halo2curves::bn256::Fr;
 
 use super::{collect_outputs, AssignContext, LayerChip, PlanContext, Planned};
 use crate::assign::AssignedValue;
-use crate::chips::freivalds::{place_product, product_shape};
+use crate::chips::freivalds::{place_product, product_shape, product_windows, Windows};
 use crate::chips::requantize::Accumulator;
 use crate::error::CircuitProblem;
 use crate::field;
@@ -22,6 +22,8 @@ pub struct ProductCheck {
     pub x: Vec<Vec<Option<AssignedValue>>>,
     /// `Y`, the accumulator cells, one row per output channel.
     pub y: Vec<Vec<AssignedValue>>,
+    /// The sliding windows `X` is evaluated through, when the circuit has a stride gate of their width.
+    pub windows: Option<Windows>,
 }
 
 impl LayerChip for Linear {
@@ -29,11 +31,14 @@ impl LayerChip for Linear {
         let freivalds = ctx.params.uses_freivalds(ctx.index);
         if freivalds {
             let shape = product_shape(self).ok_or(CircuitProblem::NotAProduct)?;
+            let windows = ctx.windows.get(ctx.index).and_then(Option::as_ref);
+            let windows = windows.filter(|w| ctx.params.freivalds_widths.contains(&w.width));
             place_product(
                 &mut ctx.rows.freivalds,
                 shape.kernels.len(),
                 shape.taps,
                 shape.positions,
+                windows,
             );
         } else {
             ctx.rows.linear +=
@@ -96,6 +101,7 @@ impl LayerChip for Linear {
                     .collect::<Result<_, CircuitProblem>>()?,
                 x: (0..shape.taps).map(|t| taps.iter().map(|g| g[t]).collect()).collect(),
                 y,
+                windows: product_windows(self).filter(|w| ctx.freivalds_widths.contains(&w.width)),
             });
         } else {
             for group in &self.groups {

@@ -8,9 +8,10 @@ pub mod max_pool;
 pub mod mul;
 pub mod table;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::assign::{AssignedValue, Assigner};
+use crate::chips::freivalds::Windows;
 use crate::chips::requantize::Accumulator;
 use crate::circuit::ModelConfig;
 use crate::column_rows::ColumnRows;
@@ -54,6 +55,8 @@ pub struct PlanContext<'m> {
     pub model: &'m QuantizedModel,
     /// The widest input of each layer ([`QuantizedModel::input_bits`] of a linear layer), by index.
     pub input_bits: &'m [u32],
+    /// The windows of each Freivalds candidate ([`crate::chips::freivalds::product_windows`]), by index.
+    pub windows: &'m [Option<Windows>],
     /// The layout being planned.
     pub params: &'m CircuitParams,
     /// The layer's index.
@@ -113,6 +116,8 @@ pub struct AssignContext<'c, 'a, 'r> {
     pub products: &'c mut Vec<ProductCheck>,
     /// Whether this layer is checked with Freivalds' test.
     pub freivalds: bool,
+    /// The window widths the Freivalds chip has stride gates for.
+    pub freivalds_widths: &'c BTreeSet<usize>,
 }
 
 impl AssignContext<'_, '_, '_> {

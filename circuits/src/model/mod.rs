@@ -80,7 +80,7 @@ impl OutputRange {
 }
 
 /// One element of a tensor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Source {
     /// The tensor.
     pub tensor: TensorId,

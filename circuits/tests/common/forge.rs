@@ -96,16 +96,20 @@ impl Honest {
 }
 
 /// The small CNN's two layouts: every convolution on the multiply-accumulate chip with one range column, one
-/// requantization set and byte limbs, or every convolution checked by Freivalds' test with two range columns of
-/// 10-bit limbs and three requantization sets (so the forgeries reach cells of every set and limbs of both widths).
+/// requantization set and byte limbs, or every convolution checked by Freivalds' test through its sliding windows
+/// (stride gates, as the planner lays them out) with two range columns of 10-bit limbs and three requantization
+/// sets (so the forgeries reach cells of every set and limbs of both widths).
 pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
     let mac = CircuitParams::with_chips_of(model);
     let freivalds_layers: std::collections::BTreeSet<usize> = freivalds_candidates(model).into_iter().collect();
     assert!(!freivalds_layers.is_empty(), "the model has no convolution");
+    let freivalds_widths = zkinfer_circuits::layout::window_widths(model, &freivalds_layers);
+    assert!(!freivalds_widths.is_empty(), "the model's convolutions have no windows");
     [
         mac.clone(),
         CircuitParams {
             freivalds_layers,
+            freivalds_widths,
             range_columns: 2,
             limb_bits: 10,
             requant_sets: 3,

@@ -80,7 +80,7 @@ struct TestConfig {
 fn test_configure(meta: &mut ConstraintSystem<Fr>, pairs: usize) -> TestConfig {
     let values = meta.advice_column();
     meta.enable_equality(values);
-    let freivalds = FreivaldsConfig::configure(meta, pairs);
+    let freivalds = FreivaldsConfig::configure(meta, pairs, &[]);
     TestConfig { values, freivalds }
 }
 
@@ -190,7 +190,7 @@ impl Circuit<Fr> for TestCircuit {
                 for _ in 0..self.products {
                     config
                         .freivalds
-                        .assign_product(&mut a, &mut rows, gamma, &weights, &x_cells, &y_cells)?;
+                        .assign_product(&mut a, &mut rows, gamma, &weights, &x_cells, &y_cells, None)?;
                 }
                 *self.record.lock().unwrap() = Some((a.counts().clone(), rows));
                 Ok(())
@@ -230,7 +230,7 @@ fn freivalds_honest_product_verifies_and_rows_are_exact() {
             // The planner's placement is exactly the rows the chip wrote.
             let mut planned = ColumnRows::new(pairs, 1);
             for _ in 0..products {
-                place_product(&mut planned, O, K, P);
+                place_product(&mut planned, O, K, P, None);
             }
             assert_eq!(planned, used, "{pairs} pairs, {products} products");
         }
@@ -256,7 +256,7 @@ fn freivalds_placement_fills_the_emptiest_pair_first() {
     let placed = |pairs: usize, shapes: &[(usize, usize, usize)]| {
         let mut rows = ColumnRows::new(pairs, 1);
         for &(outputs, taps, positions) in shapes {
-            place_product(&mut rows, outputs, taps, positions);
+            place_product(&mut rows, outputs, taps, positions, None);
         }
         rows
     };
@@ -434,18 +434,18 @@ impl Circuit<Fr> for ShapeCircuit {
                 let mut r = fresh.clone();
                 let mut other = ColumnRows::new(self.pairs + 1, 1);
                 for result in [
-                    f.assign_product(&mut a, &mut r, Fr::ONE, &w[1..], &x, &y),
-                    f.assign_product(&mut a, &mut r, Fr::ONE, w, &x[1..], &y),
-                    f.assign_product(&mut a, &mut r, Fr::ONE, w, &short_x, &y),
-                    f.assign_product(&mut a, &mut r, Fr::ONE, w, &x, &short_y),
-                    f.assign_product(&mut a, &mut r, Fr::ONE, w, &x, &y[1..]),
-                    f.assign_product(&mut a, &mut other, Fr::ONE, w, &x, &y),
+                    f.assign_product(&mut a, &mut r, Fr::ONE, &w[1..], &x, &y, None),
+                    f.assign_product(&mut a, &mut r, Fr::ONE, w, &x[1..], &y, None),
+                    f.assign_product(&mut a, &mut r, Fr::ONE, w, &short_x, &y, None),
+                    f.assign_product(&mut a, &mut r, Fr::ONE, w, &x, &short_y, None),
+                    f.assign_product(&mut a, &mut r, Fr::ONE, w, &x, &y[1..], None),
+                    f.assign_product(&mut a, &mut other, Fr::ONE, w, &x, &y, None),
                 ] {
                     assert!(matches!(result, Err(Error::Synthesis)));
                 }
                 assert_eq!(r, fresh, "a refused product moved the tracker");
                 assert_eq!(other, ColumnRows::new(self.pairs + 1, 1));
-                assert!(f.assign_product(&mut a, &mut r, Fr::ONE, &[], &x, &[]).is_ok());
+                assert!(f.assign_product(&mut a, &mut r, Fr::ONE, &[], &x, &[], None).is_ok());
                 assert_eq!(r, fresh, "an empty product moved the tracker");
                 *self.checked.lock().unwrap() = true;
                 Ok(())
