@@ -3,7 +3,8 @@
 use halo2_proofs::{halo2curves::bn256::Fr, plonk::ConstraintSystem};
 use serde::{Deserialize, Serialize};
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -183,12 +184,37 @@ pub fn plan(model: &QuantizedModel, params: &CircuitParams) -> Result<Layout, St
     plan_validated(&Facts::of(model), params)
 }
 
+/// [`plan`] of each of `params` for one `model`, sharing what planning works out once per model (as the planner
+/// does for its candidates), in order.
+pub fn plan_each(model: &QuantizedModel, params: &[CircuitParams]) -> Result<Vec<Layout>, String> {
+    model.validate().map_err(|e| e.to_string())?;
+    let facts = Facts::of(model);
+    params.iter().map(|p| plan_validated(&facts, p)).collect()
+}
+
 /// What planning reads of a model on every candidate, worked out once: the model, validated, the widest input
-/// of each layer (which walks every tap of a linear layer) and the sliding windows of each matrix product.
+/// of each layer (which walks every tap of a linear layer), the sliding windows of each matrix product, and where
+/// the requantization rows and range checks go for each (limbs, range columns, requantization sets) planned so far.
 struct Facts<'m> {
     model: &'m QuantizedModel,
     input_bits: Vec<u32>,
     windows: Vec<Option<freivalds::Windows>>,
+    placements: Mutex<HashMap<PlacementKey, Arc<RequantPlacement>>>,
+}
+
+/// Limb bits, range columns and requantization sets: all that where requantization rows and range checks go
+/// depends on (every layer places them in the same order whatever the multiply-accumulate and Freivalds choices).
+type PlacementKey = (u32, usize, usize);
+
+/// Where one planning put the requantization rows and range checks (the input's and every layer's, before the
+/// nonce's row): placing them was most of the planning time (one greedy placement per check per output).
+struct RequantPlacement {
+    /// Requantization rows and range rows each layer added.
+    layers: Vec<(usize, usize)>,
+    /// The requantization column sets after the last layer.
+    requant: ColumnRows,
+    /// The range columns after the last layer.
+    range: ColumnRows,
 }
 
 impl<'m> Facts<'m> {
@@ -210,6 +236,7 @@ impl<'m> Facts<'m> {
             model,
             input_bits,
             windows,
+            placements: Mutex::default(),
         }
     }
 
@@ -252,7 +279,11 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
             freivalds: ColumnRows::new(params.freivalds_pairs, 1),
             ..Cursors::default()
         },
+        requantization_placed: false,
     };
+    let key = (params.limb_bits, params.range_columns, params.requant_sets);
+    let placed = facts.placements.lock().ok().and_then(|p| p.get(&key).cloned());
+    ctx.requantization_placed = placed.is_some();
     let mut layers = Vec::with_capacity(model.layers.len());
     for (index, layer) in model.layers.iter().enumerate() {
         let failed = |problem| {
@@ -272,6 +303,25 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         layers.push(plan_layer(layer, &mut ctx).map_err(failed)?);
     }
     let mut rows = ctx.rows;
+    match placed {
+        Some(placed) => {
+            for (cost, &(requant, range)) in layers.iter_mut().zip(&placed.layers) {
+                (cost.requant_rows, cost.range_rows) = (requant, range);
+            }
+            rows.requant = placed.requant.clone();
+            rows.range = placed.range.clone();
+        }
+        None => {
+            let placement = RequantPlacement {
+                layers: layers.iter().map(|c| (c.requant_rows, c.range_rows)).collect(),
+                requant: rows.requant.clone(),
+                range: rows.range.clone(),
+            };
+            if let Ok(mut placements) = facts.placements.lock() {
+                placements.insert(key, Arc::new(placement));
+            }
+        }
+    }
     // The nonce takes one more row.
     rows.requant.place(1);
     let mut layout = Layout {

@@ -217,6 +217,60 @@ fn the_planned_rows_are_the_rows_synthesis_uses() {
     }
 }
 
+/// The planner places requantization rows and range checks once per (limbs, range columns, requantization sets)
+/// and reuses them for every other choice: planning many layouts of one model in a row must give each the layout
+/// a fresh plan of it gives, and so must every candidate the planner reports.
+#[test]
+fn shared_planning_gives_each_layout_its_fresh_plan() {
+    use zkinfer_circuits::layout::{choose, freivalds_candidates, plan, plan_each, window_widths};
+    use zkinfer_circuits::CircuitParams;
+    for model in [common::small_cnn(), common::small_model(), common::small_gated_model()] {
+        let base = CircuitParams::with_chips_of(&model);
+        let layers: std::collections::BTreeSet<usize> = freivalds_candidates(&model).into_iter().collect();
+        let mut grid = Vec::new();
+        for freivalds in [false, true] {
+            for limb_bits in [8, 10] {
+                for requant_sets in [1, 2] {
+                    for range_columns in [1, 3] {
+                        for mac_lanes in [2, 4] {
+                            let mut params = CircuitParams {
+                                limb_bits,
+                                requant_sets,
+                                range_columns,
+                                mac_lanes,
+                                ..base.clone()
+                            };
+                            if freivalds && !layers.is_empty() {
+                                params.freivalds_widths = window_widths(&model, &layers);
+                                params.freivalds_layers = layers.clone();
+                            }
+                            grid.push(params);
+                        }
+                    }
+                }
+            }
+        }
+        let shared = plan_each(&model, &grid).expect("plan");
+        for (params, layout) in grid.iter().zip(&shared) {
+            assert_eq!(
+                &plan(&model, params).expect("plan"),
+                layout,
+                "{}: {params:?}",
+                model.name
+            );
+        }
+        let (_, candidates) = choose(&model).expect("choose");
+        for (params, layout) in &candidates {
+            assert_eq!(
+                &plan(&model, params).expect("plan"),
+                layout,
+                "{}: {params:?}",
+                model.name
+            );
+        }
+    }
+}
+
 /// Requantization sets split the requantization rows (the sponge's stay in the first set) and add five advice
 /// columns each; the planner's counts for them are checked against synthesis above (the Freivalds subject has three).
 #[test]

@@ -63,6 +63,9 @@ pub struct PlanContext<'m> {
     pub index: usize,
     /// The rows used so far.
     pub rows: Cursors,
+    /// Whether requantization rows and range checks are already placed (the planner knows where they go for these
+    /// limbs, range columns and requantization sets): chips then only count their lookups.
+    pub requantization_placed: bool,
 }
 
 /// What one layer costs, as its chip reports it to the planner (the row counts come from the cursors).
@@ -90,10 +93,12 @@ impl PlanContext<'_> {
     /// [`place_requantization`](Self::place_requantization) with its range checks' rows worked out once (by
     /// [`requantization_rows`](Self::requantization_rows)) for every output of a kernel.
     pub fn place_requantization_rows(&mut self, rows: [usize; 3]) -> usize {
-        for check in rows {
-            self.rows.range.place(check);
+        if !self.requantization_placed {
+            for check in rows {
+                self.rows.range.place(check);
+            }
+            self.rows.requant.place(1);
         }
-        self.rows.requant.place(1);
         rows.iter().sum()
     }
 }

@@ -8,7 +8,7 @@ use halo2_proofs::{
     circuit::{Layouter, SimpleFloorPlanner},
     dev::MockProver,
     halo2curves::bn256::{Bn256, G1Affine},
-    plonk::{create_proof, keygen_pk, keygen_vk, verify_proof, Circuit},
+    plonk::{create_proof, keygen_pk, keygen_vk, verify_proof, Circuit, ProvingKey, VerifyingKey},
     poly::kzg::{
         commitment::{KZGCommitmentScheme, ParamsKZG},
         multiopen::{ProverSHPLONK, VerifierSHPLONK},
@@ -454,48 +454,64 @@ impl Circuit<Fr> for ShapeCircuit {
     }
 }
 
+/// Real KZG proofs of the circuits of one shape (no public inputs): the keys of a keygen circuit, and whether a
+/// proof of a circuit verifies against them.
+pub(super) struct Kzg {
+    params: ParamsKZG<Bn256>,
+    vk: VerifyingKey<G1Affine>,
+    pk: ProvingKey<G1Affine>,
+}
+
+impl Kzg {
+    /// Keys of `keygen` (a circuit without witnesses) on `2^log_rows` rows.
+    pub(super) fn new<C: Circuit<Fr>>(log_rows: u32, keygen: &C) -> Self {
+        let params = ParamsKZG::<Bn256>::setup(log_rows, ChaCha20Rng::seed_from_u64(7));
+        let vk = keygen_vk(&params, keygen).expect("keygen_vk");
+        let pk = keygen_pk(&params, vk.clone(), keygen).expect("keygen_pk");
+        Self { params, vk, pk }
+    }
+
+    /// Whether a proof of `circuit` verifies. A prover may or may not notice a wrong witness; the verifier must
+    /// reject it either way.
+    pub(super) fn accepts<C: Circuit<Fr>>(&self, circuit: C) -> bool {
+        let instances: &[&[&[Fr]]] = &[&[]];
+        let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());
+        let _ = create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
+            &self.params,
+            &self.pk,
+            &[circuit],
+            instances,
+            ChaCha20Rng::seed_from_u64(11),
+            &mut transcript,
+        );
+        let proof = transcript.finalize();
+        let mut transcript = Blake2bRead::<_, G1Affine, Challenge255<_>>::init(&proof[..]);
+        verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
+            &self.params,
+            &self.vk,
+            SingleStrategy::new(&self.params),
+            instances,
+            &mut transcript,
+        )
+        .is_ok()
+    }
+}
+
 #[test]
 fn freivalds_kzg_proof_verifies_and_wrong_product_fails() {
-    let params = ParamsKZG::<Bn256>::setup(LOG_ROWS, ChaCha20Rng::seed_from_u64(7));
-    let instances: &[&[&[Fr]]] = &[&[]];
     for pairs in PAIRS {
-        let keygen_circuit = TestCircuit::new(pairs, None).without_witnesses();
-        let vk = keygen_vk(&params, &keygen_circuit).expect("keygen_vk");
-        let pk = keygen_pk(&params, vk.clone(), &keygen_circuit).expect("keygen_pk");
-
-        let prove = |tamper: Option<Tamper>| -> Vec<u8> {
-            let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());
-            // A prover may or may not notice the wrong witness; the verifier must reject it either way.
-            let _ = create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
-                &params,
-                &pk,
-                &[TestCircuit::new(pairs, tamper)],
-                instances,
-                ChaCha20Rng::seed_from_u64(11),
-                &mut transcript,
-            );
-            transcript.finalize()
-        };
-        let verify = |proof: &[u8]| {
-            let mut transcript = Blake2bRead::<_, G1Affine, Challenge255<_>>::init(proof);
-            verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
-                &params,
-                &vk,
-                SingleStrategy::new(&params),
-                instances,
-                &mut transcript,
-            )
-        };
-
-        let honest = prove(None);
-        assert!(verify(&honest).is_ok(), "honest proof rejected ({pairs} pairs)");
-        let wrong = prove(Some(Tamper::Cell {
+        let kzg = Kzg::new(LOG_ROWS, &TestCircuit::new(pairs, None).without_witnesses());
+        assert!(
+            kzg.accepts(TestCircuit::new(pairs, None)),
+            "honest proof rejected ({pairs} pairs)"
+        );
+        let wrong = Tamper::Cell {
             kind: CellKind::Output,
             index: 4,
             delta: 1,
-        }));
+        };
         assert!(
-            verify(&wrong).is_err(),
+            !kzg.accepts(TestCircuit::new(pairs, Some(wrong))),
             "proof of a wrong product accepted ({pairs} pairs)"
         );
     }

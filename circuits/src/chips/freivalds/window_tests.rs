@@ -8,17 +8,10 @@ use std::sync::Mutex;
 use halo2_proofs::{
     circuit::{Layouter, SimpleFloorPlanner},
     dev::MockProver,
-    halo2curves::bn256::{Bn256, G1Affine},
-    plonk::{create_proof, keygen_pk, keygen_vk, verify_proof, Circuit},
-    poly::kzg::{
-        commitment::{KZGCommitmentScheme, ParamsKZG},
-        multiopen::{ProverSHPLONK, VerifierSHPLONK},
-        strategy::SingleStrategy,
-    },
-    transcript::{Blake2bRead, Blake2bWrite, Challenge255, TranscriptReadBuffer, TranscriptWriterBuffer},
+    plonk::Circuit,
 };
-use rand_chacha::{rand_core::SeedableRng, ChaCha20Rng};
 
+use super::tests::Kzg;
 use super::*;
 use crate::assign::Tamper;
 
@@ -485,44 +478,23 @@ impl Circuit<Fr> for MisfitCircuit {
 
 #[test]
 fn windowed_kzg_proof_verifies_and_wrong_product_fails() {
-    let params = ParamsKZG::<Bn256>::setup(LOG_ROWS, ChaCha20Rng::seed_from_u64(7));
-    let instances: &[&[&[Fr]]] = &[&[]];
     let convs = [PADDED, UNPADDED];
     for pairs in PAIRS {
-        let keygen_circuit = TestCircuit::new(pairs, &convs, None).without_witnesses();
-        let vk = keygen_vk(&params, &keygen_circuit).expect("keygen_vk");
-        let pk = keygen_pk(&params, vk.clone(), &keygen_circuit).expect("keygen_pk");
-        let prove = |tamper: Option<Tamper>| -> Vec<u8> {
-            let mut transcript = Blake2bWrite::<_, G1Affine, Challenge255<_>>::init(Vec::new());
-            // A prover may or may not notice the wrong witness; the verifier must reject it either way.
-            let _ = create_proof::<KZGCommitmentScheme<Bn256>, ProverSHPLONK<'_, Bn256>, _, _, _, _>(
-                &params,
-                &pk,
-                &[TestCircuit::new(pairs, &convs, tamper)],
-                instances,
-                ChaCha20Rng::seed_from_u64(11),
-                &mut transcript,
-            );
-            transcript.finalize()
-        };
-        let verify = |proof: &[u8]| {
-            let mut transcript = Blake2bRead::<_, G1Affine, Challenge255<_>>::init(proof);
-            verify_proof::<KZGCommitmentScheme<Bn256>, VerifierSHPLONK<'_, Bn256>, _, _, _>(
-                &params,
-                &vk,
-                SingleStrategy::new(&params),
-                instances,
-                &mut transcript,
-            )
-        };
-        assert!(verify(&prove(None)).is_ok(), "honest proof rejected ({pairs} pairs)");
+        let kzg = Kzg::new(LOG_ROWS, &TestCircuit::new(pairs, &convs, None).without_witnesses());
+        assert!(
+            kzg.accepts(TestCircuit::new(pairs, &convs, None)),
+            "honest proof rejected ({pairs} pairs)"
+        );
         for (kind, index) in [
             (CellKind::Output, 7),
             (CellKind::Input, 5),
             (CellKind::FreivaldsSum, 40),
         ] {
-            let wrong = prove(Some(Tamper::Cell { kind, index, delta: 1 }));
-            assert!(verify(&wrong).is_err(), "{kind:?} #{index} accepted ({pairs} pairs)");
+            let wrong = Some(Tamper::Cell { kind, index, delta: 1 });
+            assert!(
+                !kzg.accepts(TestCircuit::new(pairs, &convs, wrong)),
+                "{kind:?} #{index} accepted ({pairs} pairs)"
+            );
         }
     }
 }
