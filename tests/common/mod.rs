@@ -157,12 +157,35 @@ pub fn prove_and_check(
         nonce: Some(nonce),
         allow_insecure_dev_srs: true,
     };
-    verify_bundle(&keys.verifier, &proven.bundle, &expect).expect("accepted");
+    // Verified with the key as a validator reads it from vk.bin (the verifier's own reader of halo2's key).
+    let verifier = zkinfer_verifier::VerifierKey::from_bytes(&keys.verifier.to_bytes()).expect("vk.bin reads back");
+    assert_reads_halo2s_key(&verifier);
+    verify_bundle(&verifier, &proven.bundle, &expect).expect("accepted");
     let mut forged = proven.bundle.clone();
     forged.outputs[0] += 1;
     assert!(
-        verify_bundle(&keys.verifier, &forged, &expect).is_err(),
+        verify_bundle(&verifier, &forged, &expect).is_err(),
         "{name}: forged output accepted"
     );
     (proven, expect)
+}
+
+/// The verifier's reader of halo2's verifying key (which builds no FFT tables) gives the key halo2's own reader
+/// gives: the same pinned form (domain, constraint system, commitments), transcript representation and bytes.
+pub fn assert_reads_halo2s_key(key: &zkinfer_verifier::VerifierKey) {
+    use halo2_proofs::{halo2curves::bn256::G1Affine, plonk::VerifyingKey, SerdeFormat};
+    let params = key.meta().circuit_params.clone();
+    let bytes = key.vk().to_bytes(SerdeFormat::Processed);
+    use zkinfer_verifier::halo2_key::{configured, read_verifying_key};
+    let ours = read_verifying_key(&bytes, configured(params.clone())).expect("the verifier's reader");
+    let theirs = VerifyingKey::<G1Affine>::read::<_, zkinfer_circuits::ModelCircuit>(
+        &mut &bytes[..],
+        SerdeFormat::Processed,
+        params,
+    )
+    .expect("halo2's reader");
+    assert_eq!(format!("{:?}", ours.pinned()), format!("{:?}", theirs.pinned()));
+    assert_eq!(ours.transcript_repr(), theirs.transcript_repr());
+    assert_eq!(ours.to_bytes(SerdeFormat::Processed), bytes);
+    assert!(ours.get_domain().fft_data.is_empty());
 }

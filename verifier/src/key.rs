@@ -10,8 +10,6 @@
 //! could exploit ([`SrsPoints::check`]), and any encoding that is not the one zkinfer writes (the file must
 //! re-encode to itself, so one key has one id).
 
-use std::io::Read;
-
 use blake2::{digest::consts::U32, Blake2b, Digest};
 use halo2_proofs::{
     halo2curves::bn256::{Bn256, G1Affine},
@@ -20,13 +18,14 @@ use halo2_proofs::{
     SerdeFormat,
 };
 use serde::{Deserialize, Serialize};
-use zkinfer_circuits::layout::{proof_bytes_of, MAX_K};
+use zkinfer_circuits::layout::{proof_bytes, proof_bytes_of, MAX_K};
 use zkinfer_circuits::model::InputQuantization;
-use zkinfer_circuits::{CircuitParams, ModelCircuit};
+use zkinfer_circuits::CircuitParams;
 
 use crate::decode::{decode_exact, encode};
 use crate::envelope::{self, FileKind};
 use crate::error::VerifyError;
+use crate::halo2_key::{configured, read_verifying_key};
 use crate::srs_points::SrsPoints;
 
 /// Format version of verifying-key files (5: the model id hashes the whole file; 6: circuit parameters name the
@@ -247,23 +246,13 @@ impl VerifierKey {
                 "the halo2 key's circuit size differs from the metadata's k = {k}"
             )));
         }
-        // halo2's layout goes on with the selector-compression flag: zkinfer's keys never compress selectors, and a
-        // key that claims to would make halo2 allocate and compress `2^k` bits per selector before any check.
-        if file.vk.get(5) != Some(&0) {
-            return Err(malformed(
-                "the halo2 key compresses its selectors; zkinfer's keys keep them as fixed columns",
-            ));
-        }
         let points = SrsPoints::from_bytes(&file.srs).map_err(|e| malformed(format!("SRS points: {e}")))?;
         let params = file.meta.circuit_params.clone();
-        let vk = std::panic::catch_unwind(|| {
-            let mut reader = &file.vk[..];
-            let vk = VerifyingKey::<G1Affine>::read::<_, ModelCircuit>(&mut reader, SerdeFormat::Processed, params)?;
-            let mut rest = [0u8; 1];
-            match reader.read(&mut rest)? {
-                0 => Ok(vk),
-                _ => Err(std::io::Error::other("trailing bytes after the halo2 key")),
-            }
+        // halo2's own reader would also build FFT tables for up to 2^(k+2) points, which a verifier never uses.
+        let (vk, proof_len) = std::panic::catch_unwind(|| {
+            let cs = configured(params);
+            let proof_len = proof_bytes(&cs);
+            read_verifying_key(&file.vk, cs).map(|vk| (vk, proof_len))
         })
         .map_err(|_| malformed("the halo2 verifying key could not be decoded"))?
         .map_err(malformed)?;
@@ -280,7 +269,7 @@ impl VerifierKey {
         }
         Ok(Self {
             srs: points.params(k),
-            proof_len: proof_bytes_of(&file.meta.circuit_params),
+            proof_len,
             meta: file.meta,
             vk,
             points,

@@ -8,6 +8,7 @@ pub mod commitment;
 pub mod decode;
 pub mod envelope;
 pub mod error;
+pub mod halo2_key;
 pub mod key;
 pub mod key_dir;
 pub mod replay;

@@ -9,6 +9,8 @@
 
 use std::sync::OnceLock;
 
+use group::GroupEncoding;
+use halo2_proofs::halo2curves::serde::SerdeObject;
 use halo2_proofs::{
     halo2curves::bn256::{Bn256, Fq, G1Affine, G2Affine, G2},
     poly::{commitment::ParamsProver, kzg::commitment::ParamsKZG},
@@ -39,7 +41,15 @@ pub fn insecure_dev_params(k: u32) -> ParamsKZG<Bn256> {
     ParamsKZG::setup(k, ChaCha20Rng::from_seed(INSECURE_DEV_SRS_SEED))
 }
 
-/// `s·g_2` of the insecure development SRS (the same for every `k`: halo2 draws `s` first).
+/// `s·g_2` of the insecure development SRS, compressed (the same for every `k`: halo2 draws `s` first), written
+/// out so that recognising it costs no setup; a test derives it from [`INSECURE_DEV_SRS_SEED`].
+const INSECURE_DEV_S_G2: [u8; 64] = [
+    62, 2, 15, 151, 86, 104, 100, 100, 55, 228, 150, 4, 247, 72, 24, 185, 114, 104, 157, 113, 220, 252, 51, 117, 247,
+    160, 91, 81, 194, 33, 124, 17, 250, 154, 36, 107, 249, 11, 18, 194, 220, 248, 234, 64, 83, 243, 59, 7, 77, 194,
+    100, 229, 34, 37, 15, 155, 101, 68, 114, 42, 150, 12, 116, 31,
+];
+
+/// `s·g_2` of the insecure development SRS.
 pub fn insecure_dev_s_g2() -> G2Affine {
     static POINT: OnceLock<G2Affine> = OnceLock::new();
     *POINT.get_or_init(|| insecure_dev_params(0).s_g2())
@@ -57,7 +67,7 @@ impl SrsPoints {
 
     /// Whether these are the points of the insecure development SRS, whose trapdoor is public.
     pub fn is_insecure_dev(&self) -> bool {
-        self.s_g2 == insecure_dev_s_g2()
+        self.s_g2.to_bytes().as_ref() == INSECURE_DEV_S_G2
     }
 
     /// Refuses points a forger could exploit: other generators, or an `s·g_2` that is the identity, `±g_2`, or
@@ -86,7 +96,18 @@ impl SrsPoints {
     /// The verifier-only KZG parameters (`2^k` rows) holding these points. KZG verification reads only `g_0`,
     /// `g_2`, `s·g_2` and the size; `from_parts` needs a receiver, which a one-point setup provides.
     pub fn params(&self, k: u32) -> ParamsKZG<Bn256> {
-        insecure_dev_params(0).from_parts(k, vec![self.g0], Some(vec![self.g0]), self.g2, self.s_g2)
+        // halo2 makes parameters by setup (a trapdoor, a scalar multiplication in G2) or by reading them: a
+        // one-point set read from its raw encoding costs nothing.
+        let mut one_point = 0u32.to_le_bytes().to_vec();
+        for g1 in [self.g0, self.g0] {
+            g1.write_raw(&mut one_point).unwrap_or(());
+        }
+        for g2 in [self.g2, self.s_g2] {
+            g2.write_raw(&mut one_point).unwrap_or(());
+        }
+        let receiver = ParamsKZG::<Bn256>::read_custom(&mut &one_point[..], SerdeFormat::RawBytesUnchecked)
+            .unwrap_or_else(|_| insecure_dev_params(0));
+        receiver.from_parts(k, vec![self.g0], Some(vec![self.g0]), self.g2, self.s_g2)
     }
 
     /// The compressed encoding: `g_0 ‖ g_2 ‖ s·g_2`.
@@ -140,6 +161,7 @@ mod tests {
     use group::{prime::PrimeCurveAffine, Curve};
     use halo2_proofs::arithmetic::CurveAffine;
     use halo2_proofs::halo2curves::bn256::{Fq2, Fr};
+    use halo2_proofs::poly::commitment::Params;
 
     fn ceremony(seed: u8) -> SrsPoints {
         SrsPoints::of(&ParamsKZG::<Bn256>::setup(1, ChaCha20Rng::from_seed([seed; 32])))
@@ -159,6 +181,23 @@ mod tests {
                     return p;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_written_dev_point_is_the_seeds() {
+        let derived = insecure_dev_params(0).s_g2().to_bytes();
+        assert_eq!(derived.as_ref(), INSECURE_DEV_S_G2, "{:?}", derived.as_ref());
+        assert_eq!(insecure_dev_s_g2().to_bytes().as_ref(), INSECURE_DEV_S_G2);
+    }
+
+    #[test]
+    fn the_verifier_params_hold_the_points() {
+        let points = ceremony(4);
+        for k in [1, 9, 15] {
+            let params = points.params(k);
+            assert_eq!((params.k(), params.n()), (k, 1u64 << k));
+            assert_eq!(SrsPoints::of(&params), points);
         }
     }
 
