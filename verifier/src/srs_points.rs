@@ -7,8 +7,6 @@
 //! powers-of-tau ceremony for BN254 uses them) and `s·g_2` is a point of the prime-order subgroup other than `±g_2`
 //! and the identity. Which `s` a key uses is then pinned by the model id, which hashes the whole key file.
 
-use std::sync::OnceLock;
-
 use group::GroupEncoding;
 use halo2_proofs::halo2curves::serde::SerdeObject;
 use halo2_proofs::{
@@ -48,12 +46,6 @@ const INSECURE_DEV_S_G2: [u8; 64] = [
     160, 91, 81, 194, 33, 124, 17, 250, 154, 36, 107, 249, 11, 18, 194, 220, 248, 234, 64, 83, 243, 59, 7, 77, 194,
     100, 229, 34, 37, 15, 155, 101, 68, 114, 42, 150, 12, 116, 31,
 ];
-
-/// `s·g_2` of the insecure development SRS.
-pub fn insecure_dev_s_g2() -> G2Affine {
-    static POINT: OnceLock<G2Affine> = OnceLock::new();
-    *POINT.get_or_init(|| insecure_dev_params(0).s_g2())
-}
 
 impl SrsPoints {
     /// The points of `params`.
@@ -188,7 +180,6 @@ mod tests {
     fn the_written_dev_point_is_the_seeds() {
         let derived = insecure_dev_params(0).s_g2().to_bytes();
         assert_eq!(derived.as_ref(), INSECURE_DEV_S_G2, "{:?}", derived.as_ref());
-        assert_eq!(insecure_dev_s_g2().to_bytes().as_ref(), INSECURE_DEV_S_G2);
     }
 
     #[test]
