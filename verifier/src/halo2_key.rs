@@ -1,14 +1,14 @@
 //! Reading halo2's verifying key without the prover's FFT tables.
 //!
 //! halo2-axiom's `VerifyingKey::read` rebuilds the constraint system and an `EvaluationDomain` whose constructor
-//! also computes FFT twiddle tables for `2^k`, `2^(k+1)`, …, `2^extended_k` points: at `k` = 15 that is most of a
-//! one-shot `zkinfer verify` process (tens of milliseconds and megabytes of page faults), and a verifier never runs
-//! an FFT. [`read_verifying_key`] reads the same bytes (halo2-axiom 0.5's layout: version byte 2, `k` as a
+//! also computes FFT twiddle tables for `2^k`, `2^(k+1)`, …, `2^extended_k` points: at `k` = 15 that was a third of
+//! a one-shot `zkinfer verify` process (tens of milliseconds and megabytes of page faults), and a verifier never
+//! runs an FFT. [`read_verifying_key`] reads the same bytes (halo2-axiom 0.5's layout: version byte 2, `k` as a
 //! little-endian `u32`, the selector-compression flag, the number of fixed commitments as a little-endian `u32`,
 //! the fixed commitments and the permutation's, each a compressed point) and builds the domain's constants (roots
 //! of unity, the vanishing polynomial on the coset, the inverses) without the tables; the key itself is halo2's
-//! `VerifyingKey::from_parts`, so its transcript representation is halo2's. Tests check the result against
-//! `VerifyingKey::read`, field by field.
+//! `VerifyingKey::from_parts`, so its transcript representation is halo2's. Tests compare the domain's constants
+//! with `EvaluationDomain::new`'s and the key with `VerifyingKey::read`'s.
 
 use std::collections::HashMap;
 

@@ -86,7 +86,7 @@ impl SrsPoints {
     }
 
     /// The verifier-only KZG parameters (`2^k` rows) holding these points. KZG verification reads only `g_0`,
-    /// `g_2`, `s·g_2` and the size; `from_parts` needs a receiver, which a one-point setup provides.
+    /// `g_2`, `s·g_2` and the size; `from_parts` needs a receiver, a one-point parameter set read from bytes.
     pub fn params(&self, k: u32) -> ParamsKZG<Bn256> {
         // halo2 makes parameters by setup (a trapdoor, a scalar multiplication in G2) or by reading them: a
         // one-point set read from its raw encoding costs nothing.
