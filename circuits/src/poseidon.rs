@@ -1,7 +1,7 @@
 //! Native Poseidon over BN254 (width 3, rate 2, x^5 S-box, R_F = 8, R_P = 57): the input commitment.
 //!
-//! Constants come from the reference Grain LFSR generation (`poseidon-primitives`, written out in `poseidon/table.rs`; the parameter set used by
-//! Scroll, PSE and circomlib-style BN254 Poseidon). The sponge is the constant-length domain of the Poseidon paper:
+//! Constants come from the reference Grain LFSR generation (`poseidon-primitives`, the parameter set used by
+//! Scroll, PSE and circomlib-style BN254 Poseidon), written out in `poseidon/table.rs`. The sponge is the constant-length domain of the Poseidon paper:
 //! capacity element `L · 2^64`, inputs zero-padded to a multiple of the rate, each pair added to the state and
 //! permuted, output the first state word. `commit_input(salt, x) = Poseidon(salt, P_0, …, P_{m−1})` over the input
 //! packed 31 bytes to a field element ([`pack_input`]).

@@ -174,9 +174,9 @@ pub fn prove_and_check(
 /// gives: the same pinned form (domain, constraint system, commitments), transcript representation and bytes.
 pub fn assert_reads_halo2s_key(key: &zkinfer_verifier::VerifierKey) {
     use halo2_proofs::{halo2curves::bn256::G1Affine, plonk::VerifyingKey, SerdeFormat};
+    use zkinfer_verifier::halo2_key::{configured, read_verifying_key};
     let params = key.meta().circuit_params.clone();
     let bytes = key.vk().to_bytes(SerdeFormat::Processed);
-    use zkinfer_verifier::halo2_key::{configured, read_verifying_key};
     let ours = read_verifying_key(&bytes, configured(params.clone())).expect("the verifier's reader");
     let theirs = VerifyingKey::<G1Affine>::read::<_, zkinfer_circuits::ModelCircuit>(
         &mut &bytes[..],

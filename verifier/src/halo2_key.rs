@@ -116,11 +116,19 @@ pub fn read_verifying_key(bytes: &[u8], cs: ConstraintSystem<Fr>) -> Result<Veri
         return Err("the halo2 key compresses its selectors; zkinfer's keys keep them as fixed columns".into());
     }
     let degree = cs.degree() as u32;
-    let fixed = u32::from_le_bytes(take(&mut reader, 4)?.try_into().map_err(|_| "truncated count")?) as usize;
-    // Count before reading: every commitment is 32 bytes, so a count past the rest of the bytes is refused before
-    // anything is allocated for it.
-    let point_len = <G1Affine as GroupEncoding>::Repr::default().as_ref().len();
     let permuted = cs.permutation().get_columns().len();
+    let selectors = vec![vec![false]; cs.num_selectors()];
+    let (cs, _) = cs.directly_convert_selectors_to_fixed(selectors);
+    let fixed = u32::from_le_bytes(take(&mut reader, 4)?.try_into().map_err(|_| "truncated count")?) as usize;
+    // halo2's verifier indexes the fixed commitments by the constraint system's fixed columns (and panics on a key
+    // with fewer): the count must be exactly theirs.
+    if fixed != cs.num_fixed_columns() {
+        return Err(format!(
+            "the halo2 key has {fixed} fixed commitments for {} fixed columns",
+            cs.num_fixed_columns()
+        ));
+    }
+    let point_len = <G1Affine as GroupEncoding>::Repr::default().as_ref().len();
     if fixed.checked_add(permuted).and_then(|c| c.checked_mul(point_len)) != Some(reader.len()) {
         return Err(format!(
             "the halo2 key holds {} bytes for {fixed} fixed and {permuted} permutation commitments",
@@ -129,8 +137,6 @@ pub fn read_verifying_key(bytes: &[u8], cs: ConstraintSystem<Fr>) -> Result<Veri
     }
     let fixed_commitments = read_points(&mut reader, fixed, "fixed")?;
     let permutation_commitments = read_points(&mut reader, permuted, "permutation")?;
-    let selectors = vec![vec![false]; cs.num_selectors()];
-    let (cs, _) = cs.directly_convert_selectors_to_fixed(selectors);
     let domain = verifier_domain(degree, k).ok_or_else(|| format!("no evaluation domain of 2^{k} rows"))?;
     Ok(VerifyingKey::from_parts(
         domain,
