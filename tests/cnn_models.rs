@@ -157,3 +157,72 @@ fn digits_cnn_with_wide_weights_and_outputs_matches_float_and_is_provable() {
 fn digits_resnet_with_wide_weights_and_outputs_matches_float_and_is_provable() {
     check_model("digits-resnet", 8, WIDE);
 }
+
+/// The shipped CNNs with their int8 requantizations through a clamp table (a layout the planner leaves to larger
+/// models): the circuit computes the native engine's integers on test digits, a real proof verifies, and one made
+/// with the table-free keys is refused by the table's keys (another model id).
+#[test]
+fn the_clamp_table_layout_is_bit_exact_and_provable() {
+    use halo2_proofs::dev::MockProver;
+    use zkinfer_circuits::{field, poseidon, Fr, ModelCircuit, PublicInputs, Witness};
+    for name in ["digits-cnn", "digits-resnet"] {
+        let (model, test) = compile(name, Precision::default());
+        let clamp_bits = layout::clamp_table_bits(&model);
+        assert!(clamp_bits > 0, "{name}: no requantization a clamp table covers");
+        let params = CircuitParams {
+            clamp_bits,
+            ..CircuitParams::for_model(&model)
+        };
+        let k = layout::plan(&model, &params).expect("plan").k;
+        let inputs: Vec<Vec<i64>> = (test.inputs.iter().take(6))
+            .map(|x| quantize_input(&model, x).expect("quantize"))
+            .collect();
+        let native = infer_batch(&model, &inputs).expect("native");
+        let (salt, nonce) = common::salt_and_nonce();
+        for (i, (input, expected)) in inputs.iter().zip(&native).enumerate() {
+            let witness = Witness {
+                salt,
+                nonce,
+                input: input.clone(),
+            };
+            let circuit = ModelCircuit::new(model.clone(), params.clone(), witness);
+            let public = PublicInputs {
+                input_commitment: poseidon::commit_input(salt, input),
+                nonce,
+                outputs: expected.clone(),
+            };
+            let prover = MockProver::run(k, &circuit, vec![public.to_instance()]).expect("synthesis");
+            let record = circuit.last_synthesis();
+            let outputs: Vec<Fr> = expected.iter().map(|&y| field::from_i64(y)).collect();
+            assert_eq!(
+                record.outputs, outputs,
+                "{name} image {i}: circuit and native inference differ"
+            );
+            assert!(
+                record.cell_counts.get(&CellKind::Quotient).is_some_and(|&n| n > 0),
+                "{name}: no row used the clamp table"
+            );
+            assert_eq!(prover.verify(), Ok(()), "{name} image {i}: circuit not satisfied");
+        }
+        let keys = setup(&model, params.clone(), &SrsSource::InsecureDev).expect("setup");
+        let (proven, expect) = common::prove_and_check(name, &model, &keys, &test.inputs[0], &inputs[0], &native[0]);
+        assert_eq!(
+            proven.bundle.proof.len(),
+            layout::plan(&model, &params).expect("plan").proof_bytes,
+            "{name}: the planner's proof size is not the real one"
+        );
+        let plain = setup(&model, CircuitParams::for_model(&model), &SrsSource::InsecureDev).expect("setup");
+        let request = zkinfer_prover::ProveRequest {
+            input: &test.inputs[0],
+            salt,
+            nonce,
+        };
+        let other = zkinfer_prover::prove(&model, &plain.prover, &plain.verifier, &request).expect("prove");
+        let mut relabelled = other.bundle.clone();
+        relabelled.model_id = keys.verifier.model_id();
+        assert!(
+            zkinfer_verifier::verify_bundle(&keys.verifier, &relabelled, &expect).is_err(),
+            "{name}: a proof for the table-free circuit was accepted by the clamp table's key"
+        );
+    }
+}

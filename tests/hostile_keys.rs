@@ -353,6 +353,11 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
         m.circuit_params.freivalds_layers.clear();
         m.circuit_params.freivalds_widths.insert(4);
     });
+    meta_change("clamp_bits", false, &|m| {
+        m.circuit_params.clamp_bits = if m.circuit_params.clamp_bits == 12 { 11 } else { 12 };
+    });
+    meta_change("clamp table of 17 bits", true, &|m| m.circuit_params.clamp_bits = 17);
+    meta_change("clamp table of 1 bit", true, &|m| m.circuit_params.clamp_bits = 1);
     for chip in [Chip::MaxPool, Chip::Table, Chip::Product, Chip::WideRelu] {
         meta_change(&format!("chip {chip:?}"), false, &|m| {
             let chips = &mut m.circuit_params.chips;

@@ -17,7 +17,8 @@ fn tampered_digits_witness_is_rejected() {
     let check = |c: &ModelCircuit| common::satisfied(c, public, s.k);
     assert!(check(circuit), "honest witness rejected");
     let counts = circuit.assigned_cell_counts();
-    for kind in CellKind::ALWAYS {
+    let requantization = (CellKind::REQUANTIZATION.into_iter()).filter(|k| counts.get(k).is_some_and(|&n| n > 0));
+    for kind in CellKind::ALWAYS.into_iter().chain(requantization) {
         let index = counts[&kind] / 2;
         let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
         assert!(!check(&tampered), "{kind:?} #{index} + 1 was accepted");

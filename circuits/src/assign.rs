@@ -40,6 +40,8 @@ pub enum CellKind {
     ClampFlag,
     /// The clamp slack `d` of a requantization (how far the quotient lies beyond the bound it was clamped to).
     ClampSlack,
+    /// The quotient `q` of a requantization checked through the clamp table (a cell there, not derived).
+    Quotient,
     /// A layer output after clamp/ReLU (the model's outputs for the last layer).
     Output,
     /// An operand copied into a pairwise max.
@@ -71,8 +73,9 @@ pub enum CellKind {
 
 impl CellKind {
     /// The kinds every model circuit assigns and constrains (pool, table and product kinds appear only when a
-    /// model uses those chips; padding is constrained by nothing, by design).
-    pub const ALWAYS: [CellKind; 13] = [
+    /// model uses those chips; padding is constrained by nothing, by design; one of [`Self::REQUANTIZATION`] at
+    /// least).
+    pub const ALWAYS: [CellKind; 12] = [
         CellKind::Salt,
         CellKind::Input,
         CellKind::PackedInput,
@@ -82,11 +85,14 @@ impl CellKind {
         CellKind::RequantAccumulator,
         CellKind::Remainder,
         CellKind::ClampFlag,
-        CellKind::ClampSlack,
         CellKind::Output,
         CellKind::RangeLimb,
         CellKind::Nonce,
     ];
+
+    /// The kinds of the two requantization gates: the clamp slack (flag and slack) and the quotient (clamp table).
+    /// A circuit has one or both, as its layout chose.
+    pub const REQUANTIZATION: [CellKind; 2] = [CellKind::ClampSlack, CellKind::Quotient];
 }
 
 /// An advice cell together with the value written into it.

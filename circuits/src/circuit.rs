@@ -19,6 +19,7 @@ use halo2_proofs::{
 use crate::assign::Tamper;
 use crate::assign::{Assigner, CellKind};
 use crate::chips::{
+    clamp_table::ClampTable,
     freivalds::FreivaldsConfig,
     linear::LinearConfig,
     max_pool::MaxPoolConfig,
@@ -55,6 +56,8 @@ pub struct ModelConfig {
     /// Requantization column sets (the first shares its advice columns with the sponge).
     pub(crate) requant: Vec<RequantConfig>,
     pub(crate) range: RangeCheckConfig,
+    /// The clamp table, in a circuit with one.
+    pub(crate) clamp: Option<ClampTable>,
     pub(crate) max_pool: Option<MaxPoolConfig>,
     pub(crate) table: Option<TableConfig>,
     pub(crate) product: Option<ProductConfig>,
@@ -167,10 +170,16 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
     let shared = [(); 6].map(|_| meta.advice_column());
     let [acc, r, y, b, d, extra] = shared;
     let wide_relu = params.has(Chip::WideRelu);
-    let mut requant = vec![RequantConfig::configure(meta, [acc, r, y, b, d], wide_relu)];
+    let clamp = (params.clamp_bits > 0).then(|| ClampTable::configure(meta, params.clamp_bits));
+    let mut requant = vec![RequantConfig::configure(
+        meta,
+        [acc, r, y, b, d],
+        wide_relu,
+        clamp.as_ref(),
+    )];
     for _ in 1..params.requant_sets.max(1) {
         let columns = [(); 5].map(|_| meta.advice_column());
-        requant.push(RequantConfig::configure(meta, columns, wide_relu));
+        requant.push(RequantConfig::configure(meta, columns, wide_relu, clamp.as_ref()));
     }
     ModelConfig {
         poseidon: PoseidonConfig::configure(meta, [d, b, extra], [acc, r, y]),
@@ -187,6 +196,7 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
             FreivaldsConfig::configure(meta, params.freivalds_pairs, &widths)
         }),
         range,
+        clamp,
         instance,
     }
 }
@@ -228,6 +238,9 @@ impl Circuit<Fr> for ModelCircuit {
 
     fn synthesize(&self, config: ModelConfig, mut layouter: impl Layouter<Fr>) -> Result<(), Error> {
         config.range.load_table(&mut layouter)?;
+        if let Some(clamp) = &config.clamp {
+            clamp.load(&mut layouter)?;
+        }
         if let Some(table) = &config.table {
             table.load(&mut layouter, &self.model)?;
         }

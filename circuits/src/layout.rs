@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use crate::chips::range_check::{Range, RangeTable};
-use crate::chips::{freivalds, linear, poseidon, table};
+use crate::chips::{clamp_table, freivalds, linear, poseidon, table};
 use crate::circuit::configure;
 use crate::column_rows::ColumnRows;
 use crate::error::{CircuitError, CircuitProblem};
@@ -198,13 +198,15 @@ pub fn plan_each(model: &QuantizedModel, params: &[CircuitParams]) -> Result<Vec
 struct Facts<'m> {
     model: &'m QuantizedModel,
     input_bits: Vec<u32>,
+    /// The clamp-table width the planner tries ([`clamp_bits_covering`]; 0: none).
+    clamp_bits: u32,
     windows: Vec<Option<freivalds::Windows>>,
     placements: Mutex<HashMap<PlacementKey, Arc<RequantPlacement>>>,
 }
 
-/// Limb bits, range columns and requantization sets: all that where requantization rows and range checks go
+/// Limb bits, range columns, requantization sets and clamp-table bits: all that where requantization rows and range checks go
 /// depends on (every layer places them in the same order whatever the multiply-accumulate and Freivalds choices).
-type PlacementKey = (u32, usize, usize);
+type PlacementKey = (u32, usize, usize, u32);
 
 /// Where one planning put the requantization rows and range checks (the input's and every layer's, before the
 /// nonce's row): placing them was most of the planning time (one greedy placement per check per output).
@@ -220,24 +222,31 @@ struct RequantPlacement {
 impl<'m> Facts<'m> {
     /// The facts of a validated `model`.
     fn of(model: &'m QuantizedModel) -> Self {
-        let input_bits = (model.layers.iter())
-            .map(|l| match &l.op {
-                Op::Linear(lin) => model.input_bits(lin),
-                _ => 0,
-            })
-            .collect();
+        let input_bits = Self::input_bits_of(model);
         let windows = (model.layers.par_iter())
             .map(|l| match &l.op {
                 Op::Linear(lin) => freivalds::product_windows(lin),
                 _ => None,
             })
             .collect();
+        let clamp_bits = clamp_bits_covering(model, &input_bits);
         Self {
             model,
             input_bits,
+            clamp_bits,
             windows,
             placements: Mutex::default(),
         }
+    }
+
+    /// The widest input of each layer of `model` ([`QuantizedModel::input_bits`] of a linear layer, 0 for others).
+    fn input_bits_of(model: &QuantizedModel) -> Vec<u32> {
+        (model.layers.iter())
+            .map(|l| match &l.op {
+                Op::Linear(lin) => model.input_bits(lin),
+                _ => 0,
+            })
+            .collect()
     }
 
     /// The window widths of `layers` (those with sliding windows): the stride gates a circuit checking them with
@@ -248,6 +257,50 @@ impl<'m> Facts<'m> {
             .collect()
     }
 }
+
+/// The clamp table ([`clamp_table`]) the planner tries for `model`: the narrowest that covers
+/// [`CLAMP_TABLE_COVERAGE`] of its int8 requantized outputs (each through its kernel's [`clamp_table::bits_to_cover`];
+/// the few with wider quotients, a last layer's say, keep the flag-and-slack gate rather than double the table);
+/// 0 when no requantization can use one. `input_bits`: the widest input of each layer.
+fn clamp_bits_covering(model: &QuantizedModel, input_bits: &[u32]) -> u32 {
+    let mut widths: Vec<(u32, usize)> = Vec::new();
+    for (layer, &bits) in model.layers.iter().zip(input_bits) {
+        match &layer.op {
+            Op::Linear(lin) => {
+                for group in &lin.groups {
+                    for &(_, k) in &group.outputs {
+                        let width = (lin.kernels.get(k))
+                            .and_then(|k| clamp_table::bits_to_cover(&k.rescale_for(bits), lin.output_range()));
+                        widths.extend(width.map(|w| (w, 1)));
+                    }
+                }
+            }
+            Op::Mul(mul) => {
+                let width = clamp_table::bits_to_cover(&mul.rescale(), mul.output_range());
+                widths.extend(width.map(|w| (w, mul.operands.len())));
+            }
+            _ => {}
+        }
+    }
+    widths.sort_unstable();
+    let total: usize = widths.iter().map(|&(_, count)| count).sum();
+    let mut covered = 0;
+    for (width, count) in widths {
+        covered += count;
+        if covered as f64 >= CLAMP_TABLE_COVERAGE * total as f64 {
+            return width;
+        }
+    }
+    0
+}
+
+/// The clamp-table width the planner tries for `model` (0: none; see [`clamp_bits_covering`]).
+pub fn clamp_table_bits(model: &QuantizedModel) -> u32 {
+    clamp_bits_covering(model, &Facts::input_bits_of(model))
+}
+
+/// The share of a model's requantized outputs the clamp table the planner tries must cover.
+pub const CLAMP_TABLE_COVERAGE: f64 = 0.95;
 
 /// [`plan`] of a model already validated (the planner validates once for all its candidates).
 fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, String> {
@@ -281,7 +334,12 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         },
         requantization_placed: false,
     };
-    let key = (params.limb_bits, params.range_columns, params.requant_sets);
+    let key = (
+        params.limb_bits,
+        params.range_columns,
+        params.requant_sets,
+        params.clamp_bits,
+    );
     let placed = facts.placements.lock().ok().and_then(|p| p.get(&key).cloned());
     ctx.requantization_placed = placed.is_some();
     let mut layers = Vec::with_capacity(model.layers.len());
@@ -337,11 +395,17 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         } else {
             rows.freivalds.max()
         },
-        lookup_table_rows: RangeTable::rows(params.limb_bits).max(if params.has(Chip::Table) {
-            table::table_rows(model)
-        } else {
-            0
-        }),
+        lookup_table_rows: RangeTable::rows(params.limb_bits)
+            .max(if params.has(Chip::Table) {
+                table::table_rows(model)
+            } else {
+                0
+            })
+            .max(if params.clamp_bits > 0 {
+                clamp_table::rows(params.clamp_bits)
+            } else {
+                0
+            }),
         blinding_rows: cs.blinding_factors() + 1,
         advice_columns: cs.num_advice_columns(),
         fixed_columns: cs.num_fixed_columns() + cs.num_selectors(),
@@ -549,7 +613,32 @@ fn binds_any(layouts: &[Layout], group: Group) -> bool {
 /// group gets another column while it is the fullest (more would only add polynomials), up to
 /// [`MAX_FREIVALDS_PAIRS`], [`MAX_PLANNED_REQUANT_SETS`] and [`MAX_PLANNED_RANGE_COLUMNS`]; larger shapes are
 /// tried while the multiply-accumulate rows are the fullest.
+///
+/// Each is planned without a clamp table and, where some requantization can use one, with the narrowest that
+/// covers them all.
 fn candidates_for(
+    model: &Facts<'_>,
+    base: &CircuitParams,
+    freivalds_layers: &BTreeSet<usize>,
+) -> Result<Vec<Candidate>, String> {
+    let mut out = Vec::new();
+    let clamp_choices = if model.clamp_bits > 0 {
+        vec![0, model.clamp_bits]
+    } else {
+        vec![0]
+    };
+    for clamp_bits in clamp_choices {
+        let base = CircuitParams {
+            clamp_bits,
+            ..base.clone()
+        };
+        out.extend(candidates_with_clamp(model, &base, freivalds_layers)?);
+    }
+    Ok(out)
+}
+
+/// [`candidates_for`] with the clamp table of `base`.
+fn candidates_with_clamp(
     model: &Facts<'_>,
     base: &CircuitParams,
     freivalds_layers: &BTreeSet<usize>,

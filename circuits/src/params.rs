@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::chips::clamp_table::{MAX_CLAMP_BITS, MIN_CLAMP_BITS};
 use crate::chips::freivalds::MAX_WINDOW_WIDTHS;
 pub use crate::chips::range_check::{MAX_LIMB_BITS, MIN_LIMB_BITS};
 use crate::model::{Op, QuantizedModel, ACT_BITS};
@@ -63,6 +64,9 @@ pub struct CircuitParams {
     /// Requantization column sets (five advice columns, the fixed ones and a gate each), filled side by side; the
     /// first also holds the sponge of the input commitment.
     pub requant_sets: usize,
+    /// Quotient bits of the clamp table ([`crate::chips::clamp_table`]; 0: none): int8 requantizations whose
+    /// quotients fit look their quotient and output up in it instead of range-checking a slack and the output.
+    pub clamp_bits: u32,
     /// The optional chips the circuit has.
     pub chips: BTreeSet<Chip>,
     /// Linear layers, by index, checked as matrix products with Freivalds' test instead of the multiply-accumulate
@@ -103,7 +107,7 @@ impl CircuitParams {
 
     /// Refuses parameters no planner chooses, so that parameters read from a file (a verifying key handed out by
     /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, taps per row in `[1, 8]`, range columns in `[1, 16]`,
-    /// limbs of `[8, 15]` bits, requantization sets in `[1, 8]`, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`],
+    /// limbs of `[8, 15]` bits, requantization sets in `[1, 8]`, a clamp table of 0 or `[2, 16]` quotient bits, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`],
     /// at most [`MAX_WINDOW_WIDTHS`] window widths in `[2, MAX_WINDOW_WIDTH]` (none without Freivalds layers).
     pub fn validate(&self) -> Result<(), String> {
         let bounded = |what: &str, value: usize, max: usize| {
@@ -123,6 +127,13 @@ impl CircuitParams {
             ));
         }
         bounded("requantization column sets", self.requant_sets, MAX_REQUANT_SETS)?;
+        if self.clamp_bits != 0 && !(MIN_CLAMP_BITS..=MAX_CLAMP_BITS).contains(&self.clamp_bits) {
+            return Err(format!(
+                "circuit parameters: a clamp table of {}-bit quotients (0 for none, or [{MIN_CLAMP_BITS}, \
+                 {MAX_CLAMP_BITS}])",
+                self.clamp_bits
+            ));
+        }
         bounded("Freivalds column pairs", self.freivalds_pairs, MAX_FREIVALDS_PAIRS)?;
         if let Some(&last) = self.freivalds_layers.last() {
             if last >= MAX_LAYERS {
@@ -167,6 +178,7 @@ impl Default for CircuitParams {
             range_columns: 1,
             limb_bits: MIN_LIMB_BITS,
             requant_sets: 1,
+            clamp_bits: 0,
             chips: BTreeSet::new(),
             freivalds_layers: BTreeSet::new(),
             freivalds_pairs: 1,

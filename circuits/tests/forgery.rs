@@ -261,6 +261,7 @@ fn forged_running_sums_copies_and_limbs_are_rejected() {
         CellKind::Remainder,
         CellKind::ClampFlag,
         CellKind::ClampSlack,
+        CellKind::Quotient,
     ];
     run_cell_forgeries("forged running sums, copies and limbs", kinds, |_| true);
 }

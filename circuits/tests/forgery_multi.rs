@@ -42,7 +42,7 @@ fn all_subjects() -> &'static [Subject] {
 }
 
 /// Every cell kind the model circuit assigns.
-const KINDS: [CellKind; 20] = [
+const KINDS: [CellKind; 21] = [
     CellKind::Salt,
     CellKind::Input,
     CellKind::PackedInput,
@@ -53,6 +53,7 @@ const KINDS: [CellKind; 20] = [
     CellKind::Remainder,
     CellKind::ClampFlag,
     CellKind::ClampSlack,
+    CellKind::Quotient,
     CellKind::Output,
     CellKind::PoolInput,
     CellKind::PoolMax,
@@ -104,6 +105,7 @@ fn site(f: &Forgery) -> (String, usize) {
             | CellKind::Remainder
             | CellKind::ClampFlag
             | CellKind::ClampSlack
+            | CellKind::Quotient
             | CellKind::RequantAccumulator => ("requant".into(), index),
             CellKind::PoolMax => ("pool".into(), index),
             k => (format!("{k:?}"), index),

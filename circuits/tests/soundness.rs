@@ -95,7 +95,12 @@ fn assert_every_kind_rejected_in(circuit: ModelCircuit, public: zkinfer_circuits
     let instance = public.to_instance();
     assert!(satisfied(&circuit, instance.clone()));
     let counts = circuit.assigned_cell_counts();
-    for &kind in kinds {
+    // The requantization kinds the layout uses (one of them at least).
+    let requantization: Vec<CellKind> = (CellKind::REQUANTIZATION.into_iter())
+        .filter(|k| counts.get(k).is_some_and(|&n| n > 0))
+        .collect();
+    assert!(!requantization.is_empty(), "no requantization cells assigned");
+    for &kind in kinds.iter().chain(&requantization) {
         let n = *counts.get(&kind).unwrap_or(&0);
         assert!(n > 0, "{kind:?}: no cells assigned");
         let mut indices = vec![0, n / 2, n - 1];
@@ -315,6 +320,49 @@ fn remainder_shift_and_unbounded_quotient_attacks_are_rejected() {
         assert!(satisfied(&circuit, instance.clone()));
         let requantizations = circuit.assigned_cell_counts()[&CellKind::ClampFlag];
         assert_eq!(requantizations, expected);
+        attack_every_requantization(&circuit, &instance, requantizations);
+    }
+}
+
+/// The small MLP and the Freivalds CNN with their int8 requantizations through the clamp table (the MLP's 16-bit
+/// outputs, if any, keep the flag and slack).
+fn clamp_table_layouts() -> Vec<(ModelCircuit, zkinfer_circuits::PublicInputs)> {
+    let with_table = |model: zkinfer_circuits::QuantizedModel, params: CircuitParams| {
+        let clamp_bits = zkinfer_circuits::layout::clamp_table_bits(&model);
+        assert!(clamp_bits > 0, "no requantization a clamp table covers");
+        common::circuit_with(model, CircuitParams { clamp_bits, ..params })
+    };
+    let mlp = common::small_model();
+    let cnn = common::small_cnn();
+    let freivalds_layers: std::collections::BTreeSet<usize> = freivalds_candidates(&cnn).into_iter().collect();
+    let freivalds = CircuitParams {
+        freivalds_widths: zkinfer_circuits::layout::window_widths(&cnn, &freivalds_layers),
+        freivalds_layers,
+        range_columns: 2,
+        limb_bits: 10,
+        requant_sets: 2,
+        ..CircuitParams::with_chips_of(&cnn)
+    };
+    vec![
+        with_table(mlp.clone(), CircuitParams::with_chips_of(&mlp)),
+        with_table(cnn, freivalds),
+    ]
+}
+
+#[test]
+fn every_kind_of_tampered_cell_through_the_clamp_table_is_rejected() {
+    for (circuit, public) in clamp_table_layouts() {
+        let instance = public.to_instance();
+        assert!(satisfied(&circuit, instance.clone()));
+        let counts = circuit.assigned_cell_counts();
+        assert!(
+            counts.get(&CellKind::Quotient).is_some_and(|&n| n > 0),
+            "no row used the clamp table"
+        );
+        assert_every_kind_rejected_in(circuit.clone(), public, &CellKind::ALWAYS);
+        // On every requantization: the quotient one below with the remainder 2^s above, and the quotient solved
+        // in the field for a flipped remainder.
+        let requantizations = counts[&CellKind::ClampFlag];
         attack_every_requantization(&circuit, &instance, requantizations);
     }
 }

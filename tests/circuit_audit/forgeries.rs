@@ -20,7 +20,7 @@ use crate::small::forge::{verdict, Outcome, Subject, Tally};
 const DEFAULT_FORGERIES: usize = 24;
 
 /// Every cell kind but padding (constrained by nothing, by design).
-const KINDS: [CellKind; 19] = [
+const KINDS: [CellKind; 20] = [
     CellKind::Salt,
     CellKind::Input,
     CellKind::PackedInput,
@@ -31,6 +31,7 @@ const KINDS: [CellKind; 19] = [
     CellKind::Remainder,
     CellKind::ClampFlag,
     CellKind::ClampSlack,
+    CellKind::Quotient,
     CellKind::Output,
     CellKind::PoolInput,
     CellKind::PoolMax,

@@ -19,6 +19,14 @@
 //! division unique (DESIGN.md's first trap: with `q` unbounded, any `r` would satisfy the identity because `2^s`
 //! is invertible modulo p). The slack's range follows from the accumulator bound, which counts the width of the
 //! layer's inputs (`2^15` per 16-bit input).
+//!
+//! With a clamp table ([`super::clamp_table`]) an int8 requantization whose quotients fit it takes another gate
+//! instead (row with `q_tab`; same fixed cells, the quotient `q` a cell of the `d` column, `b` zero):
+//! - division:  `acc · M + c − q · 2^s − r = 0`, and `b = 0`
+//! - lookup:    `(lo, q, y)` in the clamp table (`q_tab · lo, q_tab · q, q_tab · y`: `(0, 0, 0)` elsewhere)
+//!
+//! and one range check, `r ∈ [0, 2^s)`. The table bounds `q` (which makes the division unique, as above) and
+//! gives `y = clamp(q, lo, 127)`.
 
 use ff::Field;
 use halo2_proofs::{
@@ -27,6 +35,7 @@ use halo2_proofs::{
     poly::Rotation,
 };
 
+use super::clamp_table::{self, ClampTable};
 use super::range_check::{Range, RangeCheckConfig};
 use crate::arith::slack_bits;
 use crate::assign::{AssignedValue, Assigner, CellKind};
@@ -59,6 +68,8 @@ pub struct RequantConfig {
     /// The upper bound, in a circuit with 16-bit ReLU outputs; derived from `lo` otherwise.
     hi: Option<Column<Fixed>>,
     q_req: Selector,
+    /// The clamp table's selector and quotient width, in a circuit with a clamp table.
+    table: Option<(Selector, u32)>,
 }
 
 /// The upper clamp bound derived from the lower one (without a `hi` column): `127 + lo · (lo + 128) / 2^15`.
@@ -77,8 +88,17 @@ fn gate_supports(out: OutputRange, hi_column: bool) -> bool {
     127 + lo * (lo + 128) / (1 << 15) == out.hi() as i128 && (lo * (lo + 128)) % (1 << 15) == 0
 }
 
-/// The range checks one output requantized by `rescale` needs: remainder, clamp slack, output.
-pub fn range_checks(rescale: &Rescale, out: OutputRange) -> [Range; 3] {
+/// The range checks one output requantized by `rescale` needs with a clamp table of `clamp_bits`-bit quotients
+/// (0: none): the remainder's, and the clamp slack's and the output's unless the table covers it.
+pub fn range_checks(rescale: &Rescale, out: OutputRange, clamp_bits: u32) -> Vec<Range> {
+    if clamp_table::covers(clamp_bits, rescale, out) {
+        return vec![Range::Unsigned { bits: rescale.shift }];
+    }
+    flag_and_slack_checks(rescale, out).to_vec()
+}
+
+/// The range checks of a requantization through the flag-and-slack gate: remainder, clamp slack, output.
+fn flag_and_slack_checks(rescale: &Rescale, out: OutputRange) -> [Range; 3] {
     let slack = slack_bits(rescale.accumulator_bound, rescale.multiplier, rescale.shift, out.bits);
     [
         Range::Unsigned { bits: rescale.shift },
@@ -93,8 +113,14 @@ mod attacks;
 
 impl RequantConfig {
     /// Adds the division and clamp gates over the advice columns `[acc, r, y, b, d]` (which the Poseidon chip also
-    /// uses, in other rows) and allocates the fixed columns; `hi_column` for 16-bit ReLU outputs.
-    pub fn configure(meta: &mut ConstraintSystem<Fr>, [acc, r, y, b, d]: [Column<Advice>; 5], hi_column: bool) -> Self {
+    /// uses, in other rows) and allocates the fixed columns; `hi_column` for 16-bit ReLU outputs; with a clamp
+    /// table, its gate and lookup too.
+    pub fn configure(
+        meta: &mut ConstraintSystem<Fr>,
+        [acc, r, y, b, d]: [Column<Advice>; 5],
+        hi_column: bool,
+        clamp: Option<&ClampTable>,
+    ) -> Self {
         for c in [acc, r, y, d] {
             meta.enable_equality(c);
         }
@@ -122,6 +148,30 @@ impl RequantConfig {
                 sel * ((one - b) * (y - lo) * d),
             ]
         });
+        let table = clamp.map(|table| {
+            let q_tab = meta.complex_selector();
+            meta.create_gate("requantize through the clamp table", |meta| {
+                let sel = meta.query_selector(q_tab);
+                let cur = |meta: &mut halo2_proofs::plonk::VirtualCells<Fr>, c| meta.query_advice(c, Rotation::cur());
+                let (acc, r, b, q) = (cur(meta, acc), cur(meta, r), cur(meta, b), cur(meta, d));
+                let m = meta.query_fixed(m, Rotation::cur());
+                let two_s = meta.query_fixed(two_s, Rotation::cur());
+                let offset = meta.query_fixed(offset, Rotation::cur());
+                vec![sel.clone() * (acc * m + offset - q * two_s - r), sel * b]
+            });
+            meta.lookup("clamp table", |meta| {
+                let sel = meta.query_selector(q_tab);
+                let lo = meta.query_fixed(lo, Rotation::cur());
+                let q = meta.query_advice(d, Rotation::cur());
+                let y = meta.query_advice(y, Rotation::cur());
+                vec![
+                    (sel.clone() * lo, table.lo),
+                    (sel.clone() * q, table.q),
+                    (sel * y, table.y),
+                ]
+            });
+            (q_tab, table.bits)
+        });
         Self {
             acc,
             r,
@@ -134,6 +184,7 @@ impl RequantConfig {
             lo,
             hi,
             q_req,
+            table,
         }
     }
 
@@ -176,8 +227,35 @@ impl RequantConfig {
         #[allow(unused_mut)]
         let (mut y, mut b, mut d) = clamp(honest.q);
         #[cfg(feature = "test-hooks")]
+        let change = a.next_requantization();
+        if let Some((q_tab, _)) = self.table.filter(|&(_, bits)| clamp_table::covers(bits, rescale, out)) {
+            // Through the clamp table: the quotient is a cell (of the `d` column), the flag is zero.
+            #[cfg(not(feature = "test-hooks"))]
+            let q = field::from_i64(honest.q);
+            #[cfg(feature = "test-hooks")]
+            let q = {
+                let row = attacks::TableRow {
+                    numerator: acc.value * field::from_i64(m) + offset,
+                    two_s,
+                };
+                let q;
+                (q, y, r) = row.mount(change, honest, |q| clamp(q).0, field::to_i64(&acc.value).is_none());
+                q
+            };
+            a.enable(&q_tab, row)?;
+            a.fixed(self.m, row, field::from_i64(m));
+            a.fixed(self.two_s, row, two_s);
+            a.fixed(self.offset, row, offset);
+            a.fixed(self.lo, row, field::from_i64(lo));
+            let r = a.advice(CellKind::Remainder, self.r, row, r);
+            let y = a.advice(CellKind::Output, self.y, row, y);
+            a.advice(CellKind::ClampFlag, self.b, row, Fr::ZERO);
+            a.advice(CellKind::Quotient, self.d, row, q);
+            range.check(a, range_rows, &r, Range::Unsigned { bits: s })?;
+            return Ok((y, acc));
+        }
+        #[cfg(feature = "test-hooks")]
         {
-            let change = a.next_requantization();
             let row = attacks::Row {
                 numerator: acc.value * field::from_i64(m) + offset,
                 two_s,
@@ -206,7 +284,7 @@ impl RequantConfig {
         a.advice(CellKind::ClampFlag, self.b, row, b);
         let d = a.advice(CellKind::ClampSlack, self.d, row, d);
 
-        let [r_range, d_range, y_range] = range_checks(rescale, out);
+        let [r_range, d_range, y_range] = flag_and_slack_checks(rescale, out);
         range.check(a, range_rows, &r, r_range)?;
         range.check(a, range_rows, &d, d_range)?;
         range.check(a, range_rows, &y, y_range)?;

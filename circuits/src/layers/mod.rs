@@ -85,21 +85,28 @@ impl PlanContext<'_> {
         self.place_requantization_rows(rows)
     }
 
-    /// The rows of each range check of one requantization by `rescale` into `out` (remainder, slack, output).
+    /// The rows of each range check of one requantization by `rescale` into `out` (remainder, slack, output; 0
+    /// for the slack and output of one checked through the clamp table).
     pub fn requantization_rows(&self, rescale: &Rescale, out: OutputRange) -> [usize; 3] {
-        crate::chips::requantize::range_checks(rescale, out).map(|check| check.rows(self.params.limb_bits))
+        let checks = crate::chips::requantize::range_checks(rescale, out, self.params.clamp_bits);
+        let mut rows = [0; 3];
+        for (row, check) in rows.iter_mut().zip(checks) {
+            *row = check.rows(self.params.limb_bits);
+        }
+        rows
     }
 
     /// [`place_requantization`](Self::place_requantization) with its range checks' rows worked out once (by
     /// [`requantization_rows`](Self::requantization_rows)) for every output of a kernel.
     pub fn place_requantization_rows(&mut self, rows: [usize; 3]) -> usize {
         if !self.requantization_placed {
-            for check in rows {
+            for check in rows.into_iter().filter(|&rows| rows > 0) {
                 self.rows.range.place(check);
             }
             self.rows.requant.place(1);
         }
-        rows.iter().sum()
+        // A requantization through the clamp table has no output check and looks its output up once.
+        rows.iter().sum::<usize>() + usize::from(rows[2] == 0)
     }
 }
 

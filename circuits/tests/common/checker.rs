@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::assign::{CellKind, TracedCell};
+use zkinfer_circuits::chips::clamp_table::covers;
 use zkinfer_circuits::model::{Activation, Op, QuantizedModel};
 use zkinfer_circuits::{CircuitParams, Fr, Witness};
 
@@ -61,6 +62,20 @@ pub fn requantize(acc: i128, m: i128, s: u32, lo: i128, hi: i128) -> Pieces {
         y,
         f: i128::from(q > hi),
         d: (q - y).abs(),
+    }
+}
+
+/// Pushes a requantization row's cells after its accumulator: remainder, output, then the flag and slack, or,
+/// through the clamp table (whose use is the layout's choice, [`covers`]), a zero flag and the quotient.
+fn push_requantization(push: &mut impl FnMut(CellKind, Fr), p: &Pieces, through_table: bool) {
+    push(CellKind::Remainder, fr(p.r));
+    push(CellKind::Output, fr(p.y));
+    if through_table {
+        push(CellKind::ClampFlag, fr(0));
+        push(CellKind::Quotient, fr(p.q));
+    } else {
+        push(CellKind::ClampFlag, fr(p.f));
+        push(CellKind::ClampSlack, fr(p.d));
     }
 }
 
@@ -174,10 +189,9 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                             hi,
                         );
                         push(CellKind::RequantAccumulator, fr(acc));
-                        push(CellKind::Remainder, fr(p.r));
-                        push(CellKind::Output, fr(p.y));
-                        push(CellKind::ClampFlag, fr(p.f));
-                        push(CellKind::ClampSlack, fr(p.d));
+                        let rescale = kernel.rescale_for(model.input_bits(linear));
+                        let through_table = covers(params.clamp_bits, &rescale, linear.output_range());
+                        push_requantization(&mut push, &p, through_table);
                         out[o] = p.y;
                     }
                 }
@@ -220,10 +234,8 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                     push(CellKind::MulProduct, fr(x * y));
                     let p = requantize(x * y, i128::from(mul.multiplier), mul.shift, lo, hi);
                     push(CellKind::RequantAccumulator, fr(x * y));
-                    push(CellKind::Remainder, fr(p.r));
-                    push(CellKind::Output, fr(p.y));
-                    push(CellKind::ClampFlag, fr(p.f));
-                    push(CellKind::ClampSlack, fr(p.d));
+                    let through_table = covers(params.clamp_bits, &mul.rescale(), mul.output_range());
+                    push_requantization(&mut push, &p, through_table);
                     out[o] = p.y;
                 }
             }

@@ -120,7 +120,8 @@ pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
 
 /// The models and layouts the forgery tests run on: the MLP (as planned, and with three taps per
 /// multiply-accumulate row), its 16-bit variant, the gated model (products of
-/// activations), and the small CNN in both layouts.
+/// activations), the small CNN in both layouts, and the MLP, the gated model and the Freivalds CNN with their int8
+/// requantizations through a clamp table.
 pub fn subjects() -> Vec<Subject> {
     let cnn = super::small_cnn();
     let [mac, freivalds] = cnn_params(&cnn);
@@ -143,7 +144,21 @@ pub fn subjects() -> Vec<Subject> {
         limb_bits: 12,
         ..CircuitParams::for_model(&wide_hidden)
     };
-    vec![
+    // Int8 requantizations through the clamp table (the rest, 16-bit outputs, through the flag and slack).
+    let through_table = |model: &QuantizedModel, params: CircuitParams| {
+        let clamp_bits = zkinfer_circuits::layout::clamp_table_bits(model);
+        assert!(clamp_bits > 0, "the model has requantizations a clamp table covers");
+        Subject::new(model.clone(), CircuitParams { clamp_bits, ..params })
+    };
+    let clamped = vec![
+        through_table(&mlp, CircuitParams::with_chips_of(&mlp)),
+        through_table(
+            &super::small_gated_model(),
+            CircuitParams::with_chips_of(&super::small_gated_model()),
+        ),
+        through_table(&cnn, freivalds.clone()),
+    ];
+    let mut subjects = vec![
         planned(mlp.clone()),
         Subject::new(mlp, multi_tap),
         planned(super::small_wide_model()),
@@ -151,7 +166,9 @@ pub fn subjects() -> Vec<Subject> {
         planned(super::small_gated_model()),
         Subject::new(cnn.clone(), mac),
         Subject::new(cnn, freivalds),
-    ]
+    ];
+    subjects.extend(clamped);
+    subjects
 }
 
 /// A witness with the fixed salt and nonce of [`super::witness_for`] and the given input.

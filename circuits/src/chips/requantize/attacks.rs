@@ -127,3 +127,69 @@ impl Row {
         }
     }
 }
+
+/// The constants of a requantization row checked through the clamp table, for re-solving a forged one: the
+/// quotient is a cell there and the flag is pinned to zero.
+pub(super) struct TableRow {
+    /// `acc · M + c`.
+    pub(super) numerator: Fr,
+    /// `2^s`.
+    pub(super) two_s: Fr,
+}
+
+impl TableRow {
+    /// The quotient that makes the division identity hold for the remainder `r`, in the field.
+    fn quotient(&self, r: Fr) -> Fr {
+        (self.numerator - r) * self.two_s.invert().unwrap_or(Fr::ZERO)
+    }
+
+    /// The clamp of a quotient given in the field: the honest one of a small integer, `fallback` otherwise.
+    fn clamp_any(q: Fr, fallback: Fr, clamp: &impl Fn(i64) -> Fr) -> Fr {
+        field::to_i64(&q)
+            .filter(|q| q.unsigned_abs() < 1 << 62)
+            .map_or(fallback, clamp)
+    }
+
+    /// The row `(q, y, r)` for `change` (honest without one), from the honest requantization and the honest clamp
+    /// `q ↦ y`, re-solved so that the division gate holds: what must object is the clamp-table lookup or the
+    /// remainder's range check. `beyond_i64`: the accumulator is no small integer (a forgery upstream), so the
+    /// quotient is solved in the field with `r = 0`. A forged flag changes nothing (the gate pins it to zero and
+    /// no re-solving can satisfy it; single-cell tampering covers it).
+    pub(super) fn mount(
+        &self,
+        change: Option<RequantChange>,
+        honest: Requantized,
+        clamp: impl Fn(i64) -> Fr,
+        beyond_i64: bool,
+    ) -> (Fr, Fr, Fr) {
+        let (q, y, r) = (field::from_i64(honest.q), clamp(honest.q), field::from_i64(honest.r));
+        if beyond_i64 {
+            return (self.quotient(Fr::ZERO), y, Fr::ZERO);
+        }
+        let Some(change) = change else {
+            return (q, y, r);
+        };
+        let requotient = |q: Fr| (q, Self::clamp_any(q, y, &clamp), self.numerator - q * self.two_s);
+        match change {
+            RequantChange::RemainderShift => (q - Fr::ONE, clamp(honest.q - 1), r + self.two_s),
+            RequantChange::UnboundedQuotient => {
+                let r = field::from_i64(honest.r ^ 1);
+                (self.quotient(r), y, r)
+            }
+            RequantChange::ClampAtInt8 => (q, Fr::from(127), r),
+            RequantChange::Forge(part, delta) => {
+                let delta = field::from_i64(delta);
+                match part {
+                    RequantPart::Output => (q, y + delta, r),
+                    RequantPart::Quotient => requotient(q + delta),
+                    RequantPart::Slack => (q + delta, y, self.numerator - (q + delta) * self.two_s),
+                    RequantPart::Remainder => {
+                        let q = self.quotient(r + delta);
+                        (q, Self::clamp_any(q, y, &clamp), r + delta)
+                    }
+                    RequantPart::Flag => (q, y, r),
+                }
+            }
+        }
+    }
+}
