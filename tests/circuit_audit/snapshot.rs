@@ -168,7 +168,17 @@ fn snapshot() -> String {
         ("test: small-gated", planned(small::small_gated_model())),
         ("test: small-cnn", planned(cnn.clone())),
         ("test: small-cnn/mac", (cnn.clone(), mac)),
-        ("test: small-cnn/freivalds", (cnn, freivalds)),
+        ("test: small-cnn/freivalds", (cnn.clone(), freivalds.clone())),
+        (
+            "test: small-cnn/freivalds+clamp-table",
+            (
+                cnn.clone(),
+                CircuitParams {
+                    clamp_bits: zkinfer_circuits::layout::clamp_table_bits(&cnn),
+                    ..freivalds
+                },
+            ),
+        ),
     ] {
         out += &describe(label, &model, params);
     }
