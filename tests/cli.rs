@@ -356,3 +356,81 @@ fn the_planner_goal_reaches_setup_and_an_impossible_cap_is_a_clear_error() {
     );
     assert!(!dir.join("never.zkm").exists());
 }
+
+/// `compile --batch 3` makes a model that proves three inputs at once: `prove` takes the first three rows of the
+/// input file and `verify` reports each sample's class; a file with fewer rows, and a batch of 0, are clear errors.
+#[test]
+fn a_batch_is_compiled_proven_and_verified_from_the_command_line() {
+    let dir = common::temp_dir("cli-batch");
+    let (zkm, keys, bundle) = (dir.join("b.zkm"), dir.join("keys"), dir.join("b.bundle"));
+    let (onnx, cal, test, input) = (
+        common::digits("model.onnx"),
+        common::digits("calibration.json"),
+        common::digits("test.json"),
+        common::digits("input.json"),
+    );
+    let compile = |batch: &str| {
+        zkinfer(&[
+            "compile",
+            path(&onnx),
+            "--calibration",
+            path(&cal),
+            "--batch",
+            batch,
+            "-o",
+            path(&zkm),
+        ])
+    };
+    let o = compile("0");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("batch size 0"), "{}", text(&o));
+    let o = compile("3");
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("a batch of 3 per proof"), "{}", text(&o));
+    let o = zkinfer(&["setup", path(&zkm), "--insecure-dev-srs", "-o", path(&keys)]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let prove = |data: &Path| {
+        let args = [
+            "--json",
+            "prove",
+            path(&zkm),
+            "--keys",
+            path(&keys),
+            "--input",
+            path(data),
+        ];
+        zkinfer(&[&args[..], &["--nonce", "0x99", "--device", "cpu", "-o", path(&bundle)]].concat())
+    };
+    let o = prove(&input);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a one-row file for a batch of 3: {}",
+        text(&o)
+    );
+    assert!(text(&o).contains("a batch of 3 samples"), "{}", text(&o));
+    let o = prove(&test);
+    assert!(o.status.success(), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(report["batch"], 3, "{report}");
+    let classes = report["classes"].as_array().expect("classes").clone();
+    assert_eq!(classes.len(), 3, "{report}");
+
+    let o = zkinfer(&[
+        "--json",
+        "verify",
+        "--allow-insecure-dev-srs",
+        path(&bundle),
+        "--keys",
+        path(&keys),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let verified: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(verified["classes"].as_array(), Some(&classes), "{verified}");
+    let labels = common::digits_test().labels.clone().expect("labels");
+    let right = (classes.iter().zip(&labels))
+        .filter(|(c, &l)| c.as_u64() == Some(l as u64))
+        .count();
+    assert!(right >= 2, "{right} of 3 test digits classified right: {verified}");
+}

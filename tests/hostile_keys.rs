@@ -278,6 +278,12 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
     meta_change("input_shape", false, &|m| m.input_shape = vec![m.input_len]);
     meta_change("input_shape empty", true, &|m| m.input_shape.clear());
     meta_change("input_len", true, &|m| m.input_len += 1);
+    meta_change("input_shape: a batch of 2", false, &|m| {
+        m.input_shape = vec![2, m.input_len / 2]
+    });
+    meta_change("input_shape: a batch that does not divide the outputs", true, &|m| {
+        m.input_shape = vec![4, m.input_len / 4]
+    });
     meta_change("output_len", false, &|m| m.output_len -= 1);
     meta_change("output_len = 0", true, &|m| m.output_len = 0);
     meta_change("input scale ×2", false, &|m| m.input.scales[0] *= 2.0);

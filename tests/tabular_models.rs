@@ -39,6 +39,7 @@ fn compiled(name: &str, choice: PrecisionChoice) -> (Compiled, Dataset) {
         Some(&test),
         choice,
         &Default::default(),
+        1,
     )
     .expect("compile");
     (c, test)

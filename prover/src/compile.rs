@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use zkinfer_circuits::layout::{self, Goal};
+use zkinfer_circuits::model::check_batch_size;
 use zkinfer_circuits::{CircuitParams, QuantizedModel};
 
 use crate::accuracy::{accuracy_report, AccuracyReport};
@@ -35,7 +36,8 @@ impl Default for PrecisionChoice {
 /// What compiling produced.
 #[derive(Clone, Debug)]
 pub struct Compiled {
-    /// The quantized model.
+    /// The quantized model (batched when `compile` was asked for a batch; the diagnostics and the accuracy are of
+    /// one sample).
     pub model: QuantizedModel,
     /// The precision it was quantized at.
     pub precision: Precision,
@@ -60,15 +62,19 @@ impl Compiled {
     }
 }
 
-/// Imports `onnx`, quantizes it at the precision `choice` gives on the `calibration` samples, plans its circuit
-/// for `goal` (the precision search measures candidates' layouts for it too), diagnoses it layer by layer and, with a `test` set, compares it with the float model.
+/// Imports `onnx`, quantizes it at the precision `choice` gives on the `calibration` samples, diagnoses it layer by
+/// layer and, with a `test` set, compares it with the float model; then [batches](QuantizedModel::batched) it to
+/// prove `batch` inputs at once (1: one) and plans that circuit for `goal` (the precision search measures
+/// candidates' single-sample layouts for it too).
 pub fn compile(
     onnx: &Path,
     calibration: &Dataset,
     test: Option<&Dataset>,
     choice: PrecisionChoice,
     goal: &Goal,
+    batch: usize,
 ) -> Result<Compiled> {
+    check_batch_size(batch).map_err(|reason| ProverError::Batch { reason })?;
     let float = import_onnx(onnx)?;
     let (precision, search) = match choice {
         PrecisionChoice::Fixed(p) => (p, None),
@@ -77,7 +83,8 @@ pub fn compile(
             (report.tried[report.chosen].precision.clone(), Some(report))
         }
     };
-    let (model, sources) = quantize_traced(&float, &calibration.inputs, precision.clone())?;
+    let (single, sources) = quantize_traced(&float, &calibration.inputs, precision.clone())?;
+    let model = single.batched(batch).map_err(|reason| ProverError::Batch { reason })?;
     let (_, candidates) = layout::choose_for(&model, goal).map_err(|reason| ProverError::Layout { reason })?;
     let layout = candidates
         .first()
@@ -85,8 +92,8 @@ pub fn compile(
         .ok_or_else(|| ProverError::Layout {
             reason: "the planner found no layout".into(),
         })?;
-    let diagnostics = diagnose(&float, &model, &sources, &calibration.inputs)?;
-    let accuracy = test.map(|t| accuracy_report(onnx, &model, t)).transpose()?;
+    let diagnostics = diagnose(&float, &single, &sources, &calibration.inputs)?;
+    let accuracy = test.map(|t| accuracy_report(onnx, &single, t)).transpose()?;
     Ok(Compiled {
         model,
         precision,

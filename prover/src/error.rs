@@ -71,7 +71,7 @@ pub enum ProverError {
         reason: String,
     },
     /// An input vector has the wrong number of elements.
-    #[error("input has {found} elements, the model expects {expected}; flatten the input tensor to that length")]
+    #[error("input has {found} elements, the model expects {expected}; flatten the input tensor to that length (a model compiled with --batch B takes its B samples one after another)")]
     WrongInputLength {
         /// Elements the model expects.
         expected: usize,
@@ -107,6 +107,12 @@ pub enum ProverError {
     #[error("cannot lay out the model: {reason}")]
     Layout {
         /// Why (names the layer where there is one).
+        reason: String,
+    },
+    /// The batch size asked for cannot be built.
+    #[error("cannot batch the model: {reason}")]
+    Batch {
+        /// Why, and what to give instead.
         reason: String,
     },
     /// halo2 key generation failed.

@@ -55,6 +55,11 @@ pub struct CompileArgs {
     /// proof there is when none fits). Default: any size.
     #[arg(long, value_name = "BYTES")]
     pub max_proof_bytes: Option<usize>,
+    /// Inputs one proof covers (1 to 1024): the circuit runs the model on a batch of this many samples, which
+    /// `prove` takes as the first rows of its input file, under one input commitment and one nonce. A layer's
+    /// weights are then checked once per batch (Freivalds' test), so the proving time per sample falls.
+    #[arg(long, value_name = "B", default_value_t = 1)]
+    pub batch: usize,
 }
 
 /// `channel` or `tensor`.
@@ -93,8 +98,8 @@ impl CompileArgs {
     }
 }
 
-/// Compiles `onnx` at the precision `choice` gives with a layout for `goal` (the library's
-/// [`zkinfer_prover::compile`]) and writes the model and its layout to `output`.
+/// Compiles `onnx` at the precision `choice` gives, batched to prove `batch` inputs at once, with a layout for
+/// `goal` (the library's [`zkinfer_prover::compile`]) and writes the model and its layout to `output`.
 pub fn compile(
     onnx: &Path,
     calibration: &Path,
@@ -102,10 +107,11 @@ pub fn compile(
     output: &Path,
     choice: PrecisionChoice,
     goal: &Goal,
+    batch: usize,
 ) -> Result<Compiled> {
     let calibration = Dataset::load(calibration)?;
     let test = test.map(Dataset::load).transpose()?;
-    let compiled = zkinfer_prover::compile(onnx, &calibration, test.as_ref(), choice, goal)?;
+    let compiled = zkinfer_prover::compile(onnx, &calibration, test.as_ref(), choice, goal, batch)?;
     let params = compiled.params().context("the planner chose no layout")?;
     save_compiled(output, &compiled.model, params).with_context(|| format!("writing {}", output.display()))?;
     Ok(compiled)
@@ -126,8 +132,12 @@ pub fn describe(c: &Compiled) -> String {
             c.model.input.max_scale()
         ),
     };
+    let batch = match c.model.batch() {
+        1 => String::new(),
+        b => format!(", a batch of {b} per proof"),
+    };
     let mut s = format!(
-        "model `{}`: input {:?}, {input_scales}; {}-bit activations, {}-bit weights, {}-bit outputs\n",
+        "model `{}`: input {:?}{batch}, {input_scales}; {}-bit activations, {}-bit weights, {}-bit outputs\n",
         c.model.name,
         c.model.input_shape,
         c.precision.activation_bits,
@@ -227,6 +237,7 @@ pub fn to_json(c: &Compiled, output: &Path) -> serde_json::Value {
     json!({
         "output": output,
         "name": c.model.name,
+        "batch": c.model.batch(),
         "layout": c.layout,
         "goal": c.goal,
         "candidates": c.candidates.iter().map(|(p, l)| json!({"params": p, "layout": l, "estimated_cost": l.estimated_cost(), "estimated_memory_bytes": l.estimated_memory_bytes()})).collect::<Vec<_>>(),
@@ -247,6 +258,7 @@ pub fn run(args: &CompileArgs, json: bool) -> Result<ExitCode> {
         &args.output,
         args.precision(),
         &args.goal(),
+        args.batch,
     )?;
     if json {
         print_json(&to_json(&compiled, &args.output));

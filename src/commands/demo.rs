@@ -40,6 +40,7 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bo
         &zkm,
         Default::default(),
         &Default::default(),
+        1,
     )?;
     let compile_ms = ms(started.elapsed());
     say(compile::describe(&compiled));

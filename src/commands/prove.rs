@@ -1,4 +1,4 @@
-//! `zkinfer prove`: one input, one nonce, one proof bundle.
+//! `zkinfer prove`: one input (or one batch of inputs), one nonce, one proof bundle.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use clap::Args;
 use serde_json::json;
 use zkinfer_circuits::{Fr, QuantizedModel};
 use zkinfer_prover::{load_model, random_salt, Dataset, Device, ProveRequest, Proven, Prover};
+use zkinfer_verifier::bundle::{argmax, sample_outputs};
 use zkinfer_verifier::{field_from_hex, field_to_hex};
 
 use crate::report::{ensure_writable, ms, print_json, spinner, INSECURE_SRS_WARNING};
@@ -20,7 +21,8 @@ pub struct ProveArgs {
     /// Key directory written by `zkinfer setup`.
     #[arg(long)]
     pub keys: PathBuf,
-    /// Input file: {"input_data": [[f32, ...]]} (the first row is proven).
+    /// Input file: {"input_data": [[f32, ...]]} (the first row is proven; the first B rows for a model compiled
+    /// with --batch B).
     #[arg(long)]
     pub input: PathBuf,
     /// Request nonce (hex, below the BN254 scalar modulus).
@@ -97,20 +99,45 @@ pub fn write_bundle(proven: &Proven, path: &Path) -> Result<usize> {
     Ok(bytes.len())
 }
 
+/// The input `model` proves from the samples of `data`: the first row, or for a model that proves a batch of `B`
+/// the first `B` rows one after another.
+pub fn batch_input(model: &QuantizedModel, data: &Dataset) -> Result<Vec<f32>> {
+    let (batch, width) = (model.batch(), model.sample_input_len());
+    if batch == 1 {
+        return data.inputs.first().cloned().context("input_data is empty");
+    }
+    if data.inputs.len() < batch {
+        bail!(
+            "the model proves a batch of {batch} samples per proof and the file holds {}; give {batch} rows of \
+             input_data (or compile with a smaller --batch)",
+            data.inputs.len()
+        );
+    }
+    if let Some(row) = data.inputs.first().filter(|r| r.len() != width) {
+        bail!(
+            "a sample has {} values, the model expects {width} per sample",
+            row.len()
+        );
+    }
+    Ok(data.inputs[..batch].concat())
+}
+
 /// Runs `prove`.
 pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
     let model = load_model(&args.model)?;
     let data = Dataset::load(&args.input)?;
-    let Some(input) = data.inputs.first() else {
-        bail!("{}: input_data is empty", args.input.display())
-    };
+    let input = batch_input(&model, &data).with_context(|| format!("{}", args.input.display()))?;
     let nonce = parse_hex("nonce", &args.nonce)?;
     let salt = match &args.salt {
         Some(s) => parse_hex("salt", s)?,
         None => random_salt(),
     };
     ensure_writable(&args.output)?;
-    let request = ProveRequest { input, salt, nonce };
+    let request = ProveRequest {
+        input: &input,
+        salt,
+        nonce,
+    };
     let (proven, info) = prove_file(&model, &args.keys, &request, args.device, json)?;
     write_bundle(&proven, &args.output)?;
     if info.insecure_srs {
@@ -118,17 +145,22 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
     }
     let b = &proven.bundle;
     let commitment = b.public_inputs()?.input_commitment;
+    let classes: Vec<Option<usize>> = sample_outputs(&b.outputs, model.batch()).map(argmax).collect();
     if json {
         print_json(&json!({
             "bundle": args.output, "model_id": hex::encode(b.model_id), "outputs": b.outputs,
-            "float_outputs": zkinfer_verifier::bundle::dequantize(&b.outputs, model.output_scale()), "argmax": b.argmax(), "salt": field_to_hex(&salt),
+            "float_outputs": zkinfer_verifier::bundle::dequantize(&b.outputs, model.output_scale()), "argmax": classes.first().copied().flatten(),
+            "batch": model.batch(), "classes": classes, "salt": field_to_hex(&salt),
             "input_commitment": field_to_hex(&commitment), "nonce": field_to_hex(&nonce),
             "proof_bytes": b.proof.len(), "inference_ms": ms(proven.inference), "proving_ms": ms(proven.proving),
             "device": info.device,
         }));
     } else {
         println!("outputs (int8): {:?}", b.outputs);
-        println!("predicted class: {}", b.argmax().map_or("-".into(), |c| c.to_string()));
+        match classes.as_slice() {
+            [one] => println!("predicted class: {}", one.map_or("-".into(), |c| c.to_string())),
+            many => println!("predicted classes of the {} samples: {many:?}", many.len()),
+        }
         println!("salt: {} (keep it to open the input commitment)", field_to_hex(&salt));
         println!("input commitment: {}", field_to_hex(&commitment));
         println!(

@@ -82,15 +82,15 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
         Ok(verified) => {
             if json {
                 print_json(&json!({"accepted": true, "outputs": verified.outputs,
-                    "float_outputs": verified.float_outputs, "argmax": verified.argmax,
+                    "float_outputs": verified.float_outputs, "argmax": verified.argmax, "classes": verified.classes,
                     "model_id": hex::encode(key.model_id()), "insecure_dev_srs": key.is_insecure_dev_srs(),
                     "verify_ms": elapsed}));
             } else {
-                println!(
-                    "ACCEPTED in {elapsed} ms: outputs {:?}, predicted class {}",
-                    verified.outputs,
-                    verified.argmax.map_or("-".into(), |c| c.to_string())
-                );
+                let predicted = match verified.classes.as_slice() {
+                    [one] => format!("predicted class {}", one.map_or("-".into(), |c| c.to_string())),
+                    many => format!("predicted classes of the {} samples {many:?}", many.len()),
+                };
+                println!("ACCEPTED in {elapsed} ms: outputs {:?}, {predicted}", verified.outputs);
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -216,6 +216,12 @@ pub fn argmax(outputs: &[i64]) -> Option<usize> {
     outputs.iter().position(|&v| v == max)
 }
 
+/// The outputs of each sample of a batch of `batch` (one slice for a single-sample model): `outputs` in `batch`
+/// equal parts (a verifying key's metadata guarantees they divide evenly).
+pub fn sample_outputs(outputs: &[i64], batch: usize) -> std::slice::Chunks<'_, i64> {
+    outputs.chunks((outputs.len() / batch.max(1)).max(1))
+}
+
 /// Hex form of a field element as it appears in bundles and on the command line (big-endian, `0x`-less).
 pub fn field_to_hex(f: &Fr) -> String {
     let mut bytes = field::to_bytes(f);

@@ -19,7 +19,7 @@ use halo2_proofs::{
 };
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::layout::{proof_bytes, proof_bytes_of, MAX_K};
-use zkinfer_circuits::model::InputQuantization;
+use zkinfer_circuits::model::{batch_of_shape, InputQuantization, MAX_BATCH};
 use zkinfer_circuits::CircuitParams;
 
 use crate::decode::{decode_exact, encode};
@@ -65,6 +65,12 @@ pub struct ModelMeta {
 }
 
 impl ModelMeta {
+    /// Inputs one proof covers: the leading dimension of the input shape when it has several (1 for a model that
+    /// proves one input at a time). The input and the outputs are the samples' one after another.
+    pub fn batch(&self) -> usize {
+        batch_of_shape(&self.input_shape)
+    }
+
     /// Refuses metadata no zkinfer setup writes: sizes out of range or inconsistent, scales that are not positive
     /// numbers, absurd circuit parameters.
     pub fn validate(&self) -> Result<(), String> {
@@ -90,6 +96,13 @@ impl ModelMeta {
             return Err(format!(
                 "{} outputs do not fit a circuit of 2^{} rows",
                 self.output_len, self.k
+            ));
+        }
+        let batch = self.batch();
+        if batch == 0 || batch > MAX_BATCH || !self.output_len.is_multiple_of(batch) {
+            return Err(format!(
+                "a batch of {batch} inputs: give 1 to {MAX_BATCH} that divide the {} outputs",
+                self.output_len
             ));
         }
         self.input.check(self.input_len)?;

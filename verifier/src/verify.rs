@@ -9,7 +9,7 @@ use halo2_proofs::{
 };
 use zkinfer_circuits::Fr;
 
-use crate::bundle::{argmax, dequantize, field_to_hex, ProofBundle};
+use crate::bundle::{argmax, dequantize, field_to_hex, sample_outputs, ProofBundle};
 use crate::error::VerifyError;
 use crate::key::VerifierKey;
 use crate::transcript::CanonicalRead;
@@ -50,8 +50,10 @@ pub struct Verified {
     pub outputs: Vec<i64>,
     /// The outputs as floats, with the output scale of the verifying key (never the bundle's).
     pub float_outputs: Vec<f32>,
-    /// Index of the largest proven output (the predicted class), first on ties.
+    /// Index of the largest proven output (the predicted class), first on ties; of the first sample in a batch.
     pub argmax: Option<usize>,
+    /// The predicted class of each sample (one entry for a model that proves one input at a time).
+    pub classes: Vec<Option<usize>>,
 }
 
 /// Verifies `bundle` against `key` and the caller's `expect`ations.
@@ -67,7 +69,14 @@ impl Verified {
         Self {
             outputs: bundle.outputs.clone(),
             float_outputs: dequantize(&bundle.outputs, key.meta().output_scale),
-            argmax: argmax(&bundle.outputs),
+            argmax: argmax(
+                sample_outputs(&bundle.outputs, key.meta().batch())
+                    .next()
+                    .unwrap_or(&[]),
+            ),
+            classes: sample_outputs(&bundle.outputs, key.meta().batch())
+                .map(argmax)
+                .collect(),
         }
     }
 }

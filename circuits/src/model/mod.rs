@@ -1,7 +1,8 @@
 //! The quantized model IR shared by the prover (which builds and runs it) and the circuit (which proves it).
 //!
 //! A model is a list of layers in topological order over int8 tensors: tensor 0 is the input, tensor `i + 1` the
-//! output of layer `i`, the last tensor the output. Tensors are flat (row-major NCHW without the batch dimension).
+//! output of layer `i`, the last tensor the output. Tensors are flat (row-major NCHW without the batch dimension;
+//! a [batched](QuantizedModel::batched) model's tensors hold its samples one after another).
 //! Numbers follow DESIGN.md: int8 activations (symmetric, per tensor), integer weights, integer bias at the
 //! accumulator scale, gemmlowp-style requantization `y = clamp((acc · M + 2^(s−1)) >> s, lo, hi)` with
 //! `hi = 127`, except that a linear layer may produce 16-bit values (`hi = 32767`): the model's output (16-bit
@@ -11,10 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::arith::{requantize, Requantized};
 
+mod batch;
 mod eval;
 mod input;
 mod validate;
 
+pub use batch::{batch_of_shape, check_batch_size, MAX_BATCH};
 pub use eval::LayerValues;
 pub use input::{InputQuantization, MAX_INPUT_CHANNELS};
 pub use validate::{LayerProblem, ModelError};
@@ -280,7 +283,8 @@ pub struct Layer {
     pub name: String,
     /// The ONNX operator(s), for reports (e.g. `Conv+Relu`).
     pub op_type: String,
-    /// Output shape without the batch dimension.
+    /// Output shape without the batch dimension (with it, leading, in a [batched](QuantizedModel::batched)
+    /// model).
     pub output_shape: Vec<usize>,
     /// Float scale of the output.
     pub output_scale: f32,
@@ -302,7 +306,8 @@ pub struct QuantizedModel {
     pub format_version: u32,
     /// Model name.
     pub name: String,
-    /// Shape of the float input tensor the ONNX model expects (batch dimension included).
+    /// Shape of the float input tensor the ONNX model expects (batch dimension included: 1, or `B` in a
+    /// [batched](QuantizedModel::batched) model).
     pub input_shape: Vec<usize>,
     /// Scales of the int8 input, per channel or for the whole tensor.
     pub input: InputQuantization,
@@ -311,12 +316,10 @@ pub struct QuantizedModel {
 }
 
 impl QuantizedModel {
-    /// Number of input elements.
+    /// Number of input elements: the product of the input shape (whose leading dimension, when it has several,
+    /// is the batch: 1 for an imported model, `B` for a [batched](Self::batched) one).
     pub fn input_len(&self) -> usize {
-        self.input_shape
-            .iter()
-            .skip(usize::from(self.input_shape.len() > 1))
-            .product()
+        self.input_shape.iter().product()
     }
 
     /// Number of elements of tensor `t`.

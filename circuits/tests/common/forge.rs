@@ -49,14 +49,19 @@ impl Subject {
         Honest::of(&self.model, self.params.clone(), self.k, input)
     }
 
-    /// A short name: the model's, with `/freivalds` for a layout with Freivalds layers.
+    /// A short name: the model's, with `×B` for a batch of `B` inputs and `/freivalds` for a layout with Freivalds
+    /// layers.
     pub fn name(&self) -> String {
         let layout = if !self.params.freivalds_layers.is_empty() {
             "/freivalds"
         } else {
             ""
         };
-        format!("{}{layout}", self.model.name)
+        let batch = match self.model.batch() {
+            1 => String::new(),
+            b => format!("×{b}"),
+        };
+        format!("{}{batch}{layout}", self.model.name)
     }
 }
 
@@ -120,8 +125,9 @@ pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
 
 /// The models and layouts the forgery tests run on: the MLP (as planned, and with three taps per
 /// multiply-accumulate row), its 16-bit variant, the gated model (products of
-/// activations), the small CNN in both layouts, and the MLP, the gated model and the Freivalds CNN with their int8
-/// requantizations through a clamp table.
+/// activations), the small CNN in both layouts, the MLP, the gated model and the Freivalds CNN with their int8
+/// requantizations through a clamp table, and a batch of three inputs of the MLP whose dense layers, matrix
+/// products then, are checked by Freivalds' test.
 pub fn subjects() -> Vec<Subject> {
     let cnn = super::small_cnn();
     let [mac, freivalds] = cnn_params(&cnn);
@@ -168,6 +174,14 @@ pub fn subjects() -> Vec<Subject> {
         Subject::new(cnn, freivalds),
     ];
     subjects.extend(clamped);
+    let batch = super::small_model().batched(3).expect("a batch of the MLP");
+    let dense: std::collections::BTreeSet<usize> = freivalds_candidates(&batch).into_iter().collect();
+    assert!(!dense.is_empty(), "the batch's dense layers are not matrix products");
+    let batched = CircuitParams {
+        freivalds_layers: dense,
+        ..CircuitParams::with_chips_of(&batch)
+    };
+    subjects.push(Subject::new(batch, batched));
     subjects
 }
 

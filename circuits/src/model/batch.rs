@@ -1,0 +1,128 @@
+//! Batching: one model that runs `B` inputs at once, so that one proof covers `B` inferences.
+//!
+//! [`QuantizedModel::batched`] is a transformation of the IR, not a chip: every tensor of the batched model is the
+//! concatenation of that tensor for the `B` samples (sample `b`'s element `i` of tensor `t` is element
+//! `b·len(t) + i`), and every layer repeats its op once per sample with its sources moved into that sample's part.
+//! A linear layer keeps its kernels and repeats its groups, so a dense layer (one group) becomes a matrix product
+//! with `B` positions — which Freivalds' test checks in `B·(K + O) + O·K` rows instead of `B·O·K` multiplications —
+//! and a convolution's positions grow `B`-fold while its weights are checked once. The batched model is an
+//! ordinary model: validation, the native engine, the planner, the circuit and the verifier need nothing new, and
+//! its verifying key (so its model id) differs from the single-sample model's.
+//!
+//! The batch is the leading dimension of the input shape (`[B, …]`; an imported model has `[1, …]`) and of every
+//! layer's output shape. The input commitment covers the `B` inputs together (one salt) and the request has one
+//! nonce: a batch is one request of `B` inputs.
+
+use super::{Layer, LinearGroup, MaxPool, Mul, Op, QuantizedModel, Source, Table};
+
+/// The largest batch [`QuantizedModel::batched`] builds.
+pub const MAX_BATCH: usize = 1024;
+
+impl QuantizedModel {
+    /// Inputs proven together: the leading dimension of a multi-dimensional input shape (1 for an imported model).
+    pub fn batch(&self) -> usize {
+        batch_of_shape(&self.input_shape)
+    }
+
+    /// Number of input elements of one sample.
+    pub fn sample_input_len(&self) -> usize {
+        self.input_len() / self.batch().max(1)
+    }
+
+    /// Number of output elements of one sample.
+    pub fn sample_output_len(&self) -> usize {
+        self.output_len() / self.batch().max(1)
+    }
+
+    /// This model run on `batch` inputs at once (see the module documentation); `batch = 1` returns it unchanged.
+    /// Refuses a batch outside `[1, MAX_BATCH]` and a model that is already batched.
+    pub fn batched(&self, batch: usize) -> Result<QuantizedModel, String> {
+        check_batch_size(batch)?;
+        if self.batch() != 1 {
+            return Err(format!(
+                "the model already proves a batch of {}; batch the single-sample model instead",
+                self.batch()
+            ));
+        }
+        if batch == 1 {
+            return Ok(self.clone());
+        }
+        let lens: Vec<usize> = (0..=self.layers.len()).map(|t| self.tensor_len(t)).collect();
+        let shift = |s: &Source, b: usize| Source {
+            tensor: s.tensor,
+            index: b * lens.get(s.tensor).copied().unwrap_or(0) + s.index,
+        };
+        let layers = (self.layers.iter().enumerate())
+            .map(|(i, layer)| {
+                let out_len = lens[i + 1];
+                let op = match &layer.op {
+                    Op::Linear(lin) => {
+                        let groups = (0..batch)
+                            .flat_map(|b| {
+                                lin.groups.iter().map(move |g| LinearGroup {
+                                    taps: g.taps.iter().map(|t| t.map(|s| shift(&s, b))).collect(),
+                                    outputs: g.outputs.iter().map(|&(o, k)| (b * out_len + o, k)).collect(),
+                                })
+                            })
+                            .collect();
+                        Op::Linear(super::Linear { groups, ..lin.clone() })
+                    }
+                    Op::MaxPool(pool) => Op::MaxPool(MaxPool {
+                        windows: (0..batch)
+                            .flat_map(|b| {
+                                pool.windows
+                                    .iter()
+                                    .map(move |w| w.iter().map(|s| shift(s, b)).collect())
+                            })
+                            .collect(),
+                    }),
+                    // Elementwise over its whole input tensor, which is batched already.
+                    Op::Table(table) => Op::Table(Table { ..table.clone() }),
+                    Op::Gather(sources) => Op::Gather(
+                        (0..batch)
+                            .flat_map(|b| sources.iter().map(move |s| shift(s, b)))
+                            .collect(),
+                    ),
+                    Op::Mul(mul) => Op::Mul(Mul {
+                        operands: (0..batch)
+                            .flat_map(|b| mul.operands.iter().map(move |[x, y]| [shift(x, b), shift(y, b)]))
+                            .collect(),
+                        ..mul.clone()
+                    }),
+                };
+                Layer {
+                    output_shape: std::iter::once(batch)
+                        .chain(layer.output_shape.iter().copied())
+                        .collect(),
+                    op,
+                    ..layer.clone()
+                }
+            })
+            .collect();
+        let sample_shape = match self.input_shape.len() {
+            0 | 1 => &self.input_shape[..],
+            _ => &self.input_shape[1..],
+        };
+        Ok(QuantizedModel {
+            input_shape: std::iter::once(batch).chain(sample_shape.iter().copied()).collect(),
+            layers,
+            ..self.clone()
+        })
+    }
+}
+
+/// Refuses a batch size outside `[1, MAX_BATCH]`.
+pub fn check_batch_size(batch: usize) -> Result<(), String> {
+    match batch {
+        1..=MAX_BATCH => Ok(()),
+        _ => Err(format!("batch size {batch}; give 1 to {MAX_BATCH}")),
+    }
+}
+
+/// The batch of an input shape: its leading dimension when it has more than one (a single-sample model's is 1).
+pub fn batch_of_shape(shape: &[usize]) -> usize {
+    match shape {
+        [batch, _, ..] => *batch,
+        _ => 1,
+    }
+}
