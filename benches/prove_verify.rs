@@ -3,7 +3,9 @@
 //! `<model>/native-inference`, `<model>/keygen`; with a GPU adapter also `<model>/prove-gpu` and
 //! `<model>/gpu-inference`: every MSM on the GPU, as `zkinfer prove --device gpu` does), and the layout planner checked against measurement:
 //! `<model>-layouts/<rank>` proves with the planner's [`LAYOUT_CANDIDATES`] cheapest candidate layouts and the plain
-//! one (4 lanes, 1 range column, no Freivalds), and prints each one's estimated cost next to its name.
+//! one (4 lanes, 1 range column, no Freivalds), and prints each one's estimated cost next to its name; and
+//! batching: `<model>-batch/prove/<B>` proves the first `B` test samples of digits-mlp and digits-cnn in one proof
+//! (`QuantizedModel::batched`), for `B` in [`BATCHES`], with the time per input as criterion's throughput.
 //!
 //! Everything that is not measured (ONNX import, calibration, quantization, keygen for the other groups, the proof
 //! that `verify` checks) happens once per model, before its measured loops, and only when one of the model's
@@ -25,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use zkinfer_circuits::{layout, poseidon, CircuitParams, Fr, QuantizedModel};
 use zkinfer_prover::{
     import_onnx, infer, quantize, quantize_input, setup, Dataset, GpuBackend, IntegerEngine, KeyPair, ProveRequest,
@@ -35,6 +37,9 @@ use zkinfer_verifier::{verify_bundle, Expectations};
 
 /// The shipped models.
 const MODELS: [&str; 3] = ["digits-mlp", "digits-cnn", "digits-resnet"];
+
+/// Inputs per proof of the `<model>-batch/prove/<B>` groups.
+const BATCHES: [usize; 3] = [1, 8, 32];
 
 /// Salt and nonce of every request.
 const SALT: u64 = 0x5a17;
@@ -59,12 +64,26 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &str) -> Self {
+        Self::batched(name, 1)
+    }
+
+    /// The fixture of `name` compiled to prove `batch` inputs at once: the input of `input.json`, or the first
+    /// `batch` samples of `test.json`.
+    fn batched(name: &str, batch: usize) -> Self {
         let dir = model_dir(name);
         let float = import_onnx(dir.join("model.onnx")).expect("importing model.onnx");
         let calibration = Dataset::load(dir.join("calibration.json")).expect("loading calibration.json");
-        let model = quantize(&float, &calibration.inputs).expect("quantizing the model");
-        let inputs = Dataset::load(dir.join("input.json")).expect("loading input.json");
-        let input = inputs.inputs.first().expect("input.json has no samples").clone();
+        let single = quantize(&float, &calibration.inputs).expect("quantizing the model");
+        let model = single.batched(batch).expect("batching the model");
+        let input = match batch {
+            1 => {
+                Dataset::load(dir.join("input.json"))
+                    .expect("loading input.json")
+                    .inputs
+            }
+            _ => Dataset::load(dir.join("test.json")).expect("loading test.json").inputs,
+        };
+        let input = input.get(..batch).expect("too few samples for the batch").concat();
         let input_q = quantize_input(&model, &input).expect("quantizing the input");
 
         let params = CircuitParams::for_model(&model);
@@ -296,9 +315,31 @@ fn bench_model(c: &mut Criterion, name: &str) {
     group.finish();
 }
 
+/// Proving a batch of [`BATCHES`] inputs in one proof, with criterion's throughput in inputs (so the time per
+/// input is printed next to the time per proof).
+fn bench_batches(c: &mut Criterion, name: &str) {
+    let mut group = c.benchmark_group(format!("{name}-batch"));
+    slow(&mut group);
+    for batch in BATCHES {
+        let cell = OnceCell::new();
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(format!("prove/{batch}"), |b| {
+            let f = cell.get_or_init(|| Fixture::batched(name, batch));
+            let request = f.request();
+            b.iter(|| {
+                zkinfer_prover::prove(&f.model, &f.keys.prover, &f.keys.verifier, black_box(&request)).expect("proving")
+            })
+        });
+    }
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     for name in MODELS {
         bench_model(c, name);
+    }
+    for name in ["digits-mlp", "digits-cnn"] {
+        bench_batches(c, name);
     }
     for name in MODELS {
         bench_layouts(c, name);
