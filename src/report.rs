@@ -59,3 +59,12 @@ pub fn ensure_writable(path: &std::path::Path) -> anyhow::Result<()> {
     drop(probe);
     std::fs::remove_file(path).with_context(|| format!("removing the probe file {}", path.display()))
 }
+
+/// Predicted classes as the CLI prints them: `3, 7, -` (`-` where a sample's outputs were empty).
+pub fn class_list(classes: &[Option<usize>]) -> String {
+    let names: Vec<String> = classes
+        .iter()
+        .map(|c| c.map_or("-".into(), |c| c.to_string()))
+        .collect();
+    names.join(", ")
+}

@@ -91,8 +91,53 @@ fn a_batch_of_digits_is_proven_with_each_class_and_its_outputs_cannot_move() {
         Err(VerifyError::ProofRejected)
     ));
 
-    // One sample's proof, relabelled with the batch's model id, is refused.
+    // One sample's proof, relabelled with the batch's model id, is refused before any pairing: its proof has the
+    // single-sample circuit's length and it answers for one input's outputs.
     let mut single = common::prove_digit(0).bundle;
     single.model_id = keys.verifier.model_id();
-    assert!(verify_bundle(&keys.verifier, &single, &Expectations::for_insecure_dev_keys()).is_err());
+    assert!(matches!(
+        verify_bundle(&keys.verifier, &single, &Expectations::for_insecure_dev_keys()),
+        Err(VerifyError::MalformedProof(_) | VerifyError::OutputCount { .. })
+    ));
+}
+
+/// `zkinfer serve` with a batched model next to the digits model: one request of three digits (one row of `3·64`
+/// values) is answered and proven with each digit's class, which the proof's bundle verifies.
+#[test]
+fn the_service_answers_a_batch_with_each_samples_class() {
+    use common::miner::{http, job, request, wait_until, Miner};
+    const BATCH: usize = 3;
+    let (model, test) = shipped("digits-mlp");
+    let batched = model.batched(BATCH).expect("batch");
+    let keys = setup(&batched, CircuitParams::for_model(&batched), &SrsSource::InsecureDev).expect("setup");
+    let dir = common::temp_dir("service-batch");
+    let (zkm, key_dir) = (dir.join("batch.zkm"), dir.join("keys"));
+    zkinfer_prover::save_model(&zkm, &batched).expect("save model");
+    zkinfer_prover::write_keys(&keys, &key_dir).expect("write keys");
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_string();
+    let (zkm, key_dir) = (path(&zkm), path(&key_dir));
+    let miner = Miner::start(&dir.join("jobs.sqlite"), &["--model", &zkm, "--keys", &key_dir]);
+
+    let model_id = hex::encode(keys.verifier.model_id());
+    let input: Vec<f32> = test.inputs[..BATCH].concat();
+    let answer: serde_json::Value = http()
+        .post(miner.at(&format!("/v1/models/{model_id}/infer")))
+        .json(&request(&input, 7, 8))
+        .send()
+        .expect("POST infer")
+        .json()
+        .expect("answer JSON");
+    let id = answer["job_id"].as_str().expect("a job id").to_string();
+    let classes: Vec<Option<usize>> = (test.inputs[..BATCH].iter())
+        .map(|x| zkinfer_verifier::bundle::argmax(&infer(&model, &model.input.quantize(x)).expect("infer")))
+        .collect();
+    let mut view = job(&miner, &id, 0);
+    assert_eq!(view.classes, classes, "{answer}");
+    assert!(wait_until(std::time::Duration::from_secs(120), || {
+        view = job(&miner, &id, 1000);
+        view.status.is_final()
+    }));
+    let bundle = view.bundle.expect("a proof bundle");
+    let verified = verify_bundle(&keys.verifier, &bundle, &Expectations::for_insecure_dev_keys()).expect("verifies");
+    assert_eq!((verified.classes, view.classes), (classes.clone(), classes));
 }

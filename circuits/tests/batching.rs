@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use halo2_proofs::{dev::MockProver, plonk::Circuit};
 use zkinfer_circuits::assign::{CellKind, Tamper};
 use zkinfer_circuits::layout::{freivalds_candidates, plan, window_widths};
-use zkinfer_circuits::model::MAX_BATCH;
+use zkinfer_circuits::model::{ModelError, Op, MAX_BATCH};
 use zkinfer_circuits::poseidon::commit_input;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, QuantizedModel, Witness};
 
@@ -101,6 +101,41 @@ fn batch_sizes_out_of_range_and_batching_twice_are_refused() {
     assert_eq!(model.batched(1).expect("batch of one"), model);
     let twice = model.batched(2).expect("batch").batched(2);
     assert!(twice.is_err_and(|e| e.contains("already")));
+}
+
+#[test]
+fn the_batch_leads_every_input_shape() {
+    // A vector input `[6]` and an imported `[1, 6]` are one sample; a scalar input `[]` reads one value.
+    let mut vector = common::small_model();
+    vector.input_shape = vec![6];
+    let mut scalar = common::small_model();
+    scalar.input_shape = vec![];
+    if let Op::Linear(lin) = &mut scalar.layers[0].op {
+        for tap in lin.groups.iter_mut().flat_map(|g| g.taps.iter_mut().flatten()) {
+            tap.index = 0;
+        }
+    }
+    for (model, batched_shape) in [
+        (common::small_model(), vec![4, 6]),
+        (vector, vec![4, 6]),
+        (scalar, vec![4, 1]),
+    ] {
+        model.validate().expect("a valid single-sample model");
+        assert_eq!(model.batch(), 1);
+        let batched = model.batched(4).expect("batch");
+        assert_eq!(batched.input_shape, batched_shape);
+        assert_eq!((batched.batch(), batched.input_len()), (4, 4 * model.input_len()));
+        assert!(batched.batched(2).is_err(), "{:?}: batched twice", model.input_shape);
+    }
+}
+
+#[test]
+fn a_batch_that_does_not_divide_the_outputs_is_an_invalid_model() {
+    // Six inputs as a "batch" of 2 with 3 outputs.
+    let mut model = common::small_model();
+    model.input_shape = vec![2, 3];
+    assert!(matches!(model.validate(), Err(ModelError::Batch { batch: 2, .. })));
+    assert!(model.batched(2).is_err());
 }
 
 #[test]

@@ -110,8 +110,11 @@ pub struct JobView {
     pub outputs: Vec<i64>,
     /// The outputs as floats (`output_scale · q`).
     pub float_outputs: Vec<f32>,
-    /// Index of the largest output.
+    /// Index of the largest output (of the first sample, for a model that proves a batch).
     pub argmax: Option<usize>,
+    /// The predicted class of each sample (one entry unless the model proves a batch).
+    #[serde(default)]
+    pub classes: Vec<Option<usize>>,
     /// The input commitment the server computed (hex); a client compares it with its own.
     pub input_commitment: String,
     /// The request nonce (hex).

@@ -10,7 +10,7 @@ use futures::stream::{self, StreamExt};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::Fr;
-use zkinfer_verifier::bundle::{argmax, dequantize};
+use zkinfer_verifier::bundle::{argmax, dequantize, sample_outputs};
 use zkinfer_verifier::{
     field_to_hex, input_commitment, model_id_of_file, verify_fresh, Expectations, ProofBundle, ReplayCache,
     VerifierKey, VerifyError,
@@ -113,8 +113,11 @@ pub struct VerifiedAnswer {
     pub outputs: Vec<i64>,
     /// The outputs as floats, with the verifying key's output scale.
     pub float_outputs: Vec<f32>,
-    /// Index of the largest output, computed here from `outputs` (never taken from the server).
+    /// Index of the largest output, computed here from `outputs` (never taken from the server); of the first
+    /// sample for a model that proves a batch.
     pub argmax: Option<usize>,
+    /// The predicted class of each sample, computed here (one entry unless the model proves a batch).
+    pub classes: Vec<Option<usize>>,
     /// From sending the request to receiving the output.
     pub time_to_output: Duration,
     /// From sending the request to holding a verified proof.
@@ -305,11 +308,15 @@ impl Client {
             )));
         }
         // Only the integer outputs are taken from the answer; floats and the class follow from them and the key.
+        let classes: Vec<Option<usize>> = sample_outputs(&answer.outputs, key.meta().batch())
+            .map(argmax)
+            .collect();
         let mut verified = VerifiedAnswer {
             job_id: answer.job_id.clone(),
             outputs: answer.outputs.clone(),
             float_outputs: dequantize(&answer.outputs, key.meta().output_scale),
-            argmax: argmax(&answer.outputs),
+            argmax: classes.first().copied().flatten(),
+            classes,
             time_to_output,
             time_to_proof: None,
             proof_bytes: None,
@@ -348,6 +355,7 @@ impl Client {
         verified.outputs = proven.outputs;
         verified.float_outputs = proven.float_outputs;
         verified.argmax = proven.argmax;
+        verified.classes = proven.classes;
         verified.bundle = Some(bundle);
         Ok(verified)
     }

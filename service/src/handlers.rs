@@ -13,7 +13,7 @@ use rand::RngCore;
 use serde::Deserialize;
 use zkinfer_circuits::poseidon;
 use zkinfer_prover::{infer, quantize_input};
-use zkinfer_verifier::bundle::{argmax, dequantize};
+use zkinfer_verifier::bundle::{argmax, dequantize, sample_outputs};
 use zkinfer_verifier::{field_from_hex, field_to_hex, ProofBundle};
 
 use crate::api::{InferRequest, JobStatus, JobView, ModelInfo};
@@ -170,7 +170,11 @@ pub async fn infer_request(
         None => StatusCode::OK,
     };
     let location = format!("/v1/jobs/{}", job.id);
-    Ok((status, [(header::LOCATION, location)], Json(view(&job))))
+    Ok((
+        status,
+        [(header::LOCATION, location)],
+        Json(view(&job, served.model().batch())),
+    ))
 }
 
 /// 409: this model already answered this nonce. The earlier job is not named: it may be another client's, and
@@ -229,7 +233,8 @@ pub async fn get_job(
     loop {
         let job = load_job(&state, &id).await?;
         if job.status.is_final() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(view(&job)));
+            let batch = state.models.get(&job.model_id).map_or(1, |m| m.model().batch());
+            return Ok(Json(view(&job, batch)));
         }
         // Woken when any job ends; a timeout answers the job as it is.
         let _ = tokio::time::timeout_at(deadline, ended.changed()).await;
@@ -271,7 +276,8 @@ async fn load_job(state: &Arc<AppState>, id: &str) -> Result<JobRecord, ApiError
 }
 
 /// The API's view of a stored job.
-fn view(job: &JobRecord) -> JobView {
+fn view(job: &JobRecord, batch: usize) -> JobView {
+    let classes: Vec<Option<usize>> = sample_outputs(&job.outputs, batch).map(argmax).collect();
     JobView {
         job_id: job.id.clone(),
         model_id: job.model_id.clone(),
@@ -279,7 +285,8 @@ fn view(job: &JobRecord) -> JobView {
         proof_requested: job.proof_requested,
         outputs: job.outputs.clone(),
         float_outputs: dequantize(&job.outputs, job.output_scale),
-        argmax: argmax(&job.outputs),
+        argmax: classes.first().copied().flatten(),
+        classes,
         input_commitment: job.input_commitment.clone(),
         nonce: job.nonce.clone(),
         error: job.error.clone(),

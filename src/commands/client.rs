@@ -136,7 +136,7 @@ async fn infer(args: &InferArgs, json: bool) -> Result<ExitCode> {
     if json {
         print_json(&json!({
             "accepted": true, "job_id": answer.job_id, "outputs": answer.outputs,
-            "float_outputs": answer.float_outputs, "argmax": answer.argmax, "proof_verified": answer.bundle.is_some(),
+            "float_outputs": answer.float_outputs, "argmax": answer.argmax, "classes": answer.classes, "proof_verified": answer.bundle.is_some(),
             "time_to_output_ms": ms(answer.time_to_output), "time_to_proof_ms": to_proof,
             "proof_bytes": answer.proof_bytes, "bundle": args.output,
         }));

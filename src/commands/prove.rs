@@ -11,7 +11,7 @@ use zkinfer_prover::{load_model, random_salt, Dataset, Device, ProveRequest, Pro
 use zkinfer_verifier::bundle::{argmax, sample_outputs};
 use zkinfer_verifier::{field_from_hex, field_to_hex};
 
-use crate::report::{ensure_writable, ms, print_json, spinner, INSECURE_SRS_WARNING};
+use crate::report::{class_list, ensure_writable, ms, print_json, spinner, INSECURE_SRS_WARNING};
 
 /// Arguments of `prove`.
 #[derive(Args)]
@@ -113,9 +113,9 @@ pub fn batch_input(model: &QuantizedModel, data: &Dataset) -> Result<Vec<f32>> {
             data.inputs.len()
         );
     }
-    if let Some(row) = data.inputs.first().filter(|r| r.len() != width) {
+    if let Some((i, row)) = data.inputs[..batch].iter().enumerate().find(|(_, r)| r.len() != width) {
         bail!(
-            "a sample has {} values, the model expects {width} per sample",
+            "sample {i} has {} values, the model expects {width} per sample",
             row.len()
         );
     }
@@ -158,8 +158,8 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
     } else {
         println!("outputs (int8): {:?}", b.outputs);
         match classes.as_slice() {
-            [one] => println!("predicted class: {}", one.map_or("-".into(), |c| c.to_string())),
-            many => println!("predicted classes of the {} samples: {many:?}", many.len()),
+            [one] => println!("predicted class: {}", class_list(&[*one])),
+            many => println!("predicted classes of the {} samples: {}", many.len(), class_list(many)),
         }
         println!("salt: {} (keep it to open the input commitment)", field_to_hex(&salt));
         println!("input commitment: {}", field_to_hex(&commitment));

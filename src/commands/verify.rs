@@ -87,8 +87,12 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
                     "verify_ms": elapsed}));
             } else {
                 let predicted = match verified.classes.as_slice() {
-                    [one] => format!("predicted class {}", one.map_or("-".into(), |c| c.to_string())),
-                    many => format!("predicted classes of the {} samples {many:?}", many.len()),
+                    [one] => format!("predicted class {}", crate::report::class_list(&[*one])),
+                    many => format!(
+                        "predicted classes of the {} samples {}",
+                        many.len(),
+                        crate::report::class_list(many)
+                    ),
                 };
                 println!("ACCEPTED in {elapsed} ms: outputs {:?}, {predicted}", verified.outputs);
             }

@@ -9,14 +9,19 @@
 //! ordinary model: validation, the native engine, the planner, the circuit and the verifier need nothing new, and
 //! its verifying key (so its model id) differs from the single-sample model's.
 //!
-//! The batch is the leading dimension of the input shape (`[B, …]`; an imported model has `[1, …]`) and of every
-//! layer's output shape. The input commitment covers the `B` inputs together (one salt) and the request has one
-//! nonce: a batch is one request of `B` inputs.
+//! The batch is the leading dimension of a multi-dimensional input shape (`[B, …]`; an imported model has
+//! `[1, …]`, or a vector or scalar shape, which is one sample) and of every layer's output shape. The input
+//! commitment covers the `B` inputs together (one salt) and the request has one nonce: a batch is one request of
+//! `B` inputs.
 
 use super::{Layer, LinearGroup, MaxPool, Mul, Op, QuantizedModel, Source, Table};
 
 /// The largest batch [`QuantizedModel::batched`] builds.
 pub const MAX_BATCH: usize = 1024;
+
+/// Most sources (taps, window entries, operands, gathered elements) a batched model may hold: `2^28`, 4 GiB of
+/// [`Source`]s, which no prover this size of model is built for could hold besides its keys.
+pub const MAX_BATCHED_SOURCES: usize = 1 << 28;
 
 impl QuantizedModel {
     /// Inputs proven together: the leading dimension of a multi-dimensional input shape (1 for an imported model).
@@ -35,9 +40,11 @@ impl QuantizedModel {
     }
 
     /// This model run on `batch` inputs at once (see the module documentation); `batch = 1` returns it unchanged.
-    /// Refuses a batch outside `[1, MAX_BATCH]` and a model that is already batched.
+    /// Refuses a batch outside `[1, MAX_BATCH]`, a model that does not validate or is already batched, and a batch
+    /// whose model would hold more than [`MAX_BATCHED_SOURCES`] sources.
     pub fn batched(&self, batch: usize) -> Result<QuantizedModel, String> {
         check_batch_size(batch)?;
+        self.validate().map_err(|e| e.to_string())?;
         if self.batch() != 1 {
             return Err(format!(
                 "the model already proves a batch of {}; batch the single-sample model instead",
@@ -46,6 +53,13 @@ impl QuantizedModel {
         }
         if batch == 1 {
             return Ok(self.clone());
+        }
+        let sources = self.layers.iter().map(|l| l.op.source_count()).sum::<usize>();
+        if sources.saturating_mul(batch) > MAX_BATCHED_SOURCES {
+            return Err(format!(
+                "a batch of {batch} would hold {sources} × {batch} sources, more than {MAX_BATCHED_SOURCES}; give a \
+                 smaller batch"
+            ));
         }
         let lens: Vec<usize> = (0..=self.layers.len()).map(|t| self.tensor_len(t)).collect();
         let shift = |s: &Source, b: usize| Source {
@@ -99,8 +113,10 @@ impl QuantizedModel {
                 }
             })
             .collect();
+        // The batch leads: `[1, …]` becomes `[B, …]`, a vector `[n]` becomes `[B, n]` and a scalar `[B, 1]`.
         let sample_shape = match self.input_shape.len() {
-            0 | 1 => &self.input_shape[..],
+            0 => &[1][..],
+            1 => &self.input_shape[..],
             _ => &self.input_shape[1..],
         };
         Ok(QuantizedModel {
@@ -108,6 +124,20 @@ impl QuantizedModel {
             layers,
             ..self.clone()
         })
+    }
+}
+
+impl Op {
+    /// How many sources the op lists: taps, window entries, operands or gathered elements (a table reads its whole
+    /// input tensor and lists none).
+    pub fn source_count(&self) -> usize {
+        match self {
+            Op::Linear(lin) => lin.groups.iter().map(|g| g.taps.len()).sum(),
+            Op::MaxPool(pool) => pool.windows.iter().map(Vec::len).sum(),
+            Op::Table(_) => 0,
+            Op::Gather(sources) => sources.len(),
+            Op::Mul(mul) => 2 * mul.operands.len(),
+        }
     }
 }
 

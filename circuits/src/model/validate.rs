@@ -4,7 +4,8 @@
 use thiserror::Error;
 
 use super::{
-    Activation, Layer, Op, QuantizedModel, Source, ACT_BITS, MAX_OUTPUT_BITS, MAX_WEIGHT, MODEL_FORMAT_VERSION,
+    Activation, Layer, Op, QuantizedModel, Source, ACT_BITS, MAX_BATCH, MAX_OUTPUT_BITS, MAX_WEIGHT,
+    MODEL_FORMAT_VERSION,
 };
 use crate::arith::MAX_SHIFT;
 
@@ -29,6 +30,18 @@ pub enum ModelError {
     InputShape {
         /// The shape.
         shape: Vec<usize>,
+    },
+    /// The batch (the input shape's leading dimension) is out of range or does not divide the inputs and outputs.
+    #[error("a batch of {batch} inputs: give 1 to {max} that divide the {inputs} inputs and {outputs} outputs")]
+    Batch {
+        /// The batch.
+        batch: usize,
+        /// The largest batch.
+        max: usize,
+        /// The number of inputs.
+        inputs: usize,
+        /// The number of outputs.
+        outputs: usize,
     },
     /// The input's scales are malformed (empty, not positive numbers, channels that do not tile the input).
     #[error("input quantization: {reason}")]
@@ -207,6 +220,15 @@ impl QuantizedModel {
             if !positive(layer.output_scale) {
                 return Err(in_layer(layer, LayerProblem::OutputScale(layer.output_scale)));
             }
+        }
+        let (batch, inputs, outputs) = (self.batch(), self.input_len(), self.output_len());
+        if !(1..=MAX_BATCH).contains(&batch) || !inputs.is_multiple_of(batch) || !outputs.is_multiple_of(batch) {
+            return Err(ModelError::Batch {
+                batch,
+                max: MAX_BATCH,
+                inputs,
+                outputs,
+            });
         }
         for (i, layer) in self.layers.iter().enumerate() {
             self.check_layer(i, layer).map_err(|p| in_layer(layer, p))?;
