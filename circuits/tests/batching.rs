@@ -4,24 +4,18 @@
 
 mod common;
 
+use common::satisfied;
+
 use std::collections::BTreeSet;
 
-use halo2_proofs::{dev::MockProver, plonk::Circuit};
+use halo2_proofs::plonk::Circuit;
 use zkinfer_circuits::assign::{CellKind, Tamper};
-use zkinfer_circuits::layout::{freivalds_candidates, plan, window_widths};
+use zkinfer_circuits::layout::{freivalds_candidates, window_widths};
 use zkinfer_circuits::model::{ModelError, Op, MAX_BATCH};
 use zkinfer_circuits::poseidon::commit_input;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, QuantizedModel, Witness};
 
 const BATCH: usize = 3;
-
-fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
-    let k = plan(circuit.model(), &circuit.params()).expect("plan").k;
-    MockProver::run(k, circuit, vec![instance])
-        .expect("synthesis")
-        .verify()
-        .is_ok()
-}
 
 /// `BATCH` different int8 inputs of `model`'s sample length, one after another (a pattern, its negation, zeros).
 fn batch_input(model: &QuantizedModel) -> Vec<i64> {

@@ -3,19 +3,13 @@
 
 mod common;
 
-use halo2_proofs::{dev::MockProver, plonk::Circuit};
+use common::satisfied;
+
+use halo2_proofs::dev::MockProver;
 use zkinfer_circuits::assign::{CellKind, Tamper};
 use zkinfer_circuits::layout::{freivalds_candidates, plan};
 use zkinfer_circuits::model::Op;
 use zkinfer_circuits::{Chip, CircuitParams, Fr, ModelCircuit};
-
-fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
-    let k = plan(circuit.model(), &circuit.params()).expect("plan").k;
-    MockProver::run(k, circuit, vec![instance])
-        .expect("synthesis")
-        .verify()
-        .is_ok()
-}
 
 #[test]
 fn honest_witness_is_accepted_and_exercises_both_clamps() {

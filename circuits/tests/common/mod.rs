@@ -320,3 +320,16 @@ pub fn small_witness() -> Witness {
 pub fn reference_outputs(model: &QuantizedModel, input: &[i64]) -> Vec<Vec<i64>> {
     model.eval_reference(input).expect("a valid model and input")
 }
+
+/// Whether `circuit` satisfies its constraints with the instance column `instance` (the mock prover at the size
+/// its plan says).
+pub fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
+    use halo2_proofs::plonk::Circuit;
+    let k = zkinfer_circuits::layout::plan(circuit.model(), &circuit.params())
+        .expect("plan")
+        .k;
+    halo2_proofs::dev::MockProver::run(k, circuit, vec![instance])
+        .expect("synthesis")
+        .verify()
+        .is_ok()
+}
