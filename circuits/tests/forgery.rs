@@ -20,7 +20,7 @@ use proptest::test_runner::{Config, TestRunner};
 use zkinfer_circuits::assign::{CellKind, Forgery, RequantPart, Tamper};
 
 /// Cases per test unless `PROPTEST_CASES` says otherwise.
-const DEFAULT_CASES: u32 = 256;
+const DEFAULT_CASES: u32 = 512;
 
 fn runner() -> TestRunner {
     let cases = std::env::var("PROPTEST_CASES")

@@ -22,7 +22,7 @@ use zkinfer_circuits::assign::{CellKind, Forgery, RequantPart, Tamper, MAX_FORGE
 use zkinfer_circuits::field;
 
 /// Cases per test unless `PROPTEST_CASES` says otherwise.
-const DEFAULT_CASES: u32 = 256;
+const DEFAULT_CASES: u32 = 512;
 
 fn runner() -> TestRunner {
     let cases = std::env::var("PROPTEST_CASES")

@@ -11,11 +11,13 @@ use common::forge::{subjects, witness_with};
 use halo2_proofs::dev::MockProver;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use zkinfer_circuits::assign::trace_cells;
 use zkinfer_circuits::{ModelCircuit, PublicInputs};
 
 /// Random inputs per model and layout unless `ZKINFER_CHECKER_INPUTS` says otherwise.
-const DEFAULT_INPUTS: usize = 64;
+const DEFAULT_INPUTS: usize = 128;
 
 #[test]
 fn the_checkers_own_arithmetic_floors_and_clamps() {
@@ -46,45 +48,52 @@ fn every_assigned_cell_matches_the_independent_checker() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(DEFAULT_INPUTS);
     let mut rng = ChaCha8Rng::seed_from_u64(0x1d3e);
-    let mut checked = 0;
-    for subject in subjects() {
+    let checked = AtomicUsize::new(0);
+    let subjects = subjects();
+    // Every (subject, input) pair, drawn in a fixed order, then checked on all cores: each check is independent.
+    let mut cases = Vec::new();
+    for subject in &subjects {
         let len = subject.model.input_len();
-        let mut cases = vec![
-            vec![-128; len],
-            vec![127; len],
-            common::witness_for(&subject.model).input,
-        ];
-        cases.extend((0..inputs).map(|_| (0..len).map(|_| (rng.next_u32() % 256) as i64 - 128).collect()));
-        for input in cases {
-            let witness = witness_with(&subject.model, input);
-            let derived = derive(&subject.model, &subject.params, &witness);
-            let public = PublicInputs {
-                input_commitment: zkinfer_circuits::poseidon::commit_input(witness.salt, &witness.input),
-                nonce: witness.nonce,
-                outputs: derived.outputs().iter().map(|&y| y as i64).collect(),
-            };
-            let circuit = ModelCircuit::new(subject.model.clone(), subject.params.clone(), witness.clone());
-            let (prover, trace) =
-                trace_cells(|| MockProver::run(subject.k, &circuit, vec![public.to_instance()]).expect("synthesis"));
-            let mismatches = derived.mismatches(&trace);
-            assert!(
-                mismatches.is_empty(),
-                "{} on {:?}:\n{}",
-                subject.name(),
-                witness.input,
-                mismatches.join("\n")
-            );
-            assert_eq!(circuit.last_synthesis().outputs, derived.output_fields());
-            assert_eq!(
-                prover.verify(),
-                Ok(()),
-                "{} on {:?}: the checker's outputs as the instance",
-                subject.name(),
-                witness.input
-            );
-            checked += 1;
-        }
+        cases.extend(
+            [
+                vec![-128; len],
+                vec![127; len],
+                common::witness_for(&subject.model).input,
+            ]
+            .map(|input| (subject, input)),
+        );
+        cases.extend((0..inputs).map(|_| (subject, (0..len).map(|_| (rng.next_u32() % 256) as i64 - 128).collect())));
     }
+    cases.into_par_iter().for_each(|(subject, input)| {
+        let witness = witness_with(&subject.model, input);
+        let derived = derive(&subject.model, &subject.params, &witness);
+        let public = PublicInputs {
+            input_commitment: zkinfer_circuits::poseidon::commit_input(witness.salt, &witness.input),
+            nonce: witness.nonce,
+            outputs: derived.outputs().iter().map(|&y| y as i64).collect(),
+        };
+        let circuit = ModelCircuit::new(subject.model.clone(), subject.params.clone(), witness.clone());
+        let (prover, trace) =
+            trace_cells(|| MockProver::run(subject.k, &circuit, vec![public.to_instance()]).expect("synthesis"));
+        let mismatches = derived.mismatches(&trace);
+        assert!(
+            mismatches.is_empty(),
+            "{} on {:?}:\n{}",
+            subject.name(),
+            witness.input,
+            mismatches.join("\n")
+        );
+        assert_eq!(circuit.last_synthesis().outputs, derived.output_fields());
+        assert_eq!(
+            prover.verify(),
+            Ok(()),
+            "{} on {:?}: the checker's outputs as the instance",
+            subject.name(),
+            witness.input
+        );
+        checked.fetch_add(1, Ordering::Relaxed);
+    });
+    let checked = checked.into_inner();
     eprintln!("independent checker: {checked} inputs checked cell for cell");
     assert!(checked >= 4 * 3);
 }

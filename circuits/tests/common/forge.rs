@@ -125,8 +125,8 @@ pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
 
 /// The models and layouts the forgery tests run on: the MLP (as planned, and with three taps per
 /// multiply-accumulate row), its 16-bit variant, the gated model (products of
-/// activations), the small CNN in both layouts, the MLP, the gated model and the Freivalds CNN with their int8
-/// requantizations through a clamp table, and a batch of three inputs of the MLP whose dense layers, matrix
+/// activations), the small CNN in both layouts, the MLP, the gated model and the Freivalds CNN with some of their
+/// int8 requantizations through a clamp table (the narrowest any fits; the others keep the flag and slack), and a batch of three inputs of the MLP whose dense layers, matrix
 /// products then, are checked by Freivalds' test.
 pub fn subjects() -> Vec<Subject> {
     let cnn = super::small_cnn();
@@ -150,10 +150,9 @@ pub fn subjects() -> Vec<Subject> {
         limb_bits: 12,
         ..CircuitParams::for_model(&wide_hidden)
     };
-    // Int8 requantizations through the clamp table (the rest, 16-bit outputs, through the flag and slack).
+    // Rows of both requantization gates in one circuit, at a small `k`.
     let through_table = |model: &QuantizedModel, params: CircuitParams| {
-        let clamp_bits = zkinfer_circuits::layout::clamp_table_bits(model);
-        assert!(clamp_bits > 0, "the model has requantizations a clamp table covers");
+        let clamp_bits = super::narrowest_used_clamp_bits(model, &params);
         Subject::new(model.clone(), CircuitParams { clamp_bits, ..params })
     };
     let clamped = vec![

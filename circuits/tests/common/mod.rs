@@ -333,3 +333,30 @@ pub fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
         .verify()
         .is_ok()
 }
+
+/// The narrowest clamp table (bits) through which `params` would send at least one of `model`'s requantizations:
+/// a layout with rows of both requantization gates that stays at a small `k` (the planner's table, which must
+/// cover 95 % of the outputs, needs `k` = 18 on the small MLP, where one mock proof takes seconds).
+pub fn narrowest_used_clamp_bits(model: &QuantizedModel, params: &CircuitParams) -> u32 {
+    use zkinfer_circuits::assign::CellKind;
+    (zkinfer_circuits::chips::clamp_table::MIN_CLAMP_BITS..=zkinfer_circuits::chips::clamp_table::MAX_CLAMP_BITS)
+        .find(|&clamp_bits| {
+            let (circuit, public) = circuit_with(
+                model.clone(),
+                CircuitParams {
+                    clamp_bits,
+                    ..params.clone()
+                },
+            );
+            assert!(
+                satisfied(&circuit, public.to_instance()),
+                "{}: honest witness rejected",
+                model.name
+            );
+            circuit
+                .assigned_cell_counts()
+                .get(&CellKind::Quotient)
+                .is_some_and(|&n| n > 0)
+        })
+        .unwrap_or_else(|| panic!("{}: no requantization fits any clamp table", model.name))
+}
