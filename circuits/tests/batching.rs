@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use halo2_proofs::plonk::Circuit;
 use zkinfer_circuits::assign::{CellKind, Tamper};
 use zkinfer_circuits::layout::{freivalds_candidates, window_widths};
-use zkinfer_circuits::model::{ModelError, Op, MAX_BATCH};
+use zkinfer_circuits::model::{ModelError, Op, MAX_BATCH, MAX_BATCHED_ELEMENTS};
 use zkinfer_circuits::poseidon::commit_input;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, QuantizedModel, Witness};
 
@@ -95,6 +95,19 @@ fn batch_sizes_out_of_range_and_batching_twice_are_refused() {
     assert_eq!(model.batched(1).expect("batch of one"), model);
     let twice = model.batched(2).expect("batch").batched(2);
     assert!(twice.is_err_and(|e| e.contains("already")));
+}
+
+#[test]
+fn a_batch_of_more_tensor_elements_than_the_bound_is_refused() {
+    // An input of 2^27 elements (the layers read the first few): valid alone, too many elements three times over.
+    let mut model = common::small_model();
+    model.input_shape = vec![1, 1 << 27];
+    model
+        .validate()
+        .expect("a wide input the layers partly read is a valid model");
+    let refused = model.batched(3).expect_err("3 · 2^27 input elements");
+    assert!(refused.contains(&MAX_BATCHED_ELEMENTS.to_string()), "{refused}");
+    assert!(model.batched(1).is_ok());
 }
 
 #[test]

@@ -23,6 +23,11 @@ pub const MAX_BATCH: usize = 1024;
 /// [`Source`]s, which no prover this size of model is built for could hold besides its keys.
 pub const MAX_BATCHED_SOURCES: usize = 1 << 28;
 
+/// Most tensor elements (the input and every layer's output, over the whole batch) a batched model may hold:
+/// `2^28`, so that every element's index in its tensor fits with room to spare and the values (`i64`) take 2 GiB
+/// at most.
+pub const MAX_BATCHED_ELEMENTS: usize = 1 << 28;
+
 impl QuantizedModel {
     /// Inputs proven together: the leading dimension of a multi-dimensional input shape (1 for an imported model).
     pub fn batch(&self) -> usize {
@@ -41,7 +46,7 @@ impl QuantizedModel {
 
     /// This model run on `batch` inputs at once (see the module documentation); `batch = 1` returns it unchanged.
     /// Refuses a batch outside `[1, MAX_BATCH]`, a model that does not validate or is already batched, and a batch
-    /// whose model would hold more than [`MAX_BATCHED_SOURCES`] sources.
+    /// whose model would hold more than [`MAX_BATCHED_SOURCES`] sources or [`MAX_BATCHED_ELEMENTS`] tensor elements.
     pub fn batched(&self, batch: usize) -> Result<QuantizedModel, String> {
         check_batch_size(batch)?;
         self.validate().map_err(|e| e.to_string())?;
@@ -62,6 +67,14 @@ impl QuantizedModel {
             ));
         }
         let lens: Vec<usize> = (0..=self.layers.len()).map(|t| self.tensor_len(t)).collect();
+        let elements = (lens.iter())
+            .try_fold(0usize, |sum, &len| sum.checked_add(len))
+            .and_then(|n| n.checked_mul(batch));
+        if elements.is_none_or(|n| n > MAX_BATCHED_ELEMENTS) {
+            return Err(format!(
+                "a batch of {batch} would hold more than {MAX_BATCHED_ELEMENTS} tensor elements; give a smaller batch"
+            ));
+        }
         let shift = |s: &Source, b: usize| Source {
             tensor: s.tensor,
             index: b * lens.get(s.tensor).copied().unwrap_or(0) + s.index,

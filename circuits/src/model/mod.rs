@@ -17,7 +17,7 @@ mod eval;
 mod input;
 mod validate;
 
-pub use batch::{batch_of_shape, check_batch_size, MAX_BATCH};
+pub use batch::{batch_of_shape, check_batch_size, MAX_BATCH, MAX_BATCHED_ELEMENTS, MAX_BATCHED_SOURCES};
 pub use eval::LayerValues;
 pub use input::{InputQuantization, MAX_INPUT_CHANNELS};
 pub use validate::{LayerProblem, ModelError};
