@@ -65,6 +65,10 @@ class Graph:
             "conv",
             kernel_shape=[kernel, kernel],
             pads=[pad] * 4,
+            # Written out as torch.onnx.export writes them (some importers, EZKL's among them, need strides).
+            strides=[1, 1],
+            dilations=[1, 1],
+            group=1,
         )
 
     def batch_norm(self, x, c):
