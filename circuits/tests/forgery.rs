@@ -6,38 +6,17 @@
 //! commitment or a gate no local choice can satisfy catches it. Requantization and pool forgeries satisfy every
 //! gate by construction, and the tests check that, so there it is the range lookups that must object.
 //!
-//! Several forgeries at once are in `forgery_multi.rs`. Cases per test: `PROPTEST_CASES` (default below); each
-//! test prints its tally per class with `--nocapture`.
+//! Several forgeries at once are in `forgery_multi.rs`. Cases per test: `PROPTEST_CASES` (default
+//! `forgery_cases::DEFAULT_CASES`); each test prints its tally per class with `--nocapture`.
 
 mod common;
-
-use std::sync::OnceLock;
+mod forgery_cases;
 
 use common::checker::derive;
-use common::forge::{subjects, verdict, witness_with, Outcome, Subject, Tally, Verdict};
+use common::forge::{verdict, witness_with, Outcome, Subject, Tally, Verdict};
+use forgery_cases::{all_subjects, runner};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use zkinfer_circuits::assign::{CellKind, Forgery, RequantPart, Tamper};
-
-/// Cases per test unless `PROPTEST_CASES` says otherwise.
-const DEFAULT_CASES: u32 = 512;
-
-fn runner() -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(DEFAULT_CASES);
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
-
-fn all_subjects() -> &'static [Subject] {
-    static SUBJECTS: OnceLock<Vec<Subject>> = OnceLock::new();
-    SUBJECTS.get_or_init(subjects)
-}
 
 /// A nonzero change: small, a limb, a power of two around the shifts, or anything.
 fn delta() -> impl Strategy<Value = i64> {

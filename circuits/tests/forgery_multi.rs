@@ -9,37 +9,16 @@
 //!   Freivalds padding entry). Forging only padding cells must leave the circuit satisfied with the honest public
 //!   inputs: the outputs and the commitment are unchanged.
 //!
-//! Cases per test: `PROPTEST_CASES` (default below); tallies print with `--nocapture`.
+//! Cases per test: `PROPTEST_CASES` (default `forgery_cases::DEFAULT_CASES`); tallies print with `--nocapture`.
 
 mod common;
+mod forgery_cases;
 
-use std::sync::OnceLock;
-
-use common::forge::{subjects, verdict, Outcome, Subject, Tally};
+use common::forge::{verdict, Outcome, Subject, Tally};
+use forgery_cases::{all_subjects, runner};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
 use zkinfer_circuits::assign::{CellKind, Forgery, RequantPart, Tamper, MAX_FORGERIES};
 use zkinfer_circuits::field;
-
-/// Cases per test unless `PROPTEST_CASES` says otherwise.
-const DEFAULT_CASES: u32 = 512;
-
-fn runner() -> TestRunner {
-    let cases = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(DEFAULT_CASES);
-    TestRunner::new(Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    })
-}
-
-fn all_subjects() -> &'static [Subject] {
-    static SUBJECTS: OnceLock<Vec<Subject>> = OnceLock::new();
-    SUBJECTS.get_or_init(subjects)
-}
 
 /// Every cell kind the model circuit assigns.
 const KINDS: [CellKind; 21] = [

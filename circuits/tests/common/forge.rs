@@ -124,10 +124,10 @@ pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
 }
 
 /// The models and layouts the forgery tests run on: the MLP (as planned, and with three taps per
-/// multiply-accumulate row), its 16-bit variant, the gated model (products of
-/// activations), the small CNN in both layouts, the MLP, the gated model and the Freivalds CNN with some of their
-/// int8 requantizations through a clamp table (the narrowest any fits; the others keep the flag and slack), and a batch of three inputs of the MLP whose dense layers, matrix
-/// products then, are checked by Freivalds' test.
+/// multiply-accumulate row), its 16-bit variant, the gated model (products of activations), the small CNN in both
+/// layouts, the MLP, the gated model and the Freivalds CNN with some of their int8 requantizations through a clamp
+/// table (the narrowest any fits; the others keep the flag and slack), and a batch of three inputs of the MLP whose
+/// dense layers, matrix products then, are checked by Freivalds' test.
 pub fn subjects() -> Vec<Subject> {
     let cnn = super::small_cnn();
     let [mac, freivalds] = cnn_params(&cnn);
