@@ -363,6 +363,45 @@ fn every_kind_of_tampered_cell_through_the_clamp_table_is_rejected() {
     }
 }
 
+/// The widest clamp table (16-bit quotients, `2^17` rows, so `k` 18), which the planner would give the small MLP:
+/// the other tests use the narrowest table some requantization fits, to stay at a small `k`. The honest witness
+/// holds, and the first row's quotient, output and remainder tampered, or its remainder shifted or quotient
+/// solved in the field, are rejected.
+#[test]
+fn the_widest_clamp_table_rejects_tampered_rows() {
+    let model = common::small_model();
+    let params = CircuitParams {
+        clamp_bits: zkinfer_circuits::chips::clamp_table::MAX_CLAMP_BITS,
+        ..CircuitParams::with_chips_of(&model)
+    };
+    let (circuit, public) = common::circuit_with(model, params);
+    let instance = public.to_instance();
+    assert!(satisfied(&circuit, instance.clone()));
+    let counts = circuit.assigned_cell_counts();
+    assert!(
+        counts.get(&CellKind::Quotient).is_some_and(|&n| n > 0),
+        "no row used the clamp table"
+    );
+    let cells = [CellKind::Quotient, CellKind::Output, CellKind::Remainder].map(|kind| Tamper::Cell {
+        kind,
+        index: 0,
+        delta: 1,
+    });
+    let attacks = [
+        Tamper::RemainderShift { index: 0 },
+        Tamper::UnboundedQuotient { index: 0 },
+    ];
+    cells
+        .into_iter()
+        .chain(attacks)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .for_each(|tamper| {
+            let tampered = circuit.clone().with_tamper(tamper);
+            assert!(!satisfied(&tampered, instance.clone()), "{tamper:?} was accepted");
+        });
+}
+
 fn attack_every_requantization(circuit: &ModelCircuit, instance: &[Fr], requantizations: usize) {
     let attacks: Vec<Tamper> = (0..requantizations)
         .flat_map(|index| [Tamper::RemainderShift { index }, Tamper::UnboundedQuotient { index }])
