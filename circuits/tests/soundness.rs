@@ -345,16 +345,25 @@ fn clamp_table_layouts() -> Vec<(ModelCircuit, zkinfer_circuits::PublicInputs)> 
     ]
 }
 
+/// Checks that the honest witness of `circuit` holds and that some row used the clamp table; returns its cell counts.
+fn honest_counts_through_the_table(
+    circuit: &ModelCircuit,
+    instance: &[Fr],
+) -> std::collections::HashMap<CellKind, usize> {
+    assert!(satisfied(circuit, instance.to_vec()));
+    let counts = circuit.assigned_cell_counts();
+    assert!(
+        counts.get(&CellKind::Quotient).is_some_and(|&n| n > 0),
+        "no row used the clamp table"
+    );
+    counts
+}
+
 #[test]
 fn every_kind_of_tampered_cell_through_the_clamp_table_is_rejected() {
     for (circuit, public) in clamp_table_layouts() {
         let instance = public.to_instance();
-        assert!(satisfied(&circuit, instance.clone()));
-        let counts = circuit.assigned_cell_counts();
-        assert!(
-            counts.get(&CellKind::Quotient).is_some_and(|&n| n > 0),
-            "no row used the clamp table"
-        );
+        let counts = honest_counts_through_the_table(&circuit, &instance);
         assert_every_kind_rejected_in(circuit.clone(), public, &CellKind::ALWAYS);
         // On every requantization: the quotient one below with the remainder 2^s above, and the quotient solved
         // in the field for a flipped remainder.
@@ -376,12 +385,7 @@ fn the_widest_clamp_table_rejects_tampered_rows() {
     };
     let (circuit, public) = common::circuit_with(model, params);
     let instance = public.to_instance();
-    assert!(satisfied(&circuit, instance.clone()));
-    let counts = circuit.assigned_cell_counts();
-    assert!(
-        counts.get(&CellKind::Quotient).is_some_and(|&n| n > 0),
-        "no row used the clamp table"
-    );
+    honest_counts_through_the_table(&circuit, &instance);
     let cells = [CellKind::Quotient, CellKind::Output, CellKind::Remainder].map(|kind| Tamper::Cell {
         kind,
         index: 0,
