@@ -144,7 +144,27 @@ def cifar_cnn(rng):
     return g.model([1, 3, 32, 32], x, 10), (3, 32, 32)
 
 
-MODELS = {"lenet5": lenet5, "mlp784": mlp784, "residual-block": residual_block, "cifar-cnn": cifar_cnn}
+def tanh_cnn(rng):
+    g = Graph("tanh_cnn", rng)
+    x, cin = "input", 3
+    for i, cout in enumerate([16, 16, 32]):
+        x = g.node("Tanh", [g.conv(x, cin, cout, 3, 1)], "tanh")
+        if i == 1:
+            x = g.node("MaxPool", [x], "maxpool", kernel_shape=[2, 2], strides=[2, 2])
+        cin = cout
+    x = g.node("GlobalAveragePool", [x], "gap")
+    x = g.node("Flatten", [x], "flat")
+    x = g.gemm(x, 32, 10)
+    return g.model([1, 3, 32, 32], x, 10), (3, 32, 32)
+
+
+MODELS = {
+    "lenet5": lenet5,
+    "mlp784": mlp784,
+    "residual-block": residual_block,
+    "cifar-cnn": cifar_cnn,
+    "tanh-cnn": tanh_cnn,
+}
 
 
 def smooth_images(rng, count, shape):
@@ -181,7 +201,9 @@ def main():
     parser.add_argument("--only", nargs="*", choices=sorted(MODELS), help="build only these models")
     parser.add_argument("--samples", type=int, default=32, help="calibration and test samples (default 32)")
     args = parser.parse_args()
-    for index, name in enumerate(args.only or MODELS):
+    for name in args.only or MODELS:
+        # Seeds follow the model's place in MODELS, so --only builds the same files as a full run.
+        index = list(MODELS).index(name)
         rng = np.random.default_rng(1600 + index)
         model, shape = MODELS[name](rng)
         target = os.path.join(args.out_dir, name)

@@ -159,20 +159,30 @@ fn digits_resnet_with_wide_weights_and_outputs_matches_float_and_is_provable() {
 }
 
 /// The shipped CNNs with their int8 requantizations through a clamp table (a layout the planner leaves to larger
-/// models): the circuit computes the native engine's integers on test digits, a real proof verifies, and one made
-/// with the table-free keys is refused by the table's keys (another model id).
+/// models), and digits-resnet with its Sigmoid fused into that table too: the circuit computes the native engine's
+/// integers on test digits, a real proof verifies, and one made with the table-free keys is refused by the table's
+/// keys (another model id).
 #[test]
 fn the_clamp_table_layout_is_bit_exact_and_provable() {
     use halo2_proofs::dev::MockProver;
-    use zkinfer_circuits::{field, poseidon, Fr, ModelCircuit, PublicInputs, Witness};
-    for name in ["digits-cnn", "digits-resnet"] {
+    use zkinfer_circuits::chips::fusion::Fusion;
+    use zkinfer_circuits::{field, poseidon, Chip, Fr, ModelCircuit, PublicInputs, Witness};
+    for (name, fused) in [("digits-cnn", false), ("digits-resnet", false), ("digits-resnet", true)] {
         let (model, test) = compile(name, Precision::default());
         let clamp_bits = layout::clamp_table_bits(&model);
         assert!(clamp_bits > 0, "{name}: no requantization a clamp table covers");
-        let params = CircuitParams {
+        let mut params = CircuitParams {
             clamp_bits,
             ..CircuitParams::for_model(&model)
         };
+        if fused {
+            params.chips.insert(Chip::FusedTables);
+            params.chips.remove(&Chip::Table);
+            assert!(
+                !Fusion::of(&model, &params).is_empty(),
+                "{name}: the Sigmoid does not fuse"
+            );
+        }
         let k = layout::plan(&model, &params).expect("plan").k;
         let inputs: Vec<Vec<i64>> = (test.inputs.iter().take(6))
             .map(|x| quantize_input(&model, x).expect("quantize"))

@@ -364,7 +364,13 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
     });
     meta_change("clamp table of 17 bits", true, &|m| m.circuit_params.clamp_bits = 17);
     meta_change("clamp table of 1 bit", true, &|m| m.circuit_params.clamp_bits = 1);
-    for chip in [Chip::MaxPool, Chip::Table, Chip::Product, Chip::WideRelu] {
+    for chip in [
+        Chip::MaxPool,
+        Chip::Table,
+        Chip::Product,
+        Chip::WideRelu,
+        Chip::FusedTables,
+    ] {
         meta_change(&format!("chip {chip:?}"), false, &|m| {
             let chips = &mut m.circuit_params.chips;
             if !chips.remove(&chip) {

@@ -21,6 +21,7 @@ use crate::assign::{Assigner, CellKind};
 use crate::chips::{
     clamp_table::ClampTable,
     freivalds::FreivaldsConfig,
+    fusion::Fusion,
     linear::LinearConfig,
     max_pool::MaxPoolConfig,
     poseidon::PoseidonConfig,
@@ -238,8 +239,9 @@ impl Circuit<Fr> for ModelCircuit {
 
     fn synthesize(&self, config: ModelConfig, mut layouter: impl Layouter<Fr>) -> Result<(), Error> {
         config.range.load_table(&mut layouter)?;
+        let fusion = Fusion::of(&self.model, &self.params);
         if let Some(clamp) = &config.clamp {
-            clamp.load(&mut layouter)?;
+            clamp.load(&mut layouter, &fusion)?;
         }
         if let Some(table) = &config.table {
             table.load(&mut layouter, &self.model)?;
@@ -279,6 +281,8 @@ impl Circuit<Fr> for ModelCircuit {
                         rows: &mut rows,
                         tensors: &tensors,
                         tables: &tables,
+                        fusion: &fusion,
+                        index,
                         products: &mut products,
                         freivalds: self.params.uses_freivalds(index),
                         freivalds_widths: &self.params.freivalds_widths,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use crate::chips::fusion::{self, Fusion};
 use crate::chips::range_check::{Range, RangeTable};
 use crate::chips::{clamp_table, freivalds, linear, poseidon, table};
 use crate::circuit::configure;
@@ -200,6 +201,8 @@ struct Facts<'m> {
     input_bits: Vec<u32>,
     /// The clamp-table width the planner tries ([`clamp_bits_covering`]; 0: none).
     clamp_bits: u32,
+    /// The `(producer, table)` layer pairs a circuit with fused tables could fuse ([`fusion::candidates`]).
+    fusion_candidates: Vec<(usize, usize)>,
     windows: Vec<Option<freivalds::Windows>>,
     placements: Mutex<HashMap<PlacementKey, Arc<RequantPlacement>>>,
 }
@@ -234,6 +237,7 @@ impl<'m> Facts<'m> {
             model,
             input_bits,
             clamp_bits,
+            fusion_candidates: fusion::candidates(model),
             windows,
             placements: Mutex::default(),
         }
@@ -313,6 +317,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         // not by real proofs.
         return Err(format!("the constraint system has degree {degree}, above {MAX_DEGREE}"));
     }
+    let fusion = Fusion::from_candidates(model, params, &facts.fusion_candidates, &facts.input_bits);
     let inputs = model.input_len();
     let poseidon_rows = poseidon::rows(1 + inputs.div_ceil(linear::PACK_BYTES));
     let mut range = ColumnRows::new(params.range_columns, 0);
@@ -324,6 +329,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         input_bits: &facts.input_bits,
         windows: &facts.windows,
         params,
+        fusion: &fusion,
         index: 0,
         rows: Cursors {
             linear: 1 + linear::pack_rows(inputs),
@@ -351,7 +357,9 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
             }
             .to_string()
         };
-        if let Some(chip) = Chip::needed_by(&layer.op).into_iter().find(|&c| !params.has(c)) {
+        // A fused table layer needs no table chip.
+        let needs = |chip: Chip| !(chip == Chip::Table && fusion.fuses_table(index));
+        if let Some(chip) = (Chip::needed_by(&layer.op).into_iter()).find(|&c| needs(c) && !params.has(c)) {
             return Err(failed(CircuitProblem::MissingChip(chip)));
         }
         if params.uses_freivalds(index) && !matches!(layer.op, Op::Linear(_)) {
@@ -402,7 +410,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
                 0
             })
             .max(if params.clamp_bits > 0 {
-                clamp_table::rows(params.clamp_bits)
+                clamp_table::rows(params.clamp_bits, fusion.entries().len())
             } else {
                 0
             }),
@@ -614,27 +622,52 @@ fn binds_any(layouts: &[Layout], group: Group) -> bool {
 /// [`MAX_FREIVALDS_PAIRS`], [`MAX_PLANNED_REQUANT_SETS`] and [`MAX_PLANNED_RANGE_COLUMNS`]; larger shapes are
 /// tried while the multiply-accumulate rows are the fullest.
 ///
-/// Each is planned without a clamp table and, where some requantization can use one, with the narrowest that
-/// covers them all.
+/// Each is planned without a clamp table and, where some requantization can use one, with the planner's table
+/// ([`clamp_bits_covering`]), and with that table holding the model's table activations too where some fuse
+/// ([`fused_tables`]).
 fn candidates_for(
     model: &Facts<'_>,
     base: &CircuitParams,
     freivalds_layers: &BTreeSet<usize>,
 ) -> Result<Vec<Candidate>, String> {
-    let mut out = Vec::new();
-    let clamp_choices = if model.clamp_bits > 0 {
-        vec![0, model.clamp_bits]
-    } else {
-        vec![0]
-    };
-    for clamp_bits in clamp_choices {
-        let base = CircuitParams {
-            clamp_bits,
+    let mut bases = vec![CircuitParams {
+        clamp_bits: 0,
+        ..base.clone()
+    }];
+    if model.clamp_bits > 0 {
+        let with_table = CircuitParams {
+            clamp_bits: model.clamp_bits,
             ..base.clone()
         };
-        out.extend(candidates_with_clamp(model, &base, freivalds_layers)?);
+        bases.extend(fused_tables(model, &with_table));
+        bases.push(with_table);
+    }
+    let mut out = Vec::new();
+    for base in &bases {
+        out.extend(candidates_with_clamp(model, base, freivalds_layers)?);
     }
     Ok(out)
+}
+
+/// `params` (with a clamp table) with the model's table activations fused into it ([`Chip::FusedTables`]), and
+/// without the activation-table chip when every table layer fuses; `None` when none would.
+fn fused_tables(model: &Facts<'_>, params: &CircuitParams) -> Option<CircuitParams> {
+    let mut fused = params.clone();
+    fused.chips.insert(Chip::FusedTables);
+    let fusion = Fusion::from_candidates(model.model, &fused, &model.fusion_candidates, &model.input_bits);
+    if fusion.is_empty() {
+        return None;
+    }
+    let tables = model
+        .model
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| matches!(l.op, Op::Table(_)));
+    if tables.map(|(i, _)| i).all(|i| fusion.fuses_table(i)) {
+        fused.chips.remove(&Chip::Table);
+    }
+    Some(fused)
 }
 
 /// [`candidates_for`] with the clamp table of `base`.

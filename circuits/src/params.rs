@@ -26,6 +26,9 @@ pub enum Chip {
     /// 16-bit outputs with a fused ReLU (`[0, 32767]`): the requantization reads its upper clamp bound from a fixed
     /// column, since the bound it derives from the lower one cannot tell them from int8 ReLU outputs.
     WideRelu,
+    /// Table activations fused into the clamp table ([`crate::chips::fusion`]): a table layer that is the only
+    /// reader of a requantization's int8 output takes no row of its own (only with a clamp table).
+    FusedTables,
 }
 
 impl Chip {
@@ -107,7 +110,8 @@ impl CircuitParams {
 
     /// Refuses parameters no planner chooses, so that parameters read from a file (a verifying key handed out by
     /// a miner) cannot ask for an absurd constraint system: lanes in `[1, 16]`, taps per row in `[1, 8]`, range columns in `[1, 16]`,
-    /// limbs of `[8, 15]` bits, requantization sets in `[1, 8]`, a clamp table of 0 or `[2, 16]` quotient bits, Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`],
+    /// limbs of `[8, 15]` bits, requantization sets in `[1, 8]`, a clamp table of 0 or `[2, 16]` quotient bits (not 0 with
+    /// fused tables), Freivalds pairs in `[1, 8]`, Freivalds layer indices below [`MAX_LAYERS`],
     /// at most [`MAX_WINDOW_WIDTHS`] window widths in `[2, MAX_WINDOW_WIDTH]` (none without Freivalds layers).
     pub fn validate(&self) -> Result<(), String> {
         let bounded = |what: &str, value: usize, max: usize| {
@@ -133,6 +137,9 @@ impl CircuitParams {
                  {MAX_CLAMP_BITS}])",
                 self.clamp_bits
             ));
+        }
+        if self.has(Chip::FusedTables) && self.clamp_bits == 0 {
+            return Err("circuit parameters: fused table activations without a clamp table to hold them".into());
         }
         bounded("Freivalds column pairs", self.freivalds_pairs, MAX_FREIVALDS_PAIRS)?;
         if let Some(&last) = self.freivalds_layers.last() {

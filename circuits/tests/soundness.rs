@@ -406,6 +406,61 @@ fn the_widest_clamp_table_rejects_tampered_rows() {
         });
 }
 
+/// Table activations fused into the clamp table: every cell kind tampered (a fused row's output among them), and
+/// the remainder and quotient attacks on every requantization, are rejected.
+#[test]
+fn every_kind_of_tampered_cell_with_fused_tables_is_rejected() {
+    let model = common::small_activated_model();
+    let params = common::fused_params(&model);
+    let (circuit, public) = common::circuit_with(model, params);
+    let instance = public.to_instance();
+    let counts = honest_counts_through_the_table(&circuit, &instance);
+    let kinds: Vec<CellKind> = (CellKind::ALWAYS.into_iter())
+        .chain([
+            CellKind::TableInput,
+            CellKind::TableOutput,
+            CellKind::MulOperand,
+            CellKind::MulProduct,
+        ])
+        .collect();
+    assert_every_kind_rejected_in(circuit.clone(), public, &kinds);
+    attack_every_requantization(&circuit, &instance, counts[&CellKind::ClampFlag]);
+}
+
+/// A fused row that outputs the plain clamp of its quotient (a valid entry of the table, under the plain range's
+/// tag) instead of the activation of it is caught by the clamp-table lookup: the tag in the row's fixed `lo` cell
+/// names the activation.
+#[test]
+fn a_fused_row_that_outputs_the_plain_clamp_is_rejected() {
+    use halo2_proofs::plonk::Circuit;
+    let model = common::small_activated_model();
+    let params = common::fused_params(&model);
+    let tensors = common::reference_outputs(&model, &common::witness_for(&model).input);
+    // fc2 (layer 2) clamps into tensor 3 and its fused Tanh gives tensor 4; its rows follow fc1's five.
+    let (index, delta) = (tensors[3].iter().zip(&tensors[4]))
+        .enumerate()
+        .find(|(_, (clamped, activated))| clamped > activated)
+        .map(|(i, (clamped, activated))| (5 + i, (clamped - activated) as u64))
+        .expect("a Tanh output below its input");
+    let (circuit, public) = common::circuit_with(model, params);
+    let instance = public.to_instance();
+    assert!(satisfied(&circuit, instance.clone()));
+    let k = plan(circuit.model(), &circuit.params()).expect("plan").k;
+    let tampered = circuit.with_tamper(Tamper::Cell {
+        kind: CellKind::Output,
+        index,
+        delta,
+    });
+    let failures = MockProver::run(k, &tampered, vec![instance])
+        .expect("synthesis")
+        .verify()
+        .expect_err("the plain clamp in a fused row was accepted");
+    assert!(
+        (failures.iter()).any(|f| matches!(f, halo2_proofs::dev::VerifyFailure::Lookup { .. })),
+        "not caught by a lookup: {failures:?}"
+    );
+}
+
 fn attack_every_requantization(circuit: &ModelCircuit, instance: &[Fr], requantizations: usize) {
     let attacks: Vec<Tamper> = (0..requantizations)
         .flat_map(|index| [Tamper::RemainderShift { index }, Tamper::UnboundedQuotient { index }])

@@ -5,7 +5,8 @@
 //! `lo = 0` with a fused ReLU) and every `q ∈ [−2^(w−1), 2^(w−1))`, `w = CircuitParams::clamp_bits`. One lookup
 //! so proves the quotient small, the output in range and the output its clamp, which the flag-and-slack
 //! requantization does with a clamp gate and two range checks (slack and output) of a limb each. Rows without
-//! the table selector look up `(0, 0, 0)`, the ReLU entry of `q = 0`. The table has `2^(w+1)` rows.
+//! the table selector look up `(0, 0, 0)`, the ReLU entry of `q = 0`. The table has `2^(w+1)` rows, and `2^w`
+//! more per table activation fused into it ([`super::fusion`]: entries `(tag, q, f(clamp(q, lo, 127)))`).
 //!
 //! A requantization uses the table when its output is int8 and every quotient its accumulator bound allows fits
 //! (`|q| < 2^slack` with `slack ≤ w − 1`, [`covers`]); the others (16-bit outputs, a quotient too wide) keep
@@ -17,6 +18,7 @@ use halo2_proofs::{
     plonk::{ConstraintSystem, Error, TableColumn},
 };
 
+use super::fusion::Fusion;
 use crate::arith::slack_bits;
 use crate::field;
 use crate::model::{OutputRange, Rescale, ACT_BITS};
@@ -33,7 +35,7 @@ const INT8_LOWER_BOUNDS: [i64; 2] = [-128, 0];
 /// The table's columns `(lo, q, y)` and its quotient width.
 #[derive(Clone, Copy, Debug)]
 pub struct ClampTable {
-    /// Lower clamp bound of the entry's output range (−128 or 0).
+    /// Lower clamp bound of the entry's output range (−128 or 0), or a fused activation's tag (positive).
     pub lo: TableColumn,
     /// The quotient.
     pub q: TableColumn,
@@ -43,9 +45,10 @@ pub struct ClampTable {
     pub bits: u32,
 }
 
-/// Rows of a clamp table of `bits`-bit quotients: `2^bits` per output range.
-pub fn rows(bits: u32) -> usize {
-    INT8_LOWER_BOUNDS.len() << bits
+/// Rows of a clamp table of `bits`-bit quotients with `activations` fused table activations: `2^bits` per output
+/// range and per activation.
+pub fn rows(bits: u32, activations: usize) -> usize {
+    (INT8_LOWER_BOUNDS.len() + activations) << bits
 }
 
 /// Whether a requantization by `rescale` into `out` goes through a clamp table of `bits`-bit quotients (`0`: no
@@ -78,19 +81,25 @@ impl ClampTable {
     }
 
     /// Fills the table: the ReLU range first, so that row 0 (which halo2 repeats in the unused rows) is one of
-    /// its entries.
-    pub fn load(&self, layouter: &mut impl Layouter<Fr>) -> Result<(), Error> {
+    /// its entries, then the plain int8 range, then each activation of `fusion` under its tag.
+    pub fn load(&self, layouter: &mut impl Layouter<Fr>, fusion: &Fusion) -> Result<(), Error> {
         let half = 1i64 << (self.bits - 1);
+        let clamps = INT8_LOWER_BOUNDS.iter().rev().map(|&lo| {
+            let clamp = move |q: i64| q.clamp(lo, (1 << (ACT_BITS - 1)) - 1);
+            (lo, Box::new(clamp) as Box<dyn Fn(i64) -> i64>)
+        });
+        let activations =
+            (fusion.entries().iter()).map(|f| (f.tag, Box::new(|q| f.apply(q)) as Box<dyn Fn(i64) -> i64>));
+        let ranges: Vec<_> = clamps.chain(activations).collect();
         layouter.assign_table(
             || "clamp table",
             |mut table| {
                 let mut row = 0;
-                for &lo in INT8_LOWER_BOUNDS.iter().rev() {
+                for (tag, output) in &ranges {
                     for q in -half..half {
-                        let y = q.clamp(lo, (1 << (ACT_BITS - 1)) - 1);
-                        table.assign_cell(|| "lo", self.lo, row, || Value::known(field::from_i64(lo)))?;
+                        table.assign_cell(|| "lo", self.lo, row, || Value::known(field::from_i64(*tag)))?;
                         table.assign_cell(|| "q", self.q, row, || Value::known(field::from_i64(q)))?;
-                        table.assign_cell(|| "y", self.y, row, || Value::known(field::from_i64(y)))?;
+                        table.assign_cell(|| "y", self.y, row, || Value::known(field::from_i64(output(q))))?;
                         row += 1;
                     }
                 }
@@ -122,6 +131,7 @@ mod tests {
         let wide = OutputRange { bits: 16, relu: false };
         assert!(!covers(MAX_CLAMP_BITS, &rescale, wide));
         assert_eq!(bits_to_cover(&rescale, wide), None);
-        assert_eq!(rows(13), 1 << 14);
+        assert_eq!(rows(13, 0), 1 << 14);
+        assert_eq!(rows(13, 2), 1 << 15);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod clamp_table;
 pub mod freivalds;
+pub mod fusion;
 pub mod linear;
 pub mod max_pool;
 pub mod poseidon;

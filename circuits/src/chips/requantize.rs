@@ -26,7 +26,9 @@
 //! - lookup:    `(lo, q, y)` in the clamp table (`q_tab · lo, q_tab · q, q_tab · y`: `(0, 0, 0)` elsewhere)
 //!
 //! and one range check, `r ∈ [0, 2^s)`. The table bounds `q` (which makes the division unique, as above) and
-//! gives `y = clamp(q, lo, 127)`.
+//! gives `y = clamp(q, lo, 127)`. A requantization whose output only a table activation `f` reads can have that
+//! activation fused in ([`super::fusion`]): its row's fixed `lo` cell holds the activation's tag instead, and the
+//! lookup gives `y = f(clamp(q, lo, 127))`.
 
 use ff::Field;
 use halo2_proofs::{
@@ -36,6 +38,7 @@ use halo2_proofs::{
 };
 
 use super::clamp_table::{self, ClampTable};
+use super::fusion::FusedActivation;
 use super::range_check::{Range, RangeCheckConfig};
 use crate::arith::slack_bits;
 use crate::assign::{AssignedValue, Assigner, CellKind};
@@ -188,8 +191,9 @@ impl RequantConfig {
         }
     }
 
-    /// Requantizes `acc` with `rescale` into the output range `out` at `row`, range-checking in `range`.
-    /// Returns the output cell `y` and the accumulator cell.
+    /// Requantizes `acc` with `rescale` into the output range `out` at `row`, range-checking in `range`; with
+    /// `activation` (fused into the clamp table, which must cover the row) the output is the activation of the
+    /// clamped value. Returns the output cell `y` and the accumulator cell.
     #[allow(clippy::too_many_arguments)]
     pub fn assign(
         &self,
@@ -200,8 +204,13 @@ impl RequantConfig {
         rescale: &Rescale,
         out: OutputRange,
         acc: Accumulator<'_>,
+        activation: Option<&FusedActivation>,
     ) -> Result<(AssignedValue, AssignedValue), Error> {
         if !gate_supports(out, self.hi.is_some()) {
+            return Err(Error::Synthesis);
+        }
+        let through_table = self.table.filter(|&(_, bits)| clamp_table::covers(bits, rescale, out));
+        if activation.is_some_and(|f| through_table.is_none() || f.lo != out.lo()) {
             return Err(Error::Synthesis);
         }
         let (m, s, lo, hi) = (rescale.multiplier, rescale.shift, out.lo(), out.hi());
@@ -228,10 +237,15 @@ impl RequantConfig {
         let (mut y, mut b, mut d) = clamp(honest.q);
         #[cfg(feature = "test-hooks")]
         let change = a.next_requantization();
-        if let Some((q_tab, _)) = self.table.filter(|&(_, bits)| clamp_table::covers(bits, rescale, out)) {
-            // Through the clamp table: the quotient is a cell (of the `d` column), the flag is zero.
+        if let Some((q_tab, _)) = through_table {
+            // Through the clamp table: the quotient is a cell (of the `d` column), the flag is zero, and the
+            // output is the clamp or, fused, the activation of it.
+            let output = |q: i64| activation.map_or_else(|| clamp(q).0, |f| field::from_i64(f.apply(q)));
             #[cfg(not(feature = "test-hooks"))]
-            let q = field::from_i64(honest.q);
+            let q = {
+                y = output(honest.q);
+                field::from_i64(honest.q)
+            };
             #[cfg(feature = "test-hooks")]
             let q = {
                 let row = attacks::TableRow {
@@ -239,14 +253,14 @@ impl RequantConfig {
                     two_s,
                 };
                 let q;
-                (q, y, r) = row.mount(change, honest, |q| clamp(q).0, field::to_i64(&acc.value).is_none());
+                (q, y, r) = row.mount(change, honest, output, field::to_i64(&acc.value).is_none());
                 q
             };
             a.enable(&q_tab, row)?;
             a.fixed(self.m, row, field::from_i64(m));
             a.fixed(self.two_s, row, two_s);
             a.fixed(self.offset, row, offset);
-            a.fixed(self.lo, row, field::from_i64(lo));
+            a.fixed(self.lo, row, field::from_i64(activation.map_or(lo, |f| f.tag)));
             let r = a.advice(CellKind::Remainder, self.r, row, r);
             let y = a.advice(CellKind::Output, self.y, row, y);
             a.advice(CellKind::ClampFlag, self.b, row, Fr::ZERO);

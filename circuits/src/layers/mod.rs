@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::assign::{AssignedValue, Assigner};
 use crate::chips::freivalds::Windows;
+use crate::chips::fusion::Fusion;
 use crate::chips::requantize::Accumulator;
 use crate::circuit::ModelConfig;
 use crate::column_rows::ColumnRows;
@@ -59,6 +60,8 @@ pub struct PlanContext<'m> {
     pub windows: &'m [Option<Windows>],
     /// The layout being planned.
     pub params: &'m CircuitParams,
+    /// The table activations it fuses into the clamp table.
+    pub fusion: &'m Fusion,
     /// The layer's index.
     pub index: usize,
     /// The rows used so far.
@@ -124,6 +127,10 @@ pub struct AssignContext<'c, 'a, 'r> {
     pub tensors: &'c [Vec<AssignedValue>],
     /// The ids of the model's activation tables.
     pub tables: &'c HashMap<Vec<i8>, u64>,
+    /// The table activations fused into the clamp table.
+    pub fusion: &'c Fusion,
+    /// The layer's index.
+    pub index: usize,
     /// Matrix products left for the second phase.
     pub products: &'c mut Vec<ProductCheck>,
     /// Whether this layer is checked with Freivalds' test.
@@ -142,8 +149,8 @@ impl AssignContext<'_, '_, '_> {
             .ok_or(CircuitProblem::MissingSource(*s))
     }
 
-    /// Requantizes one accumulator in the next requantization row, range-checking in the range columns; returns
-    /// the output and accumulator cells.
+    /// Requantizes one accumulator in the next requantization row, range-checking in the range columns (with the
+    /// layer's fused activation, if it has one); returns the output and accumulator cells.
     pub fn requantize(
         &mut self,
         rescale: &Rescale,
@@ -153,7 +160,17 @@ impl AssignContext<'_, '_, '_> {
         let config = self.config;
         let (set, row) = self.rows.requant.place(1);
         let chip = config.requant.get(set).ok_or(CircuitProblem::MissingRequantSet(set))?;
-        let cells = chip.assign(self.a, row, &config.range, &mut self.rows.range, rescale, out, acc)?;
+        let activation = self.fusion.of_producer(self.index);
+        let cells = chip.assign(
+            self.a,
+            row,
+            &config.range,
+            &mut self.rows.range,
+            rescale,
+            out,
+            acc,
+            activation,
+        )?;
         Ok(cells)
     }
 }

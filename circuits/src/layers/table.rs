@@ -1,4 +1,5 @@
-//! An activation table: one lookup per element into the model's activation tables.
+//! An activation table: one lookup per element into the model's activation tables, or, fused into the clamp
+//! table ([`crate::chips::fusion`]), nothing: its outputs are the cells its input's requantizations output.
 
 use super::{AssignContext, LayerChip, PlanContext, Planned};
 use crate::assign::AssignedValue;
@@ -8,6 +9,12 @@ use crate::params::Chip;
 
 impl LayerChip for Table {
     fn plan(&self, layer: &Layer, ctx: &mut PlanContext<'_>) -> Result<Planned, CircuitProblem> {
+        if ctx.fusion.fuses_table(ctx.index) {
+            return Ok(Planned {
+                layout: "fused",
+                lookups: 0,
+            });
+        }
         let rows = layer.output_len();
         ctx.rows.table += rows;
         Ok(Planned {
@@ -17,6 +24,10 @@ impl LayerChip for Table {
     }
 
     fn assign(&self, _: &Layer, ctx: &mut AssignContext<'_, '_, '_>) -> Result<Vec<AssignedValue>, CircuitProblem> {
+        if ctx.fusion.fuses_table(ctx.index) {
+            // The requantization rows of the input already output the activation.
+            return ctx.tensors.get(self.input).cloned().ok_or(CircuitProblem::MissingTable);
+        }
         let chip = (ctx.config.table.as_ref()).ok_or(CircuitProblem::MissingChip(Chip::Table))?;
         let id = *ctx.tables.get(&self.values).ok_or(CircuitProblem::MissingTable)?;
         let input = ctx.tensors.get(self.input).ok_or(CircuitProblem::MissingTable)?;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use zkinfer_circuits::assign::{CellKind, TracedCell};
 use zkinfer_circuits::chips::clamp_table::covers;
+use zkinfer_circuits::chips::fusion::Fusion;
 use zkinfer_circuits::model::{Activation, Op, QuantizedModel};
 use zkinfer_circuits::{CircuitParams, Fr, Witness};
 
@@ -65,11 +66,21 @@ pub fn requantize(acc: i128, m: i128, s: u32, lo: i128, hi: i128) -> Pieces {
     }
 }
 
-/// Pushes a requantization row's cells after its accumulator: remainder, output, then the flag and slack, or,
-/// through the clamp table (whose use is the layout's choice, [`covers`]), a zero flag and the quotient.
-fn push_requantization(push: &mut impl FnMut(CellKind, Fr), p: &Pieces, through_table: bool) {
+/// Pushes a requantization row's cells after its accumulator: remainder, output (the clamped value, or the
+/// activation of it where a table layer is fused in: `activation`), then the flag and slack, or, through the
+/// clamp table (whose use is the layout's choice, [`covers`]), a zero flag and the quotient.
+fn push_requantization(
+    push: &mut impl FnMut(CellKind, Fr),
+    p: &Pieces,
+    through_table: bool,
+    activation: Option<&[i8]>,
+) {
     push(CellKind::Remainder, fr(p.r));
-    push(CellKind::Output, fr(p.y));
+    let output = match activation {
+        Some(values) => i128::from(values[(p.y + 128) as usize]),
+        None => p.y,
+    };
+    push(CellKind::Output, fr(output));
     if through_table {
         push(CellKind::ClampFlag, fr(0));
         push(CellKind::Quotient, fr(p.q));
@@ -140,6 +151,17 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
         push(CellKind::PackedInput, p);
     }
 
+    // Which table layers the layout fuses into the requantization before them (the layout's choice, like
+    // `covers`); the fused activation's values are read from the table layer itself.
+    let fusion = Fusion::of(model, params);
+    let fused_into = |producer: usize| -> Option<&[i8]> {
+        fusion.of_producer(producer)?;
+        let table = model.layers.iter().enumerate().find_map(|(j, l)| match &l.op {
+            Op::Table(t) if t.input == producer + 1 && fusion.fuses_table(j) => Some(t),
+            _ => None,
+        });
+        Some(table.expect("a fused producer feeds a fused table").values.as_slice())
+    };
     let mut tensors = vec![input];
     for (i, layer) in model.layers.iter().enumerate() {
         let get = |tensors: &[Vec<i128>], tensor: usize, index: usize| tensors[tensor][index];
@@ -191,7 +213,7 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                         push(CellKind::RequantAccumulator, fr(acc));
                         let rescale = kernel.rescale_for(model.input_bits(linear));
                         let through_table = covers(params.clamp_bits, &rescale, linear.output_range());
-                        push_requantization(&mut push, &p, through_table);
+                        push_requantization(&mut push, &p, through_table, fused_into(i));
                         out[o] = p.y;
                     }
                 }
@@ -215,8 +237,10 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                 for (o, &x) in tensors[table.input].iter().enumerate() {
                     assert!((-128..=127).contains(&x), "table input {x} is not int8");
                     let y = i128::from(table.values[(x + 128) as usize]);
-                    push(CellKind::TableInput, fr(x));
-                    push(CellKind::TableOutput, fr(y));
+                    if !fusion.fuses_table(i) {
+                        push(CellKind::TableInput, fr(x));
+                        push(CellKind::TableOutput, fr(y));
+                    }
                     out[o] = y;
                 }
             }
@@ -235,7 +259,7 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                     let p = requantize(x * y, i128::from(mul.multiplier), mul.shift, lo, hi);
                     push(CellKind::RequantAccumulator, fr(x * y));
                     let through_table = covers(params.clamp_bits, &mul.rescale(), mul.output_range());
-                    push_requantization(&mut push, &p, through_table);
+                    push_requantization(&mut push, &p, through_table, fused_into(i));
                     out[o] = p.y;
                 }
             }

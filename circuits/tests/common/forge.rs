@@ -126,8 +126,9 @@ pub fn cnn_params(model: &QuantizedModel) -> [CircuitParams; 2] {
 /// The models and layouts the forgery tests run on: the MLP (as planned, and with three taps per
 /// multiply-accumulate row), its 16-bit variant, the gated model (products of activations), the small CNN in both
 /// layouts, the MLP, the gated model and the Freivalds CNN with some of their int8 requantizations through a clamp
-/// table (the narrowest any fits; the others keep the flag and slack), and a batch of three inputs of the MLP whose
-/// dense layers, matrix products then, are checked by Freivalds' test.
+/// table (the narrowest any fits; the others keep the flag and slack), a model whose table activations are fused
+/// into the clamp table, and a batch of three inputs of the MLP whose dense layers, matrix products then, are
+/// checked by Freivalds' test.
 pub fn subjects() -> Vec<Subject> {
     let cnn = super::small_cnn();
     let [mac, freivalds] = cnn_params(&cnn);
@@ -173,6 +174,10 @@ pub fn subjects() -> Vec<Subject> {
         Subject::new(cnn, freivalds),
     ];
     subjects.extend(clamped);
+    // Table activations fused into the clamp table (after a dense layer with and without ReLU and after a
+    // product), beside one that keeps its own lookup.
+    let activated = super::small_activated_model();
+    subjects.push(Subject::new(activated.clone(), super::fused_params(&activated)));
     let batch = super::small_model().batched(3).expect("a batch of the MLP");
     let dense: std::collections::BTreeSet<usize> = freivalds_candidates(&batch).into_iter().collect();
     assert!(!dense.is_empty(), "the batch's dense layers are not matrix products");

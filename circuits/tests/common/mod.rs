@@ -13,6 +13,7 @@ use zkinfer_circuits::model::{
     Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Mul, Op, QuantizedModel, Source, Table,
     MODEL_FORMAT_VERSION,
 };
+use zkinfer_circuits::params::Chip;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, Witness};
 
 fn pseudo_random(seed: &mut u64) -> i64 {
@@ -277,6 +278,81 @@ pub fn small_gated_model() -> QuantizedModel {
     model("small-gated", vec![1, 6], vec![fc, gate, out])
 }
 
+/// The int8 function `round(127 · f(x / scale))` as a 256-entry table.
+fn table_of(f: impl Fn(f64) -> f64, scale: f64) -> Vec<i8> {
+    (-128i64..=127)
+        .map(|x| (127.0 * f(x as f64 / scale)).round().clamp(-128.0, 127.0) as i8)
+        .collect()
+}
+
+/// A table layer applying `values` to tensor `input` (`len` elements).
+fn table_layer(name: &str, function: &str, input: usize, len: usize, values: Vec<i8>) -> Layer {
+    layer(
+        name,
+        function,
+        vec![len],
+        Op::Table(Table {
+            input,
+            function: function.into(),
+            values,
+        }),
+    )
+}
+
+/// 6 inputs → fc1 (ReLU) → Sigmoid → fc2 → Tanh → Mul of pairs → Sigmoid → fc3 → Tanh, and out reads fc3 and
+/// its Tanh. The first three tables are the only readers of a requantizing layer's int8 output (a dense layer with
+/// and without a ReLU, a product), which a circuit with fused tables folds into the clamp table; the last shares
+/// its input with `out`, so it keeps its own lookup. Multipliers keep every quotient within 9 bits, so a clamp
+/// table of 10-bit quotients covers every int8 requantization at a small `k`; outputs saturate at both ends and
+/// land inside.
+pub fn small_activated_model() -> QuantizedModel {
+    let mut seed = 31;
+    let sigmoid = table_of(|x| 1.0 / (1.0 + (-x).exp()), 16.0);
+    let tanh = table_of(f64::tanh, 32.0);
+    let calm = |mut l: Layer| {
+        if let Op::Linear(lin) = &mut l.op {
+            for (c, kernel) in lin.kernels.iter_mut().enumerate() {
+                kernel.multiplier = [40_000, 20_000, 60_000][c % 3];
+                kernel.shift = 24;
+            }
+        }
+        l
+    };
+    let fc1 = calm(dense("fc1", 0, 6, 5, Activation::Relu, &mut seed));
+    let act1 = table_layer("act1", "Sigmoid", 1, 5, sigmoid.clone());
+    let fc2 = calm(dense("fc2", 2, 5, 4, Activation::Identity, &mut seed));
+    let act2 = table_layer("act2", "Tanh", 3, 4, tanh.clone());
+    let source = |tensor: usize, index: usize| Source { tensor, index };
+    let gate = layer(
+        "gate",
+        "Mul",
+        vec![4],
+        Op::Mul(Mul {
+            operands: [(0, 1), (1, 2), (2, 3), (3, 3)]
+                .into_iter()
+                .map(|(i, j)| [source(4, i), source(4, j)])
+                .collect(),
+            multiplier: 1 << 18,
+            shift: 24,
+            activation: Activation::Identity,
+            output_bits: 8,
+        }),
+    );
+    let act3 = table_layer("act3", "Sigmoid", 5, 4, sigmoid);
+    let fc3 = calm(dense("fc3", 6, 4, 4, Activation::Identity, &mut seed));
+    let act4 = table_layer("act4", "Tanh", 7, 4, tanh);
+    let mut out = calm(dense("out", 7, 8, 3, Activation::Identity, &mut seed));
+    if let Op::Linear(lin) = &mut out.op {
+        // Four taps from fc3 and four from its Tanh.
+        lin.groups[0].taps = (0..8).map(|i| Some(source(if i < 4 { 7 } else { 8 }, i % 4))).collect();
+    }
+    model(
+        "small-activated",
+        vec![1, 6],
+        vec![fc1, act1, fc2, act2, gate, act3, fc3, act4, out],
+    )
+}
+
 /// A valid witness for `model` (inputs cycle through a fixed pattern that covers both int8 extremes).
 pub fn witness_for(model: &QuantizedModel) -> Witness {
     let pattern = [127, -128, 0, -55, 3, -100, 90, 17];
@@ -332,6 +408,24 @@ pub fn satisfied(circuit: &ModelCircuit, instance: Vec<Fr>) -> bool {
         .expect("synthesis")
         .verify()
         .is_ok()
+}
+
+/// `model`'s layout with its table activations fused ([`Chip::FusedTables`]) into the narrowest clamp table that
+/// covers every requantization a table could fuse into (a small `k`; the planner's table must cover 95 % of all).
+pub fn fused_params(model: &QuantizedModel) -> CircuitParams {
+    use zkinfer_circuits::chips::clamp_table::{MAX_CLAMP_BITS, MIN_CLAMP_BITS};
+    use zkinfer_circuits::chips::fusion::{candidates, Fusion};
+    let mut base = CircuitParams::with_chips_of(model);
+    base.chips.insert(Chip::FusedTables);
+    let fusable = candidates(model).len();
+    assert!(fusable > 0, "{}: no table activation can fuse", model.name);
+    (MIN_CLAMP_BITS..=MAX_CLAMP_BITS)
+        .map(|clamp_bits| CircuitParams {
+            clamp_bits,
+            ..base.clone()
+        })
+        .find(|params| Fusion::of(model, params).tables().len() == fusable)
+        .unwrap_or_else(|| panic!("{}: no clamp table covers every fusable requantization", model.name))
 }
 
 /// The narrowest clamp table (bits) through which `params` would send at least one of `model`'s requantizations:
