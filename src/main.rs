@@ -3,6 +3,7 @@
 //! Exit codes: 0 accepted / success, 1 proof rejected, 2 usage or input error.
 
 mod commands;
+mod cpu;
 mod report;
 
 use std::path::PathBuf;
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
         .init();
     // halo2 reads MAX_DEGREE while building constraint systems: another value would make keys, proofs and
     // verification disagree with the circuits zkinfer lays out.
-    if let Err(e) = zkinfer_verifier::key::check_max_degree_env() {
+    if let Err(e) = zkinfer_verifier::key::check_max_degree_env().and_then(|()| cpu::check()) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
