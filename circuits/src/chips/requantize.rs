@@ -191,6 +191,15 @@ impl RequantConfig {
         }
     }
 
+    /// Writes a row's fixed cells that both gates read: `M`, `2^s` and the offset `c`, and `lo` (the lower clamp
+    /// bound, or a fused activation's tag).
+    fn assign_constants(&self, a: &mut Assigner, row: usize, [m, two_s, offset]: [Fr; 3], lo: i64) {
+        a.fixed(self.m, row, m);
+        a.fixed(self.two_s, row, two_s);
+        a.fixed(self.offset, row, offset);
+        a.fixed(self.lo, row, field::from_i64(lo));
+    }
+
     /// Requantizes `acc` with `rescale` into the output range `out` at `row`, range-checking in `range`; with
     /// `activation` (fused into the clamp table, which must cover the row) the output is the activation of the
     /// clamped value. Returns the output cell `y` and the accumulator cell.
@@ -257,10 +266,12 @@ impl RequantConfig {
                 q
             };
             a.enable(&q_tab, row)?;
-            a.fixed(self.m, row, field::from_i64(m));
-            a.fixed(self.two_s, row, two_s);
-            a.fixed(self.offset, row, offset);
-            a.fixed(self.lo, row, field::from_i64(activation.map_or(lo, |f| f.tag)));
+            self.assign_constants(
+                a,
+                row,
+                [field::from_i64(m), two_s, offset],
+                activation.map_or(lo, |f| f.tag),
+            );
             let r = a.advice(CellKind::Remainder, self.r, row, r);
             let y = a.advice(CellKind::Output, self.y, row, y);
             a.advice(CellKind::ClampFlag, self.b, row, Fr::ZERO);
@@ -286,10 +297,7 @@ impl RequantConfig {
             }
         }
         a.enable(&self.q_req, row)?;
-        a.fixed(self.m, row, field::from_i64(m));
-        a.fixed(self.two_s, row, two_s);
-        a.fixed(self.offset, row, offset);
-        a.fixed(self.lo, row, field::from_i64(lo));
+        self.assign_constants(a, row, [field::from_i64(m), two_s, offset], lo);
         if let Some(column) = self.hi {
             a.fixed(column, row, field::from_i64(hi));
         }
