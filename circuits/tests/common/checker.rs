@@ -164,6 +164,8 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
     };
     let mut tensors = vec![input];
     for (i, layer) in model.layers.iter().enumerate() {
+        // The activation a fused table layer applies to this layer's requantized outputs, looked up once per layer.
+        let activation = fused_into(i);
         let get = |tensors: &[Vec<i128>], tensor: usize, index: usize| tensors[tensor][index];
         let mut out = vec![0i128; layer.output_len()];
         match &layer.op {
@@ -213,7 +215,7 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                         push(CellKind::RequantAccumulator, fr(acc));
                         let rescale = kernel.rescale_for(model.input_bits(linear));
                         let through_table = covers(params.clamp_bits, &rescale, linear.output_range());
-                        push_requantization(&mut push, &p, through_table, fused_into(i));
+                        push_requantization(&mut push, &p, through_table, activation);
                         out[o] = p.y;
                     }
                 }
@@ -259,7 +261,7 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                     let p = requantize(x * y, i128::from(mul.multiplier), mul.shift, lo, hi);
                     push(CellKind::RequantAccumulator, fr(x * y));
                     let through_table = covers(params.clamp_bits, &mul.rescale(), mul.output_range());
-                    push_requantization(&mut push, &p, through_table, fused_into(i));
+                    push_requantization(&mut push, &p, through_table, activation);
                     out[o] = p.y;
                 }
             }
