@@ -151,9 +151,12 @@ impl Window2d {
     }
 }
 
-/// A fully connected layer: `y = W·x + b` over the flattened input.
+/// A fully connected layer: `y = W·x + b`, applied to each of `positions` rows of the input (a `[positions,
+/// in_features]` tensor, row-major: one sample, or every token of a sequence) with the same weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Dense {
+    /// Rows the layer is applied to (1 for a plain fully connected layer, the sequence length for a token-wise one).
+    pub positions: usize,
     /// Number of inputs.
     pub in_features: usize,
     /// Number of outputs.
@@ -324,8 +327,8 @@ impl FloatModel {
             }
             let ok = match &node.op {
                 FloatOp::Dense(d) => {
-                    lens[0] == d.in_features
-                        && out == d.out_features
+                    lens[0] == d.positions * d.in_features
+                        && out == d.positions * d.out_features
                         && d.weights.len() == d.in_features * d.out_features
                         && d.bias.len() == d.out_features
                 }
@@ -409,12 +412,15 @@ impl FloatOp {
     fn apply(&self, x: &[&[f32]], out_len: usize) -> Vec<f32> {
         match self {
             FloatOp::Dense(d) => {
-                let rows = d.weights.chunks_exact(d.in_features.max(1));
-                let dot = |(row, b): (&[f32], &f32)| {
-                    let acc = row.iter().zip(x[0]).map(|(w, v)| *w as f64 * *v as f64);
-                    (*b as f64 + acc.sum::<f64>()) as f32
+                let per = d.in_features.max(1);
+                let position = |x: &[f32]| {
+                    let dot = |(row, b): (&[f32], &f32)| {
+                        let acc = row.iter().zip(x).map(|(w, v)| *w as f64 * *v as f64);
+                        (*b as f64 + acc.sum::<f64>()) as f32
+                    };
+                    d.weights.chunks_exact(per).zip(&d.bias).map(dot).collect::<Vec<f32>>()
                 };
-                rows.zip(&d.bias).map(dot).collect()
+                x[0].chunks_exact(per).flat_map(position).collect()
             }
             FloatOp::Conv(c) => conv(c, x[0]),
             FloatOp::Pool(p) => pool(p, x[0]),

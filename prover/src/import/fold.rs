@@ -66,10 +66,7 @@ fn fold_one(model: &mut FloatModel, i: usize) -> bool {
     }
     let reader = &mut model.nodes[r];
     let folded = match &mut reader.op {
-        FloatOp::Dense(d) => {
-            fold_into_dense_input(d, &scale, &shift);
-            true
-        }
+        FloatOp::Dense(d) => fold_into_dense_input(d, &scale, &shift),
         FloatOp::Conv(c) => fold_into_conv_input(c, &scale, &shift),
         FloatOp::Affine { scale: a2, shift: b2 } => {
             for ((s2, t2), (&s1, &t1)) in a2.iter_mut().zip(b2.iter_mut()).zip(scale.iter().zip(&shift)) {
@@ -87,16 +84,18 @@ fn fold_one(model: &mut FloatModel, i: usize) -> bool {
     folded
 }
 
-/// `a·(W·x + b) + shift` per output element, when `a` and `shift` are constant over each output channel.
+/// `a·(W·x + b) + shift` per output element, when `a` and `shift` are constant over each output channel (a
+/// Dense layer's features, the same at every position; a convolution's channels).
 fn fold_into_producer(node: &mut FloatNode, scale: &[f32], shift: &[f32]) -> bool {
-    let (weights, bias, channels) = match &mut node.op {
-        FloatOp::Dense(d) => (&mut d.weights, &mut d.bias, d.out_features),
-        FloatOp::Conv(c) => (&mut c.weights, &mut c.bias, c.out_channels),
+    let (weights, bias, constants) = match &mut node.op {
+        FloatOp::Dense(d) => (&mut d.weights, &mut d.bias, per_feature(scale, shift, d.out_features)),
+        FloatOp::Conv(c) => (&mut c.weights, &mut c.bias, per_channel(scale, shift, c.out_channels)),
         _ => return false,
     };
-    let Some((a, s)) = per_channel(scale, shift, channels) else {
+    let Some((a, s)) = constants else {
         return false;
     };
+    let channels = a.len();
     let per = weights.len() / channels.max(1);
     for (o, row) in weights.chunks_exact_mut(per.max(1)).enumerate() {
         row.iter_mut().for_each(|w| *w = (*w as f64 * a[o]) as f32);
@@ -120,16 +119,33 @@ fn per_channel(scale: &[f32], shift: &[f32], channels: usize) -> Option<(Vec<f64
     Some((constant(scale)?, constant(shift)?))
 }
 
-/// `W·(a ⊙ x + shift) + b = (W·diag(a))·x + (b + W·shift)`.
-fn fold_into_dense_input(d: &mut Dense, scale: &[f32], shift: &[f32]) {
+/// The per-feature values of per-element `scale` and `shift` over rows of `features` elements (position-major),
+/// when every position has the same ones.
+fn per_feature(scale: &[f32], shift: &[f32], features: usize) -> Option<(Vec<f64>, Vec<f64>)> {
+    if features == 0 || scale.len() < features || !scale.len().is_multiple_of(features) {
+        return None;
+    }
+    let periodic = |v: &[f32]| {
+        (v.chunks_exact(features).all(|row| row == &v[..features]))
+            .then(|| v[..features].iter().map(|&x| x as f64).collect())
+    };
+    Some((periodic(scale)?, periodic(shift)?))
+}
+
+/// `W·(a ⊙ x + shift) + b = (W·diag(a))·x + (b + W·shift)`, when `a` and `shift` are the same at every position.
+fn fold_into_dense_input(d: &mut Dense, scale: &[f32], shift: &[f32]) -> bool {
+    let Some((a, s)) = per_feature(scale, shift, d.in_features) else {
+        return false;
+    };
     for (o, row) in d.weights.chunks_exact_mut(d.in_features.max(1)).enumerate() {
         let mut extra = 0f64;
         for (j, w) in row.iter_mut().enumerate() {
-            extra += *w as f64 * shift[j] as f64;
-            *w = (*w as f64 * scale[j] as f64) as f32;
+            extra += *w as f64 * s[j];
+            *w = (*w as f64 * a[j]) as f32;
         }
         d.bias[o] = (d.bias[o] as f64 + extra) as f32;
     }
+    true
 }
 
 /// The convolution of `a ⊙ x + shift`, when `a` and `shift` are constant per input channel and the shift never
@@ -178,6 +194,7 @@ mod tests {
 
     fn dense(inputs: usize, outputs: usize) -> Dense {
         Dense {
+            positions: 1,
             in_features: inputs,
             out_features: outputs,
             weights: (0..inputs * outputs).map(|v| (v as f32 - 2.5) * 0.3).collect(),

@@ -43,16 +43,15 @@ impl Walker<'_> {
         }
     }
 
-    /// Appends a dense layer reading tensor `t`, whose last dimension must be `k` and the only one above 1.
+    /// Appends a dense layer reading tensor `t`, whose last dimension must be `k`: applied to every row of it (one
+    /// for a sample's features, the sequence length for a `[1, T, k]` or `[T, k]` tensor of tokens).
     fn push_dense(&mut self, n: &Node, t: FloatTensorId, (k, m): (usize, usize), weights: Vec<f32>) -> Result<()> {
         let shape = self.shape(t).to_vec();
         let (op, label) = (n.op(), &n.label);
-        if shape.last() != Some(&k) {
+        if shape.last() != Some(&k) || k == 0 {
             bail_graph!("{op} `{label}` expects {k} features, its input has shape {shape:?}");
         }
-        if shape.iter().product::<usize>() != k {
-            bail_graph!("{op} `{label}`: only a batch of one sample is supported, input {shape:?}");
-        }
+        let positions = shape.iter().product::<usize>() / k;
         let mut out = shape;
         if let Some(last) = out.last_mut() {
             *last = m;
@@ -71,6 +70,7 @@ impl Walker<'_> {
             _ => vec![0.0; m],
         };
         let dense = Dense {
+            positions,
             in_features: k,
             out_features: m,
             weights,

@@ -1,7 +1,8 @@
 //! ONNX import: reads a float model with tract-onnx's protobuf reader and turns its nodes into a [`FloatModel`]
 //! (a graph over flat NCHW tensors, batch of one), tracking shapes itself.
 //!
-//! Supported operators (default domain): `Gemm`, `MatMul` (+ `Add` of a constant bias), `Conv` (2-D, group 1 or
+//! Supported operators (default domain): `Gemm`, `MatMul` (+ `Add` of a constant bias; applied to every row of a
+//! `[1, T, F]` sequence), `Conv` (2-D, group 1 or
 //! depthwise), `BatchNormalization` (folded into the Conv/Gemm before it), `Relu` (fused into the linear layer
 //! before it when it is that layer's only reader), `LeakyRelu`, `Clip`, `Sigmoid`, `Tanh`, `HardSwish`, `Gelu`
 //! (the opset-20 op and PyTorch's `Div → Erf → Add → Mul → Mul` export), `MaxPool`, `AveragePool`,

@@ -42,7 +42,11 @@ const fn part(op: &'static str, read: Read) -> Operator {
 /// Every operator the importer reads.
 pub(super) const OPERATORS: &[Operator] = &[
     op("Gemm", "", |w, n| w.gemm(n)),
-    op("MatMul", "(+Add)", |w, n| w.matmul(n)),
+    op(
+        "MatMul",
+        "(by a constant weight, +Add; every token of a sequence)",
+        |w, n| w.matmul(n),
+    ),
     op("Conv", "(2-D, group 1 or depthwise)", |w, n| w.conv(n)),
     op("BatchNormalization", "(after Conv/Gemm)", |w, n| w.batch_norm(n)),
     op("Relu", "", |w, n| w.relu(n)),

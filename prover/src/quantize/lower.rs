@@ -15,7 +15,9 @@ mod ops;
 use super::{qerr, scale_for_bits, Precision};
 use crate::error::Result;
 use crate::graph::{ActFn, FloatModel, FloatNode, FloatOp, Pool, PoolKind};
-use ops::{add, affine, average, conv, conv_factors, dense, kernel, mul, table, windows, WeightedOutput};
+use ops::{
+    add, affine, average, conv, conv_factors, dense, dense_factors, kernel, mul, table, windows, WeightedOutput,
+};
 
 /// A bias beyond this cannot be right: the accumulator bound of the circuit is 2^40.
 const BIAS_LIMIT: f64 = (1u64 << 40) as f64;
@@ -301,6 +303,10 @@ impl Lowering {
             if self.mixes_scales(&input) && conv_factors(c, &input, |s| self.factor(s)).is_none() {
                 input = self.one_scale(node.inputs[0]);
             }
+        } else if let FloatOp::Dense(d) = &node.op {
+            if self.mixes_scales(&input) && dense_factors(d, &input, |s| self.factor(s)).is_none() {
+                input = self.one_scale(node.inputs[0]);
+            }
         } else if !matches!(node.op, FloatOp::Dense(_) | FloatOp::Affine { .. } | FloatOp::Move(_)) {
             for &t in &node.inputs {
                 self.one_scale(t);
@@ -309,7 +315,7 @@ impl Lowering {
         }
         let op = match &node.op {
             FloatOp::Dense(d) => {
-                let factors: Vec<f64> = input.sources.iter().map(|s| self.factor(s)).collect();
+                let factors = dense_factors(d, &input, |s| self.factor(s)).unwrap_or_default();
                 Op::Linear(dense(d, &input, &factors, weighted)?)
             }
             FloatOp::Conv(c) => {

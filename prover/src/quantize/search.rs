@@ -404,6 +404,7 @@ mod tests {
         use crate::graph::{Dense, FloatOp};
         let dense = |name: &str, input: usize, i: usize, o: usize, weights: Vec<f32>| {
             let op = FloatOp::Dense(Dense {
+                positions: 1,
                 in_features: i,
                 out_features: o,
                 weights,

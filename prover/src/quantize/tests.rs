@@ -29,6 +29,7 @@ pub(crate) fn random_model(seed: u64) -> (FloatModel, Vec<Vec<f32>>) {
     let nodes = (dims.windows(2).enumerate())
         .map(|(i, d)| {
             let dense = Dense {
+                positions: 1,
                 in_features: d[0],
                 out_features: d[1],
                 weights: values(&mut rng, d[0] * d[1], 0.5),
@@ -92,6 +93,7 @@ pub(crate) fn random_cnn(seed: u64) -> (FloatModel, Vec<Vec<f32>>) {
     // [1, 8, 3, 3] → [1, 3, 3, 8]: output (y, x, c) reads input (c, y, x).
     let nhwc = (0..72).map(|o| (0, (o % 8) * 9 + o / 8)).collect();
     let dense = Dense {
+        positions: 1,
         in_features: 72,
         out_features: 5,
         weights: values(&mut rng, 72 * 5, 0.3),

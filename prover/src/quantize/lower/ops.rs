@@ -139,6 +139,18 @@ pub(super) fn conv_factors(c: &Conv, x: &QTensor, factor: impl Fn(&Source) -> f6
     })
 }
 
+/// For a dense layer reading `x`: the factor of each of its `in_features` inputs, when every position has the
+/// same ones (always, with one position); `None` when a feature's factor changes from one position to another.
+pub(super) fn dense_factors(d: &Dense, x: &QTensor, factor: impl Fn(&Source) -> f64) -> Option<Vec<f64>> {
+    let all: Vec<f64> = x.sources.iter().map(factor).collect();
+    let first = all.get(..d.in_features)?;
+    all.chunks_exact(d.in_features.max(1))
+        .all(|row| row == first)
+        .then(|| first.to_vec())
+}
+
+/// A dense layer: one group per position (its row of `x`), every group with the same kernels, so that a layer
+/// applied to every token of a sequence is a matrix product (Freivalds-checkable with `P` = positions).
 pub(super) fn dense(
     d: &Dense,
     x: &QTensor,
@@ -146,11 +158,14 @@ pub(super) fn dense(
     out: WeightedOutput,
 ) -> std::result::Result<Linear, String> {
     let kernels = out.kernels(&fold_factors(&d.weights, factors), &d.bias, x.scale)?;
-    let group = LinearGroup {
-        taps: x.sources.iter().copied().map(Some).collect(),
-        outputs: (0..d.out_features).map(|c| (c, c)).collect(),
-    };
-    Ok(out.layer(kernels, vec![group]))
+    let per = d.in_features.max(1);
+    let groups = (x.sources.chunks_exact(per).enumerate())
+        .map(|(p, row)| LinearGroup {
+            taps: row.iter().copied().map(Some).collect(),
+            outputs: (0..d.out_features).map(|c| (p * d.out_features + c, c)).collect(),
+        })
+        .collect();
+    Ok(out.layer(kernels, groups))
 }
 
 pub(super) fn conv(c: &Conv, x: &QTensor, factors: &[f64], out: WeightedOutput) -> std::result::Result<Linear, String> {

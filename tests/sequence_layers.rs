@@ -1,0 +1,287 @@
+//! Linear layers applied to every token of a sequence (`MatMul` of a `[1, T, F]` tensor by a constant weight, the
+//! projections and MLPs of a transformer), end to end: import next to tract, one shared kernel set over `T`
+//! positions (a matrix product that Freivalds' test checks with `P = T`), int8 accuracy against float per token,
+//! the circuit bit-exact with the native engine with and without Freivalds, every kind of tampered cell rejected,
+//! a real proof that verifies and one for another nonce that does not; and the shapes that stay refused.
+
+mod common;
+#[path = "../prover/tests/onnx/mod.rs"]
+mod onnx;
+
+use std::collections::BTreeSet;
+
+use onnx::{model, node, random_inputs, random_values, tensor, write};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use zkinfer_circuits::assign::{CellKind, Tamper};
+use zkinfer_circuits::chips::freivalds::product_shape;
+use zkinfer_circuits::model::{Op, QuantizedModel};
+use zkinfer_circuits::{field, layout, poseidon, CircuitParams, Fr, ModelCircuit, PublicInputs, Witness};
+use zkinfer_prover::{
+    dequantize_output, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup, FloatOp,
+    ProverError, SrsSource,
+};
+use zkinfer_verifier::{verify_bundle, Expectations};
+
+/// Tokens.
+const T: usize = 8;
+/// Features in.
+const F: usize = 16;
+/// Hidden width.
+const H: usize = 24;
+/// Features out.
+const O: usize = 6;
+
+/// `x [1, T, F] → MatMul(F→H)+Add → Relu → MatMul(H→12)+Add → Sigmoid → MatMul(12→O)+Add → y [1, T, O]`, a
+/// token-wise MLP as `torch.onnx` exports `nn.Linear` on a `[batch, seq, features]` tensor.
+fn token_mlp(seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let nodes = vec![
+        node("MatMul", "fc1", &["x", "w1"], &["h1"], vec![]),
+        node("Add", "fc1_bias", &["h1", "b1"], &["a1"], vec![]),
+        node("Relu", "act1", &["a1"], &["r1"], vec![]),
+        node("MatMul", "fc2", &["r1", "w2"], &["h2"], vec![]),
+        node("Add", "fc2_bias", &["h2", "b2"], &["a2"], vec![]),
+        node("Sigmoid", "act2", &["a2"], &["s2"], vec![]),
+        node("MatMul", "fc3", &["s2", "w3"], &["h3"], vec![]),
+        node("Add", "fc3_bias", &["h3", "b3"], &["y"], vec![]),
+    ];
+    let (f, h, o) = (F as i64, H as i64, O as i64);
+    let inits = vec![
+        tensor("w1", &[f, h], &random_values(&mut rng, F * H, 0.5)),
+        tensor("b1", &[h], &random_values(&mut rng, H, 0.3)),
+        tensor("w2", &[h, 12], &random_values(&mut rng, H * 12, 0.5)),
+        tensor("b2", &[12], &random_values(&mut rng, 12, 0.3)),
+        tensor("w3", &[12, o], &random_values(&mut rng, 12 * O, 0.8)),
+        tensor("b3", &[o], &random_values(&mut rng, O, 0.3)),
+    ];
+    model(nodes, inits, &[1, T as i64, f])
+}
+
+/// The index of the largest value of each token's `O` outputs.
+fn argmax_per_token(y: &[f32]) -> Vec<usize> {
+    y.chunks_exact(O).map(zkinfer_prover::accuracy::argmax).collect()
+}
+
+/// Synthesizes `model` with `params` on `input`, claiming `expected`; returns the circuit, its public inputs,
+/// `k` and the outputs it computed, after checking the mock prover accepts it.
+fn synthesize(
+    model: &QuantizedModel,
+    params: CircuitParams,
+    input: &[i64],
+    expected: &[i64],
+) -> (ModelCircuit, PublicInputs, u32, Vec<i64>) {
+    let k = layout::plan(model, &params).expect("plan").k;
+    let (salt, nonce) = common::salt_and_nonce();
+    let circuit = ModelCircuit::new(
+        model.clone(),
+        params,
+        Witness {
+            salt,
+            nonce,
+            input: input.to_vec(),
+        },
+    );
+    let public = PublicInputs {
+        input_commitment: poseidon::commit_input(salt, input),
+        nonce,
+        outputs: expected.to_vec(),
+    };
+    let prover = halo2_proofs::dev::MockProver::run(k, &circuit, vec![public.to_instance()]).expect("synthesis");
+    assert_eq!(prover.verify(), Ok(()), "the honest circuit is not satisfied");
+    let outputs = (circuit.last_synthesis().outputs.iter())
+        .map(|f| field::to_i64(f).expect("small output"))
+        .collect();
+    (circuit, public, k, outputs)
+}
+
+#[test]
+fn a_token_wise_mlp_imports_quantizes_proves_and_verifies() {
+    let path = write("token-mlp.onnx", &token_mlp(11));
+    let float = import_onnx(&path).expect("import");
+    let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops, ["MatMul+Add+Relu", "MatMul+Add", "Sigmoid", "MatMul+Add"]);
+    for n in &float.nodes {
+        if let FloatOp::Dense(d) = &n.op {
+            assert_eq!(d.positions, T, "{}: one weight matrix applied to every token", n.name);
+        }
+    }
+    let reference = float_reference(&path).expect("tract");
+    for x in random_inputs(12, 10, T * F, 2.0) {
+        onnx::assert_close(
+            &float.forward(&x).expect("forward"),
+            &reference.run(&x).expect("tract"),
+            1e-4,
+        );
+    }
+
+    let model = quantize(&float, &random_inputs(13, 200, T * F, 2.0)).expect("quantize");
+    let products: Vec<usize> = (model.layers.iter().enumerate())
+        .filter_map(|(i, l)| match &l.op {
+            Op::Linear(lin) => {
+                let shape = product_shape(lin).expect("a token-wise layer is a matrix product");
+                assert_eq!(shape.positions, T, "layer {i}");
+                Some(i)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(products.len(), 3, "three linear layers");
+
+    // Int8 against float, per token: the same argmax on nearly every token, a small output error.
+    let test = random_inputs(14, 100, T * F, 2.0);
+    let inputs: Vec<Vec<i64>> = test.iter().map(|x| quantize_input(&model, x).unwrap()).collect();
+    let native = infer_batch(&model, &inputs).expect("native");
+    let (mut agree, mut tokens) = (0, 0);
+    for (x, q) in test.iter().zip(&native) {
+        let want = float.forward(x).unwrap();
+        let got = dequantize_output(&model, q);
+        agree += (argmax_per_token(&want).iter().zip(argmax_per_token(&got)))
+            .filter(|(a, b)| **a == *b)
+            .count();
+        tokens += T;
+    }
+    let agreement = agree as f64 / tokens as f64;
+    eprintln!("token-wise MLP: per-token top-1 agreement {agreement:.4} on {tokens} tokens");
+    assert!(agreement >= 0.9, "per-token agreement {agreement}");
+
+    // Bit-exact, through the planner's layout and with every token-wise layer checked by Freivalds' test; every
+    // kind of cell tampered with is rejected.
+    let planned = CircuitParams::for_model(&model);
+    let freivalds = CircuitParams {
+        freivalds_layers: products.iter().copied().collect::<BTreeSet<_>>(),
+        freivalds_widths: layout::window_widths(&model, &products.iter().copied().collect()),
+        ..planned.clone()
+    };
+    let mac_only = CircuitParams {
+        freivalds_layers: BTreeSet::new(),
+        freivalds_widths: BTreeSet::new(),
+        ..planned.clone()
+    };
+    for (name, params) in [
+        ("planned", planned),
+        ("freivalds", freivalds),
+        ("multiply-accumulate", mac_only),
+    ] {
+        for (i, (input, expected)) in inputs.iter().zip(&native).take(3).enumerate() {
+            let (circuit, public, k, outputs) = synthesize(&model, params.clone(), input, expected);
+            assert_eq!(
+                &outputs, expected,
+                "{name}, input {i}: circuit and native inference differ"
+            );
+            if i > 0 {
+                continue;
+            }
+            let counts = circuit.assigned_cell_counts();
+            // Every kind assigned, but padding (constrained by nothing, by design: a fixed zero multiplies it).
+            let kinds: Vec<CellKind> = (counts.iter())
+                .filter(|(&k, &n)| n > 0 && k != CellKind::Padding)
+                .map(|(&k, _)| k)
+                .collect();
+            assert!(kinds.contains(&CellKind::Output), "{name}: {kinds:?}");
+            if name == "freivalds" {
+                assert!(
+                    kinds.contains(&CellKind::FreivaldsSum),
+                    "{name}: no Freivalds check in {kinds:?}"
+                );
+            }
+            for kind in kinds {
+                for index in [0, counts[&kind] / 2, counts[&kind] - 1] {
+                    let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
+                    assert!(
+                        !common::satisfied(&tampered, &public, k),
+                        "{name}: tampered {kind:?} #{index} accepted"
+                    );
+                }
+            }
+            let mut wrong = public.clone();
+            wrong.outputs[T * O / 2] += 1;
+            assert!(
+                !common::satisfied(&circuit, &wrong, k),
+                "{name}: a wrong output accepted"
+            );
+        }
+    }
+
+    // A real proof verifies; one for another nonce, or claiming another output, does not.
+    let keys = setup(&model, CircuitParams::for_model(&model), &SrsSource::InsecureDev).expect("setup");
+    let (proven, expect) = common::prove_and_check("token-wise MLP", &model, &keys, &test[0], &inputs[0], &native[0]);
+    let other_nonce = Expectations {
+        nonce: Some(expect.nonce.expect("pinned") + Fr::from(1u64)),
+        ..expect.clone()
+    };
+    assert!(
+        verify_bundle(&keys.verifier, &proven.bundle, &other_nonce).is_err(),
+        "another nonce accepted"
+    );
+}
+
+#[test]
+fn a_prelude_that_changes_from_token_to_token_becomes_its_own_layer() {
+    // `x · c` with `c` different at every element of `[T, F]`: it cannot fold into the shared weights of the
+    // token-wise MatMul after it, so it stays an affine node (and is still computed exactly in float).
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let (f, h) = (F as i64, H as i64);
+    let bytes = model(
+        vec![
+            node("Mul", "scale", &["x", "c"], &["xs"], vec![]),
+            node("MatMul", "fc", &["xs", "w"], &["y"], vec![]),
+        ],
+        vec![
+            tensor("c", &[1, T as i64, f], &random_values(&mut rng, T * F, 1.0)),
+            tensor("w", &[f, h], &random_values(&mut rng, F * H, 0.5)),
+        ],
+        &[1, T as i64, f],
+    );
+    let path = write("token-prelude.onnx", &bytes);
+    let float = import_onnx(&path).expect("import");
+    let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(
+        ops,
+        ["Mul", "MatMul"],
+        "a per-element prelude must not fold into shared weights"
+    );
+    let reference = float_reference(&path).expect("tract");
+    for x in random_inputs(22, 5, T * F, 2.0) {
+        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
+    }
+    // The same prelude constant at every token folds away.
+    let per_feature = random_values(&mut rng, F, 1.0);
+    let bytes = model(
+        vec![
+            node("Mul", "scale", &["x", "c"], &["xs"], vec![]),
+            node("MatMul", "fc", &["xs", "w"], &["y"], vec![]),
+        ],
+        vec![
+            tensor("c", &[f], &per_feature),
+            tensor("w", &[f, h], &random_values(&mut rng, F * H, 0.5)),
+        ],
+        &[1, T as i64, f],
+    );
+    let path = write("token-prelude-shared.onnx", &bytes);
+    let float = import_onnx(&path).expect("import");
+    let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    assert_eq!(ops, ["Mul+MatMul"]);
+    let reference = float_reference(&path).expect("tract");
+    for x in random_inputs(23, 5, T * F, 2.0) {
+        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
+    }
+}
+
+#[test]
+fn a_matmul_whose_features_do_not_match_is_refused_with_its_name() {
+    let bytes = model(
+        vec![node("MatMul", "proj", &["x", "w"], &["y"], vec![])],
+        vec![tensor("w", &[F as i64 + 1, 4], &vec![0.5; (F + 1) * 4])],
+        &[1, T as i64, F as i64],
+    );
+    match import_onnx(write("token-mismatch.onnx", &bytes)) {
+        Err(ProverError::UnsupportedGraph { reason }) => {
+            assert!(
+                reason.contains("`proj`") && reason.contains("expects 17 features"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected an unsupported-graph error, got {other:?}"),
+    }
+}
