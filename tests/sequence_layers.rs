@@ -2,7 +2,8 @@
 //! projections and MLPs of a transformer), end to end: import next to tract, one shared kernel set over `T`
 //! positions (a matrix product that Freivalds' test checks with `P = T`), int8 accuracy against float per token,
 //! the circuit bit-exact with the native engine with and without Freivalds, every kind of tampered cell rejected,
-//! a real proof that verifies and one for another nonce that does not; and the shapes that stay refused.
+//! a real proof that verifies and one for another nonce that does not; and the shapes that stay refused. Also
+//! `ReduceMean` (over the tokens, over the features, over everything; `axes` as an attribute or an input).
 
 mod common;
 #[path = "../prover/tests/onnx/mod.rs"]
@@ -10,7 +11,7 @@ mod onnx;
 
 use std::collections::BTreeSet;
 
-use onnx::{model, node, random_inputs, random_values, tensor, write};
+use onnx::{attr_int, attr_ints, model, model_at, node, random_inputs, random_values, tensor, tensor_i64, write};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use zkinfer_circuits::assign::{CellKind, Tamper};
@@ -283,5 +284,135 @@ fn a_matmul_whose_features_do_not_match_is_refused_with_its_name() {
             );
         }
         other => panic!("expected an unsupported-graph error, got {other:?}"),
+    }
+}
+
+/// `x [1, T, F] → MatMul(F→H)+Add → Relu → ReduceMean → … → Gemm(→4) → y`, with the reduction given by `reduce`
+/// (its nodes end in `m`) and `reduced` elements left for the head.
+fn pooled(seed: u64, opset: i64, reduce: Vec<onnx::Msg>, mut extra: Vec<onnx::Msg>, reduced: usize) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (f, h) = (F as i64, H as i64);
+    let mut nodes = vec![
+        node("MatMul", "fc1", &["x", "w1"], &["h1"], vec![]),
+        node("Add", "fc1_bias", &["h1", "b1"], &["a1"], vec![]),
+        node("Relu", "act1", &["a1"], &["r1"], vec![]),
+    ];
+    nodes.extend(reduce);
+    nodes.push(node("Reshape", "flat", &["m", "flat_shape"], &["mf"], vec![]));
+    nodes.push(node(
+        "Gemm",
+        "head",
+        &["mf", "w2", "b2"],
+        &["y"],
+        vec![attr_int("transB", 1)],
+    ));
+    let mut inits = vec![
+        tensor("w1", &[f, h], &random_values(&mut rng, F * H, 0.5)),
+        tensor("b1", &[h], &random_values(&mut rng, H, 0.3)),
+        tensor_i64("flat_shape", &[1, reduced as i64]),
+        tensor("w2", &[4, reduced as i64], &random_values(&mut rng, 4 * reduced, 0.8)),
+        tensor("b2", &[4], &random_values(&mut rng, 4, 0.3)),
+    ];
+    inits.append(&mut extra);
+    model_at(opset, nodes, inits, &[1, T as i64, f])
+}
+
+#[test]
+fn reduce_mean_over_tokens_features_or_everything_matches_tract_and_the_circuit() {
+    let over_tokens = |keepdims| {
+        node(
+            "ReduceMean",
+            "pool",
+            &["r1"],
+            &["m"],
+            vec![attr_ints("axes", &[1]), attr_int("keepdims", keepdims)],
+        )
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("over the tokens", pooled(31, 17, vec![over_tokens(0)], vec![], H)),
+        ("over the tokens, kept", pooled(32, 17, vec![over_tokens(1)], vec![], H)),
+        (
+            "over the features (axes as an input, opset 18)",
+            pooled(
+                33,
+                18,
+                vec![node("ReduceMean", "pool", &["r1", "axes"], &["m"], vec![])],
+                vec![tensor_i64("axes", &[-1])],
+                T,
+            ),
+        ),
+        (
+            "over everything",
+            pooled(
+                34,
+                17,
+                vec![node(
+                    "ReduceMean",
+                    "pool",
+                    &["r1"],
+                    &["m"],
+                    vec![attr_int("keepdims", 0)],
+                )],
+                vec![],
+                1,
+            ),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let path = write("reduce-mean.onnx", &bytes);
+        let float = import_onnx(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let reference = float_reference(&path).expect("tract");
+        for x in random_inputs(35, 5, T * F, 2.0) {
+            onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
+        }
+        let model = quantize(&float, &random_inputs(36, 100, T * F, 2.0)).expect("quantize");
+        let x = &random_inputs(37, 1, T * F, 2.0)[0];
+        let input = quantize_input(&model, x).unwrap();
+        let expected = infer_batch(&model, std::slice::from_ref(&input))
+            .expect("native")
+            .remove(0);
+        let (circuit, public, k, outputs) = synthesize(&model, CircuitParams::for_model(&model), &input, &expected);
+        assert_eq!(outputs, expected, "{name}: circuit and native inference differ");
+        let counts = circuit.assigned_cell_counts();
+        let index = counts[&CellKind::Output] / 2;
+        let tampered = circuit.with_tamper(Tamper::Cell {
+            kind: CellKind::Output,
+            index,
+            delta: 1,
+        });
+        assert!(
+            !common::satisfied(&tampered, &public, k),
+            "{name}: a tampered output accepted"
+        );
+        // Dequantized, the int8 model stays close to the float one.
+        let (want, got) = (float.forward(x).unwrap(), dequantize_output(&model, &expected));
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+        let worst = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 0.1 * scale,
+            "{name}: int8 output off by {worst} (outputs up to {scale})"
+        );
+    }
+}
+
+#[test]
+fn reduce_mean_with_an_axis_out_of_range_is_refused_with_its_name() {
+    let bytes = model(
+        vec![node(
+            "ReduceMean",
+            "pool",
+            &["x"],
+            &["y"],
+            vec![attr_ints("axes", &[3])],
+        )],
+        vec![],
+        &[1, T as i64, F as i64],
+    );
+    match import_onnx(write("reduce-mean-bad.onnx", &bytes)) {
+        Err(e) => {
+            let message = e.to_string();
+            assert!(message.contains("pool") && message.contains("axes"), "{message}");
+        }
+        Ok(_) => panic!("an axis beyond the rank was accepted"),
     }
 }

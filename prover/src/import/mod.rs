@@ -6,7 +6,7 @@
 //! depthwise), `BatchNormalization` (folded into the Conv/Gemm before it), `Relu` (fused into the linear layer
 //! before it when it is that layer's only reader), `LeakyRelu`, `Clip`, `Sigmoid`, `Tanh`, `HardSwish`, `Gelu`
 //! (the opset-20 op and PyTorch's `Div → Erf → Add → Mul → Mul` export), `MaxPool`, `AveragePool`,
-//! `GlobalAveragePool`, `Add` of two tensors, `Concat`, `Flatten`, `Reshape`, `Transpose`, `Identity`, `Dropout`
+//! `GlobalAveragePool`, `ReduceMean`, `Add` of two tensors, `Concat`, `Flatten`, `Reshape`, `Transpose`, `Identity`, `Dropout`
 //! (inference) and `Constant`. Anything else is refused with an error naming the operator and the node.
 
 mod activation;

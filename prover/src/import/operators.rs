@@ -59,6 +59,7 @@ pub(super) const OPERATORS: &[Operator] = &[
     op("MaxPool", "", |w, n| w.pool(n)),
     op("AveragePool", "", |w, n| w.pool(n)),
     op("GlobalAveragePool", "", |w, n| w.pool(n)),
+    op("ReduceMean", "", |w, n| w.reduce_mean(n)),
     op("Add", "", |w, n| w.add(n)),
     op("Sub", "(by a constant)", |w, n| w.sub(n)),
     op("Mul", "(of two tensors of equal shape, or by a constant)", |w, n| {

@@ -1,5 +1,7 @@
-//! Pooling: `MaxPool`, `AveragePool` and `GlobalAveragePool` over `[1, C, H, W]` tensors.
+//! Pooling: `MaxPool`, `AveragePool` and `GlobalAveragePool` over `[1, C, H, W]` tensors, and `ReduceMean` over any
+//! axes of any tensor (the same average).
 
+use super::shape::strides;
 use super::{bail_graph, nchw, pads_2d, pair, plain_window, NewNode, Node, Walker};
 use crate::error::Result;
 use crate::graph::{FloatOp, Pool, PoolKind, Window2d};
@@ -67,6 +69,94 @@ impl Walker<'_> {
                 channels: c,
                 window,
             }),
+        };
+        self.push(n, new).map(drop)
+    }
+
+    /// `ReduceMean` over any axes (the `axes` attribute up to opset 17, the optional `axes` input from 18; none:
+    /// every axis): the reduced axes moved last (a free data movement, skipped when they already are) and an
+    /// average over each output's block, which lowers as an average pool does (weights 1, `M` the division).
+    pub(super) fn reduce_mean(&mut self, n: &Node) -> Result<()> {
+        let t = self.tensor(n, 0)?;
+        let shape = self.shape(t).to_vec();
+        let rank = shape.len() as i64;
+        let listed: Vec<i64> = match (n.ints("axes")?, n.opt_input(1)) {
+            (Some(axes), _) => axes,
+            (None, Some(name)) => self.constant(name, n)?.1.iter().map(|&v| v as i64).collect(),
+            (None, None) => vec![],
+        };
+        let keep_dims = n.expect_int("keepdims", 1, &[0, 1])? == 1;
+        if listed.is_empty() && n.expect_int("noop_with_empty_axes", 0, &[0, 1])? == 1 {
+            return self.alias(n);
+        }
+        let mut reduced = vec![false; shape.len()];
+        for &a in &listed {
+            let axis = if a < 0 { a + rank } else { a };
+            if !(0..rank).contains(&axis) || reduced[axis as usize] {
+                return Err(n.bad_attr("axes", format!("{listed:?} (for an input of shape {shape:?})")));
+            }
+            reduced[axis as usize] = true;
+        }
+        if listed.is_empty() {
+            reduced.iter_mut().for_each(|r| *r = true);
+        }
+        let kept: Vec<usize> = (0..shape.len()).filter(|&a| !reduced[a]).collect();
+        let gone: Vec<usize> = (0..shape.len()).filter(|&a| reduced[a]).collect();
+        let outputs: usize = kept.iter().map(|&a| shape[a]).product();
+        let block: usize = gone.iter().map(|&a| shape[a]).product();
+        let out_shape: Vec<usize> = if keep_dims {
+            (0..shape.len())
+                .map(|a| if reduced[a] { 1 } else { shape[a] })
+                .collect()
+        } else if kept.is_empty() {
+            vec![1]
+        } else {
+            kept.iter().map(|&a| shape[a]).collect()
+        };
+        // The input with the kept axes first and the reduced ones last, row-major.
+        let order: Vec<usize> = kept.iter().chain(&gone).copied().collect();
+        let mut source = t;
+        if order.iter().enumerate().any(|(i, &a)| i != a) {
+            let input_strides = strides(&shape);
+            let moved_shape: Vec<usize> = order.iter().map(|&a| shape[a]).collect();
+            let moved_strides = strides(&moved_shape);
+            let map = (0..outputs * block)
+                .map(|i| {
+                    let at: usize = (order.iter().enumerate())
+                        .map(|(j, &a)| (i / moved_strides[j]) % moved_shape[j] * input_strides[a])
+                        .sum();
+                    (0, at)
+                })
+                .collect();
+            let moved = format!("{}/reduced-axes-last", n.output()?);
+            let new = NewNode {
+                op_type: "Transpose".into(),
+                inputs: vec![t],
+                shape: moved_shape,
+                op: FloatOp::Move(map),
+            };
+            source = self.push_as(&moved, n, new)?;
+            // Read by the average below, which no name in the graph says.
+            self.uses[source] += 1;
+        }
+        let window = Window2d {
+            input_hw: [block, 1],
+            kernel: [block, 1],
+            strides: [1, 1],
+            pads: [0; 4],
+        };
+        let pool = Pool {
+            kind: PoolKind::Average {
+                count_include_pad: false,
+            },
+            channels: outputs,
+            window,
+        };
+        let new = NewNode {
+            op_type: n.op().into(),
+            inputs: vec![source],
+            shape: out_shape,
+            op: FloatOp::Pool(pool),
         };
         self.push(n, new).map(drop)
     }
