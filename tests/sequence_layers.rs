@@ -3,7 +3,8 @@
 //! positions (a matrix product that Freivalds' test checks with `P = T`), int8 accuracy against float per token,
 //! the circuit bit-exact with the native engine with and without Freivalds, every kind of tampered cell rejected,
 //! a real proof that verifies and one for another nonce that does not; and the shapes that stay refused. Also
-//! `ReduceMean` (over the tokens, over the features, over everything; `axes` as an attribute or an input).
+//! `ReduceMean` (over the tokens, over the features, over everything; `axes` as an attribute or an input), and
+//! `Split`/`Slice`, the data movement of attention heads.
 
 mod common;
 #[path = "../prover/tests/onnx/mod.rs"]
@@ -415,4 +416,135 @@ fn reduce_mean_with_an_axis_out_of_range_is_refused_with_its_name() {
         }
         Ok(_) => panic!("an axis beyond the rank was accepted"),
     }
+}
+
+/// `x [1, T, F] → MatMul(F→2·12) → Split(last axis: q, k) → Mul(q, k) → Slice(tokens 1.., every feature) →
+/// Slice(the features backwards) → Reshape → Gemm(→4) → y`: the data movement of attention heads.
+fn split_and_sliced(seed: u64, opset: i64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let f = F as i64;
+    let split = if opset >= 18 {
+        node(
+            "Split",
+            "heads",
+            &["h"],
+            &["q", "k"],
+            vec![attr_int("axis", -1), attr_int("num_outputs", 2)],
+        )
+    } else {
+        node(
+            "Split",
+            "heads",
+            &["h", "sizes"],
+            &["q", "k"],
+            vec![attr_int("axis", 2)],
+        )
+    };
+    let nodes = vec![
+        node("MatMul", "proj", &["x", "w1"], &["h"], vec![]),
+        split,
+        node("Mul", "gate", &["q", "k"], &["g"], vec![]),
+        node(
+            "Slice",
+            "later_tokens",
+            &["g", "s_start", "s_end", "s_axes"],
+            &["g1"],
+            vec![],
+        ),
+        node(
+            "Slice",
+            "backwards",
+            &["g1", "b_start", "b_end", "b_axes", "b_steps"],
+            &["g2"],
+            vec![],
+        ),
+        node("Reshape", "flat", &["g2", "flat_shape"], &["gf"], vec![]),
+        node("Gemm", "head", &["gf", "w2", "b2"], &["y"], vec![attr_int("transB", 1)]),
+    ];
+    let kept = (T - 1) * 12;
+    let inits = vec![
+        tensor("w1", &[f, 24], &random_values(&mut rng, F * 24, 0.5)),
+        tensor_i64("sizes", &[12, 12]),
+        tensor_i64("s_start", &[1]),
+        tensor_i64("s_end", &[i64::MAX]),
+        tensor_i64("s_axes", &[1]),
+        tensor_i64("b_start", &[-1]),
+        tensor_i64("b_end", &[i64::MIN]),
+        tensor_i64("b_axes", &[-1]),
+        tensor_i64("b_steps", &[-1]),
+        tensor_i64("flat_shape", &[1, kept as i64]),
+        tensor("w2", &[4, kept as i64], &random_values(&mut rng, 4 * kept, 0.3)),
+        tensor("b2", &[4], &random_values(&mut rng, 4, 0.3)),
+    ];
+    model_at(opset, nodes, inits, &[1, T as i64, f])
+}
+
+#[test]
+fn split_and_slice_move_data_as_tract_does_and_prove_bit_exact() {
+    for opset in [17, 18] {
+        let path = write("split-slice.onnx", &split_and_sliced(41, opset));
+        let float = import_onnx(&path).unwrap_or_else(|e| panic!("opset {opset}: {e}"));
+        let reference = float_reference(&path).expect("tract");
+        for x in random_inputs(42, 5, T * F, 2.0) {
+            onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
+        }
+        let model = quantize(&float, &random_inputs(43, 100, T * F, 2.0)).expect("quantize");
+        let x = &random_inputs(44, 1, T * F, 2.0)[0];
+        let input = quantize_input(&model, x).unwrap();
+        let expected = infer_batch(&model, std::slice::from_ref(&input))
+            .expect("native")
+            .remove(0);
+        let (circuit, public, k, outputs) = synthesize(&model, CircuitParams::for_model(&model), &input, &expected);
+        assert_eq!(outputs, expected, "opset {opset}: circuit and native inference differ");
+        let counts = circuit.assigned_cell_counts();
+        for kind in [CellKind::MulOperand, CellKind::LayerInput] {
+            let tampered = circuit.clone().with_tamper(Tamper::Cell {
+                kind,
+                index: counts[&kind] / 2,
+                delta: 1,
+            });
+            assert!(
+                !common::satisfied(&tampered, &public, k),
+                "opset {opset}: tampered {kind:?} accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn slices_and_splits_that_cannot_be_read_are_refused_with_their_names() {
+    let shape = [1, T as i64, F as i64];
+    let refused = |nodes, inits| match import_onnx(write("bad-slice.onnx", &model(nodes, inits, &shape))) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("accepted"),
+    };
+    // Starts computed by the graph, not constants.
+    let message = refused(
+        vec![node("Slice", "dynamic", &["x", "x", "end"], &["y"], vec![])],
+        vec![tensor_i64("end", &[2])],
+    );
+    assert!(message.contains("dynamic"), "{message}");
+    // A step of zero.
+    let message = refused(
+        vec![node("Slice", "stuck", &["x", "s", "e", "a", "st"], &["y"], vec![])],
+        vec![
+            tensor_i64("s", &[0]),
+            tensor_i64("e", &[2]),
+            tensor_i64("a", &[1]),
+            tensor_i64("st", &[0]),
+        ],
+    );
+    assert!(message.contains("stuck") && message.contains("steps"), "{message}");
+    // Parts that do not add up to the axis.
+    let message = refused(
+        vec![node(
+            "Split",
+            "uneven",
+            &["x", "sizes"],
+            &["y", "z"],
+            vec![attr_int("axis", 2)],
+        )],
+        vec![tensor_i64("sizes", &[3, 4])],
+    );
+    assert!(message.contains("uneven") && message.contains("add up"), "{message}");
 }

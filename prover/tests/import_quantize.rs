@@ -171,7 +171,9 @@ fn unsupported_operators_are_named_with_their_node() {
         matches!(&err, ProverError::UnsupportedOperator { op, node } if op == "Sin" && node == "my_sin"),
         "{err}"
     );
-    assert!(err.to_string().contains("supported: Gemm, MatMul (by a constant weight, +Add; every token of a sequence), Conv"));
+    assert!(err
+        .to_string()
+        .contains("supported: Gemm, MatMul (by a constant weight, +Add; every token of a sequence), Conv"));
     let err = import_err(
         vec![gemm(), node("LSTM", "", &["h", "w"], &["y"], vec![])],
         dense_inits(),

@@ -2,12 +2,12 @@
 //! (a graph over flat NCHW tensors, batch of one), tracking shapes itself.
 //!
 //! Supported operators (default domain): `Gemm`, `MatMul` (+ `Add` of a constant bias; applied to every row of a
-//! `[1, T, F]` sequence), `Conv` (2-D, group 1 or
-//! depthwise), `BatchNormalization` (folded into the Conv/Gemm before it), `Relu` (fused into the linear layer
-//! before it when it is that layer's only reader), `LeakyRelu`, `Clip`, `Sigmoid`, `Tanh`, `HardSwish`, `Gelu`
-//! (the opset-20 op and PyTorch's `Div → Erf → Add → Mul → Mul` export), `MaxPool`, `AveragePool`,
-//! `GlobalAveragePool`, `ReduceMean`, `Add` of two tensors, `Concat`, `Flatten`, `Reshape`, `Transpose`, `Identity`, `Dropout`
-//! (inference) and `Constant`. Anything else is refused with an error naming the operator and the node.
+//! `[1, T, F]` sequence), `Conv` (2-D, group 1 or depthwise), `BatchNormalization` (folded into the Conv/Gemm
+//! before it), `Relu` (fused into the linear layer before it when it is that layer's only reader), `LeakyRelu`,
+//! `Clip`, `Sigmoid`, `Tanh`, `HardSwish`, `Gelu` (the opset-20 op and PyTorch's `Div → Erf → Add → Mul → Mul`
+//! export), `MaxPool`, `AveragePool`, `GlobalAveragePool`, `ReduceMean`, `Add` of two tensors, `Concat`, `Flatten`,
+//! `Reshape`, `Transpose`, `Slice`, `Split`, `Identity`, `Dropout` (inference) and `Constant`. Anything else is
+//! refused with an error naming the operator and the node.
 
 mod activation;
 mod affine;

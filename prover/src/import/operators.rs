@@ -70,6 +70,8 @@ pub(super) const OPERATORS: &[Operator] = &[
     op("Flatten", "", |w, n| w.reshape(n)),
     op("Reshape", "", |w, n| w.reshape(n)),
     op("Transpose", "", |w, n| w.transpose(n)),
+    op("Slice", "(constant bounds)", |w, n| w.slice(n)),
+    op("Split", "", |w, n| w.split(n)),
     op("Identity", "", |w, n| w.alias(n)),
     op("Dropout", "(inference)", |w, n| w.dropout(n)),
     part("Constant", |w, n| w.constant_node(n)),

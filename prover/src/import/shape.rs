@@ -1,4 +1,5 @@
-//! Data movement: `Flatten`, `Reshape`, `Transpose` and `Concat` become [`FloatOp::Move`] index maps.
+//! Data movement: `Flatten`, `Reshape`, `Transpose`, `Concat`, `Slice` and `Split` become [`FloatOp::Move`] index
+//! maps.
 
 use super::{bail_graph, NewNode, Node, Walker};
 use crate::error::{ProverError, Result};
@@ -104,6 +105,137 @@ impl Walker<'_> {
             })
             .collect();
         self.push_move(n, vec![t], out, map)
+    }
+
+    /// A constant list of integers read from input `i` or, in older opsets, from the attribute `attr`; `None` when
+    /// neither is given.
+    fn int_list(&self, n: &Node, i: usize, attr: &str) -> Result<Option<Vec<i64>>> {
+        if let Some(name) = n.opt_input(i) {
+            let (_, values) = self.constant(name, n)?;
+            return Ok(Some(values.iter().map(|&v| v as i64).collect()));
+        }
+        n.ints(attr)
+    }
+
+    /// Pushes a move of `t` (shape `shape`) keeping, on each axis, the indices `kept[axis]`, as the value `output`.
+    fn push_selection(&mut self, n: &Node, output: &str, t: FloatTensorId, kept: &[Vec<usize>]) -> Result<()> {
+        let shape = self.shape(t).to_vec();
+        let out: Vec<usize> = kept.iter().map(Vec::len).collect();
+        if out.contains(&0) {
+            bail_graph!(
+                "{} `{}` selects nothing of shape {shape:?} (output {out:?})",
+                n.op(),
+                n.label
+            );
+        }
+        let (in_strides, out_strides) = (strides(&shape), strides(&out));
+        let size: usize = out.iter().product();
+        let map = (0..size)
+            .map(|o| {
+                let src = (0..out.len())
+                    .map(|a| kept[a][(o / out_strides[a]) % out[a]] * in_strides[a])
+                    .sum();
+                (0, src)
+            })
+            .collect();
+        let new = NewNode {
+            op_type: n.op().into(),
+            inputs: vec![t],
+            shape: out,
+            op: FloatOp::Move(map),
+        };
+        self.push_as(output, n, new).map(drop)
+    }
+
+    /// `Slice` by constant starts, ends, axes and steps (inputs from opset 10, attributes before), with ONNX's
+    /// clamping of out-of-range bounds and negative steps.
+    pub(super) fn slice(&mut self, n: &Node) -> Result<()> {
+        let t = self.tensor(n, 0)?;
+        let shape = self.shape(t).to_vec();
+        let rank = shape.len();
+        let starts = self.int_list(n, 1, "starts")?;
+        let ends = self.int_list(n, 2, "ends")?;
+        let (Some(starts), Some(ends)) = (starts, ends) else {
+            bail_graph!("Slice `{}` needs constant starts and ends", n.label);
+        };
+        let axes = self
+            .int_list(n, 3, "axes")?
+            .unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = self.int_list(n, 4, "steps")?.unwrap_or_else(|| vec![1; starts.len()]);
+        if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+            bail_graph!(
+                "Slice `{}`: starts {starts:?}, ends {ends:?}, axes {axes:?} and steps {steps:?} differ in length",
+                n.label
+            );
+        }
+        let mut kept: Vec<Vec<usize>> = shape.iter().map(|&d| (0..d).collect()).collect();
+        let mut seen = vec![false; rank];
+        for (((&start, &end), &axis), &step) in starts.iter().zip(&ends).zip(&axes).zip(&steps) {
+            let a = if axis < 0 { axis + rank as i64 } else { axis };
+            if !(0..rank as i64).contains(&a) || std::mem::replace(&mut seen[a as usize], true) {
+                return Err(n.bad_attr("axes", format!("{axes:?} for an input of shape {shape:?}")));
+            }
+            if step == 0 {
+                return Err(n.bad_attr("steps", format!("{steps:?} (a step of 0)")));
+            }
+            let dim = shape[a as usize] as i64;
+            let wrap = |v: i64| if v < 0 { v + dim } else { v };
+            let (start, end) = (wrap(start), wrap(end));
+            let picked: Vec<usize> = if step > 0 {
+                let (s, e) = (start.clamp(0, dim), end.clamp(0, dim));
+                (s..e).step_by(step as usize).map(|i| i as usize).collect()
+            } else {
+                let (s, e) = (start.clamp(0, dim - 1), end.clamp(-1, dim - 1));
+                let mut picked = vec![];
+                let mut i = s;
+                while i > e {
+                    picked.push(i as usize);
+                    i += step;
+                }
+                picked
+            };
+            kept[a as usize] = picked;
+        }
+        let output = n.output()?.to_string();
+        self.push_selection(n, &output, t, &kept)
+    }
+
+    /// `Split` along `axis` into parts of the sizes given (the `split` input from opset 13, the attribute before),
+    /// or into equal parts (the last smaller, opset 18's `num_outputs`); outputs nothing reads are left out.
+    pub(super) fn split(&mut self, n: &Node) -> Result<()> {
+        let t = self.tensor(n, 0)?;
+        let shape = self.shape(t).to_vec();
+        let a = axis(n, "axis", Some(0), shape.len(), false)?;
+        let dim = shape[a];
+        let parts = n.pb.output.len();
+        let sizes: Vec<usize> = match self.int_list(n, 1, "split")? {
+            Some(sizes) if sizes.len() == parts && sizes.iter().all(|&s| s >= 0) => {
+                sizes.iter().map(|&s| s as usize).collect()
+            }
+            Some(sizes) => return Err(n.bad_attr("split", format!("{sizes:?} for {parts} outputs"))),
+            None => {
+                let each = dim.div_ceil(parts.max(1));
+                (0..parts).map(|i| each.min(dim.saturating_sub(i * each))).collect()
+            }
+        };
+        if sizes.iter().sum::<usize>() != dim {
+            bail_graph!(
+                "Split `{}`: parts {sizes:?} do not add up to {dim}, the size of axis {a} of {shape:?}",
+                n.label
+            );
+        }
+        let mut offset = 0;
+        for (output, &size) in n.pb.output.iter().zip(&sizes) {
+            let range = offset..offset + size;
+            offset += size;
+            if output.is_empty() || self.name_uses.get(output).is_none_or(|&u| u == 0) {
+                continue;
+            }
+            let mut kept: Vec<Vec<usize>> = shape.iter().map(|&d| (0..d).collect()).collect();
+            kept[a] = range.collect();
+            self.push_selection(n, output, t, &kept)?;
+        }
+        Ok(())
     }
 
     /// `Concat` of tensors along `axis` (not the batch axis).
