@@ -292,4 +292,38 @@ mod tests {
         // `fc` is read by the affine and by the sum: nothing folds.
         assert_eq!(fold_affines(model.clone()).nodes.len(), 3);
     }
+
+    #[test]
+    fn affines_fold_into_a_token_wise_layer_only_when_the_same_at_every_token() {
+        // Three tokens of 2 features → 3 outputs each; an affine before and after, per feature or per element.
+        let token_wise = || {
+            let mut d = dense(2, 3);
+            d.positions = 3;
+            FloatOp::Dense(d)
+        };
+        let per_feature = |n: usize, features: usize| FloatOp::Affine {
+            scale: (0..n).map(|i| 1.5 + (i % features) as f32).collect(),
+            shift: (0..n).map(|i| 0.25 - (i % features) as f32).collect(),
+        };
+        for (name, before, after, nodes_left) in [
+            ("per feature", per_feature(6, 2), per_feature(9, 3), 1),
+            ("per element", affine(6, 1.0), affine(9, 1.0), 3),
+        ] {
+            let model = FloatModel {
+                name: "tokens".into(),
+                input_shape: vec![1, 3, 2],
+                nodes: vec![
+                    node("pre", vec![0], vec![1, 3, 2], before),
+                    node("fc", vec![1], vec![1, 3, 3], token_wise()),
+                    node("post", vec![2], vec![1, 3, 3], after),
+                ],
+            };
+            let folded = fold_affines(model.clone());
+            assert_eq!(folded.nodes.len(), nodes_left, "{name}: {:#?}", folded.nodes);
+            folded.check().unwrap();
+            let x: Vec<f32> = (0..6).map(|v| v as f32 * 0.7 - 2.0).collect();
+            let (a, b) = (model.forward(&x).unwrap(), folded.forward(&x).unwrap());
+            assert!(close(&b, &a), "{name}: {a:?} vs {b:?}");
+        }
+    }
 }
