@@ -4,7 +4,7 @@
 //! the circuit bit-exact with the native engine with and without Freivalds, every kind of tampered cell rejected,
 //! a real proof that verifies and one for another nonce that does not; and the shapes that stay refused. Also
 //! `ReduceMean` (over the tokens, over the features, over everything; `axes` as an attribute or an input), and
-//! `Split`/`Slice`, the data movement of attention heads.
+//! `Split`/`Slice`, the data movement of attention heads; Add, Sub and Mul of two computed tensors, broadcast.
 
 mod common;
 #[path = "../prover/tests/onnx/mod.rs"]
@@ -547,4 +547,129 @@ fn slices_and_splits_that_cannot_be_read_are_refused_with_their_names() {
         vec![tensor_i64("sizes", &[3, 4])],
     );
     assert!(message.contains("uneven") && message.contains("add up"), "{message}");
+}
+
+/// `x [1, T, F] → MatMul(F→H)+Add → h`, then what a decomposed layer norm and a residual do with two computed
+/// tensors of different shapes: `c = h − mean(h)` over the features (`[1, T, 1]` broadcast), `g = c · σ(mean)`,
+/// `r = g + h`, `q = mean over tokens (`[1, 1, H]`) − r`, then the mean over the tokens and a Gemm head.
+fn broadcasting(seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (f, h) = (F as i64, H as i64);
+    let mean = |name: &str, input: &str, output: &str, axis: i64, keep: i64| {
+        node(
+            "ReduceMean",
+            name,
+            &[input],
+            &[output],
+            vec![attr_ints("axes", &[axis]), attr_int("keepdims", keep)],
+        )
+    };
+    let nodes = vec![
+        node("MatMul", "fc1", &["x", "w1"], &["h0"], vec![]),
+        node("Add", "fc1_bias", &["h0", "b1"], &["h"], vec![]),
+        mean("feature_mean", "h", "m", -1, 1),
+        node("Sub", "centre", &["h", "m"], &["c"], vec![]),
+        node("Sigmoid", "gate_act", &["m"], &["s"], vec![]),
+        node("Mul", "gate", &["c", "s"], &["g"], vec![]),
+        node("Add", "residual", &["g", "h"], &["r"], vec![]),
+        mean("token_mean", "h", "p", 1, 1),
+        node("Sub", "against_mean", &["p", "r"], &["q"], vec![]),
+        mean("pool", "q", "qm", 1, 0),
+        node("Gemm", "head", &["qm", "w2", "b2"], &["y"], vec![attr_int("transB", 1)]),
+    ];
+    let inits = vec![
+        tensor("w1", &[f, h], &random_values(&mut rng, F * H, 0.5)),
+        tensor("b1", &[h], &random_values(&mut rng, H, 0.3)),
+        tensor("w2", &[4, h], &random_values(&mut rng, 4 * H, 0.8)),
+        tensor("b2", &[4], &random_values(&mut rng, 4, 0.3)),
+    ];
+    model(nodes, inits, &[1, T as i64, f])
+}
+
+#[test]
+fn add_sub_and_mul_of_two_tensors_broadcast_as_tract_does_and_prove_bit_exact() {
+    let path = write("broadcasting.onnx", &broadcasting(51));
+    let float = import_onnx(&path).expect("import");
+    let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    for op in ["Sub", "Mul", "Add", "Expand"] {
+        assert!(ops.contains(&op), "no {op} in {ops:?}");
+    }
+    let reference = float_reference(&path).expect("tract");
+    for x in random_inputs(52, 5, T * F, 2.0) {
+        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
+    }
+    let model = quantize(&float, &random_inputs(53, 100, T * F, 2.0)).expect("quantize");
+    for (i, x) in random_inputs(54, 2, T * F, 2.0).iter().enumerate() {
+        let input = quantize_input(&model, x).unwrap();
+        let expected = infer_batch(&model, std::slice::from_ref(&input))
+            .expect("native")
+            .remove(0);
+        let (circuit, public, k, outputs) = synthesize(&model, CircuitParams::for_model(&model), &input, &expected);
+        assert_eq!(outputs, expected, "input {i}: circuit and native inference differ");
+        if i > 0 {
+            continue;
+        }
+        let counts = circuit.assigned_cell_counts();
+        for kind in [CellKind::LayerInput, CellKind::MulOperand, CellKind::Output] {
+            for index in [0, counts[&kind] - 1] {
+                let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
+                assert!(
+                    !common::satisfied(&tampered, &public, k),
+                    "tampered {kind:?} #{index} accepted"
+                );
+            }
+        }
+        // Dequantized, the int8 model stays close to the float one.
+        let (want, got) = (float.forward(x).unwrap(), dequantize_output(&model, &expected));
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+        let worst = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 0.15 * scale,
+            "int8 output off by {worst} (outputs up to {scale})"
+        );
+    }
+}
+
+#[test]
+fn operands_that_do_not_broadcast_are_refused_with_the_node_and_shapes() {
+    let bytes = model(
+        vec![
+            node(
+                "ReduceMean",
+                "m",
+                &["x"],
+                &["m"],
+                vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)],
+            ),
+            node("Sub", "misfit", &["x", "m"], &["y"], vec![]),
+        ],
+        vec![],
+        &[1, T as i64, F as i64],
+    );
+    // [1, T, F] − [1, F] broadcasts (the mean over tokens from every token); [1, T, F] − [1, T] would not.
+    assert!(import_onnx(write("broadcast-ok.onnx", &bytes)).is_ok());
+    let bytes = model(
+        vec![
+            node(
+                "ReduceMean",
+                "m",
+                &["x"],
+                &["m"],
+                vec![attr_ints("axes", &[2]), attr_int("keepdims", 0)],
+            ),
+            node("Sub", "misfit", &["x", "m"], &["y"], vec![]),
+        ],
+        vec![],
+        &[1, T as i64, F as i64],
+    );
+    match import_onnx(write("broadcast-bad.onnx", &bytes)) {
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("misfit") && message.contains("do not broadcast") && message.contains("[1, 8]"),
+                "{message}"
+            );
+        }
+        Ok(_) => panic!("operands that do not broadcast were accepted"),
+    }
 }

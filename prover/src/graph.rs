@@ -224,8 +224,10 @@ pub enum FloatOp {
     Conv(Conv),
     /// MaxPool, AveragePool, GlobalAveragePool.
     Pool(Pool),
-    /// Elementwise sum of the two inputs (same shape).
+    /// Elementwise sum of the two inputs (same shape: the importer expands a broadcast operand first).
     Add,
+    /// Elementwise difference `a − b` of the two inputs (same shape, as for `Add`).
+    Sub,
     /// Elementwise product of the two inputs (same shape).
     Mul,
     /// Elementwise `y_i = scale_i · x_i + shift_i` (Sub/Div/Mul/Add by constants, broadcast to the input's shape).
@@ -315,7 +317,7 @@ impl FloatModel {
             let lens: Vec<usize> = node.inputs.iter().map(|&t| self.tensor_len(t)).collect();
             let out = node.output_len();
             let arity = match &node.op {
-                FloatOp::Add | FloatOp::Mul => 2,
+                FloatOp::Add | FloatOp::Sub | FloatOp::Mul => 2,
                 FloatOp::Move(_) => node.inputs.len().max(1),
                 _ => 1,
             };
@@ -323,7 +325,10 @@ impl FloatModel {
                 return Err(bad(node, "wrong number of inputs or an empty output"));
             }
             if node.relu && !node.op.requantizes() {
-                return Err(bad(node, "only Dense, Conv, Add, Mul and affine layers fuse a ReLU"));
+                return Err(bad(
+                    node,
+                    "only Dense, Conv, Add, Sub, Mul and affine layers fuse a ReLU",
+                ));
             }
             let ok = match &node.op {
                 FloatOp::Dense(d) => {
@@ -348,7 +353,7 @@ impl FloatModel {
                     let nonempty = (0..oh).all(|y| (0..ow).all(|x| p.window.taps(y, x).any(|t| t.is_some())));
                     p.window.valid() && lens[0] == p.channels * h * w && out == p.channels * oh * ow && nonempty
                 }
-                FloatOp::Add | FloatOp::Mul => lens[0] == out && lens[1] == out,
+                FloatOp::Add | FloatOp::Sub | FloatOp::Mul => lens[0] == out && lens[1] == out,
                 FloatOp::Activation(_) => lens[0] == out,
                 FloatOp::Affine { scale, shift } => {
                     lens[0] == out
@@ -402,7 +407,12 @@ impl FloatOp {
     /// its clamp and give the model wider outputs.
     pub fn requantizes(&self) -> bool {
         match self {
-            FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add | FloatOp::Mul | FloatOp::Affine { .. } => true,
+            FloatOp::Dense(_)
+            | FloatOp::Conv(_)
+            | FloatOp::Add
+            | FloatOp::Sub
+            | FloatOp::Mul
+            | FloatOp::Affine { .. } => true,
             FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
             FloatOp::Activation(_) | FloatOp::Move(_) => false,
         }
@@ -425,6 +435,7 @@ impl FloatOp {
             FloatOp::Conv(c) => conv(c, x[0]),
             FloatOp::Pool(p) => pool(p, x[0]),
             FloatOp::Add => x[0].iter().zip(x[1]).map(|(a, b)| a + b).collect(),
+            FloatOp::Sub => x[0].iter().zip(x[1]).map(|(a, b)| a - b).collect(),
             FloatOp::Mul => x[0].iter().zip(x[1]).map(|(a, b)| a * b).collect(),
             FloatOp::Activation(f) => x[0].iter().map(|&v| f.eval(v as f64) as f32).collect(),
             FloatOp::Affine { scale, shift } => (x[0].iter().zip(scale).zip(shift))

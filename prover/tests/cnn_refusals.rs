@@ -1,6 +1,7 @@
 //! CNN graphs the importer refuses, each with an error naming the operator, the node and (for attributes) the
-//! attribute: dilated or grouped convolutions, SAME padding, ceil-mode pools, unsupported operators, broadcasting
-//! additions, BatchNormalization or a constant Add that has no linear layer to fold into, GELU look-alikes.
+//! attribute: dilated or grouped convolutions, SAME padding, ceil-mode pools, unsupported operators, additions
+//! of shapes that do not broadcast, BatchNormalization or a constant Add that has no linear layer to fold into,
+//! GELU look-alikes.
 
 mod onnx;
 
@@ -69,13 +70,20 @@ fn unsupported_attributes_ops_and_structures_are_refused() {
         "{err}"
     );
 
+    // A per-channel mean added back to every pixel broadcasts (tests/sequence_layers.rs checks the arithmetic);
+    // a pooled map added to the full-size one does not.
     let broadcast = vec![
         node("GlobalAveragePool", "gap", &["x"], &["g"], vec![]),
-        node("Add", "bad_add", &["x", "g"], &["y"], vec![]),
+        node("Add", "channel_add", &["x", "g"], &["y"], vec![]),
     ];
-    let err = import_err(broadcast, vec![], &x);
+    import_onnx(write("broadcast-add.onnx", &model(broadcast, vec![], &x))).expect("a broadcast Add imports");
+    let mismatched = vec![
+        node("MaxPool", "mp", &["x"], &["m"], vec![k()]),
+        node("Add", "bad_add", &["x", "m"], &["y"], vec![]),
+    ];
+    let err = import_err(mismatched, vec![], &x);
     assert!(
-        matches!(&err, ProverError::UnsupportedGraph { reason } if reason.contains("bad_add")),
+        matches!(&err, ProverError::UnsupportedGraph { reason } if reason.contains("bad_add") && reason.contains("do not broadcast")),
         "{err}"
     );
     let bn_after_pool = vec![

@@ -27,14 +27,19 @@ impl Walker<'_> {
         self.push(n, new).map(drop)
     }
 
-    /// `Relu`: fused into a Gemm/MatMul/Conv/Add/Mul or an affine node (arithmetic with a constant) whose output only
+    /// `Relu`: fused into a Gemm/MatMul/Conv/Add/Sub/Mul or an affine node (arithmetic with a constant) whose output only
     /// it reads, otherwise a separate activation.
     pub(super) fn relu(&mut self, n: &Node) -> Result<()> {
         let t = self.tensor(n, 0)?;
         let fusable = t.checked_sub(1).and_then(|i| self.nodes.get(i)).is_some_and(|node| {
             let fusing = matches!(
                 node.op,
-                FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Add | FloatOp::Mul | FloatOp::Affine { .. }
+                FloatOp::Dense(_)
+                    | FloatOp::Conv(_)
+                    | FloatOp::Add
+                    | FloatOp::Sub
+                    | FloatOp::Mul
+                    | FloatOp::Affine { .. }
             );
             fusing && !node.relu && self.uses[t] == 1
         });

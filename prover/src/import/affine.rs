@@ -95,14 +95,10 @@ impl Walker<'_> {
         self.push(n, new).map(drop)
     }
 
-    /// `Sub`: of two tensors is not supported; by a constant, an affine node.
+    /// `Sub`: of two computed tensors (broadcast), or by a constant (an affine node).
     pub(super) fn sub(&mut self, n: &Node) -> Result<()> {
         if !self.is_const(n.input(0)?) && !self.is_const(n.input(1)?) {
-            bail_graph!(
-                "Sub `{}` of two computed tensors is not supported; only a tensor minus a constant (or a constant \
-                 minus a tensor)",
-                n.label
-            );
+            return self.elementwise(n, FloatOp::Sub);
         }
         self.affine(n)
     }

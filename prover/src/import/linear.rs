@@ -239,29 +239,12 @@ impl Walker<'_> {
         self.rebind(n, t)
     }
 
-    /// `Add`: of two tensors of equal shape (a residual), or of a constant folded into the bias of the linear
-    /// layer before it.
+    /// `Add`: of two tensors (a residual; broadcast), or of a constant folded into the bias of the linear layer
+    /// before it.
     pub(super) fn add(&mut self, n: &Node) -> Result<()> {
         let (a, b) = (n.input(0)?, n.input(1)?);
         match (self.is_const(a), self.is_const(b)) {
-            (false, false) => {
-                let (ta, tb) = (self.tensor(n, 0)?, self.tensor(n, 1)?);
-                let shape = self.shape(ta).to_vec();
-                if shape != self.shape(tb) {
-                    let other = self.shape(tb);
-                    bail_graph!(
-                        "Add `{}` of shapes {shape:?} and {other:?}: only equal shapes are supported",
-                        n.label
-                    );
-                }
-                let new = NewNode {
-                    op_type: "Add".into(),
-                    inputs: vec![ta, tb],
-                    shape,
-                    op: FloatOp::Add,
-                };
-                self.push(n, new).map(drop)
-            }
+            (false, false) => self.elementwise(n, FloatOp::Add),
             (true, true) => bail_graph!("Add `{}` of two constants is not supported", n.label),
             (a_const, _) => {
                 let (data, constant) = if a_const { (1, a) } else { (0, b) };

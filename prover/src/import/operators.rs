@@ -61,10 +61,8 @@ pub(super) const OPERATORS: &[Operator] = &[
     op("GlobalAveragePool", "", |w, n| w.pool(n)),
     op("ReduceMean", "", |w, n| w.reduce_mean(n)),
     op("Add", "", |w, n| w.add(n)),
-    op("Sub", "(by a constant)", |w, n| w.sub(n)),
-    op("Mul", "(of two tensors of equal shape, or by a constant)", |w, n| {
-        w.mul(n)
-    }),
+    op("Sub", "(of two tensors, broadcast, or by a constant)", |w, n| w.sub(n)),
+    op("Mul", "(of two tensors, broadcast, or by a constant)", |w, n| w.mul(n)),
     op("Div", "(by a constant)", |w, n| w.div(n)),
     op("Concat", "", |w, n| w.concat(n)),
     op("Flatten", "", |w, n| w.reshape(n)),

@@ -1,5 +1,5 @@
-//! Data movement: `Flatten`, `Reshape`, `Transpose`, `Concat`, `Slice` and `Split` become [`FloatOp::Move`] index
-//! maps.
+//! Data movement: `Flatten`, `Reshape`, `Transpose`, `Concat`, `Slice`, `Split` and the broadcasting of an
+//! elementwise operand become [`FloatOp::Move`] index maps.
 
 use super::{bail_graph, NewNode, Node, Walker};
 use crate::error::{ProverError, Result};
@@ -12,6 +12,20 @@ pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
         s[i] = s[i + 1] * shape[i + 1];
     }
     s
+}
+
+/// The shape two operands broadcast to under ONNX's multidirectional broadcasting (aligned on the right, each
+/// dimension equal or 1); `None` when they do not.
+pub(super) fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let dim = |s: &[usize], i: usize| (i + s.len()).checked_sub(rank).map_or(1, |j| s[j]);
+    (0..rank)
+        .map(|i| match (dim(a, i), dim(b, i)) {
+            (x, y) if x == y || y == 1 => Some(x),
+            (1, y) => Some(y),
+            _ => None,
+        })
+        .collect()
 }
 
 /// An axis attribute in `[-rank, rank)` (or `[-rank, rank]` when `inclusive`) as a non-negative index.
@@ -238,6 +252,64 @@ impl Walker<'_> {
         Ok(())
     }
 
+    /// The elementwise `op` (Add, Sub, Mul) of the node's two computed inputs under ONNX's multidirectional
+    /// broadcasting: an operand of another shape is first expanded to the output's shape by a free data movement
+    /// (a `[1, T, 1]` mean subtracted from every feature of `[1, T, F]`, say).
+    pub(super) fn elementwise(&mut self, n: &Node, op: FloatOp) -> Result<()> {
+        let (ta, tb) = (self.tensor(n, 0)?, self.tensor(n, 1)?);
+        let (a, b) = (self.shape(ta).to_vec(), self.shape(tb).to_vec());
+        let Some(out) = broadcast_shape(&a, &b) else {
+            bail_graph!(
+                "{} `{}` of shapes {a:?} and {b:?}: they do not broadcast (equal shapes, or dimensions of 1 that \
+                 repeat)",
+                n.op(),
+                n.label
+            );
+        };
+        let ta = self.expanded(n, ta, &out, "a")?;
+        let tb = self.expanded(n, tb, &out, "b")?;
+        let new = NewNode {
+            op_type: n.op().into(),
+            inputs: vec![ta, tb],
+            shape: out,
+            op,
+        };
+        self.push(n, new).map(drop)
+    }
+
+    /// Tensor `t` repeated along its dimensions of 1 (and leading ones it lacks) to shape `out`: `t` itself when it
+    /// has that many elements already, else a move named after the node's output and `which` operand.
+    fn expanded(&mut self, n: &Node, t: FloatTensorId, out: &[usize], which: &str) -> Result<FloatTensorId> {
+        let shape = self.shape(t).to_vec();
+        let size: usize = out.iter().product();
+        if shape.iter().product::<usize>() == size {
+            return Ok(t);
+        }
+        let lead = out.len() - shape.len();
+        let aligned: Vec<usize> = std::iter::repeat_n(1, lead).chain(shape.iter().copied()).collect();
+        let (in_strides, out_strides) = (strides(&aligned), strides(out));
+        let map = (0..size)
+            .map(|o| {
+                let src = (0..out.len())
+                    .filter(|&a| aligned[a] != 1)
+                    .map(|a| (o / out_strides[a]) % out[a] * in_strides[a])
+                    .sum();
+                (0, src)
+            })
+            .collect();
+        let name = format!("{}/broadcast-{which}", n.output()?);
+        let new = NewNode {
+            op_type: "Expand".into(),
+            inputs: vec![t],
+            shape: out.to_vec(),
+            op: FloatOp::Move(map),
+        };
+        let expanded = self.push_as(&name, n, new)?;
+        // Read by the node itself, which no name in the graph says.
+        self.uses[expanded] += 1;
+        Ok(expanded)
+    }
+
     /// `Concat` of tensors along `axis` (not the batch axis).
     pub(super) fn concat(&mut self, n: &Node) -> Result<()> {
         let inputs = (0..n.pb.input.len())
@@ -308,6 +380,17 @@ fn reshape_target(shape: &[usize], spec: &[i64], label: &str) -> Result<Vec<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shapes_broadcast_as_onnx_says() {
+        assert_eq!(broadcast_shape(&[1, 8, 16], &[1, 8, 1]), Some(vec![1, 8, 16]));
+        assert_eq!(broadcast_shape(&[1, 1, 16], &[1, 8, 16]), Some(vec![1, 8, 16]));
+        assert_eq!(broadcast_shape(&[1, 8, 16], &[16]), Some(vec![1, 8, 16]));
+        assert_eq!(broadcast_shape(&[8, 1], &[1, 16]), Some(vec![8, 16]));
+        assert_eq!(broadcast_shape(&[2, 3], &[2, 3]), Some(vec![2, 3]));
+        assert_eq!(broadcast_shape(&[1, 8, 16], &[1, 8]), None);
+        assert_eq!(broadcast_shape(&[3], &[4]), None);
+    }
 
     #[test]
     fn reshape_targets_copy_and_infer() {

@@ -338,7 +338,11 @@ impl Lowering {
                 let factors: Vec<f64> = input.sources.iter().map(|s| self.factor(s)).collect();
                 Op::Linear(affine(scale, shift, &input, &factors, weighted)?)
             }
-            FloatOp::Add => Op::Linear(add(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),
+            FloatOp::Add | FloatOp::Sub => {
+                let sign = if matches!(node.op, FloatOp::Sub) { -1 } else { 1 };
+                let other = &self.tensors[node.inputs[1]];
+                Op::Linear(add(&input, other, sign, (s_out, bits, node.relu))?)
+            }
             FloatOp::Mul => Op::Mul(mul(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),
             FloatOp::Activation(f) => {
                 let table = table(*f, self.materialize(node.inputs[0]), input.scale, s_out);

@@ -295,11 +295,18 @@ pub(super) fn average(p: &Pool, x: &QTensor, s_out: f32, bits: u32) -> std::resu
 }
 
 /// `a + b` at the accumulator scale `max(s_a, s_b) / 2^12`: integer weights `round(s / s_acc)`, bias 0.
-pub(super) fn add(a: &QTensor, b: &QTensor, s_out: f32, bits: u32, relu: bool) -> std::result::Result<Linear, String> {
+/// `a + sign · b` (`sign` 1 for Add, −1 for Sub): a two-tap linear layer with integer weights at a common
+/// accumulator scale.
+pub(super) fn add(
+    a: &QTensor,
+    b: &QTensor,
+    sign: i64,
+    (s_out, bits, relu): (f32, u32, bool),
+) -> std::result::Result<Linear, String> {
     let s_acc = a.scale.max(b.scale) as f64 / f64::powi(2.0, ADD_BITS);
     let weight = |s: f32| (s as f64 / s_acc).round() as i64;
     let kernels = vec![kernel(
-        vec![weight(a.scale), weight(b.scale)],
+        vec![weight(a.scale), sign * weight(b.scale)],
         0,
         s_acc / s_out as f64,
         bits,
