@@ -4,7 +4,8 @@
 //! the circuit bit-exact with the native engine with and without Freivalds, every kind of tampered cell rejected,
 //! a real proof that verifies and one for another nonce that does not; and the shapes that stay refused. Also
 //! `ReduceMean` (over the tokens, over the features, over everything; `axes` as an attribute or an input), and
-//! `Split`/`Slice`, the data movement of attention heads; Add, Sub and Mul of two computed tensors, broadcast.
+//! `Split`/`Slice`, the data movement of attention heads; Add, Sub and Mul of two computed tensors, broadcast;
+//! and the decomposed layer norm of older exporters (Pow by 2, Sqrt, Div of two tensors through a reciprocal).
 
 mod common;
 #[path = "../prover/tests/onnx/mod.rs"]
@@ -671,5 +672,118 @@ fn operands_that_do_not_broadcast_are_refused_with_the_node_and_shapes() {
             );
         }
         Ok(_) => panic!("operands that do not broadcast were accepted"),
+    }
+}
+
+/// `x [1, T, F] → MatMul(F→H)+Add → h`, then layer norm over the features as older exporters decompose it
+/// (`ReduceMean, Sub, Pow, ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β`), the mean over the tokens and a Gemm head.
+fn decomposed_layer_norm(seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (f, h) = (F as i64, H as i64);
+    let mean = |name: &str, input: &str, output: &str, axis: i64, keep: i64| {
+        node(
+            "ReduceMean",
+            name,
+            &[input],
+            &[output],
+            vec![attr_ints("axes", &[axis]), attr_int("keepdims", keep)],
+        )
+    };
+    let nodes = vec![
+        node("MatMul", "fc1", &["x", "w1"], &["h0"], vec![]),
+        node("Add", "fc1_bias", &["h0", "b1"], &["h"], vec![]),
+        mean("ln_mean", "h", "mu", -1, 1),
+        node("Sub", "ln_centre", &["h", "mu"], &["c"], vec![]),
+        node("Pow", "ln_square", &["c", "two"], &["sq"], vec![]),
+        mean("ln_var", "sq", "var", -1, 1),
+        node("Add", "ln_eps", &["var", "eps"], &["ve"], vec![]),
+        node("Sqrt", "ln_std", &["ve"], &["sd"], vec![]),
+        node("Div", "ln_norm", &["c", "sd"], &["nrm"], vec![]),
+        node("Mul", "ln_gamma", &["nrm", "gamma"], &["sc"], vec![]),
+        node("Add", "ln_beta", &["sc", "beta"], &["ln"], vec![]),
+        mean("pool", "ln", "pooled", 1, 0),
+        node(
+            "Gemm",
+            "head",
+            &["pooled", "w2", "b2"],
+            &["y"],
+            vec![attr_int("transB", 1)],
+        ),
+    ];
+    let inits = vec![
+        tensor("w1", &[f, h], &random_values(&mut rng, F * H, 0.5)),
+        tensor("b1", &[h], &random_values(&mut rng, H, 0.3)),
+        onnx::scalar("two", 2.0),
+        onnx::scalar("eps", 1e-5),
+        tensor("gamma", &[h], &random_values(&mut rng, H, 1.0)),
+        tensor("beta", &[h], &random_values(&mut rng, H, 0.2)),
+        tensor("w2", &[4, h], &random_values(&mut rng, 4 * H, 0.8)),
+        tensor("b2", &[4], &random_values(&mut rng, 4, 0.3)),
+    ];
+    model(nodes, inits, &[1, T as i64, f])
+}
+
+#[test]
+fn a_decomposed_layer_norm_imports_as_tract_runs_it_and_proves_bit_exact() {
+    let path = write("decomposed-ln.onnx", &decomposed_layer_norm(61));
+    let float = import_onnx(&path).expect("import");
+    let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    for op in ["Sub", "Pow", "Sqrt", "Reciprocal", "Div"] {
+        assert!(ops.iter().any(|o| o.contains(op)), "no {op} in {ops:?}");
+    }
+    let reference = float_reference(&path).expect("tract");
+    for x in random_inputs(62, 5, T * F, 2.0) {
+        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-3);
+    }
+    let model = quantize(&float, &random_inputs(63, 200, T * F, 2.0)).expect("quantize");
+    let test = random_inputs(64, 50, T * F, 2.0);
+    let inputs: Vec<Vec<i64>> = test.iter().map(|x| quantize_input(&model, x).unwrap()).collect();
+    let native = infer_batch(&model, &inputs).expect("native");
+    // The int8 layer norm goes through two 256-entry tables (√ and 1/x): report how close it stays.
+    let (mut worst, mut agree) = (0f32, 0);
+    for (x, q) in test.iter().zip(&native) {
+        let (want, got) = (float.forward(x).unwrap(), dequantize_output(&model, q));
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+        worst = worst.max(want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale);
+        agree += usize::from(zkinfer_prover::accuracy::argmax(&want) == zkinfer_prover::accuracy::argmax(&got));
+    }
+    eprintln!("decomposed layer norm: worst relative output error {worst:.3}, top-1 agreement {agree}/50");
+    assert!(
+        worst < 0.25 && agree >= 45,
+        "worst relative error {worst}, agreement {agree}/50"
+    );
+    for (i, (input, expected)) in inputs.iter().zip(&native).take(2).enumerate() {
+        let (circuit, public, k, outputs) = synthesize(&model, CircuitParams::for_model(&model), input, expected);
+        assert_eq!(&outputs, expected, "input {i}: circuit and native inference differ");
+        if i == 0 {
+            let counts = circuit.assigned_cell_counts();
+            for kind in [CellKind::TableInput, CellKind::TableOutput, CellKind::MulProduct] {
+                let index = counts[&kind] / 2;
+                let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
+                assert!(
+                    !common::satisfied(&tampered, &public, k),
+                    "tampered {kind:?} #{index} accepted"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn powers_other_than_a_square_are_refused_with_the_node() {
+    let bytes = model(
+        vec![node("Pow", "cube", &["x", "three"], &["y"], vec![])],
+        vec![onnx::scalar("three", 3.0)],
+        &[1, T as i64, F as i64],
+    );
+    match import_onnx(write("pow-3.onnx", &bytes)) {
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("cube") && message.contains("exponent of 2"),
+                "{message}"
+            );
+        }
+        Ok(_) => panic!("a cube was accepted"),
     }
 }

@@ -41,6 +41,10 @@ pub enum ActFn {
         /// Whether the tanh approximation is used (ONNX `approximate = "tanh"`).
         tanh: bool,
     },
+    /// `√x`, taken as 0 below 0 (where ONNX gives NaN; only rounding brings a variance there).
+    Sqrt,
+    /// `1 / x` (±∞ at 0, which the table clamps to its largest output).
+    Reciprocal,
 }
 
 impl ActFn {
@@ -54,6 +58,8 @@ impl ActFn {
             ActFn::Tanh => "Tanh",
             ActFn::HardSwish => "HardSwish",
             ActFn::Gelu { .. } => "Gelu",
+            ActFn::Sqrt => "Sqrt",
+            ActFn::Reciprocal => "Reciprocal",
         }
     }
 
@@ -77,6 +83,8 @@ impl ActFn {
                 let c = (2.0 / std::f64::consts::PI).sqrt();
                 0.5 * x * (1.0 + (c * (x + 0.044715 * x * x * x)).tanh())
             }
+            ActFn::Sqrt => x.max(0.0).sqrt(),
+            ActFn::Reciprocal => 1.0 / x,
         }
     }
 }

@@ -182,13 +182,13 @@ fn unsupported_operators_are_named_with_their_node() {
         matches!(&err, ProverError::UnsupportedOperator { op, node } if op == "LSTM" && node == "#1 LSTM -> y"),
         "{err}"
     );
-    // Div is accepted as part of the GELU pattern or by a constant, not of two computed tensors.
+    // Pow is accepted as a square (a constant exponent of 2), not by a computed exponent.
     let err = import_err(
-        vec![gemm(), node("Div", "halve", &["h", "h"], &["y"], vec![])],
+        vec![gemm(), node("Pow", "power", &["h", "h"], &["y"], vec![])],
         dense_inits(),
     );
     assert!(
-        matches!(&err, ProverError::UnsupportedGraph { reason } if reason.contains("Div `halve` of two computed tensors")),
+        matches!(&err, ProverError::UnsupportedGraph { reason } if reason.contains("Pow `power`: only a constant exponent of 2")),
         "{err}"
     );
     let mut custom = node("Gemm", "fc", &["x", "w", "b"], &["y"], vec![]);

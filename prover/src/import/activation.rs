@@ -1,5 +1,6 @@
 //! Elementwise activations: `Relu` (fused into the layer before it when possible), `LeakyRelu`, `Clip`,
-//! `Sigmoid`, `Tanh`, `HardSwish`, `Gelu`, and PyTorch's erf form of GELU recognised as one activation.
+//! `Sigmoid`, `Tanh`, `HardSwish`, `Gelu`, `Sqrt`, `Reciprocal`, and PyTorch's erf form of GELU recognised as one
+//! activation.
 
 use super::{bail_graph, NewNode, Node, Walker};
 use crate::error::{ProverError, Result};
@@ -16,15 +17,28 @@ pub(super) struct GeluMatch {
 }
 
 impl Walker<'_> {
-    /// The activation node for `f` on tensor `t`, with the op type `op_type`.
+    /// The activation node for `f` on tensor `t`, as node `n`'s output.
     fn push_activation(&mut self, n: &Node, t: FloatTensorId, f: ActFn) -> Result<()> {
+        let output = n.output()?.to_string();
+        self.push_activation_as(&output, n.op(), n, t, f).map(drop)
+    }
+
+    /// The activation node for `f` on tensor `t`, built from `n` with the op type `op_type`, as the value `output`.
+    pub(super) fn push_activation_as(
+        &mut self,
+        output: &str,
+        op_type: &str,
+        n: &Node,
+        t: FloatTensorId,
+        f: ActFn,
+    ) -> Result<FloatTensorId> {
         let new = NewNode {
-            op_type: n.op().into(),
+            op_type: op_type.into(),
             inputs: vec![t],
             shape: self.shape(t).to_vec(),
             op: FloatOp::Activation(f),
         };
-        self.push(n, new).map(drop)
+        self.push_as(output, n, new)
     }
 
     /// `Relu`: fused into a Gemm/MatMul/Conv/Add/Sub/Mul or an affine node (arithmetic with a constant) whose output only
@@ -53,7 +67,7 @@ impl Walker<'_> {
     }
 
     /// The scalar constant named `name`, if it is one.
-    fn scalar(&self, name: &str) -> Option<f32> {
+    pub(super) fn scalar(&self, name: &str) -> Option<f32> {
         let t = self.consts.get(name)?;
         let t = t.cast_to::<f32>().ok()?;
         let v = t.to_plain_array_view::<f32>().ok()?;
@@ -88,6 +102,8 @@ impl Walker<'_> {
             "Sigmoid" => ActFn::Sigmoid,
             "Tanh" => ActFn::Tanh,
             "HardSwish" => ActFn::HardSwish,
+            "Sqrt" => ActFn::Sqrt,
+            "Reciprocal" => ActFn::Reciprocal,
             "Gelu" => match n.string("approximate", "none")?.as_str() {
                 "none" => ActFn::Gelu { tanh: false },
                 "tanh" => ActFn::Gelu { tanh: true },

@@ -103,16 +103,13 @@ impl Walker<'_> {
         self.affine(n)
     }
 
-    /// `Div`: the start of PyTorch's erf form of GELU, or a tensor divided by a constant.
+    /// `Div`: the start of PyTorch's erf form of GELU, a tensor divided by a constant, or by another tensor.
     pub(super) fn div(&mut self, n: &Node) -> Result<()> {
         if self.match_gelu(n).is_some() {
             return self.gelu_pattern(n);
         }
         if !self.is_const(n.input(0)?) && !self.is_const(n.input(1)?) {
-            bail_graph!(
-                "Div `{}` of two computed tensors is not supported; only a tensor divided by a constant",
-                n.label
-            );
+            return self.quotient(n);
         }
         self.affine(n)
     }

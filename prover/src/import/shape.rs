@@ -257,6 +257,11 @@ impl Walker<'_> {
     /// (a `[1, T, 1]` mean subtracted from every feature of `[1, T, F]`, say).
     pub(super) fn elementwise(&mut self, n: &Node, op: FloatOp) -> Result<()> {
         let (ta, tb) = (self.tensor(n, 0)?, self.tensor(n, 1)?);
+        self.elementwise_of(n, ta, tb, op)
+    }
+
+    /// [`Self::elementwise`] of the tensors `ta` and `tb`, as node `n`'s output.
+    pub(super) fn elementwise_of(&mut self, n: &Node, ta: FloatTensorId, tb: FloatTensorId, op: FloatOp) -> Result<()> {
         let (a, b) = (self.shape(ta).to_vec(), self.shape(tb).to_vec());
         let Some(out) = broadcast_shape(&a, &b) else {
             bail_graph!(
