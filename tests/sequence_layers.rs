@@ -19,9 +19,9 @@ use rand_chacha::ChaCha8Rng;
 use zkinfer_circuits::assign::{CellKind, Tamper};
 use zkinfer_circuits::chips::freivalds::product_shape;
 use zkinfer_circuits::model::{Op, QuantizedModel};
-use zkinfer_circuits::{field, layout, poseidon, CircuitParams, Fr, ModelCircuit, PublicInputs, Witness};
+use zkinfer_circuits::{layout, CircuitParams, Fr};
 use zkinfer_prover::{
-    dequantize_output, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup, FloatOp,
+    dequantize_output, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup, FloatModel, FloatOp,
     ProverError, SrsSource,
 };
 use zkinfer_verifier::{verify_bundle, Expectations};
@@ -66,36 +66,77 @@ fn argmax_per_token(y: &[f32]) -> Vec<usize> {
     y.chunks_exact(O).map(zkinfer_prover::accuracy::argmax).collect()
 }
 
-/// Synthesizes `model` with `params` on `input`, claiming `expected`; returns the circuit, its public inputs,
-/// `k` and the outputs it computed, after checking the mock prover accepts it.
-fn synthesize(
+/// Synthesizes `model` with `params` on `input`, claiming `expected`, checks that the mock prover accepts it and
+/// that the circuit computed `expected` itself; then that one cell of each of `kinds` (every kind assigned but
+/// padding when empty; the first, middle and last of its kind) tampered with is rejected, and so is a wrong
+/// output. Returns the kinds tampered with.
+fn assert_bit_exact(
+    name: &str,
     model: &QuantizedModel,
     params: CircuitParams,
-    input: &[i64],
-    expected: &[i64],
-) -> (ModelCircuit, PublicInputs, u32, Vec<i64>) {
-    let k = layout::plan(model, &params).expect("plan").k;
-    let (salt, nonce) = common::salt_and_nonce();
-    let circuit = ModelCircuit::new(
-        model.clone(),
-        params,
-        Witness {
-            salt,
-            nonce,
-            input: input.to_vec(),
-        },
-    );
-    let public = PublicInputs {
-        input_commitment: poseidon::commit_input(salt, input),
-        nonce,
-        outputs: expected.to_vec(),
+    (input, expected): (&[i64], &[i64]),
+    kinds: &[CellKind],
+) -> Vec<CellKind> {
+    let s = common::synthesize_with(model, params, input, expected);
+    assert_eq!(s.prover.verify(), Ok(()), "{name}: the honest circuit is not satisfied");
+    assert_eq!(s.outputs, expected, "{name}: circuit and native inference differ");
+    let counts = s.circuit.assigned_cell_counts();
+    let kinds: Vec<CellKind> = if kinds.is_empty() {
+        // Padding is constrained by nothing, by design: a fixed zero multiplies it.
+        (counts.iter())
+            .filter(|(&k, &n)| n > 0 && k != CellKind::Padding)
+            .map(|(&k, _)| k)
+            .collect()
+    } else {
+        kinds.to_vec()
     };
-    let prover = halo2_proofs::dev::MockProver::run(k, &circuit, vec![public.to_instance()]).expect("synthesis");
-    assert_eq!(prover.verify(), Ok(()), "the honest circuit is not satisfied");
-    let outputs = (circuit.last_synthesis().outputs.iter())
-        .map(|f| field::to_i64(f).expect("small output"))
-        .collect();
-    (circuit, public, k, outputs)
+    for &kind in &kinds {
+        let n = counts.get(&kind).copied().unwrap_or(0);
+        assert!(n > 0, "{name}: no {kind:?} cell assigned");
+        for index in [0, n / 2, n - 1] {
+            let tampered = s.circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
+            assert!(
+                !common::satisfied(&tampered, &s.public, s.k),
+                "{name}: tampered {kind:?} #{index} accepted"
+            );
+        }
+    }
+    let mut wrong = s.public.clone();
+    wrong.outputs[expected.len() / 2] += 1;
+    assert!(
+        !common::satisfied(&s.circuit, &wrong, s.k),
+        "{name}: a wrong output accepted"
+    );
+    kinds
+}
+
+/// Imports the ONNX `bytes` and checks our float graph against tract on a few random inputs.
+fn import_checked(name: &str, bytes: &[u8], tolerance: f32) -> FloatModel {
+    let path = write("sequence.onnx", bytes);
+    let float = import_onnx(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let reference = float_reference(&path).expect("tract");
+    for x in random_inputs(2, 5, T * F, 2.0) {
+        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), tolerance);
+    }
+    float
+}
+
+/// The quantized model of `float` (calibrated on random inputs), one random input and its native outputs.
+fn quantized_sample(float: &FloatModel, seed: u64) -> (QuantizedModel, Vec<f32>, Vec<i64>, Vec<i64>) {
+    let model = quantize(float, &random_inputs(seed, 100, T * F, 2.0)).expect("quantize");
+    let x = random_inputs(seed + 1, 1, T * F, 2.0).remove(0);
+    let input = quantize_input(&model, &x).unwrap();
+    let expected = infer_batch(&model, std::slice::from_ref(&input))
+        .expect("native")
+        .remove(0);
+    (model, x, input, expected)
+}
+
+/// Largest |dequantized int8 output − float output| on `x`, relative to the largest float output.
+fn relative_error(float: &FloatModel, model: &QuantizedModel, x: &[f32], q: &[i64]) -> f32 {
+    let (want, got) = (float.forward(x).unwrap(), dequantize_output(model, q));
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+    want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale
 }
 
 #[test]
@@ -166,43 +207,17 @@ fn a_token_wise_mlp_imports_quantizes_proves_and_verifies() {
         ("freivalds", freivalds),
         ("multiply-accumulate", mac_only),
     ] {
-        for (i, (input, expected)) in inputs.iter().zip(&native).take(3).enumerate() {
-            let (circuit, public, k, outputs) = synthesize(&model, params.clone(), input, expected);
-            assert_eq!(
-                &outputs, expected,
-                "{name}, input {i}: circuit and native inference differ"
-            );
-            if i > 0 {
-                continue;
-            }
-            let counts = circuit.assigned_cell_counts();
-            // Every kind assigned, but padding (constrained by nothing, by design: a fixed zero multiplies it).
-            let kinds: Vec<CellKind> = (counts.iter())
-                .filter(|(&k, &n)| n > 0 && k != CellKind::Padding)
-                .map(|(&k, _)| k)
-                .collect();
-            assert!(kinds.contains(&CellKind::Output), "{name}: {kinds:?}");
-            if name == "freivalds" {
-                assert!(
-                    kinds.contains(&CellKind::FreivaldsSum),
-                    "{name}: no Freivalds check in {kinds:?}"
-                );
-            }
-            for kind in kinds {
-                for index in [0, counts[&kind] / 2, counts[&kind] - 1] {
-                    let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
-                    assert!(
-                        !common::satisfied(&tampered, &public, k),
-                        "{name}: tampered {kind:?} #{index} accepted"
-                    );
-                }
-            }
-            let mut wrong = public.clone();
-            wrong.outputs[T * O / 2] += 1;
+        let kinds = assert_bit_exact(name, &model, params.clone(), (&inputs[0], &native[0]), &[]);
+        assert!(kinds.contains(&CellKind::Output), "{name}: {kinds:?}");
+        if name == "freivalds" {
             assert!(
-                !common::satisfied(&circuit, &wrong, k),
-                "{name}: a wrong output accepted"
+                kinds.contains(&CellKind::FreivaldsSum),
+                "{name}: no Freivalds check in {kinds:?}"
             );
+        }
+        for (input, expected) in inputs.iter().zip(&native).skip(1).take(2) {
+            let s = common::synthesize_with(&model, params.clone(), input, expected);
+            assert_eq!(&s.outputs, expected, "{name}: circuit and native inference differ");
         }
     }
 
@@ -361,39 +376,13 @@ fn reduce_mean_over_tokens_features_or_everything_matches_tract_and_the_circuit(
         ),
     ];
     for (name, bytes) in cases {
-        let path = write("reduce-mean.onnx", &bytes);
-        let float = import_onnx(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let reference = float_reference(&path).expect("tract");
-        for x in random_inputs(35, 5, T * F, 2.0) {
-            onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
-        }
-        let model = quantize(&float, &random_inputs(36, 100, T * F, 2.0)).expect("quantize");
-        let x = &random_inputs(37, 1, T * F, 2.0)[0];
-        let input = quantize_input(&model, x).unwrap();
-        let expected = infer_batch(&model, std::slice::from_ref(&input))
-            .expect("native")
-            .remove(0);
-        let (circuit, public, k, outputs) = synthesize(&model, CircuitParams::for_model(&model), &input, &expected);
-        assert_eq!(outputs, expected, "{name}: circuit and native inference differ");
-        let counts = circuit.assigned_cell_counts();
-        let index = counts[&CellKind::Output] / 2;
-        let tampered = circuit.with_tamper(Tamper::Cell {
-            kind: CellKind::Output,
-            index,
-            delta: 1,
-        });
-        assert!(
-            !common::satisfied(&tampered, &public, k),
-            "{name}: a tampered output accepted"
-        );
+        let float = import_checked(name, &bytes, 1e-4);
+        let (model, x, input, expected) = quantized_sample(&float, 36);
+        let params = CircuitParams::for_model(&model);
+        assert_bit_exact(name, &model, params, (&input, &expected), &[CellKind::Output]);
         // Dequantized, the int8 model stays close to the float one.
-        let (want, got) = (float.forward(x).unwrap(), dequantize_output(&model, &expected));
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-        let worst = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(
-            worst <= 0.1 * scale,
-            "{name}: int8 output off by {worst} (outputs up to {scale})"
-        );
+        let error = relative_error(&float, &model, &x, &expected);
+        assert!(error <= 0.1, "{name}: int8 output off by {error} of the largest output");
     }
 }
 
@@ -483,32 +472,17 @@ fn split_and_sliced(seed: u64, opset: i64) -> Vec<u8> {
 #[test]
 fn split_and_slice_move_data_as_tract_does_and_prove_bit_exact() {
     for opset in [17, 18] {
-        let path = write("split-slice.onnx", &split_and_sliced(41, opset));
-        let float = import_onnx(&path).unwrap_or_else(|e| panic!("opset {opset}: {e}"));
-        let reference = float_reference(&path).expect("tract");
-        for x in random_inputs(42, 5, T * F, 2.0) {
-            onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
-        }
-        let model = quantize(&float, &random_inputs(43, 100, T * F, 2.0)).expect("quantize");
-        let x = &random_inputs(44, 1, T * F, 2.0)[0];
-        let input = quantize_input(&model, x).unwrap();
-        let expected = infer_batch(&model, std::slice::from_ref(&input))
-            .expect("native")
-            .remove(0);
-        let (circuit, public, k, outputs) = synthesize(&model, CircuitParams::for_model(&model), &input, &expected);
-        assert_eq!(outputs, expected, "opset {opset}: circuit and native inference differ");
-        let counts = circuit.assigned_cell_counts();
-        for kind in [CellKind::MulOperand, CellKind::LayerInput] {
-            let tampered = circuit.clone().with_tamper(Tamper::Cell {
-                kind,
-                index: counts[&kind] / 2,
-                delta: 1,
-            });
-            assert!(
-                !common::satisfied(&tampered, &public, k),
-                "opset {opset}: tampered {kind:?} accepted"
-            );
-        }
+        let name = format!("opset {opset}");
+        let float = import_checked(&name, &split_and_sliced(41, opset), 1e-4);
+        let (model, _, input, expected) = quantized_sample(&float, 43);
+        let kinds = [CellKind::MulOperand, CellKind::LayerInput];
+        assert_bit_exact(
+            &name,
+            &model,
+            CircuitParams::for_model(&model),
+            (&input, &expected),
+            &kinds,
+        );
     }
 }
 
@@ -550,119 +524,90 @@ fn slices_and_splits_that_cannot_be_read_are_refused_with_their_names() {
     assert!(message.contains("uneven") && message.contains("add up"), "{message}");
 }
 
-/// `x [1, T, F] → MatMul(F→H)+Add → h`, then what a decomposed layer norm and a residual do with two computed
-/// tensors of different shapes: `c = h − mean(h)` over the features (`[1, T, 1]` broadcast), `g = c · σ(mean)`,
-/// `r = g + h`, `q = mean over tokens (`[1, 1, H]`) − r`, then the mean over the tokens and a Gemm head.
-fn broadcasting(seed: u64) -> Vec<u8> {
+/// A `ReduceMean` node over `axis`, keeping it (as 1) or not.
+fn mean_node(name: &str, input: &str, output: &str, axis: i64, keep: i64) -> onnx::Msg {
+    let attrs = vec![attr_ints("axes", &[axis]), attr_int("keepdims", keep)];
+    node("ReduceMean", name, &[input], &[output], attrs)
+}
+
+/// `x [1, T, F] → MatMul(F→H)+Add → h → body → (its output `last`, [1, T, H]) → mean over the tokens → Gemm(H→4)
+/// → y`, with `extra` constants for the body.
+fn block(seed: u64, body: Vec<onnx::Msg>, last: &str, mut extra: Vec<onnx::Msg>) -> Vec<u8> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (f, h) = (F as i64, H as i64);
-    let mean = |name: &str, input: &str, output: &str, axis: i64, keep: i64| {
-        node(
-            "ReduceMean",
-            name,
-            &[input],
-            &[output],
-            vec![attr_ints("axes", &[axis]), attr_int("keepdims", keep)],
-        )
-    };
-    let nodes = vec![
+    let mut nodes = vec![
         node("MatMul", "fc1", &["x", "w1"], &["h0"], vec![]),
         node("Add", "fc1_bias", &["h0", "b1"], &["h"], vec![]),
-        mean("feature_mean", "h", "m", -1, 1),
-        node("Sub", "centre", &["h", "m"], &["c"], vec![]),
-        node("Sigmoid", "gate_act", &["m"], &["s"], vec![]),
-        node("Mul", "gate", &["c", "s"], &["g"], vec![]),
-        node("Add", "residual", &["g", "h"], &["r"], vec![]),
-        mean("token_mean", "h", "p", 1, 1),
-        node("Sub", "against_mean", &["p", "r"], &["q"], vec![]),
-        mean("pool", "q", "qm", 1, 0),
-        node("Gemm", "head", &["qm", "w2", "b2"], &["y"], vec![attr_int("transB", 1)]),
     ];
-    let inits = vec![
+    nodes.extend(body);
+    nodes.push(mean_node("pool", last, "pooled", 1, 0));
+    nodes.push(node(
+        "Gemm",
+        "head",
+        &["pooled", "w2", "b2"],
+        &["y"],
+        vec![attr_int("transB", 1)],
+    ));
+    let mut inits = vec![
         tensor("w1", &[f, h], &random_values(&mut rng, F * H, 0.5)),
         tensor("b1", &[h], &random_values(&mut rng, H, 0.3)),
         tensor("w2", &[4, h], &random_values(&mut rng, 4 * H, 0.8)),
         tensor("b2", &[4], &random_values(&mut rng, 4, 0.3)),
     ];
+    inits.append(&mut extra);
     model(nodes, inits, &[1, T as i64, f])
+}
+
+/// What a decomposed layer norm and a residual do with two computed tensors of different shapes, in a [`block`]:
+/// `c = h − mean(h)` over the features (`[1, T, 1]` broadcast), `g = c · σ(mean)`, `r = g + h`,
+/// `q = mean over tokens (`[1, 1, H]`) − r`.
+fn broadcasting(seed: u64) -> Vec<u8> {
+    let body = vec![
+        mean_node("feature_mean", "h", "m", -1, 1),
+        node("Sub", "centre", &["h", "m"], &["c"], vec![]),
+        node("Sigmoid", "gate_act", &["m"], &["s"], vec![]),
+        node("Mul", "gate", &["c", "s"], &["g"], vec![]),
+        node("Add", "residual", &["g", "h"], &["r"], vec![]),
+        mean_node("token_mean", "h", "p", 1, 1),
+        node("Sub", "against_mean", &["p", "r"], &["q"], vec![]),
+    ];
+    block(seed, body, "q", vec![])
 }
 
 #[test]
 fn add_sub_and_mul_of_two_tensors_broadcast_as_tract_does_and_prove_bit_exact() {
-    let path = write("broadcasting.onnx", &broadcasting(51));
-    let float = import_onnx(&path).expect("import");
+    let float = import_checked("broadcasting", &broadcasting(51), 1e-4);
     let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
     for op in ["Sub", "Mul", "Add", "Expand"] {
         assert!(ops.contains(&op), "no {op} in {ops:?}");
     }
-    let reference = float_reference(&path).expect("tract");
-    for x in random_inputs(52, 5, T * F, 2.0) {
-        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
-    }
-    let model = quantize(&float, &random_inputs(53, 100, T * F, 2.0)).expect("quantize");
-    for (i, x) in random_inputs(54, 2, T * F, 2.0).iter().enumerate() {
-        let input = quantize_input(&model, x).unwrap();
-        let expected = infer_batch(&model, std::slice::from_ref(&input))
-            .expect("native")
-            .remove(0);
-        let (circuit, public, k, outputs) = synthesize(&model, CircuitParams::for_model(&model), &input, &expected);
-        assert_eq!(outputs, expected, "input {i}: circuit and native inference differ");
-        if i > 0 {
-            continue;
-        }
-        let counts = circuit.assigned_cell_counts();
-        for kind in [CellKind::LayerInput, CellKind::MulOperand, CellKind::Output] {
-            for index in [0, counts[&kind] - 1] {
-                let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
-                assert!(
-                    !common::satisfied(&tampered, &public, k),
-                    "tampered {kind:?} #{index} accepted"
-                );
-            }
-        }
-        // Dequantized, the int8 model stays close to the float one.
-        let (want, got) = (float.forward(x).unwrap(), dequantize_output(&model, &expected));
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-        let worst = want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(
-            worst <= 0.15 * scale,
-            "int8 output off by {worst} (outputs up to {scale})"
-        );
-    }
+    let (model, x, input, expected) = quantized_sample(&float, 53);
+    let kinds = [CellKind::LayerInput, CellKind::MulOperand, CellKind::Output];
+    assert_bit_exact(
+        "broadcasting",
+        &model,
+        CircuitParams::for_model(&model),
+        (&input, &expected),
+        &kinds,
+    );
+    // Dequantized, the int8 model stays close to the float one.
+    let error = relative_error(&float, &model, &x, &expected);
+    assert!(error <= 0.15, "int8 output off by {error} of the largest output");
 }
 
 #[test]
 fn operands_that_do_not_broadcast_are_refused_with_the_node_and_shapes() {
-    let bytes = model(
-        vec![
-            node(
-                "ReduceMean",
-                "m",
-                &["x"],
-                &["m"],
-                vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)],
-            ),
+    // `x − mean(x)` over `axis`, the mean not kept: `[1, T, F] − [1, F]` broadcasts (the mean over the tokens taken
+    // from every token); `[1, T, F] − [1, T]` does not.
+    let centred = |axis: i64| {
+        let nodes = vec![
+            mean_node("m", "x", "m", axis, 0),
             node("Sub", "misfit", &["x", "m"], &["y"], vec![]),
-        ],
-        vec![],
-        &[1, T as i64, F as i64],
-    );
-    // [1, T, F] − [1, F] broadcasts (the mean over tokens from every token); [1, T, F] − [1, T] would not.
-    assert!(import_onnx(write("broadcast-ok.onnx", &bytes)).is_ok());
-    let bytes = model(
-        vec![
-            node(
-                "ReduceMean",
-                "m",
-                &["x"],
-                &["m"],
-                vec![attr_ints("axes", &[2]), attr_int("keepdims", 0)],
-            ),
-            node("Sub", "misfit", &["x", "m"], &["y"], vec![]),
-        ],
-        vec![],
-        &[1, T as i64, F as i64],
-    );
+        ];
+        model(nodes, vec![], &[1, T as i64, F as i64])
+    };
+    assert!(import_onnx(write("broadcast-ok.onnx", &centred(1))).is_ok());
+    let bytes = centred(2);
     match import_onnx(write("broadcast-bad.onnx", &bytes)) {
         Err(e) => {
             let message = e.to_string();
@@ -675,76 +620,46 @@ fn operands_that_do_not_broadcast_are_refused_with_the_node_and_shapes() {
     }
 }
 
-/// `x [1, T, F] → MatMul(F→H)+Add → h`, then layer norm over the features as older exporters decompose it
-/// (`ReduceMean, Sub, Pow, ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β`), the mean over the tokens and a Gemm head.
+/// Layer norm over the features as older exporters decompose it, in a [`block`]:
+/// `ReduceMean, Sub, Pow, ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β`.
 fn decomposed_layer_norm(seed: u64) -> Vec<u8> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let (f, h) = (F as i64, H as i64);
-    let mean = |name: &str, input: &str, output: &str, axis: i64, keep: i64| {
-        node(
-            "ReduceMean",
-            name,
-            &[input],
-            &[output],
-            vec![attr_ints("axes", &[axis]), attr_int("keepdims", keep)],
-        )
-    };
-    let nodes = vec![
-        node("MatMul", "fc1", &["x", "w1"], &["h0"], vec![]),
-        node("Add", "fc1_bias", &["h0", "b1"], &["h"], vec![]),
-        mean("ln_mean", "h", "mu", -1, 1),
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+    let body = vec![
+        mean_node("ln_mean", "h", "mu", -1, 1),
         node("Sub", "ln_centre", &["h", "mu"], &["c"], vec![]),
         node("Pow", "ln_square", &["c", "two"], &["sq"], vec![]),
-        mean("ln_var", "sq", "var", -1, 1),
+        mean_node("ln_var", "sq", "var", -1, 1),
         node("Add", "ln_eps", &["var", "eps"], &["ve"], vec![]),
         node("Sqrt", "ln_std", &["ve"], &["sd"], vec![]),
         node("Div", "ln_norm", &["c", "sd"], &["nrm"], vec![]),
         node("Mul", "ln_gamma", &["nrm", "gamma"], &["sc"], vec![]),
         node("Add", "ln_beta", &["sc", "beta"], &["ln"], vec![]),
-        mean("pool", "ln", "pooled", 1, 0),
-        node(
-            "Gemm",
-            "head",
-            &["pooled", "w2", "b2"],
-            &["y"],
-            vec![attr_int("transB", 1)],
-        ),
     ];
-    let inits = vec![
-        tensor("w1", &[f, h], &random_values(&mut rng, F * H, 0.5)),
-        tensor("b1", &[h], &random_values(&mut rng, H, 0.3)),
+    let extra = vec![
         onnx::scalar("two", 2.0),
         onnx::scalar("eps", 1e-5),
-        tensor("gamma", &[h], &random_values(&mut rng, H, 1.0)),
-        tensor("beta", &[h], &random_values(&mut rng, H, 0.2)),
-        tensor("w2", &[4, h], &random_values(&mut rng, 4 * H, 0.8)),
-        tensor("b2", &[4], &random_values(&mut rng, 4, 0.3)),
+        tensor("gamma", &[H as i64], &random_values(&mut rng, H, 1.0)),
+        tensor("beta", &[H as i64], &random_values(&mut rng, H, 0.2)),
     ];
-    model(nodes, inits, &[1, T as i64, f])
+    block(seed, body, "ln", extra)
 }
 
 #[test]
 fn a_decomposed_layer_norm_imports_as_tract_runs_it_and_proves_bit_exact() {
-    let path = write("decomposed-ln.onnx", &decomposed_layer_norm(61));
-    let float = import_onnx(&path).expect("import");
+    let float = import_checked("decomposed layer norm", &decomposed_layer_norm(61), 1e-3);
     let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
     for op in ["Sub", "Pow", "Sqrt", "Reciprocal", "Div"] {
         assert!(ops.iter().any(|o| o.contains(op)), "no {op} in {ops:?}");
     }
-    let reference = float_reference(&path).expect("tract");
-    for x in random_inputs(62, 5, T * F, 2.0) {
-        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-3);
-    }
-    let model = quantize(&float, &random_inputs(63, 200, T * F, 2.0)).expect("quantize");
+    let (model, ..) = quantized_sample(&float, 63);
     let test = random_inputs(64, 50, T * F, 2.0);
     let inputs: Vec<Vec<i64>> = test.iter().map(|x| quantize_input(&model, x).unwrap()).collect();
     let native = infer_batch(&model, &inputs).expect("native");
     // The int8 layer norm goes through two 256-entry tables (√ and 1/x): report how close it stays.
     let (mut worst, mut agree) = (0f32, 0);
     for (x, q) in test.iter().zip(&native) {
+        worst = worst.max(relative_error(&float, &model, x, q));
         let (want, got) = (float.forward(x).unwrap(), dequantize_output(&model, q));
-        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-        worst = worst.max(want.iter().zip(&got).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale);
         agree += usize::from(zkinfer_prover::accuracy::argmax(&want) == zkinfer_prover::accuracy::argmax(&got));
     }
     eprintln!("decomposed layer norm: worst relative output error {worst:.3}, top-1 agreement {agree}/50");
@@ -752,21 +667,15 @@ fn a_decomposed_layer_norm_imports_as_tract_runs_it_and_proves_bit_exact() {
         worst < 0.25 && agree >= 45,
         "worst relative error {worst}, agreement {agree}/50"
     );
-    for (i, (input, expected)) in inputs.iter().zip(&native).take(2).enumerate() {
-        let (circuit, public, k, outputs) = synthesize(&model, CircuitParams::for_model(&model), input, expected);
-        assert_eq!(&outputs, expected, "input {i}: circuit and native inference differ");
-        if i == 0 {
-            let counts = circuit.assigned_cell_counts();
-            for kind in [CellKind::TableInput, CellKind::TableOutput, CellKind::MulProduct] {
-                let index = counts[&kind] / 2;
-                let tampered = circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
-                assert!(
-                    !common::satisfied(&tampered, &public, k),
-                    "tampered {kind:?} #{index} accepted"
-                );
-            }
-        }
-    }
+    let kinds = [CellKind::TableInput, CellKind::TableOutput, CellKind::MulProduct];
+    let params = CircuitParams::for_model(&model);
+    assert_bit_exact(
+        "decomposed layer norm",
+        &model,
+        params,
+        (&inputs[0], &native[0]),
+        &kinds,
+    );
 }
 
 #[test]

@@ -90,10 +90,15 @@ pub struct Synthesized {
     pub k: u32,
 }
 
-/// Synthesizes `model`'s circuit on the int8 `input`, claiming `expected` as the public outputs.
+/// Synthesizes `model`'s circuit (the planner's layout) on the int8 `input`, claiming `expected` as the public
+/// outputs.
 pub fn synthesize(model: &QuantizedModel, input: &[i64], expected: &[i64]) -> Synthesized {
+    synthesize_with(model, CircuitParams::for_model(model), input, expected)
+}
+
+/// [`synthesize`] with the layout `params`.
+pub fn synthesize_with(model: &QuantizedModel, params: CircuitParams, input: &[i64], expected: &[i64]) -> Synthesized {
     use zkinfer_circuits::{field, layout, poseidon, ModelCircuit, PublicInputs, Witness};
-    let params = CircuitParams::for_model(model);
     let k = layout::plan(model, &params).expect("plan").k;
     let (salt, nonce) = salt_and_nonce();
     let circuit = ModelCircuit::new(

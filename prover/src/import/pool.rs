@@ -129,15 +129,7 @@ impl Walker<'_> {
                 })
                 .collect();
             let moved = format!("{}/reduced-axes-last", n.output()?);
-            let new = NewNode {
-                op_type: "Transpose".into(),
-                inputs: vec![t],
-                shape: moved_shape,
-                op: FloatOp::Move(map),
-            };
-            source = self.push_as(&moved, n, new)?;
-            // Read by the average below, which no name in the graph says.
-            self.uses[source] += 1;
+            source = self.push_inner_move(n, &moved, "Transpose", t, moved_shape, map)?;
         }
         let window = Window2d {
             input_hw: [block, 1],

@@ -303,16 +303,29 @@ impl Walker<'_> {
             })
             .collect();
         let name = format!("{}/broadcast-{which}", n.output()?);
+        self.push_inner_move(n, &name, "Expand", t, out.to_vec(), map)
+    }
+
+    /// Pushes a move of `t` built from `n` as the value `name`, which no name in the graph reads: it is counted as
+    /// read once, by the node the caller pushes next.
+    pub(super) fn push_inner_move(
+        &mut self,
+        n: &Node,
+        name: &str,
+        op_type: &str,
+        t: FloatTensorId,
+        shape: Vec<usize>,
+        map: Vec<(usize, usize)>,
+    ) -> Result<FloatTensorId> {
         let new = NewNode {
-            op_type: "Expand".into(),
+            op_type: op_type.into(),
             inputs: vec![t],
-            shape: out.to_vec(),
+            shape,
             op: FloatOp::Move(map),
         };
-        let expanded = self.push_as(&name, n, new)?;
-        // Read by the node itself, which no name in the graph says.
-        self.uses[expanded] += 1;
-        Ok(expanded)
+        let moved = self.push_as(name, n, new)?;
+        self.uses[moved] += 1;
+        Ok(moved)
     }
 
     /// `Concat` of tensors along `axis` (not the batch axis).
