@@ -21,8 +21,8 @@ use zkinfer_circuits::chips::freivalds::product_shape;
 use zkinfer_circuits::model::{Op, QuantizedModel};
 use zkinfer_circuits::{layout, CircuitParams, Fr};
 use zkinfer_prover::{
-    dequantize_output, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup, FloatModel, FloatOp,
-    ProverError, SrsSource,
+    accuracy_report, dequantize_output, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup,
+    Dataset, FloatModel, FloatOp, ProverError, SrsSource,
 };
 use zkinfer_verifier::{verify_bundle, Expectations};
 
@@ -188,6 +188,18 @@ fn a_token_wise_mlp_imports_quantizes_proves_and_verifies() {
     let agreement = agree as f64 / tokens as f64;
     eprintln!("token-wise MLP: per-token top-1 agreement {agreement:.4} on {tokens} tokens");
     assert!(agreement >= 0.9, "per-token agreement {agreement}");
+    // `compile`'s report gives the same per-row figure (against tract's float outputs).
+    let dataset = Dataset {
+        inputs: test.clone(),
+        labels: None,
+        targets: None,
+    };
+    let report = accuracy_report(&path, &model, &dataset).expect("accuracy");
+    let rows = report
+        .row_top1_agreement
+        .expect("a per-row agreement for a [T, O] output");
+    assert_eq!((rows.rows, rows.row_len), (tokens, O));
+    assert!((rows.agreement - agreement).abs() <= 0.01, "{report}");
 
     // Bit-exact, through the planner's layout and with every token-wise layer checked by Freivalds' test; every
     // kind of cell tampered with is rejected.

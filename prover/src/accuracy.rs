@@ -107,6 +107,38 @@ pub struct AccuracyReport {
     /// Regression figures (R², relative error), when the dataset has targets or the model has one output.
     #[serde(default)]
     pub regression: Option<RegressionReport>,
+    /// For an output of several rows (a sequence's `[T, C]`: one prediction per token), the fraction of rows
+    /// whose int8 and float argmax agree, each row taken on its own as a next-token prediction is read.
+    #[serde(default)]
+    pub row_top1_agreement: Option<RowAgreement>,
+}
+
+/// Per-row top-1 agreement of a multi-row output.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RowAgreement {
+    /// Rows compared (samples × rows per sample).
+    pub rows: usize,
+    /// Values per row (the output's last dimension).
+    pub row_len: usize,
+    /// Fraction of rows whose int8 and float argmax agree.
+    pub agreement: f64,
+}
+
+/// The per-row agreement of float and int8 outputs cut into rows of `row_len` values.
+pub fn row_agreement(float_out: &[Vec<f32>], int8_out: &[Vec<f32>], row_len: usize) -> RowAgreement {
+    let row_len = row_len.max(1);
+    let (mut rows, mut agree) = (0usize, 0usize);
+    for (f, q) in float_out.iter().zip(int8_out) {
+        for (fr, qr) in f.chunks_exact(row_len).zip(q.chunks_exact(row_len)) {
+            rows += 1;
+            agree += usize::from(argmax(fr) == argmax(qr));
+        }
+    }
+    RowAgreement {
+        rows,
+        row_len,
+        agreement: agree as f64 / rows.max(1) as f64,
+    }
 }
 
 /// Index of the largest value; the first one on ties, 0 for an empty slice (NaN never wins).
@@ -134,6 +166,12 @@ pub fn accuracy_report(
     let int8 = |x: &Vec<f32>| Ok(dequantize_output(model, &engine.infer(&quantize_input(model, x)?)?));
     let int_out = dataset.inputs.par_iter().map(int8).collect::<Result<Vec<_>>>()?;
     let mut report = compare(&float_out, &int_out, dataset.labels.as_deref())?;
+    let shape = model.layers.last().map_or(&[][..], |l| l.output_shape.as_slice());
+    if let [rows @ .., row_len] = shape {
+        if rows.iter().product::<usize>() > 1 {
+            report.row_top1_agreement = Some(row_agreement(&float_out, &int_out, *row_len));
+        }
+    }
     if dataset.targets.is_some() || model.output_len() == 1 {
         report.regression = Some(regression_report(&float_out, &int_out, dataset.targets.as_deref()));
     }
@@ -186,6 +224,7 @@ pub fn compare(float_out: &[Vec<f32>], int8_out: &[Vec<f32>], labels: Option<&[u
         max_abs_error: max_err as f32,
         mean_abs_error: (sum_err / count.max(1) as f64) as f32,
         regression: None,
+        row_top1_agreement: None,
     })
 }
 
@@ -203,6 +242,14 @@ impl fmt::Display for AccuracyReport {
             "{:<28}{:>9}{agree:>9}  (int8 argmax = float argmax)",
             "  top-1 agreement", ""
         )?;
+        if let Some(r) = &self.row_top1_agreement {
+            let per_row = pct(Some(r.agreement));
+            writeln!(
+                f,
+                "{:<28}{:>9}{per_row:>9}  (each of {} rows of {} values, e.g. per token)",
+                "  top-1 agreement per row", "", r.rows, r.row_len
+            )?;
+        }
         let (max, mean) = (self.max_abs_error, self.mean_abs_error);
         write!(
             f,
@@ -247,6 +294,18 @@ mod tests {
         );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["samples"], 3);
+    }
+
+    #[test]
+    fn row_agreement_takes_each_row_on_its_own() {
+        // Two samples of two rows of three: rows agree, differ; differ, agree.
+        let float = vec![vec![0.0, 1.0, 0.5, 3.0, 0.0, 0.0], vec![0.0, 0.0, 1.0, 0.2, 0.1, 0.0]];
+        let int8 = vec![vec![0.0, 0.9, 0.1, 0.0, 2.0, 0.0], vec![1.0, 0.0, 0.0, 0.3, 0.0, 0.0]];
+        let r = row_agreement(&float, &int8, 3);
+        assert_eq!((r.rows, r.row_len, r.agreement), (4, 3, 0.5));
+        let mut report = compare(&float, &int8, None).unwrap();
+        report.row_top1_agreement = Some(r);
+        assert!(report.to_string().contains("per row") && report.to_string().contains("50.00%"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod model_file;
 pub mod quantize;
 pub mod regression;
 
-pub use accuracy::{accuracy_report, float_reference, AccuracyReport, FloatReference};
+pub use accuracy::{accuracy_report, float_reference, AccuracyReport, FloatReference, RowAgreement};
 pub use compile::{compile, Compiled, PrecisionChoice};
 pub use dataset::Dataset;
 pub use device::{Device, GpuBackend};
