@@ -1,7 +1,7 @@
 //! Pooling: `MaxPool`, `AveragePool` and `GlobalAveragePool` over `[1, C, H, W]` tensors, and `ReduceMean` over any
 //! axes of any tensor (the same average).
 
-use super::shape::strides;
+use super::shape::permuted;
 use super::{bail_graph, nchw, pads_2d, pair, plain_window, NewNode, Node, Walker};
 use crate::error::Result;
 use crate::graph::{FloatOp, Pool, PoolKind, Window2d};
@@ -117,17 +117,7 @@ impl Walker<'_> {
         let order: Vec<usize> = kept.iter().chain(&gone).copied().collect();
         let mut source = t;
         if order.iter().enumerate().any(|(i, &a)| i != a) {
-            let input_strides = strides(&shape);
-            let moved_shape: Vec<usize> = order.iter().map(|&a| shape[a]).collect();
-            let moved_strides = strides(&moved_shape);
-            let map = (0..outputs * block)
-                .map(|i| {
-                    let at: usize = (order.iter().enumerate())
-                        .map(|(j, &a)| (i / moved_strides[j]) % moved_shape[j] * input_strides[a])
-                        .sum();
-                    (0, at)
-                })
-                .collect();
+            let (moved_shape, map) = permuted(&shape, &order);
             let moved = format!("{}/reduced-axes-last", n.output()?);
             source = self.push_inner_move(n, &moved, "Transpose", t, moved_shape, map)?;
         }

@@ -14,6 +14,23 @@ pub(super) fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
+/// A tensor of shape `shape` with its axes in the order `perm` (output axis `i` is input axis `perm[i]`): the
+/// output shape and, for each output element, the input element it is.
+pub(super) fn permuted(shape: &[usize], perm: &[usize]) -> (Vec<usize>, Vec<(usize, usize)>) {
+    let out: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
+    let (in_strides, out_strides) = (strides(shape), strides(&out));
+    let size: usize = shape.iter().product();
+    let map = (0..size)
+        .map(|o| {
+            let src = (0..out.len())
+                .map(|i| (o / out_strides[i]) % out[i] * in_strides[perm[i]])
+                .sum();
+            (0, src)
+        })
+        .collect();
+    (out, map)
+}
+
 /// The shape two operands broadcast to under ONNX's multidirectional broadcasting (aligned on the right, each
 /// dimension equal or 1); `None` when they do not.
 pub(super) fn broadcast_shape(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
@@ -107,17 +124,7 @@ impl Walker<'_> {
                 p.iter().map(|&a| a as usize).collect()
             }
         };
-        let out: Vec<usize> = perm.iter().map(|&a| shape[a]).collect();
-        let (in_strides, out_strides) = (strides(&shape), strides(&out));
-        let size: usize = shape.iter().product();
-        let map = (0..size)
-            .map(|o| {
-                let src = (0..rank)
-                    .map(|i| (o / out_strides[i]) % out[i] * in_strides[perm[i]])
-                    .sum();
-                (0, src)
-            })
-            .collect();
+        let (out, map) = permuted(&shape, &perm);
         self.push_move(n, vec![t], out, map)
     }
 
