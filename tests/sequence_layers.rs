@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use onnx::{attr_int, attr_ints, model, model_at, node, random_inputs, random_values, tensor, tensor_i64, write};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use zkinfer_circuits::assign::{CellKind, Tamper};
+use zkinfer_circuits::assign::CellKind;
 use zkinfer_circuits::chips::freivalds::product_shape;
 use zkinfer_circuits::model::{Op, QuantizedModel};
 use zkinfer_circuits::{layout, CircuitParams, Fr};
@@ -64,50 +64,6 @@ fn token_mlp(seed: u64) -> Vec<u8> {
 /// The index of the largest value of each token's `O` outputs.
 fn argmax_per_token(y: &[f32]) -> Vec<usize> {
     y.chunks_exact(O).map(zkinfer_prover::accuracy::argmax).collect()
-}
-
-/// Synthesizes `model` with `params` on `input`, claiming `expected`, checks that the mock prover accepts it and
-/// that the circuit computed `expected` itself; then that one cell of each of `kinds` (every kind assigned but
-/// padding when empty; the first, middle and last of its kind) tampered with is rejected, and so is a wrong
-/// output. Returns the kinds tampered with.
-fn assert_bit_exact(
-    name: &str,
-    model: &QuantizedModel,
-    params: CircuitParams,
-    (input, expected): (&[i64], &[i64]),
-    kinds: &[CellKind],
-) -> Vec<CellKind> {
-    let s = common::synthesize_with(model, params, input, expected);
-    assert_eq!(s.prover.verify(), Ok(()), "{name}: the honest circuit is not satisfied");
-    assert_eq!(s.outputs, expected, "{name}: circuit and native inference differ");
-    let counts = s.circuit.assigned_cell_counts();
-    let kinds: Vec<CellKind> = if kinds.is_empty() {
-        // Padding is constrained by nothing, by design: a fixed zero multiplies it.
-        (counts.iter())
-            .filter(|(&k, &n)| n > 0 && k != CellKind::Padding)
-            .map(|(&k, _)| k)
-            .collect()
-    } else {
-        kinds.to_vec()
-    };
-    for &kind in &kinds {
-        let n = counts.get(&kind).copied().unwrap_or(0);
-        assert!(n > 0, "{name}: no {kind:?} cell assigned");
-        for index in [0, n / 2, n - 1] {
-            let tampered = s.circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
-            assert!(
-                !common::satisfied(&tampered, &s.public, s.k),
-                "{name}: tampered {kind:?} #{index} accepted"
-            );
-        }
-    }
-    let mut wrong = s.public.clone();
-    wrong.outputs[expected.len() / 2] += 1;
-    assert!(
-        !common::satisfied(&s.circuit, &wrong, s.k),
-        "{name}: a wrong output accepted"
-    );
-    kinds
 }
 
 /// Imports the ONNX `bytes` and checks our float graph against tract on a few random inputs.
@@ -219,7 +175,7 @@ fn a_token_wise_mlp_imports_quantizes_proves_and_verifies() {
         ("freivalds", freivalds),
         ("multiply-accumulate", mac_only),
     ] {
-        let kinds = assert_bit_exact(name, &model, params.clone(), (&inputs[0], &native[0]), &[]);
+        let kinds = common::assert_bit_exact(name, &model, params.clone(), (&inputs[0], &native[0]), &[]);
         assert!(kinds.contains(&CellKind::Output), "{name}: {kinds:?}");
         if name == "freivalds" {
             assert!(
@@ -391,7 +347,7 @@ fn reduce_mean_over_tokens_features_or_everything_matches_tract_and_the_circuit(
         let float = import_checked(name, &bytes, 1e-4);
         let (model, x, input, expected) = quantized_sample(&float, 36);
         let params = CircuitParams::for_model(&model);
-        assert_bit_exact(name, &model, params, (&input, &expected), &[CellKind::Output]);
+        common::assert_bit_exact(name, &model, params, (&input, &expected), &[CellKind::Output]);
         // Dequantized, the int8 model stays close to the float one.
         let error = relative_error(&float, &model, &x, &expected);
         assert!(error <= 0.1, "{name}: int8 output off by {error} of the largest output");
@@ -488,7 +444,7 @@ fn split_and_slice_move_data_as_tract_does_and_prove_bit_exact() {
         let float = import_checked(&name, &split_and_sliced(41, opset), 1e-4);
         let (model, _, input, expected) = quantized_sample(&float, 43);
         let kinds = [CellKind::MulOperand, CellKind::LayerInput];
-        assert_bit_exact(
+        common::assert_bit_exact(
             &name,
             &model,
             CircuitParams::for_model(&model),
@@ -595,7 +551,7 @@ fn add_sub_and_mul_of_two_tensors_broadcast_as_tract_does_and_prove_bit_exact() 
     }
     let (model, x, input, expected) = quantized_sample(&float, 53);
     let kinds = [CellKind::LayerInput, CellKind::MulOperand, CellKind::Output];
-    assert_bit_exact(
+    common::assert_bit_exact(
         "broadcasting",
         &model,
         CircuitParams::for_model(&model),
@@ -681,7 +637,7 @@ fn a_decomposed_layer_norm_imports_as_tract_runs_it_and_proves_bit_exact() {
     );
     let kinds = [CellKind::TableInput, CellKind::TableOutput, CellKind::MulProduct];
     let params = CircuitParams::for_model(&model);
-    assert_bit_exact(
+    common::assert_bit_exact(
         "decomposed layer norm",
         &model,
         params,

@@ -192,9 +192,9 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
         table: params.has(Chip::Table).then(|| TableConfig::configure(meta)),
         product: params.has(Chip::Product).then(|| ProductConfig::configure(meta)),
         // Last: its second-phase columns need a first-phase column allocated before them.
-        freivalds: (!params.freivalds_layers.is_empty()).then(|| {
+        freivalds: params.has_freivalds().then(|| {
             let widths: Vec<usize> = params.freivalds_widths.iter().copied().collect();
-            FreivaldsConfig::configure(meta, params.freivalds_pairs, &widths)
+            FreivaldsConfig::configure(meta, params.freivalds_pairs, &widths, params.has(Chip::MatMul))
         }),
         range,
         clamp,
@@ -273,6 +273,7 @@ impl Circuit<Fr> for ModelCircuit {
                 let mut tensors = vec![input];
                 let tables = table_ids(&self.model);
                 let mut products = Vec::new();
+                let mut matmuls = Vec::new();
                 for (index, layer) in self.model.layers.iter().enumerate() {
                     let mut ctx = AssignContext {
                         model: &self.model,
@@ -284,6 +285,7 @@ impl Circuit<Fr> for ModelCircuit {
                         fusion: &fusion,
                         index,
                         products: &mut products,
+                        matmuls: &mut matmuls,
                         freivalds: self.params.uses_freivalds(index),
                         freivalds_widths: &self.params.freivalds_widths,
                     };
@@ -305,7 +307,10 @@ impl Circuit<Fr> for ModelCircuit {
                         let windows = p.windows.as_ref();
                         chip.assign_product(&mut a, &mut rows.freivalds, gamma, &p.weights, &p.x, &p.y, windows)?;
                     }
-                } else if !products.is_empty() {
+                    for m in &matmuls {
+                        chip.assign_matmul(&mut a, &mut rows.freivalds, gamma, &m.lhs, &m.rhs, &m.out)?;
+                    }
+                } else if !products.is_empty() || !matmuls.is_empty() {
                     return Err(Error::Synthesis);
                 }
                 #[cfg(feature = "test-hooks")]

@@ -283,6 +283,10 @@ fn clamp_bits_covering(model: &QuantizedModel, input_bits: &[u32]) -> u32 {
                 let width = clamp_table::bits_to_cover(&mul.rescale(), mul.output_range());
                 widths.extend(width.map(|w| (w, mul.operands.len())));
             }
+            Op::MatMul(matmul) => {
+                let width = clamp_table::bits_to_cover(&matmul.rescale(), matmul.output_range());
+                widths.extend(width.map(|w| (w, matmul.output_len())));
+            }
             _ => {}
         }
     }
@@ -398,10 +402,10 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         pool_rows: rows.pool,
         table_rows: rows.table,
         product_rows: rows.product,
-        freivalds_rows: if params.freivalds_layers.is_empty() {
-            0
-        } else {
+        freivalds_rows: if params.has_freivalds() {
             rows.freivalds.max()
+        } else {
+            0
         },
         lookup_table_rows: RangeTable::rows(params.limb_bits)
             .max(if params.has(Chip::Table) {
@@ -676,7 +680,7 @@ fn candidates_with_clamp(
     base: &CircuitParams,
     freivalds_layers: &BTreeSet<usize>,
 ) -> Result<Vec<Candidate>, String> {
-    let max_pairs = if freivalds_layers.is_empty() {
+    let max_pairs = if freivalds_layers.is_empty() && !base.has(Chip::MatMul) {
         1
     } else {
         MAX_FREIVALDS_PAIRS

@@ -29,6 +29,9 @@ pub enum Chip {
     /// Table activations fused into the clamp table ([`crate::chips::fusion`]): a table layer that is the only
     /// reader of a requantization's int8 output takes no row of its own (only with a clamp table).
     FusedTables,
+    /// Matrix products of two activations, checked in the Freivalds chip's column pairs, which gain an operand
+    /// column and a dot-product gate for them ([`crate::chips::freivalds::bilinear`]).
+    MatMul,
 }
 
 impl Chip {
@@ -38,11 +41,13 @@ impl Chip {
             Op::MaxPool(_) => vec![Chip::MaxPool],
             Op::Table(_) => vec![Chip::Table],
             Op::Mul(_) => vec![Chip::Product],
+            Op::MatMul(_) => vec![Chip::MatMul],
             Op::Linear(_) | Op::Gather(_) => vec![],
         };
         let range = match op {
             Op::Linear(lin) => Some(lin.output_range()),
             Op::Mul(mul) => Some(mul.output_range()),
+            Op::MatMul(matmul) => Some(matmul.output_range()),
             _ => None,
         };
         if range.is_some_and(|r| r.relu && r.bits > ACT_BITS) {
@@ -101,6 +106,11 @@ impl CircuitParams {
     /// Whether layer `index` is checked with Freivalds' test.
     pub fn uses_freivalds(&self, index: usize) -> bool {
         self.freivalds_layers.contains(&index)
+    }
+
+    /// Whether the circuit has the Freivalds chip: for Freivalds layers, or for matrix products of two activations.
+    pub fn has_freivalds(&self) -> bool {
+        !self.freivalds_layers.is_empty() || self.has(Chip::MatMul)
     }
 
     /// Whether the circuit has `chip`.

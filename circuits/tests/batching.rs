@@ -64,6 +64,7 @@ fn models() -> Vec<QuantizedModel> {
         common::small_cnn(),
         common::small_gated_model(),
         common::small_wide_hidden_model(),
+        common::small_attention_model(),
     ]
 }
 

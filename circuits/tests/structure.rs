@@ -208,10 +208,10 @@ fn the_planned_rows_are_the_rows_synthesis_uses() {
         assert_eq!(layout.pool_rows, rows.pool, "{name}: max-pool rows");
         assert_eq!(layout.table_rows, rows.table, "{name}: table rows");
         assert_eq!(layout.product_rows, rows.product, "{name}: product rows");
-        let freivalds = if subject.params.freivalds_layers.is_empty() {
-            0
-        } else {
+        let freivalds = if subject.params.has_freivalds() {
             rows.freivalds.max()
+        } else {
+            0
         };
         assert_eq!(layout.freivalds_rows, freivalds, "{name}: Freivalds rows");
     }

@@ -132,8 +132,12 @@ fn clamped(op: &Op, accumulators: &[i64]) -> u64 {
                 .map(|r| fired(r, range))
                 .sum()
         }
-        Op::Mul(mul) => {
-            let (rescale, range) = (mul.rescale(), mul.output_range());
+        Op::Mul(_) | Op::MatMul(_) => {
+            let (rescale, range) = match op {
+                Op::Mul(mul) => (mul.rescale(), mul.output_range()),
+                Op::MatMul(matmul) => (matmul.rescale(), matmul.output_range()),
+                _ => return 0,
+            };
             (accumulators.iter())
                 .map(|&acc| fired(rescale.requantize(acc, range), range))
                 .sum()

@@ -238,6 +238,16 @@ pub enum FloatOp {
     Sub,
     /// Elementwise product of the two inputs (same shape).
     Mul,
+    /// Matrix products of the two inputs (attention's `Q·Kᵀ`, `A·V`): both hold the same number of matrices, the
+    /// first `rows × inner` each, the second `inner × columns` (the importer expands broadcast batch dimensions).
+    MatMul {
+        /// Rows `m` of each left matrix and product.
+        rows: usize,
+        /// Columns of each left matrix, rows of each right one.
+        inner: usize,
+        /// Columns `p` of each right matrix and product.
+        columns: usize,
+    },
     /// Elementwise `y_i = scale_i · x_i + shift_i` (Sub/Div/Mul/Add by constants, broadcast to the input's shape).
     Affine {
         /// The factor of each element.
@@ -325,7 +335,7 @@ impl FloatModel {
             let lens: Vec<usize> = node.inputs.iter().map(|&t| self.tensor_len(t)).collect();
             let out = node.output_len();
             let arity = match &node.op {
-                FloatOp::Add | FloatOp::Sub | FloatOp::Mul => 2,
+                FloatOp::Add | FloatOp::Sub | FloatOp::Mul | FloatOp::MatMul { .. } => 2,
                 FloatOp::Move(_) => node.inputs.len().max(1),
                 _ => 1,
             };
@@ -335,7 +345,7 @@ impl FloatModel {
             if node.relu && !node.op.requantizes() {
                 return Err(bad(
                     node,
-                    "only Dense, Conv, Add, Sub, Mul and affine layers fuse a ReLU",
+                    "only Dense, Conv, Add, Sub, Mul, MatMul and affine layers fuse a ReLU",
                 ));
             }
             let ok = match &node.op {
@@ -362,6 +372,13 @@ impl FloatModel {
                     p.window.valid() && lens[0] == p.channels * h * w && out == p.channels * oh * ow && nonempty
                 }
                 FloatOp::Add | FloatOp::Sub | FloatOp::Mul => lens[0] == out && lens[1] == out,
+                &FloatOp::MatMul { rows, inner, columns } => {
+                    let matrices = out.checked_div(rows * columns).unwrap_or(0);
+                    matrices > 0
+                        && out == matrices * rows * columns
+                        && lens[0] == matrices * rows * inner
+                        && lens[1] == matrices * inner * columns
+                }
                 FloatOp::Activation(_) => lens[0] == out,
                 FloatOp::Affine { scale, shift } => {
                     lens[0] == out
@@ -420,6 +437,7 @@ impl FloatOp {
             | FloatOp::Add
             | FloatOp::Sub
             | FloatOp::Mul
+            | FloatOp::MatMul { .. }
             | FloatOp::Affine { .. } => true,
             FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
             FloatOp::Activation(_) | FloatOp::Move(_) => false,
@@ -445,6 +463,7 @@ impl FloatOp {
             FloatOp::Add => x[0].iter().zip(x[1]).map(|(a, b)| a + b).collect(),
             FloatOp::Sub => x[0].iter().zip(x[1]).map(|(a, b)| a - b).collect(),
             FloatOp::Mul => x[0].iter().zip(x[1]).map(|(a, b)| a * b).collect(),
+            &FloatOp::MatMul { rows, inner, columns } => matmul(x[0], x[1], [rows, inner, columns]),
             FloatOp::Activation(f) => x[0].iter().map(|&v| f.eval(v as f64) as f32).collect(),
             FloatOp::Affine { scale, shift } => (x[0].iter().zip(scale).zip(shift))
                 .map(|((&v, &a), &b)| (a as f64 * v as f64 + b as f64) as f32)
@@ -455,6 +474,23 @@ impl FloatOp {
             }
         }
     }
+}
+
+/// The products of the matrices of `a` (`m × n` each) by those of `b` (`n × p` each), one after another, with f64
+/// accumulators.
+fn matmul(a: &[f32], b: &[f32], [m, n, p]: [usize; 3]) -> Vec<f32> {
+    let lhs = a.chunks_exact((m * n).max(1));
+    let rhs = b.chunks_exact((n * p).max(1));
+    let mut out = Vec::with_capacity(lhs.len() * m * p);
+    for (a, b) in lhs.zip(rhs) {
+        for i in 0..m {
+            for j in 0..p {
+                let dot: f64 = (0..n).map(|k| a[i * n + k] as f64 * b[k * p + j] as f64).sum();
+                out.push(dot as f32);
+            }
+        }
+    }
+    out
 }
 
 fn conv(c: &Conv, x: &[f32]) -> Vec<f32> {

@@ -132,6 +132,48 @@ pub fn synthesize_with(model: &QuantizedModel, params: CircuitParams, input: &[i
     }
 }
 
+/// Synthesizes `model` with `params` on `input`, claiming `expected`, checks that the mock prover accepts it and
+/// that the circuit computed `expected` itself; then that one cell of each of `kinds` (every kind assigned but
+/// padding when empty; the first, middle and last of its kind) tampered with is rejected, and so is a wrong
+/// output. Returns the kinds tampered with.
+pub fn assert_bit_exact(
+    name: &str,
+    model: &QuantizedModel,
+    params: CircuitParams,
+    (input, expected): (&[i64], &[i64]),
+    kinds: &[zkinfer_circuits::assign::CellKind],
+) -> Vec<zkinfer_circuits::assign::CellKind> {
+    use zkinfer_circuits::assign::{CellKind, Tamper};
+    let s = synthesize_with(model, params, input, expected);
+    assert_eq!(s.prover.verify(), Ok(()), "{name}: the honest circuit is not satisfied");
+    assert_eq!(s.outputs, expected, "{name}: circuit and native inference differ");
+    let counts = s.circuit.assigned_cell_counts();
+    let kinds: Vec<CellKind> = if kinds.is_empty() {
+        // Padding is constrained by nothing, by design: a fixed zero multiplies it.
+        (counts.iter())
+            .filter(|(&k, &n)| n > 0 && k != CellKind::Padding)
+            .map(|(&k, _)| k)
+            .collect()
+    } else {
+        kinds.to_vec()
+    };
+    for &kind in &kinds {
+        let n = counts.get(&kind).copied().unwrap_or(0);
+        assert!(n > 0, "{name}: no {kind:?} cell assigned");
+        for index in [0, n / 2, n - 1] {
+            let tampered = s.circuit.clone().with_tamper(Tamper::Cell { kind, index, delta: 1 });
+            assert!(
+                !satisfied(&tampered, &s.public, s.k),
+                "{name}: tampered {kind:?} #{index} accepted"
+            );
+        }
+    }
+    let mut wrong = s.public.clone();
+    wrong.outputs[expected.len() / 2] += 1;
+    assert!(!satisfied(&s.circuit, &wrong, s.k), "{name}: a wrong output accepted");
+    kinds
+}
+
 /// Whether `circuit` (a tampered clone) satisfies its constraints with `public`.
 pub fn satisfied(circuit: &zkinfer_circuits::ModelCircuit, public: &zkinfer_circuits::PublicInputs, k: u32) -> bool {
     halo2_proofs::dev::MockProver::run(k, circuit, vec![public.to_instance()])

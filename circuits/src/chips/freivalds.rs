@@ -73,6 +73,7 @@ use crate::column_rows::ColumnRows;
 use crate::field;
 use crate::model::Linear;
 
+pub mod bilinear;
 pub mod windows;
 
 pub use windows::{Windows, MAX_WINDOW_WIDTHS};
@@ -87,6 +88,9 @@ struct Pair {
     q_step: Selector,
     /// The stride selector of each window width: `h = γ^W·h[−1] + c·a`.
     strides: Vec<(usize, Selector)>,
+    /// The operand column and gate of dot-product runs (`h = h[−1] + a·b`), in a circuit with matrix products of
+    /// two activations ([`bilinear`]).
+    dot: Option<bilinear::DotColumns>,
 }
 
 /// Columns and challenge of the Freivalds chip.
@@ -261,8 +265,8 @@ fn power(base: Expression<Fr>, exponent: usize) -> Expression<Fr> {
 
 impl Pair {
     /// Allocates one column pair with its fixed columns, selectors and gates (a stride gate per width in
-    /// `widths`).
-    fn configure(meta: &mut ConstraintSystem<Fr>, gamma: Challenge, widths: &[usize]) -> Self {
+    /// `widths`, and the dot-product column and gate with `dot`).
+    fn configure(meta: &mut ConstraintSystem<Fr>, gamma: Challenge, widths: &[usize], dot: bool) -> Self {
         let a = meta.advice_column_in(SecondPhase);
         let h = meta.advice_column_in(SecondPhase);
         meta.enable_equality(a);
@@ -306,6 +310,7 @@ impl Pair {
             c,
             q_step,
             strides,
+            dot: dot.then(|| bilinear::configure(meta, a, h, mode)),
         }
     }
 
@@ -456,13 +461,14 @@ impl Pair {
 }
 
 impl FreivaldsConfig {
-    /// Allocates the challenge and `pairs` column pairs (0 is taken as 1) with their gates, and a stride gate in
-    /// every pair for each window width in `widths`. At least one first-phase advice column must have been
-    /// allocated before (halo2 requires it for a second-phase column).
-    pub fn configure(meta: &mut ConstraintSystem<Fr>, pairs: usize, widths: &[usize]) -> Self {
+    /// Allocates the challenge and `pairs` column pairs (0 is taken as 1) with their gates, a stride gate in
+    /// every pair for each window width in `widths`, and with `dot` the dot-product column and gate of products of
+    /// two activations ([`bilinear`]). At least one first-phase advice column must have been allocated before
+    /// (halo2 requires it for a second-phase column).
+    pub fn configure(meta: &mut ConstraintSystem<Fr>, pairs: usize, widths: &[usize], dot: bool) -> Self {
         let gamma = meta.challenge_usable_after(FirstPhase);
         let pairs = (0..pairs.max(1))
-            .map(|_| Pair::configure(meta, gamma, widths))
+            .map(|_| Pair::configure(meta, gamma, widths, dot))
             .collect();
         Self { pairs, gamma }
     }

@@ -68,6 +68,7 @@ pub fn candidates(model: &QuantizedModel) -> Vec<(usize, usize)> {
             Op::Table(table) => read(table.input),
             Op::Gather(sources) => sources.iter().for_each(|s| read(s.tensor)),
             Op::Mul(mul) => mul.operands.iter().flatten().for_each(|s| read(s.tensor)),
+            Op::MatMul(matmul) => matmul.lhs.iter().chain(&matmul.rhs).for_each(|s| read(s.tensor)),
         }
     }
     let mut pairs = Vec::new();
@@ -78,7 +79,7 @@ pub fn candidates(model: &QuantizedModel) -> Vec<(usize, usize)> {
         };
         let requantizes = matches!(
             model.layers.get(producer).map(|l| &l.op),
-            Some(Op::Linear(_) | Op::Mul(_))
+            Some(Op::Linear(_) | Op::Mul(_) | Op::MatMul(_))
         );
         // A table reads each element once, so one reading layer means the table is the only reader of every element.
         if producer < index && requantizes && readers.get(table.input) == Some(&1) {
@@ -141,6 +142,10 @@ impl Fusion {
                 Op::Mul(mul) => (
                     covers(params.clamp_bits, &mul.rescale(), mul.output_range()),
                     mul.output_range().lo(),
+                ),
+                Op::MatMul(matmul) => (
+                    covers(params.clamp_bits, &matmul.rescale(), matmul.output_range()),
+                    matmul.output_range().lo(),
                 ),
                 _ => (false, 0),
             };

@@ -4,6 +4,7 @@
 
 pub mod gather;
 pub mod linear;
+pub mod matmul;
 pub mod max_pool;
 pub mod mul;
 pub mod table;
@@ -21,6 +22,7 @@ use crate::model::{Layer, Op, OutputRange, QuantizedModel, Rescale, Source};
 use crate::params::CircuitParams;
 
 pub use linear::ProductCheck;
+pub use matmul::MatMulCheck;
 
 /// Next free row of each column group. Synthesis advances them as it assigns; the planner advances them by the
 /// same amounts without assigning.
@@ -131,8 +133,10 @@ pub struct AssignContext<'c, 'a, 'r> {
     pub fusion: &'c Fusion,
     /// The layer's index.
     pub index: usize,
-    /// Matrix products left for the second phase.
+    /// Matrix products by constant weights left for the second phase.
     pub products: &'c mut Vec<ProductCheck>,
+    /// Matrix products of two activations left for the second phase.
+    pub matmuls: &'c mut Vec<MatMulCheck>,
     /// Whether this layer is checked with Freivalds' test.
     pub freivalds: bool,
     /// The window widths the Freivalds chip has stride gates for.
@@ -192,6 +196,7 @@ pub fn chip_of(op: &Op) -> &dyn LayerChip {
         Op::Table(table) => table,
         Op::Gather(sources) => sources,
         Op::Mul(mul) => mul,
+        Op::MatMul(matmul) => matmul,
     }
 }
 

@@ -14,7 +14,7 @@
 //! commitment covers the `B` inputs together (one salt) and the request has one nonce: a batch is one request of
 //! `B` inputs.
 
-use super::{Layer, LinearGroup, MaxPool, Mul, Op, QuantizedModel, Source, Table};
+use super::{Layer, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Source, Table};
 
 /// The largest batch [`QuantizedModel::batched`] builds.
 pub const MAX_BATCH: usize = 1024;
@@ -116,6 +116,16 @@ impl QuantizedModel {
                             .collect(),
                         ..mul.clone()
                     }),
+                    // More products: each sample's, one after another.
+                    Op::MatMul(matmul) => Op::MatMul(MatMul {
+                        lhs: (0..batch)
+                            .flat_map(|b| matmul.lhs.iter().map(move |s| shift(s, b)))
+                            .collect(),
+                        rhs: (0..batch)
+                            .flat_map(|b| matmul.rhs.iter().map(move |s| shift(s, b)))
+                            .collect(),
+                        ..matmul.clone()
+                    }),
                 };
                 Layer {
                     output_shape: std::iter::once(batch)
@@ -150,6 +160,7 @@ impl Op {
             Op::Table(_) => 0,
             Op::Gather(sources) => sources.len(),
             Op::Mul(mul) => 2 * mul.operands.len(),
+            Op::MatMul(matmul) => matmul.lhs.len() + matmul.rhs.len(),
         }
     }
 }

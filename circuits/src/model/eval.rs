@@ -10,7 +10,8 @@ use super::{Layer, Linear, ModelError, Op, QuantizedModel, Source, ACT_MAX, ACT_
 /// What one layer computes for one input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LayerValues {
-    /// What each output requantizes: `Σ w·x + bias` of a linear layer, `a·b` of a product; empty for other ops.
+    /// What each output requantizes: `Σ w·x + bias` of a linear layer, `a·b` of a product, `Σ a·b` of a matrix
+    /// product; empty for other ops.
     pub accumulators: Vec<i64>,
     /// The layer's outputs.
     pub outputs: Vec<i64>,
@@ -95,6 +96,14 @@ impl Layer {
                 let rescale = mul.rescale();
                 let outputs = (accumulators.iter())
                     .map(|&acc| rescale.requantize(acc, mul.output_range()).y)
+                    .collect();
+                LayerValues { accumulators, outputs }
+            }
+            Op::MatMul(matmul) => {
+                let accumulators = matmul.accumulators(get);
+                let (rescale, range) = (matmul.rescale(), matmul.output_range());
+                let outputs = (accumulators.iter())
+                    .map(|&acc| rescale.requantize(acc, range).y)
                     .collect();
                 LayerValues { accumulators, outputs }
             }

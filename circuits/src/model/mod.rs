@@ -15,15 +15,17 @@ use crate::arith::{requantize, Requantized};
 mod batch;
 mod eval;
 mod input;
+mod matmul;
 mod validate;
 
 pub use batch::{batch_of_shape, check_batch_size, MAX_BATCH, MAX_BATCHED_ELEMENTS, MAX_BATCHED_SOURCES};
 pub use eval::LayerValues;
 pub use input::{InputQuantization, MAX_INPUT_CHANNELS};
+pub use matmul::{MatMul, MatrixProduct};
 pub use validate::{LayerProblem, ModelError};
 
 /// Version of the serialized quantized model (`.zkm`); bump on any change to these structs.
-pub const MODEL_FORMAT_VERSION: u32 = 5;
+pub const MODEL_FORMAT_VERSION: u32 = 6;
 
 /// The smallest int8 activation.
 pub const ACT_MIN: i64 = -128;
@@ -274,6 +276,8 @@ pub enum Op {
     Gather(Vec<Source>),
     /// Elementwise product of two activations + requantization + clamp/ReLU.
     Mul(Mul),
+    /// Matrix products of two activations + requantization + clamp/ReLU.
+    MatMul(MatMul),
 }
 
 /// One layer of the model.
@@ -362,6 +366,7 @@ impl QuantizedModel {
         match t.checked_sub(1).and_then(|i| self.layers.get(i)).map(|l| &l.op) {
             Some(Op::Linear(lin)) => lin.output_bits,
             Some(Op::Mul(mul)) => mul.output_bits,
+            Some(Op::MatMul(matmul)) => matmul.output_bits,
             _ => ACT_BITS,
         }
     }

@@ -4,7 +4,7 @@
 use thiserror::Error;
 
 use super::{
-    Activation, Layer, Op, QuantizedModel, Source, ACT_BITS, MAX_BATCH, MAX_OUTPUT_BITS, MAX_WEIGHT,
+    Activation, Layer, MatMul, Op, QuantizedModel, Source, ACT_BITS, MAX_BATCH, MAX_OUTPUT_BITS, MAX_WEIGHT,
     MODEL_FORMAT_VERSION,
 };
 use crate::arith::MAX_SHIFT;
@@ -157,6 +157,26 @@ pub enum LayerProblem {
     /// A table needs 256 entries and keeps its input's shape.
     #[error("a table has 256 entries and keeps the shape of its input")]
     TableShape,
+    /// A matrix product's operands and outputs do not have the sizes its shape gives (or the shape is empty or
+    /// too large).
+    #[error(
+        "a product of {rows}×{inner} by {inner}×{columns} matrices with {lhs} and {rhs} operand sources for {outputs} \
+         outputs (whole products expected, at least one, inner size at most {MAX_INNER})"
+    )]
+    MatrixShape {
+        /// Rows of the left operand.
+        rows: usize,
+        /// The shared size.
+        inner: usize,
+        /// Columns of the right operand.
+        columns: usize,
+        /// Sources of the left operands.
+        lhs: usize,
+        /// Sources of the right operands.
+        rhs: usize,
+        /// The layer's outputs.
+        outputs: usize,
+    },
     /// An operand count differs from the output count.
     #[error("{found} sources for {expected} outputs")]
     SourceCount {
@@ -173,6 +193,35 @@ fn check_output_width(bits: u32, activation: Activation) -> Result<(), LayerProb
         ACT_BITS | MAX_OUTPUT_BITS => Ok(()),
         bits => Err(LayerProblem::OutputWidth { bits, activation }),
     }
+}
+
+/// Largest inner size of a matrix product of two activations: its accumulators (`n · 2^14` at most) stay below
+/// [`MAX_ACCUMULATOR`].
+pub const MAX_INNER: usize = 1 << 24;
+
+/// Whole products of `m × n` by `n × p` matrices, at least one, whose operand lists and outputs (`len`) have the
+/// sizes the shape gives; the inner size at most [`MAX_INNER`].
+fn check_matrix_shape(matmul: &MatMul, len: usize) -> Result<(), LayerProblem> {
+    let (m, n, p) = (matmul.rows, matmul.inner, matmul.columns);
+    let products = matmul.products();
+    let sizes = || {
+        let lhs = products.checked_mul(m)?.checked_mul(n)?;
+        let rhs = products.checked_mul(n)?.checked_mul(p)?;
+        let out = products.checked_mul(m)?.checked_mul(p)?;
+        Some((lhs, rhs, out))
+    };
+    let whole = sizes() == Some((matmul.lhs.len(), matmul.rhs.len(), len));
+    if whole && products > 0 && m > 0 && p > 0 && (1..=MAX_INNER).contains(&n) {
+        return Ok(());
+    }
+    Err(LayerProblem::MatrixShape {
+        rows: m,
+        inner: n,
+        columns: p,
+        lhs: matmul.lhs.len(),
+        rhs: matmul.rhs.len(),
+        outputs: len,
+    })
 }
 
 /// A requantization multiplier in `(0, 2^32)` and a shift in `[1, MAX_SHIFT]`; `kernel` names it in the error.
@@ -314,6 +363,15 @@ impl QuantizedModel {
                 }
                 check_output_width(mul.output_bits, mul.activation)?;
                 check_rescale(0, mul.multiplier, mul.shift)?;
+            }
+            Op::MatMul(matmul) => {
+                check_matrix_shape(matmul, len)?;
+                for s in matmul.lhs.iter().chain(&matmul.rhs) {
+                    self.check_source(i, s, false)?;
+                    one_scale(s)?;
+                }
+                check_output_width(matmul.output_bits, matmul.activation)?;
+                check_rescale(0, matmul.multiplier, matmul.shift)?;
             }
             Op::MaxPool(pool) => {
                 if pool.windows.len() != len || pool.windows.iter().any(|w| w.is_empty()) {

@@ -251,6 +251,26 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                     out[o] = get(&tensors, s.tensor, s.index);
                 }
             }
+            Op::MatMul(matmul) => {
+                let (lo, hi) = bounds(matmul.output_bits, matmul.activation);
+                let (m, n, p) = (matmul.rows, matmul.inner, matmul.columns);
+                let through_table = covers(params.clamp_bits, &matmul.rescale(), matmul.output_range());
+                let products = matmul.lhs.chunks(m * n).zip(matmul.rhs.chunks(n * p));
+                for (b, (a_sources, b_sources)) in products.enumerate() {
+                    let value = |s: &zkinfer_circuits::model::Source| get(&tensors, s.tensor, s.index);
+                    for i in 0..m {
+                        for j in 0..p {
+                            let acc: i128 = (0..n)
+                                .map(|k| value(&a_sources[i * n + k]) * value(&b_sources[k * p + j]))
+                                .sum();
+                            let pieces = requantize(acc, i128::from(matmul.multiplier), matmul.shift, lo, hi);
+                            push(CellKind::RequantAccumulator, fr(acc));
+                            push_requantization(&mut push, &pieces, through_table, activation);
+                            out[(b * m + i) * p + j] = pieces.y;
+                        }
+                    }
+                }
+            }
             Op::Mul(mul) => {
                 let (lo, hi) = bounds(mul.output_bits, mul.activation);
                 for (o, [a, b]) in mul.operands.iter().enumerate() {

@@ -186,6 +186,14 @@ pub fn subjects() -> Vec<Subject> {
         ..CircuitParams::with_chips_of(&batch)
     };
     subjects.push(Subject::new(batch, batched));
+    // Matrix products of two activations, planned and with two Freivalds pairs and a clamp table.
+    let attention = super::small_attention_model();
+    subjects.push(planned(attention.clone()));
+    let two_pairs = CircuitParams {
+        freivalds_pairs: 2,
+        ..CircuitParams::with_chips_of(&attention)
+    };
+    subjects.push(through_table(&attention, two_pairs));
     subjects
 }
 

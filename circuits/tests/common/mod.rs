@@ -10,7 +10,7 @@ pub mod forge;
 pub mod structure;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Layer, Linear, LinearGroup, MaxPool, Mul, Op, QuantizedModel, Source, Table,
+    Activation, Kernel, Layer, Linear, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Source, Table,
     MODEL_FORMAT_VERSION,
 };
 use zkinfer_circuits::params::Chip;
@@ -276,6 +276,48 @@ pub fn small_gated_model() -> QuantizedModel {
     out_operands.extend(pairs(2, 1, &[(5, 0), (4, 3)]));
     let out = product("out", out_operands, 1 << 26, 16);
     model("small-gated", vec![1, 6], vec![fc, gate, out])
+}
+
+/// Attention's matrix products of two activations, on a `4 × 6` input `X`: scores `S = X·Y` (`4×6` by `6×4`, `Y`
+/// a transposed, rotated view of `X` itself), `Z = S·X` (`4×4` by `4×6`), then two products of `2×3` by `3×2`
+/// blocks of `Z` at once (heads: columns 0–2 times the transpose of columns 3–5), with 16-bit outputs. Each layer's
+/// outputs saturate at both ends and land inside the range.
+pub fn small_attention_model() -> QuantizedModel {
+    let source = |tensor: usize, index: usize| Source { tensor, index };
+    let matmul = |name: &str, [m, n, p]: [usize; 3], lhs: Vec<Source>, rhs: Vec<Source>, multiplier, bits| {
+        let products = lhs.len() / (m * n);
+        layer(
+            name,
+            "MatMul",
+            vec![products, m, p],
+            Op::MatMul(MatMul {
+                rows: m,
+                inner: n,
+                columns: p,
+                lhs,
+                rhs,
+                multiplier,
+                shift: 24,
+                activation: Activation::Identity,
+                output_bits: bits,
+            }),
+        )
+    };
+    let x = |i: usize, k: usize| source(0, i * 6 + k);
+    let whole = |t: usize, len: usize| (0..len).map(|i| source(t, i)).collect::<Vec<_>>();
+    let rotated: Vec<Source> = (0..6)
+        .flat_map(|k| (0..4).map(move |j| x(j, (k + 1 + j) % 6)))
+        .collect();
+    let scores = matmul("scores", [4, 6, 4], whole(0, 24), rotated, 1 << 17, 8);
+    let mixed = matmul("mix", [4, 4, 6], whole(1, 16), whole(0, 24), 1 << 17, 8);
+    let z = |i: usize, k: usize| source(2, i * 6 + k);
+    let (mut lhs, mut rhs) = (Vec::new(), Vec::new());
+    for head in 0..2 {
+        lhs.extend((0..2).flat_map(|i| (0..3).map(move |k| z(2 * head + i, k))));
+        rhs.extend((0..3).flat_map(|k| (0..2).map(move |j| z(2 * head + j, 3 + k))));
+    }
+    let heads = matmul("heads", [2, 3, 2], lhs, rhs, 1 << 28, 16);
+    model("small-attention", vec![1, 4, 6], vec![scores, mixed, heads])
 }
 
 /// The int8 function `round(127 · f(x / scale))` as a 256-entry table.

@@ -108,6 +108,9 @@ impl Walker<'_> {
     }
 
     pub(super) fn matmul(&mut self, n: &Node) -> Result<()> {
+        if !self.is_const(n.input(1)?) {
+            return self.matmul_of_tensors(n);
+        }
         let t = self.tensor(n, 0)?;
         let (r, c, b) = self.weight_2d(n)?;
         self.push_dense(n, t, (r, c), transpose(&b, r, c))

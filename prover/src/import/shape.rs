@@ -291,7 +291,7 @@ impl Walker<'_> {
 
     /// Tensor `t` repeated along its dimensions of 1 (and leading ones it lacks) to shape `out`: `t` itself when it
     /// has that many elements already, else a move named after the node's output and `which` operand.
-    fn expanded(&mut self, n: &Node, t: FloatTensorId, out: &[usize], which: &str) -> Result<FloatTensorId> {
+    pub(super) fn expanded(&mut self, n: &Node, t: FloatTensorId, out: &[usize], which: &str) -> Result<FloatTensorId> {
         let shape = self.shape(t).to_vec();
         let size: usize = out.iter().product();
         if shape.iter().product::<usize>() == size {

@@ -140,6 +140,25 @@ fn naive(model: &QuantizedModel, x: &[i64]) -> Vec<i64> {
                     requantize(get(a) * get(b), m.multiplier, m.shift, lo, hi).y
                 })
                 .collect(),
+            Op::MatMul(m) => {
+                let (lo, hi) = match m.activation {
+                    Activation::Relu => (0, 127),
+                    Activation::Identity => (-128, 127),
+                };
+                let (rows, inner, columns) = (m.rows, m.inner, m.columns);
+                let mut y = Vec::new();
+                for (a, b) in m.lhs.chunks(rows * inner).zip(m.rhs.chunks(inner * columns)) {
+                    for i in 0..rows {
+                        for j in 0..columns {
+                            let acc: i64 = (0..inner)
+                                .map(|k| get(&a[i * inner + k]) * get(&b[k * columns + j]))
+                                .sum();
+                            y.push(requantize(acc, m.multiplier, m.shift, lo, hi).y);
+                        }
+                    }
+                }
+                y
+            }
         };
         assert!(
             y.iter().all(|v| (-128..=127).contains(v)),
@@ -156,6 +175,7 @@ fn matches_the_naive_definition_and_batches_agree() {
     let models = [
         crate::quantize::tests::random_model(7),
         crate::quantize::tests::random_cnn(8),
+        crate::quantize::tests::random_attention(9),
     ];
     for (float, calib) in models {
         let q = crate::quantize::quantize(&float, &calib).unwrap();

@@ -16,7 +16,7 @@ use super::{qerr, scale_for_bits, Precision};
 use crate::error::Result;
 use crate::graph::{ActFn, FloatModel, FloatNode, FloatOp, Pool, PoolKind};
 use ops::{
-    add, affine, average, conv, conv_factors, dense, dense_factors, kernel, mul, table, windows, WeightedOutput,
+    add, affine, average, conv, conv_factors, dense, dense_factors, kernel, matmul, mul, table, windows, WeightedOutput,
 };
 
 /// A bias beyond this cannot be right: the accumulator bound of the circuit is 2^40.
@@ -143,7 +143,8 @@ pub(super) fn tensors_that_may_be_16_bit(float: &FloatModel) -> Vec<bool> {
     (0..=n)
         .map(|t| {
             let producer = t.checked_sub(1).map(|i| &float.nodes[i].op);
-            let linear = producer.is_some_and(|op| op.requantizes() && !matches!(op, FloatOp::Mul));
+            let linear =
+                producer.is_some_and(|op| op.requantizes() && !matches!(op, FloatOp::Mul | FloatOp::MatMul { .. }));
             linear && ok[t]
         })
         .collect()
@@ -344,6 +345,10 @@ impl Lowering {
                 Op::Linear(add(&input, other, sign, (s_out, bits, node.relu))?)
             }
             FloatOp::Mul => Op::Mul(mul(&input, &self.tensors[node.inputs[1]], s_out, bits, node.relu)?),
+            &FloatOp::MatMul { rows, inner, columns } => {
+                let other = &self.tensors[node.inputs[1]];
+                Op::MatMul(matmul(&input, other, [rows, inner, columns], (s_out, bits, node.relu))?)
+            }
             FloatOp::Activation(f) => {
                 let table = table(*f, self.materialize(node.inputs[0]), input.scale, s_out);
                 Op::Table(table)

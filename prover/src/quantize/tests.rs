@@ -47,6 +47,47 @@ pub(crate) fn random_model(seed: u64) -> (FloatModel, Vec<Vec<f32>>) {
     (model, inputs)
 }
 
+/// Attention's two products on `[1, 4, 6]` inputs `X`, and 64 random inputs: `Q = X·Wq` (token-wise),
+/// `S = Q·Xᵀ` (`Xᵀ` a free move) with a fused ReLU, `Z = S·X`, then a token-wise projection to 3.
+pub(crate) fn random_attention(seed: u64) -> (FloatModel, Vec<Vec<f32>>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dense = |rng: &mut ChaCha8Rng, inputs: usize, outputs: usize| Dense {
+        positions: 4,
+        in_features: inputs,
+        out_features: outputs,
+        weights: values(rng, inputs * outputs, 0.5),
+        bias: values(rng, outputs, 0.2),
+    };
+    let transposed = (0..24).map(|o| (0, (o % 4) * 6 + o / 4)).collect();
+    let matmul = |rows, inner, columns| FloatOp::MatMul { rows, inner, columns };
+    let nodes = vec![
+        node(
+            "q",
+            vec![0],
+            vec![1, 4, 6],
+            FloatOp::Dense(dense(&mut rng, 6, 6)),
+            false,
+        ),
+        node("x_t", vec![0], vec![1, 6, 4], FloatOp::Move(transposed), false),
+        node("scores", vec![1, 2], vec![1, 4, 4], matmul(4, 6, 4), true),
+        node("mix", vec![3, 0], vec![1, 4, 6], matmul(4, 4, 6), false),
+        node(
+            "out",
+            vec![4],
+            vec![1, 4, 3],
+            FloatOp::Dense(dense(&mut rng, 6, 3)),
+            false,
+        ),
+    ];
+    let model = FloatModel {
+        name: "attention".into(),
+        input_shape: vec![1, 4, 6],
+        nodes,
+    };
+    let inputs = (0..64).map(|_| values(&mut rng, 24, 1.0)).collect();
+    (model, inputs)
+}
+
 fn window(hw: usize, k: usize, stride: usize, pads: [usize; 4]) -> Window2d {
     Window2d {
         input_hw: [hw, hw],
@@ -356,6 +397,7 @@ fn op_kind(op: &Op) -> &'static str {
         Op::Table(_) => "Table",
         Op::Gather(_) => "Gather",
         Op::Mul(_) => "Mul",
+        Op::MatMul(_) => "MatMul",
     }
 }
 

@@ -80,7 +80,7 @@ struct TestConfig {
 fn test_configure(meta: &mut ConstraintSystem<Fr>, pairs: usize) -> TestConfig {
     let values = meta.advice_column();
     meta.enable_equality(values);
-    let freivalds = FreivaldsConfig::configure(meta, pairs, &[]);
+    let freivalds = FreivaldsConfig::configure(meta, pairs, &[], false);
     TestConfig { values, freivalds }
 }
 

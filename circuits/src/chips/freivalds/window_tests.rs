@@ -141,7 +141,7 @@ struct Shape {
 fn test_configure(meta: &mut ConstraintSystem<Fr>, shape: &Shape) -> TestConfig {
     let values = meta.advice_column();
     meta.enable_equality(values);
-    let freivalds = FreivaldsConfig::configure(meta, shape.pairs, &shape.widths);
+    let freivalds = FreivaldsConfig::configure(meta, shape.pairs, &shape.widths, false);
     TestConfig { values, freivalds }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Linear, LinearGroup, Mul, Source, Table, TensorId, ACT_MAX, ACT_MIN,
+    Activation, Kernel, Linear, LinearGroup, MatMul, Mul, Source, Table, TensorId, ACT_MAX, ACT_MIN,
 };
 
 use super::super::choose_multiplier;
@@ -330,6 +330,27 @@ pub(super) fn mul(a: &QTensor, b: &QTensor, s_out: f32, bits: u32, relu: bool) -
     let (multiplier, shift) = choose_multiplier(a.scale as f64 * b.scale as f64 / s_out as f64, bits)?;
     Ok(Mul {
         operands: a.sources.iter().zip(&b.sources).map(|(&x, &y)| [x, y]).collect(),
+        multiplier,
+        shift,
+        activation: activation(relu),
+        output_bits: bits,
+    })
+}
+
+/// The matrix products `a · b` (`m × n` by `n × p` matrices, as many of each), requantized by `s_a · s_b / s_out`.
+pub(super) fn matmul(
+    a: &QTensor,
+    b: &QTensor,
+    [rows, inner, columns]: [usize; 3],
+    (s_out, bits, relu): (f32, u32, bool),
+) -> std::result::Result<MatMul, String> {
+    let (multiplier, shift) = choose_multiplier(a.scale as f64 * b.scale as f64 / s_out as f64, bits)?;
+    Ok(MatMul {
+        rows,
+        inner,
+        columns,
+        lhs: a.sources.clone(),
+        rhs: b.sources.clone(),
         multiplier,
         shift,
         activation: activation(relu),

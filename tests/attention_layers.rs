@@ -1,0 +1,261 @@
+//! `MatMul` of two computed tensors, end to end: attention's `Q·Kᵀ` and `A·V` over several heads (the heads a
+//! Reshape and Transpose of the projections), and a multi-query block whose one key head broadcasts over the query
+//! heads. Import next to tract, one matrix-product layer per product with the heads as its products, int8 error
+//! against float, the circuit bit-exact with the native engine with every kind of tampered cell and a wrong output
+//! rejected, a real proof that verifies and one for another nonce that does not; and the shapes that are refused,
+//! by name.
+
+mod common;
+#[path = "../prover/tests/onnx/mod.rs"]
+mod onnx;
+
+use onnx::{attr_int, attr_ints, model, node, random_inputs, random_values, tensor, tensor_i64, write};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use zkinfer_circuits::assign::CellKind;
+use zkinfer_circuits::model::{Op, QuantizedModel};
+use zkinfer_circuits::params::Chip;
+use zkinfer_circuits::{CircuitParams, Fr};
+use zkinfer_prover::{
+    dequantize_output, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup, FloatModel,
+    ProverError, SrsSource,
+};
+use zkinfer_verifier::{verify_bundle, Expectations};
+
+/// Tokens.
+const T: usize = 6;
+/// Width.
+const D: usize = 8;
+/// Heads.
+const H: usize = 2;
+/// Width of a head.
+const DH: usize = D / H;
+
+/// `x [1, T, D]` → Q, K, V projections → heads (`Reshape [1, T, H, DH]`, `Transpose` to `[1, H, T, DH]`, K to
+/// `[1, H, DH, T]`) → scores `Q·Kᵀ [1, H, T, T]` → `Mul` by `1/√DH` → Sigmoid → `A·V [1, H, T, DH]` → heads back
+/// to `[1, T, D]` → output projection. With `multi_query`, one key head `[1, DH, T]` (K projected to `DH`
+/// features and transposed) serves every query head: `[1, H, T, DH] · [1, DH, T]` broadcasts.
+fn attention(seed: u64, multi_query: bool) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (t, d, h, dh) = (T as i64, D as i64, H as i64, DH as i64);
+    let k_width = if multi_query { DH } else { D };
+    let mut nodes = vec![
+        node("MatMul", "q_proj", &["x", "wq"], &["q"], vec![]),
+        node("MatMul", "k_proj", &["x", "wk"], &["k"], vec![]),
+        node("MatMul", "v_proj", &["x", "wv"], &["v"], vec![]),
+        node("Reshape", "q_heads", &["q", "heads_shape"], &["q4"], vec![]),
+        node(
+            "Transpose",
+            "q_t",
+            &["q4"],
+            &["qh"],
+            vec![attr_ints("perm", &[0, 2, 1, 3])],
+        ),
+        node("Reshape", "v_heads", &["v", "heads_shape"], &["v4"], vec![]),
+        node(
+            "Transpose",
+            "v_t",
+            &["v4"],
+            &["vh"],
+            vec![attr_ints("perm", &[0, 2, 1, 3])],
+        ),
+    ];
+    if multi_query {
+        nodes.push(node(
+            "Transpose",
+            "k_t",
+            &["k"],
+            &["kh"],
+            vec![attr_ints("perm", &[0, 2, 1])],
+        ));
+    } else {
+        nodes.push(node("Reshape", "k_heads", &["k", "heads_shape"], &["k4"], vec![]));
+        nodes.push(node(
+            "Transpose",
+            "k_t",
+            &["k4"],
+            &["kh"],
+            vec![attr_ints("perm", &[0, 2, 3, 1])],
+        ));
+    }
+    nodes.extend([
+        node("MatMul", "scores", &["qh", "kh"], &["s"], vec![]),
+        node("Mul", "scale", &["s", "inv_sqrt"], &["s2"], vec![]),
+        node("Sigmoid", "weights", &["s2"], &["a"], vec![]),
+        node("MatMul", "mix", &["a", "vh"], &["o"], vec![]),
+        node(
+            "Transpose",
+            "o_t",
+            &["o"],
+            &["o4"],
+            vec![attr_ints("perm", &[0, 2, 1, 3])],
+        ),
+        node("Reshape", "o_merge", &["o4", "merge_shape"], &["om"], vec![]),
+        node("MatMul", "out_proj", &["om", "wo"], &["y"], vec![]),
+    ]);
+    let kw = k_width as i64;
+    let inits = vec![
+        tensor("wq", &[d, d], &random_values(&mut rng, D * D, 0.6)),
+        tensor("wk", &[d, kw], &random_values(&mut rng, D * k_width, 0.6)),
+        tensor("wv", &[d, d], &random_values(&mut rng, D * D, 0.6)),
+        tensor("wo", &[d, d], &random_values(&mut rng, D * D, 0.6)),
+        tensor("inv_sqrt", &[], &[1.0 / (DH as f32).sqrt()]),
+        tensor_i64("heads_shape", &[1, t, h, dh]),
+        tensor_i64("merge_shape", &[1, t, d]),
+    ];
+    model(nodes, inits, &[1, t, d])
+}
+
+/// Imports `bytes`, checking the float graph against tract on random inputs.
+fn import_checked(name: &str, bytes: &[u8]) -> FloatModel {
+    let path = write(&format!("{name}.onnx"), bytes);
+    let float = import_onnx(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let reference = float_reference(&path).expect("tract");
+    for x in random_inputs(3, 5, T * D, 2.0) {
+        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
+    }
+    float
+}
+
+/// The matrix-product layers of `model`: `(name, products, m, n, p)`.
+fn matmuls(model: &QuantizedModel) -> Vec<(String, usize, usize, usize, usize)> {
+    (model.layers.iter())
+        .filter_map(|l| match &l.op {
+            Op::MatMul(mm) => Some((l.name.clone(), mm.products(), mm.rows, mm.inner, mm.columns)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Mean and largest |dequantized output − float output| over `inputs`, relative to the mean and largest |float
+/// output|.
+fn relative_errors(float: &FloatModel, model: &QuantizedModel, inputs: &[Vec<f32>], q: &[Vec<i64>]) -> (f32, f32) {
+    let (mut worst, mut scale, mut error_sum, mut output_sum) = (0f32, 1e-3f32, 0f32, 1e-3f32);
+    for (x, q) in inputs.iter().zip(q) {
+        let (want, got) = (float.forward(x).unwrap(), dequantize_output(model, q));
+        for (a, b) in want.iter().zip(&got) {
+            scale = scale.max(a.abs());
+            worst = worst.max((a - b).abs());
+            error_sum += (a - b).abs();
+            output_sum += a.abs();
+        }
+    }
+    (error_sum / output_sum, worst / scale)
+}
+
+#[test]
+fn multi_head_attention_products_import_quantize_prove_and_verify() {
+    for (name, multi_query) in [("multi-head", false), ("multi-query", true)] {
+        let float = import_checked(name, &attention(21, multi_query));
+        let model = quantize(&float, &random_inputs(22, 100, T * D, 2.0)).expect("quantize");
+        assert_eq!(
+            matmuls(&model),
+            [("scores".to_string(), H, T, DH, T), ("mix".to_string(), H, T, T, DH)],
+            "{name}: one layer per MatMul of two tensors, a product per head"
+        );
+        let test = random_inputs(23, 50, T * D, 2.0);
+        let inputs: Vec<Vec<i64>> = test.iter().map(|x| quantize_input(&model, x).unwrap()).collect();
+        let native = infer_batch(&model, &inputs).expect("native");
+        let (mean, worst) = relative_errors(&float, &model, &test, &native);
+        eprintln!(
+            "{name}: int8 output error {:.1} % on average, {:.1} % at worst (of the largest output)",
+            100.0 * mean,
+            100.0 * worst
+        );
+        // The worst case is an int8 output saturating on a test input beyond the calibrated range.
+        assert!(
+            mean < 0.05 && worst < 0.3,
+            "{name}: int8 error {mean} on average, {worst} at worst"
+        );
+
+        // Bit-exact with the planner's layout, every kind of cell tampered with rejected.
+        let params = CircuitParams::for_model(&model);
+        assert!(params.has(Chip::MatMul), "{name}: {params:?}");
+        let kinds = common::assert_bit_exact(name, &model, params.clone(), (&inputs[0], &native[0]), &[]);
+        for kind in [CellKind::FreivaldsOperand, CellKind::FreivaldsSum, CellKind::Output] {
+            assert!(kinds.contains(&kind), "{name}: no {kind:?} in {kinds:?}");
+        }
+        for (input, expected) in inputs.iter().zip(&native).skip(1).take(3) {
+            let s = common::synthesize_with(&model, params.clone(), input, expected);
+            assert_eq!(&s.outputs, expected, "{name}: circuit and native inference differ");
+        }
+    }
+}
+
+#[test]
+fn an_attention_proof_verifies_and_binds_its_nonce() {
+    let float = import_checked("attention-proof", &attention(31, false));
+    let model = quantize(&float, &random_inputs(32, 100, T * D, 2.0)).expect("quantize");
+    let x = random_inputs(33, 1, T * D, 2.0).remove(0);
+    let input = quantize_input(&model, &x).unwrap();
+    let expected = infer_batch(&model, std::slice::from_ref(&input))
+        .expect("native")
+        .remove(0);
+    let keys = setup(&model, CircuitParams::for_model(&model), &SrsSource::InsecureDev).expect("setup");
+    let (proven, expect) = common::prove_and_check("attention", &model, &keys, &x, &input, &expected);
+    let other_nonce = Expectations {
+        nonce: Some(expect.nonce.expect("pinned") + Fr::from(1u64)),
+        ..expect.clone()
+    };
+    assert!(
+        verify_bundle(&keys.verifier, &proven.bundle, &other_nonce).is_err(),
+        "another nonce accepted"
+    );
+}
+
+/// Imports a model whose graph is `nodes` over `x [1, T, D]` (initializers `inits`); the error it must give.
+fn refused(nodes: Vec<onnx::Msg>, inits: Vec<onnx::Msg>) -> String {
+    let path = write("refused.onnx", &model(nodes, inits, &[1, T as i64, D as i64]));
+    match import_onnx(&path) {
+        Err(e @ ProverError::UnsupportedGraph { .. }) => e.to_string(),
+        other => panic!("not refused as a graph error: {other:?}"),
+    }
+}
+
+#[test]
+fn products_of_tensors_that_do_not_multiply_are_refused_with_their_names() {
+    // [1, T, D] · [1, T, D]: D ≠ T, the key was not transposed.
+    let message = refused(
+        vec![node("MatMul", "untransposed", &["x", "x"], &["y"], vec![])],
+        vec![],
+    );
+    assert!(
+        message.contains("untransposed") && message.contains("last dimension"),
+        "{message}"
+    );
+    // A vector operand: [1, T, D] · [D] (a mean over the tokens).
+    let message = refused(
+        vec![
+            node(
+                "ReduceMean",
+                "mean",
+                &["x"],
+                &["m"],
+                vec![attr_ints("axes", &[0, 1]), attr_int("keepdims", 0)],
+            ),
+            node("MatMul", "by_vector", &["x", "m"], &["y"], vec![]),
+        ],
+        vec![],
+    );
+    assert!(message.contains("by_vector") && message.contains("rank 2"), "{message}");
+    // Batch dimensions that do not broadcast: [1, 2, T, 4] · [1, 3, 4, 3].
+    let message = refused(
+        vec![
+            node("Reshape", "two", &["x", "s2"], &["a"], vec![]),
+            node("Slice", "cut", &["x", "starts", "ends", "axes"], &["c"], vec![]),
+            node("Reshape", "three", &["c", "s3"], &["b"], vec![]),
+            node("MatMul", "heads_mismatch", &["a", "b"], &["y"], vec![]),
+        ],
+        vec![
+            tensor_i64("s2", &[1, 2, T as i64, 4]),
+            tensor_i64("starts", &[0]),
+            tensor_i64("ends", &[6]),
+            tensor_i64("axes", &[2]),
+            tensor_i64("s3", &[1, 3, 4, 3]),
+        ],
+    );
+    assert!(
+        message.contains("heads_mismatch") && message.contains("broadcast"),
+        "{message}"
+    );
+}
