@@ -17,7 +17,7 @@ use zkinfer_circuits::model::{Op, QuantizedModel};
 use zkinfer_circuits::params::Chip;
 use zkinfer_circuits::{CircuitParams, Fr};
 use zkinfer_prover::{
-    dequantize_output, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup, FloatModel,
+    dequantize_output, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup, FloatModel, FloatOp,
     ProverError, SrsSource,
 };
 use zkinfer_verifier::{verify_bundle, Expectations};
@@ -31,11 +31,24 @@ const H: usize = 2;
 /// Width of a head.
 const DH: usize = D / H;
 
+/// How the attention weights are made from the scaled scores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Weights {
+    /// `Sigmoid` (no normalization).
+    Sigmoid,
+    /// `Softmax` over the last axis.
+    Softmax,
+    /// `Add` of a causal mask constant (0 on and below the diagonal, −∞ above), then `Softmax`.
+    CausalAdd,
+    /// `Where` of a constant causal condition between the scores and −1e9, then `Softmax`.
+    CausalWhere,
+}
+
 /// `x [1, T, D]` → Q, K, V projections → heads (`Reshape [1, T, H, DH]`, `Transpose` to `[1, H, T, DH]`, K to
-/// `[1, H, DH, T]`) → scores `Q·Kᵀ [1, H, T, T]` → `Mul` by `1/√DH` → Sigmoid → `A·V [1, H, T, DH]` → heads back
+/// `[1, H, DH, T]`) → scores `Q·Kᵀ [1, H, T, T]` → `Mul` by `1/√DH` → `weights` → `A·V [1, H, T, DH]` → heads back
 /// to `[1, T, D]` → output projection. With `multi_query`, one key head `[1, DH, T]` (K projected to `DH`
 /// features and transposed) serves every query head: `[1, H, T, DH] · [1, DH, T]` broadcasts.
-fn attention(seed: u64, multi_query: bool) -> Vec<u8> {
+fn attention(seed: u64, multi_query: bool, weights: Weights) -> Vec<u8> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (t, d, h, dh) = (T as i64, D as i64, H as i64, DH as i64);
     let k_width = if multi_query { DH } else { D };
@@ -81,7 +94,29 @@ fn attention(seed: u64, multi_query: bool) -> Vec<u8> {
     nodes.extend([
         node("MatMul", "scores", &["qh", "kh"], &["s"], vec![]),
         node("Mul", "scale", &["s", "inv_sqrt"], &["s2"], vec![]),
-        node("Sigmoid", "weights", &["s2"], &["a"], vec![]),
+    ]);
+    let causal = |i: usize, j: usize| j <= i;
+    let mut inits = Vec::new();
+    match weights {
+        Weights::Sigmoid => nodes.push(node("Sigmoid", "weights", &["s2"], &["a"], vec![])),
+        Weights::Softmax => nodes.push(node("Softmax", "weights", &["s2"], &["a"], vec![attr_int("axis", -1)])),
+        Weights::CausalAdd => {
+            let mask: Vec<f32> = (0..T * T)
+                .map(|e| if causal(e / T, e % T) { 0.0 } else { f32::NEG_INFINITY })
+                .collect();
+            inits.push(tensor("causal", &[t, t], &mask));
+            nodes.push(node("Add", "mask", &["s2", "causal"], &["s3"], vec![]));
+            nodes.push(node("Softmax", "weights", &["s3"], &["a"], vec![]));
+        }
+        Weights::CausalWhere => {
+            let condition: Vec<f32> = (0..T * T).map(|e| f32::from(u8::from(causal(e / T, e % T)))).collect();
+            inits.push(onnx::tensor_bool("causal", &[1, 1, t, t], &condition));
+            inits.push(tensor("minus_inf", &[], &[-1e9]));
+            nodes.push(node("Where", "mask", &["causal", "s2", "minus_inf"], &["s3"], vec![]));
+            nodes.push(node("Softmax", "weights", &["s3"], &["a"], vec![]));
+        }
+    }
+    nodes.extend([
         node("MatMul", "mix", &["a", "vh"], &["o"], vec![]),
         node(
             "Transpose",
@@ -94,7 +129,7 @@ fn attention(seed: u64, multi_query: bool) -> Vec<u8> {
         node("MatMul", "out_proj", &["om", "wo"], &["y"], vec![]),
     ]);
     let kw = k_width as i64;
-    let inits = vec![
+    inits.extend([
         tensor("wq", &[d, d], &random_values(&mut rng, D * D, 0.6)),
         tensor("wk", &[d, kw], &random_values(&mut rng, D * k_width, 0.6)),
         tensor("wv", &[d, d], &random_values(&mut rng, D * D, 0.6)),
@@ -102,7 +137,7 @@ fn attention(seed: u64, multi_query: bool) -> Vec<u8> {
         tensor("inv_sqrt", &[], &[1.0 / (DH as f32).sqrt()]),
         tensor_i64("heads_shape", &[1, t, h, dh]),
         tensor_i64("merge_shape", &[1, t, d]),
-    ];
+    ]);
     model(nodes, inits, &[1, t, d])
 }
 
@@ -146,7 +181,7 @@ fn relative_errors(float: &FloatModel, model: &QuantizedModel, inputs: &[Vec<f32
 #[test]
 fn multi_head_attention_products_import_quantize_prove_and_verify() {
     for (name, multi_query) in [("multi-head", false), ("multi-query", true)] {
-        let float = import_checked(name, &attention(21, multi_query));
+        let float = import_checked(name, &attention(21, multi_query, Weights::Sigmoid));
         let model = quantize(&float, &random_inputs(22, 100, T * D, 2.0)).expect("quantize");
         assert_eq!(
             matmuls(&model),
@@ -184,7 +219,7 @@ fn multi_head_attention_products_import_quantize_prove_and_verify() {
 
 #[test]
 fn an_attention_proof_verifies_and_binds_its_nonce() {
-    let float = import_checked("attention-proof", &attention(31, false));
+    let float = import_checked("attention-proof", &attention(31, false, Weights::CausalAdd));
     let model = quantize(&float, &random_inputs(32, 100, T * D, 2.0)).expect("quantize");
     let x = random_inputs(33, 1, T * D, 2.0).remove(0);
     let input = quantize_input(&model, &x).unwrap();
@@ -256,6 +291,135 @@ fn products_of_tensors_that_do_not_multiply_are_refused_with_their_names() {
     );
     assert!(
         message.contains("heads_mismatch") && message.contains("broadcast"),
+        "{message}"
+    );
+}
+
+#[test]
+fn softmax_attention_with_causal_masks_proves_bit_exact() {
+    for (name, weights) in [
+        ("softmax", Weights::Softmax),
+        ("causal-add", Weights::CausalAdd),
+        ("causal-where", Weights::CausalWhere),
+    ] {
+        let float = import_checked(name, &attention(41, false, weights));
+        let softmax: Vec<&zkinfer_prover::FloatNode> = float
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.op, FloatOp::Softmax { .. }))
+            .collect();
+        assert_eq!(softmax.len(), 1, "{name}");
+        let FloatOp::Softmax { row_len, keep } = &softmax[0].op else {
+            unreachable!("a softmax")
+        };
+        assert_eq!(*row_len, T, "{name}");
+        let masked = keep.iter().filter(|k| !**k).count();
+        let expected = if weights == Weights::Softmax {
+            0
+        } else {
+            H * T * (T - 1) / 2
+        };
+        assert_eq!(masked, expected, "{name}: masked positions");
+
+        let model = quantize(&float, &random_inputs(42, 100, T * D, 2.0)).expect("quantize");
+        let test = random_inputs(43, 50, T * D, 2.0);
+        let inputs: Vec<Vec<i64>> = test.iter().map(|x| quantize_input(&model, x).unwrap()).collect();
+        let native = infer_batch(&model, &inputs).expect("native");
+        // Masked weights are exactly 0 and every row of weights sums to about 1 (127 at scale 1/127).
+        let weights_layer = (model.layers.iter().position(|l| matches!(l.op, Op::Softmax(_)))).expect("softmax");
+        let tensors = model.eval_reference(&inputs[0]).expect("reference");
+        let Op::Softmax(sm) = &model.layers[weights_layer].op else {
+            unreachable!("a softmax")
+        };
+        for (row, keep) in tensors[weights_layer + 1].chunks(T).zip(sm.keep.chunks(T)) {
+            let total: i64 = row.iter().sum();
+            assert!(
+                (120..=134).contains(&total),
+                "{name}: a row of weights sums to {total}/127"
+            );
+            assert!(
+                row.iter().zip(keep).all(|(&p, &k)| k || p == 0),
+                "{name}: a masked weight"
+            );
+        }
+        let (mean, worst) = relative_errors(&float, &model, &test, &native);
+        eprintln!(
+            "{name}: int8 output error {:.1} % on average, {:.1} % at worst (of the largest output)",
+            100.0 * mean,
+            100.0 * worst
+        );
+        assert!(
+            mean < 0.05 && worst < 0.3,
+            "{name}: int8 error {mean} on average, {worst} at worst"
+        );
+
+        let params = CircuitParams::for_model(&model);
+        assert!(params.has(Chip::Softmax), "{name}: {params:?}");
+        let kinds = common::assert_bit_exact(name, &model, params.clone(), (&inputs[0], &native[0]), &[]);
+        for kind in [CellKind::SoftmaxExp, CellKind::SoftmaxSum, CellKind::SoftmaxBound] {
+            assert!(kinds.contains(&kind), "{name}: no {kind:?} in {kinds:?}");
+        }
+        for (input, expected) in inputs.iter().zip(&native).skip(1).take(3) {
+            let s = common::synthesize_with(&model, params.clone(), input, expected);
+            assert_eq!(&s.outputs, expected, "{name}: circuit and native inference differ");
+        }
+    }
+}
+
+#[test]
+fn softmaxes_and_masks_that_cannot_be_proven_are_refused_with_their_names() {
+    // Softmax over the tokens of [1, T, D] (axis 1) at opset 17.
+    let message = refused(
+        vec![node(
+            "Softmax",
+            "over_tokens",
+            &["x"],
+            &["y"],
+            vec![attr_int("axis", 1)],
+        )],
+        vec![],
+    );
+    assert!(
+        message.contains("over_tokens") && message.contains("last axis"),
+        "{message}"
+    );
+    // A masked tensor read by anything but Softmax.
+    let mask: Vec<f32> = (0..T * D)
+        .map(|e| if e % 3 == 0 { f32::NEG_INFINITY } else { 0.0 })
+        .collect();
+    let message = refused(
+        vec![
+            node("Add", "mask", &["x", "m"], &["xm"], vec![]),
+            node("Relu", "after_mask", &["xm"], &["y"], vec![]),
+        ],
+        vec![tensor("m", &[1, T as i64, D as i64], &mask)],
+    );
+    assert!(message.contains("after_mask") && message.contains("only"), "{message}");
+    // A row masked out entirely.
+    let full: Vec<f32> = (0..T * D)
+        .map(|e| if e < D { f32::NEG_INFINITY } else { 0.0 })
+        .collect();
+    let message = refused(
+        vec![
+            node("Add", "mask", &["x", "m"], &["xm"], vec![]),
+            node("Softmax", "empty_row", &["xm"], &["y"], vec![]),
+        ],
+        vec![tensor("m", &[1, T as i64, D as i64], &full)],
+    );
+    assert!(
+        message.contains("empty_row") && message.contains("masked out entirely"),
+        "{message}"
+    );
+    // Where with a condition computed from the input.
+    let message = refused(
+        vec![
+            node("Relu", "r", &["x"], &["c"], vec![]),
+            node("Where", "computed_condition", &["c", "x", "minus_inf"], &["y"], vec![]),
+        ],
+        vec![tensor("minus_inf", &[], &[f32::NEG_INFINITY])],
+    );
+    assert!(
+        message.contains("computed_condition") && message.contains("mask"),
         "{message}"
     );
 }

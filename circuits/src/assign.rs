@@ -69,6 +69,14 @@ pub enum CellKind {
     /// A running value of the Freivalds chip (second phase): a Horner evaluation at the challenge or a
     /// multiply-accumulate over the fixed weights.
     FreivaldsSum,
+    /// An element or the row maximum copied into a softmax row.
+    SoftmaxInput,
+    /// A softmax exponential `exp[x − m + 255]`.
+    SoftmaxExp,
+    /// A running sum of softmax exponentials, or the row sum copied into a row.
+    SoftmaxSum,
+    /// The bound `2S − 1 − r` of a softmax division's remainder.
+    SoftmaxBound,
 }
 
 impl CellKind {

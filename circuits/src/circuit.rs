@@ -28,6 +28,7 @@ use crate::chips::{
     product::ProductConfig,
     range_check::{Range, RangeCheckConfig},
     requantize::RequantConfig,
+    softmax::SoftmaxConfig,
     table::{table_ids, TableConfig},
 };
 use crate::column_rows::ColumnRows;
@@ -62,6 +63,7 @@ pub struct ModelConfig {
     pub(crate) max_pool: Option<MaxPoolConfig>,
     pub(crate) table: Option<TableConfig>,
     pub(crate) product: Option<ProductConfig>,
+    pub(crate) softmax: Option<SoftmaxConfig>,
     pub(crate) freivalds: Option<FreivaldsConfig>,
     pub(crate) instance: Column<Instance>,
 }
@@ -182,20 +184,30 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
         let columns = [(); 5].map(|_| meta.advice_column());
         requant.push(RequantConfig::configure(meta, columns, wide_relu, clamp.as_ref()));
     }
+    // In this order: the column indices (and so the constraint system) of models without the later chips stay as
+    // they were.
+    let poseidon = PoseidonConfig::configure(meta, [d, b, extra], [acc, r, y]);
+    let linear = LinearConfig::configure(meta, params.mac_lanes.max(1), params.mac_taps.max(1));
+    let max_pool = (params.has(Chip::MaxPool)).then(|| MaxPoolConfig::configure(meta, range.table()));
+    let table = params.has(Chip::Table).then(|| TableConfig::configure(meta));
+    let product = params.has(Chip::Product).then(|| ProductConfig::configure(meta));
+    let softmax = (table.as_ref())
+        .filter(|_| params.has(Chip::Softmax))
+        .map(|t| SoftmaxConfig::configure(meta, t.columns()));
+    // Last: its second-phase columns need a first-phase column allocated before them.
+    let freivalds = params.has_freivalds().then(|| {
+        let widths: Vec<usize> = params.freivalds_widths.iter().copied().collect();
+        FreivaldsConfig::configure(meta, params.freivalds_pairs, &widths, params.has(Chip::MatMul))
+    });
     ModelConfig {
-        poseidon: PoseidonConfig::configure(meta, [d, b, extra], [acc, r, y]),
+        poseidon,
         requant,
-        linear: LinearConfig::configure(meta, params.mac_lanes.max(1), params.mac_taps.max(1)),
-        max_pool: params
-            .has(Chip::MaxPool)
-            .then(|| MaxPoolConfig::configure(meta, range.table())),
-        table: params.has(Chip::Table).then(|| TableConfig::configure(meta)),
-        product: params.has(Chip::Product).then(|| ProductConfig::configure(meta)),
-        // Last: its second-phase columns need a first-phase column allocated before them.
-        freivalds: params.has_freivalds().then(|| {
-            let widths: Vec<usize> = params.freivalds_widths.iter().copied().collect();
-            FreivaldsConfig::configure(meta, params.freivalds_pairs, &widths, params.has(Chip::MatMul))
-        }),
+        linear,
+        max_pool,
+        table,
+        product,
+        softmax,
+        freivalds,
         range,
         clamp,
         instance,
@@ -257,6 +269,9 @@ impl Circuit<Fr> for ModelCircuit {
                 // Row 0 of the multiply-accumulate columns is left blank (zeros) so that its gate never reads an
                 // unassigned cell; the sponge starts with such a row of its own.
                 config.linear.assign_blank_row(&mut a, 0);
+                if let Some(softmax) = &config.softmax {
+                    softmax.assign_blank_row(&mut a);
+                }
                 let (input, packed, linear_row) = config.linear.assign_pack(&mut a, 1, &input)?;
                 let (commitment, sponge_end) = config.poseidon.assign(&mut a, 0, self.witness.salt, &packed)?;
                 let mut rows = Cursors {
@@ -264,6 +279,7 @@ impl Circuit<Fr> for ModelCircuit {
                     requant: requant_rows(config.requant.len(), sponge_end),
                     range: ColumnRows::new(config.range.columns(), 0),
                     freivalds: ColumnRows::new(config.freivalds.as_ref().map_or(1, |f| f.pairs()), 1),
+                    softmax: usize::from(config.softmax.is_some()),
                     ..Cursors::default()
                 };
                 // Every input is an int8 (which also makes the packing injective).

@@ -106,6 +106,8 @@ pub struct Layout {
     pub table_rows: usize,
     /// Rows of the product columns.
     pub product_rows: usize,
+    /// Rows of the softmax columns.
+    pub softmax_rows: usize,
     /// Rows of the Freivalds columns (second phase).
     pub freivalds_rows: usize,
     /// Rows of the largest lookup table (bytes, or the activation tables).
@@ -169,6 +171,7 @@ impl Layout {
             self.pool_rows,
             self.table_rows,
             self.product_rows,
+            self.softmax_rows,
             self.freivalds_rows,
             self.lookup_table_rows,
         ]
@@ -340,6 +343,8 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
             requant: crate::circuit::requant_rows(params.requant_sets, poseidon_rows),
             range,
             freivalds: ColumnRows::new(params.freivalds_pairs, 1),
+            // Row 0 of the softmax columns is blank.
+            softmax: usize::from(params.has(Chip::Softmax)),
             ..Cursors::default()
         },
         requantization_placed: false,
@@ -402,6 +407,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         pool_rows: rows.pool,
         table_rows: rows.table,
         product_rows: rows.product,
+        softmax_rows: rows.softmax,
         freivalds_rows: if params.has_freivalds() {
             rows.freivalds.max()
         } else {
@@ -609,6 +615,7 @@ fn binds(layout: &Layout, group: Group) -> bool {
         (None, layout.pool_rows),
         (None, layout.table_rows),
         (None, layout.product_rows),
+        (None, layout.softmax_rows),
         (None, layout.lookup_table_rows),
     ];
     let own = rows.iter().find(|(g, _)| *g == Some(group)).map_or(0, |(_, r)| *r);
@@ -668,7 +675,9 @@ fn fused_tables(model: &Facts<'_>, params: &CircuitParams) -> Option<CircuitPara
         .iter()
         .enumerate()
         .filter(|(_, l)| matches!(l.op, Op::Table(_)));
-    if tables.map(|(i, _)| i).all(|i| fusion.fuses_table(i)) {
+    // The activation table also holds softmax exponentials: keep it for them.
+    let softmax = (model.model.layers.iter()).any(|l| matches!(l.op, Op::Softmax(_)));
+    if !softmax && tables.map(|(i, _)| i).all(|i| fusion.fuses_table(i)) {
         fused.chips.remove(&Chip::Table);
     }
     Some(fused)

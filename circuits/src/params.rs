@@ -32,6 +32,9 @@ pub enum Chip {
     /// Matrix products of two activations, checked in the Freivalds chip's column pairs, which gain an operand
     /// column and a dot-product gate for them ([`crate::chips::freivalds::bilinear`]).
     MatMul,
+    /// Softmax rows ([`crate::chips::softmax`]): a column set with its division gates and a lookup into the
+    /// activation table, which holds the exponential tables.
+    Softmax,
 }
 
 impl Chip {
@@ -42,6 +45,7 @@ impl Chip {
             Op::Table(_) => vec![Chip::Table],
             Op::Mul(_) => vec![Chip::Product],
             Op::MatMul(_) => vec![Chip::MatMul],
+            Op::Softmax(_) => vec![Chip::MaxPool, Chip::Table, Chip::Softmax],
             Op::Linear(_) | Op::Gather(_) => vec![],
         };
         let range = match op {

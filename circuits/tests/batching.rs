@@ -65,6 +65,7 @@ fn models() -> Vec<QuantizedModel> {
         common::small_gated_model(),
         common::small_wide_hidden_model(),
         common::small_attention_model(),
+        common::small_softmax_model(),
     ]
 }
 
@@ -158,7 +159,7 @@ fn dense_layers_of_a_batch_become_matrix_products() {
 fn a_batch_is_proven_with_each_samples_outputs() {
     for model in models() {
         let (circuit, public) = batched_circuit(&model);
-        assert!(!circuit.params().freivalds_layers.is_empty(), "{}", model.name);
+        assert!(circuit.params().has_freivalds(), "{}", model.name);
         assert!(satisfied(&circuit, public.to_instance()), "{}", model.name);
         let proven: Vec<Fr> = circuit.last_synthesis().outputs;
         let expected: Vec<Fr> = public

@@ -208,6 +208,7 @@ fn the_planned_rows_are_the_rows_synthesis_uses() {
         assert_eq!(layout.pool_rows, rows.pool, "{name}: max-pool rows");
         assert_eq!(layout.table_rows, rows.table, "{name}: table rows");
         assert_eq!(layout.product_rows, rows.product, "{name}: product rows");
+        assert_eq!(layout.softmax_rows, rows.softmax, "{name}: softmax rows");
         let freivalds = if subject.params.has_freivalds() {
             rows.freivalds.max()
         } else {

@@ -257,6 +257,14 @@ pub enum FloatOp {
     },
     /// Elementwise activation of the single input.
     Activation(ActFn),
+    /// Softmax over rows of `row_len` consecutive elements (the last axis) of the single input, each element kept
+    /// or masked out (a causal mask: its output is 0 and it takes no part in the row's maximum and sum).
+    Softmax {
+        /// Elements per row.
+        row_len: usize,
+        /// Whether each element takes part (one flag per element of the input).
+        keep: Vec<bool>,
+    },
     /// Data movement (Flatten, Reshape, Transpose, Concat): output `i` is element `.1` of input `.0`.
     Move(Vec<(usize, usize)>),
 }
@@ -380,6 +388,13 @@ impl FloatModel {
                         && lens[1] == matrices * inner * columns
                 }
                 FloatOp::Activation(_) => lens[0] == out,
+                FloatOp::Softmax { row_len, keep } => {
+                    *row_len > 0
+                        && lens[0] == out
+                        && keep.len() == out
+                        && out.is_multiple_of(*row_len)
+                        && keep.chunks(*row_len).all(|row| row.contains(&true))
+                }
                 FloatOp::Affine { scale, shift } => {
                     lens[0] == out
                         && scale.len() == out
@@ -440,7 +455,7 @@ impl FloatOp {
             | FloatOp::MatMul { .. }
             | FloatOp::Affine { .. } => true,
             FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
-            FloatOp::Activation(_) | FloatOp::Move(_) => false,
+            FloatOp::Activation(_) | FloatOp::Move(_) | FloatOp::Softmax { .. } => false,
         }
     }
 
@@ -465,6 +480,7 @@ impl FloatOp {
             FloatOp::Mul => x[0].iter().zip(x[1]).map(|(a, b)| a * b).collect(),
             &FloatOp::MatMul { rows, inner, columns } => matmul(x[0], x[1], [rows, inner, columns]),
             FloatOp::Activation(f) => x[0].iter().map(|&v| f.eval(v as f64) as f32).collect(),
+            FloatOp::Softmax { row_len, keep } => softmax(x[0], *row_len, keep),
             FloatOp::Affine { scale, shift } => (x[0].iter().zip(scale).zip(shift))
                 .map(|((&v, &a), &b)| (a as f64 * v as f64 + b as f64) as f32)
                 .collect(),
@@ -474,6 +490,18 @@ impl FloatOp {
             }
         }
     }
+}
+
+/// Softmax over rows of `n` elements of `x` (f64 sums), masked elements 0 and left out of each row.
+fn softmax(x: &[f32], n: usize, keep: &[bool]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for (row, keep) in x.chunks(n.max(1)).zip(keep.chunks(n.max(1))) {
+        let kept = || row.iter().zip(keep).filter(|(_, &k)| k).map(|(&v, _)| v as f64);
+        let max = kept().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = kept().map(|v| (v - max).exp()).sum();
+        out.extend((row.iter().zip(keep)).map(|(&v, &k)| if k { ((v as f64 - max).exp() / sum) as f32 } else { 0.0 }));
+    }
+    out
 }
 
 /// The products of the matrices of `a` (`m × n` each) by those of `b` (`n × p` each), one after another, with f64

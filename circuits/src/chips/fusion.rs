@@ -69,6 +69,7 @@ pub fn candidates(model: &QuantizedModel) -> Vec<(usize, usize)> {
             Op::Gather(sources) => sources.iter().for_each(|s| read(s.tensor)),
             Op::Mul(mul) => mul.operands.iter().flatten().for_each(|s| read(s.tensor)),
             Op::MatMul(matmul) => matmul.lhs.iter().chain(&matmul.rhs).for_each(|s| read(s.tensor)),
+            Op::Softmax(softmax) => read(softmax.input),
         }
     }
     let mut pairs = Vec::new();

@@ -10,4 +10,5 @@ pub mod poseidon;
 pub mod product;
 pub mod range_check;
 pub mod requantize;
+pub mod softmax;
 pub mod table;

@@ -4,6 +4,9 @@
 //! row `(0, 0, 0)` that disabled rows look up. Row: `x` (copied in), `y`, and the fixed `id` of the layer's table.
 //! Lookup: `(q · id, q · x, q · y) ∈ table`. The id is fixed, so the prover cannot pick another function; the lookup
 //! also range-checks `x` to int8, so no value outside the table's domain can reach it.
+//!
+//! The same table holds each softmax's exponential table (numbered after the activations): `(id, d, exp[d + 255])`
+//! for `d ∈ [−255, 0]`, which the softmax chip looks up from its own rows ([`crate::chips::softmax`]).
 
 use std::collections::HashMap;
 
@@ -16,7 +19,7 @@ use halo2_proofs::{
 
 use crate::assign::{AssignedValue, Assigner, CellKind};
 use crate::field;
-use crate::model::{Op, QuantizedModel, Table, ACT_MAX, ACT_MIN};
+use crate::model::{Op, QuantizedModel, Table, ACT_MAX, ACT_MIN, EXP_TABLE_LEN};
 
 /// Columns of the activation-table chip.
 #[derive(Clone, Debug)]
@@ -40,9 +43,23 @@ pub fn table_ids(model: &QuantizedModel) -> HashMap<Vec<i8>, u64> {
     ids
 }
 
+/// The distinct exponential tables of the model's softmax layers, numbered after its activation tables in order of
+/// first use.
+pub fn exp_table_ids(model: &QuantizedModel) -> HashMap<Vec<i64>, u64> {
+    let first = table_ids(model).len() as u64 + 1;
+    let mut ids = HashMap::new();
+    for layer in &model.layers {
+        if let Op::Softmax(s) = &layer.op {
+            let next = first + ids.len() as u64;
+            ids.entry(s.exp.clone()).or_insert(next);
+        }
+    }
+    ids
+}
+
 /// Rows the lookup table of `model` fills.
 pub fn table_rows(model: &QuantizedModel) -> usize {
-    1 + 256 * table_ids(model).len()
+    1 + 256 * table_ids(model).len() + EXP_TABLE_LEN * exp_table_ids(model).len()
 }
 
 impl TableConfig {
@@ -70,10 +87,17 @@ impl TableConfig {
         }
     }
 
-    /// Fills the table with every activation of `model`.
+    /// The table's columns `(id, x, y)`, for chips that look up into it.
+    pub fn columns(&self) -> [TableColumn; 3] {
+        self.table
+    }
+
+    /// Fills the table with every activation and exponential table of `model`.
     pub fn load(&self, layouter: &mut impl Layouter<Fr>, model: &QuantizedModel) -> Result<(), Error> {
         let mut entries: Vec<(u64, Vec<i8>)> = table_ids(model).into_iter().map(|(v, id)| (id, v)).collect();
         entries.sort();
+        let mut exps: Vec<(u64, Vec<i64>)> = exp_table_ids(model).into_iter().map(|(v, id)| (id, v)).collect();
+        exps.sort();
         layouter.assign_table(
             || "activations",
             |mut t| {
@@ -89,6 +113,12 @@ impl TableConfig {
                     for (x, y) in (ACT_MIN..=ACT_MAX).zip(values) {
                         row += 1;
                         put(row, [Fr::from(*id), field::from_i64(x), field::from_i64(*y as i64)])?;
+                    }
+                }
+                for (id, values) in &exps {
+                    for (d, e) in (-(EXP_TABLE_LEN as i64) + 1..=0).zip(values) {
+                        row += 1;
+                        put(row, [Fr::from(*id), field::from_i64(d), field::from_i64(*e)])?;
                     }
                 }
                 Ok(())

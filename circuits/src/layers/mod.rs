@@ -7,6 +7,7 @@ pub mod linear;
 pub mod matmul;
 pub mod max_pool;
 pub mod mul;
+pub mod softmax;
 pub mod table;
 
 use std::collections::{BTreeSet, HashMap};
@@ -40,6 +41,8 @@ pub struct Cursors {
     pub table: usize,
     /// Product columns.
     pub product: usize,
+    /// Softmax columns (row 0 blank).
+    pub softmax: usize,
     /// Freivalds column pairs (second phase: the planner places each product as its layer comes; synthesis
     /// assigns them all after the last layer).
     pub freivalds: ColumnRows,
@@ -48,7 +51,7 @@ pub struct Cursors {
 impl Cursors {
     /// Rows used in the layer groups (all but requantization and range checks), Freivalds pairs summed.
     fn layer_rows(&self) -> usize {
-        self.linear + self.pool + self.table + self.product + self.freivalds.total()
+        self.linear + self.pool + self.table + self.product + self.softmax + self.freivalds.total()
     }
 }
 
@@ -76,7 +79,7 @@ pub struct PlanContext<'m> {
 /// What one layer costs, as its chip reports it to the planner (the row counts come from the cursors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Planned {
-    /// How the layer is laid out: `mac`, `freivalds`, `max`, `table`, `move` or `mul`.
+    /// How the layer is laid out: `mac`, `freivalds`, `max`, `table`, `move`, `mul`, `matmul` or `softmax`.
     pub layout: &'static str,
     /// Lookups it performs.
     pub lookups: usize,
@@ -197,6 +200,7 @@ pub fn chip_of(op: &Op) -> &dyn LayerChip {
         Op::Gather(sources) => sources,
         Op::Mul(mul) => mul,
         Op::MatMul(matmul) => matmul,
+        Op::Softmax(softmax) => softmax,
     }
 }
 

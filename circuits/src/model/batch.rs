@@ -14,7 +14,7 @@
 //! commitment covers the `B` inputs together (one salt) and the request has one nonce: a batch is one request of
 //! `B` inputs.
 
-use super::{Layer, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Source, Table};
+use super::{Layer, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Softmax, Source, Table};
 
 /// The largest batch [`QuantizedModel::batched`] builds.
 pub const MAX_BATCH: usize = 1024;
@@ -116,6 +116,11 @@ impl QuantizedModel {
                             .collect(),
                         ..mul.clone()
                     }),
+                    // Elementwise over its whole input tensor's rows, which is batched already.
+                    Op::Softmax(softmax) => Op::Softmax(Softmax {
+                        keep: softmax.keep.repeat(batch),
+                        ..softmax.clone()
+                    }),
                     // More products: each sample's, one after another.
                     Op::MatMul(matmul) => Op::MatMul(MatMul {
                         lhs: (0..batch)
@@ -161,6 +166,7 @@ impl Op {
             Op::Gather(sources) => sources.len(),
             Op::Mul(mul) => 2 * mul.operands.len(),
             Op::MatMul(matmul) => matmul.lhs.len() + matmul.rhs.len(),
+            Op::Softmax(_) => 0,
         }
     }
 }

@@ -11,7 +11,7 @@ use super::{Layer, Linear, ModelError, Op, QuantizedModel, Source, ACT_MAX, ACT_
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LayerValues {
     /// What each output requantizes: `Σ w·x + bias` of a linear layer, `a·b` of a product, `Σ a·b` of a matrix
-    /// product; empty for other ops.
+    /// product, the exponentials of a softmax; empty for other ops.
     pub accumulators: Vec<i64>,
     /// The layer's outputs.
     pub outputs: Vec<i64>,
@@ -98,6 +98,14 @@ impl Layer {
                     .map(|&acc| rescale.requantize(acc, mul.output_range()).y)
                     .collect();
                 LayerValues { accumulators, outputs }
+            }
+            Op::Softmax(softmax) => {
+                let input = tensors.get(softmax.input).map_or(&[][..], Vec::as_slice);
+                let rows = softmax.eval_rows(input);
+                LayerValues {
+                    accumulators: rows.iter().flat_map(|r| r.exps.iter().copied()).collect(),
+                    outputs: rows.into_iter().flat_map(|r| r.outputs).collect(),
+                }
             }
             Op::MatMul(matmul) => {
                 let accumulators = matmul.accumulators(get);

@@ -16,12 +16,16 @@ mod batch;
 mod eval;
 mod input;
 mod matmul;
+mod softmax;
 mod validate;
 
 pub use batch::{batch_of_shape, check_batch_size, MAX_BATCH, MAX_BATCHED_ELEMENTS, MAX_BATCHED_SOURCES};
 pub use eval::LayerValues;
 pub use input::{InputQuantization, MAX_INPUT_CHANNELS};
 pub use matmul::{MatMul, MatrixProduct};
+pub use softmax::{
+    Softmax, SoftmaxRow, EXP_TABLE_LEN, MAX_EXP_VALUE, MAX_SOFTMAX_ROW, PROBABILITY_BITS, PROBABILITY_ONE,
+};
 pub use validate::{LayerProblem, ModelError};
 
 /// Version of the serialized quantized model (`.zkm`); bump on any change to these structs.
@@ -278,6 +282,8 @@ pub enum Op {
     Mul(Mul),
     /// Matrix products of two activations + requantization + clamp/ReLU.
     MatMul(MatMul),
+    /// Softmax over the last axis, with masked positions: int8 probabilities at scale 1/127.
+    Softmax(Softmax),
 }
 
 /// One layer of the model.

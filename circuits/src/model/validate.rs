@@ -4,8 +4,8 @@
 use thiserror::Error;
 
 use super::{
-    Activation, Layer, MatMul, Op, QuantizedModel, Source, ACT_BITS, MAX_BATCH, MAX_OUTPUT_BITS, MAX_WEIGHT,
-    MODEL_FORMAT_VERSION,
+    Activation, Layer, MatMul, Op, QuantizedModel, Softmax, Source, ACT_BITS, EXP_TABLE_LEN, MAX_BATCH, MAX_EXP_VALUE,
+    MAX_OUTPUT_BITS, MAX_SOFTMAX_ROW, MAX_WEIGHT, MODEL_FORMAT_VERSION,
 };
 use crate::arith::MAX_SHIFT;
 
@@ -177,6 +177,9 @@ pub enum LayerProblem {
         /// The layer's outputs.
         outputs: usize,
     },
+    /// A softmax whose rows, mask or exponential table are malformed.
+    #[error("softmax: {0}")]
+    Softmax(&'static str),
     /// An operand count differs from the output count.
     #[error("{found} sources for {expected} outputs")]
     SourceCount {
@@ -222,6 +225,27 @@ fn check_matrix_shape(matmul: &MatMul, len: usize) -> Result<(), LayerProblem> {
         rhs: matmul.rhs.len(),
         outputs: len,
     })
+}
+
+/// Rows of `1..=MAX_SOFTMAX_ROW` elements that tile the input (`input_len`, the output's `len` too), a mask of one
+/// flag per element keeping one in every row at least, and an exponential table of 256 values in
+/// `[0, MAX_EXP_VALUE]` whose value at 0 is positive.
+fn check_softmax(softmax: &Softmax, input_len: usize, len: usize) -> Result<(), &'static str> {
+    let n = softmax.row_len;
+    if !(1..=MAX_SOFTMAX_ROW).contains(&n) || !input_len.is_multiple_of(n) || len != input_len {
+        return Err("rows must tile the input, keep its shape and hold 1 to 65536 elements");
+    }
+    if softmax.keep.len() != input_len || softmax.keep.chunks(n).any(|row| !row.contains(&true)) {
+        return Err("the mask needs one flag per element and one kept element in every row");
+    }
+    let exp = &softmax.exp;
+    if exp.len() != EXP_TABLE_LEN
+        || exp.iter().any(|e| !(0..=MAX_EXP_VALUE).contains(e))
+        || exp.last().is_none_or(|&e| e < 1)
+    {
+        return Err("the exponential table needs 256 values in [0, 65536], positive at 0");
+    }
+    Ok(())
 }
 
 /// A requantization multiplier in `(0, 2^32)` and a shift in `[1, MAX_SHIFT]`; `kernel` names it in the error.
@@ -372,6 +396,20 @@ impl QuantizedModel {
                 }
                 check_output_width(matmul.output_bits, matmul.activation)?;
                 check_rescale(0, matmul.multiplier, matmul.shift)?;
+            }
+            Op::Softmax(softmax) => {
+                let input = Source {
+                    tensor: softmax.input,
+                    index: 0,
+                };
+                if softmax.input > i {
+                    return Err(LayerProblem::MissingSource(input));
+                }
+                if self.tensor_bits(softmax.input) != ACT_BITS {
+                    return Err(LayerProblem::WideSource(input));
+                }
+                one_scale(&input)?;
+                check_softmax(softmax, self.tensor_len(softmax.input), len).map_err(LayerProblem::Softmax)?;
             }
             Op::MaxPool(pool) => {
                 if pool.windows.len() != len || pool.windows.iter().any(|w| w.is_empty()) {

@@ -251,6 +251,48 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                     out[o] = get(&tensors, s.tensor, s.index);
                 }
             }
+            Op::Softmax(softmax) => {
+                // Its own arithmetic: the table read at `d + 255`, the division as a floor of integers.
+                let n = softmax.row_len;
+                for (row, (x, keep)) in tensors[softmax.input].chunks(n).zip(softmax.keep.chunks(n)).enumerate() {
+                    let kept: Vec<i128> = x.iter().zip(keep).filter(|(_, &k)| k).map(|(&v, _)| v).collect();
+                    let mut max = kept[0];
+                    for &next in &kept[1..] {
+                        push(CellKind::PoolInput, fr(max));
+                        push(CellKind::PoolInput, fr(next));
+                        max = max.max(next);
+                        push(CellKind::PoolMax, fr(max));
+                    }
+                    let mut exps = Vec::with_capacity(n);
+                    let mut sum = 0i128;
+                    for (&v, &k) in x.iter().zip(keep) {
+                        let e = if k {
+                            let d = v - max;
+                            assert!((-255..=0).contains(&d), "softmax difference {d}");
+                            push(CellKind::SoftmaxInput, fr(v));
+                            push(CellKind::SoftmaxInput, fr(max));
+                            let e = i128::from(softmax.exp[(d + 255) as usize]);
+                            push(CellKind::SoftmaxExp, fr(e));
+                            e
+                        } else {
+                            0
+                        };
+                        sum += e;
+                        exps.push(e);
+                        push(CellKind::SoftmaxSum, fr(sum));
+                    }
+                    for (j, &e) in exps.iter().enumerate() {
+                        let numerator = 254 * e + sum;
+                        let p = floor_div(numerator, 2 * sum);
+                        let r = numerator - 2 * sum * p;
+                        push(CellKind::SoftmaxSum, fr(sum));
+                        push(CellKind::Output, fr(p));
+                        push(CellKind::Remainder, fr(r));
+                        push(CellKind::SoftmaxBound, fr(2 * sum - 1 - r));
+                        out[row * n + j] = p;
+                    }
+                }
+            }
             Op::MatMul(matmul) => {
                 let (lo, hi) = bounds(matmul.output_bits, matmul.activation);
                 let (m, n, p) = (matmul.rows, matmul.inner, matmul.columns);

@@ -194,6 +194,14 @@ pub fn subjects() -> Vec<Subject> {
         ..CircuitParams::with_chips_of(&attention)
     };
     subjects.push(through_table(&attention, two_pairs));
+    // Softmax with masks, planned and with 10-bit limbs.
+    let softmax = super::small_softmax_model();
+    subjects.push(planned(softmax.clone()));
+    let wide_limbs = CircuitParams {
+        limb_bits: 10,
+        ..CircuitParams::with_chips_of(&softmax)
+    };
+    subjects.push(Subject::new(softmax, wide_limbs));
     subjects
 }
 

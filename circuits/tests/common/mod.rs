@@ -10,7 +10,7 @@ pub mod forge;
 pub mod structure;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Layer, Linear, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Source, Table,
+    Activation, Kernel, Layer, Linear, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Softmax, Source, Table,
     MODEL_FORMAT_VERSION,
 };
 use zkinfer_circuits::params::Chip;
@@ -318,6 +318,65 @@ pub fn small_attention_model() -> QuantizedModel {
     }
     let heads = matmul("heads", [2, 3, 2], lhs, rhs, 1 << 28, 16);
     model("small-attention", vec![1, 4, 6], vec![scores, mixed, heads])
+}
+
+/// The exponential table of a softmax reading int8 values at `scale`: `round(2^14 · e^(scale · d))`.
+pub fn exp_table(scale: f64) -> Vec<i64> {
+    (-255i64..=0)
+        .map(|d| (16384.0 * (scale * d as f64).exp()).round() as i64)
+        .collect()
+}
+
+/// Softmax with masks on a `3 × 5` input `X`: row 0 whole, row 1 causal (the first two kept), row 2 with both ends
+/// masked; then the probabilities times `Xᵀ` (`3×5` by `5×3`) and a second softmax over those rows, whole, with
+/// another exponential table.
+pub fn small_softmax_model() -> QuantizedModel {
+    let keep = [
+        [true; 5],
+        [true, true, false, false, false],
+        [false, true, true, true, false],
+    ]
+    .concat();
+    let first = layer(
+        "attn",
+        "Softmax",
+        vec![3, 5],
+        Op::Softmax(Softmax {
+            input: 0,
+            row_len: 5,
+            keep,
+            exp: exp_table(0.05),
+        }),
+    );
+    let source = |tensor: usize, index: usize| Source { tensor, index };
+    let mix = layer(
+        "mix",
+        "MatMul",
+        vec![3, 3],
+        Op::MatMul(MatMul {
+            rows: 3,
+            inner: 5,
+            columns: 3,
+            lhs: (0..15).map(|i| source(1, i)).collect(),
+            rhs: (0..5).flat_map(|k| (0..3).map(move |j| source(0, j * 5 + k))).collect(),
+            multiplier: 1 << 18,
+            shift: 24,
+            activation: Activation::Identity,
+            output_bits: 8,
+        }),
+    );
+    let second = layer(
+        "attn2",
+        "Softmax",
+        vec![3, 3],
+        Op::Softmax(Softmax {
+            input: 2,
+            row_len: 3,
+            keep: vec![true; 9],
+            exp: exp_table(0.02),
+        }),
+    );
+    model("small-softmax", vec![1, 3, 5], vec![first, mix, second])
 }
 
 /// The int8 function `round(127 · f(x / scale))` as a 256-entry table.

@@ -251,6 +251,9 @@ impl Walker<'_> {
             (true, true) => bail_graph!("Add `{}` of two constants is not supported", n.label),
             (a_const, _) => {
                 let (data, constant) = if a_const { (1, a) } else { (0, b) };
+                if self.masked_add(n, data, constant)? {
+                    return Ok(());
+                }
                 let t = self.tensor(n, data)?;
                 let Some(ix) = self.foldable_linear(t) else {
                     return self.affine(n);

@@ -17,6 +17,7 @@ mod operators;
 mod pool;
 mod product;
 mod shape;
+mod softmax;
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -231,6 +232,11 @@ struct Walker<'g> {
     /// Nodes already consumed by a fused pattern.
     skip: HashSet<usize>,
     nodes: Vec<FloatNode>,
+    /// Values that are a tensor with a mask applied (`Add` of −∞, `Where`), which only `Softmax` may read: the
+    /// tensor and whether each of its elements is kept.
+    masks: HashMap<String, (FloatTensorId, Vec<bool>)>,
+    /// The default domain's opset version (`Softmax`'s default axis depends on it).
+    opset: i64,
 }
 
 fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) -> Result<FloatModel> {
@@ -260,6 +266,10 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
         readers: HashMap::new(),
         skip: HashSet::new(),
         nodes: vec![],
+        masks: HashMap::new(),
+        opset: (proto.opset_import.iter())
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map_or(1, |o| o.version),
     };
     for (ix, node) in graph.node.iter().enumerate() {
         for name in node.input.iter().filter(|s| !s.is_empty()) {
@@ -397,6 +407,14 @@ impl Walker<'_> {
         let name = n.input(i)?;
         match self.names.get(name) {
             Some(&t) => Ok(t),
+            None if self.masks.contains_key(name) => {
+                bail_graph!(
+                    "node `{}` ({}) reads `{name}`, a tensor with a mask applied (Add of −∞, or Where), which only \
+                     Softmax may read",
+                    n.label,
+                    n.op()
+                )
+            }
             None if self.consts.contains_key(name) => {
                 bail_graph!(
                     "node `{}` ({}): input `{name}` is a constant; only data inputs are supported there",

@@ -79,6 +79,10 @@ pub(super) const OPERATORS: &[Operator] = &[
     op("Split", "", |w, n| w.split(n)),
     op("Identity", "", |w, n| w.alias(n)),
     op("Dropout", "(inference)", |w, n| w.dropout(n)),
+    op("Softmax", "(last axis; after a causal mask)", |w, n| w.softmax(n)),
+    op("Where", "(a constant mask of −∞ before Softmax)", |w, n| {
+        w.where_mask(n)
+    }),
     part("Constant", |w, n| w.constant_node(n)),
 ];
 

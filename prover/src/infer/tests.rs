@@ -140,6 +140,19 @@ fn naive(model: &QuantizedModel, x: &[i64]) -> Vec<i64> {
                     requantize(get(a) * get(b), m.multiplier, m.shift, lo, hi).y
                 })
                 .collect(),
+            Op::Softmax(sm) => {
+                // Row by row: the kept maximum, the table at d + 255, round(127·e/S) half up as a floor.
+                let mut y = Vec::new();
+                for (x, keep) in t[sm.input].chunks(sm.row_len).zip(sm.keep.chunks(sm.row_len)) {
+                    let max = x.iter().zip(keep).filter(|(_, &k)| k).map(|(&v, _)| v).max().unwrap();
+                    let e: Vec<i64> = (x.iter().zip(keep))
+                        .map(|(&v, &k)| if k { sm.exp[(v - max + 255) as usize] } else { 0 })
+                        .collect();
+                    let sum: i64 = e.iter().sum();
+                    y.extend(e.iter().map(|&e| (254 * e + sum) / (2 * sum)));
+                }
+                y
+            }
             Op::MatMul(m) => {
                 let (lo, hi) = match m.activation {
                     Activation::Relu => (0, 127),

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, InputQuantization, Layer, Linear, LinearGroup, MaxPool, Op, Source, TensorId, ACT_BITS,
+    Activation, InputQuantization, Layer, Linear, LinearGroup, MaxPool, Op, Source, TensorId, ACT_BITS, PROBABILITY_ONE,
 };
 
 mod ops;
@@ -16,7 +16,8 @@ use super::{qerr, scale_for_bits, Precision};
 use crate::error::Result;
 use crate::graph::{ActFn, FloatModel, FloatNode, FloatOp, Pool, PoolKind};
 use ops::{
-    add, affine, average, conv, conv_factors, dense, dense_factors, kernel, matmul, mul, table, windows, WeightedOutput,
+    add, affine, average, conv, conv_factors, dense, dense_factors, kernel, matmul, mul, softmax, table, windows,
+    WeightedOutput,
 };
 
 /// A bias beyond this cannot be right: the accumulator bound of the circuit is 2^40.
@@ -352,6 +353,12 @@ impl Lowering {
             FloatOp::Activation(f) => {
                 let table = table(*f, self.materialize(node.inputs[0]), input.scale, s_out);
                 Op::Table(table)
+            }
+            FloatOp::Softmax { row_len, keep } => {
+                // Probabilities at scale 1/127, whatever calibration saw.
+                let op = softmax(self.materialize(node.inputs[0]), *row_len, keep, input.scale);
+                let scale = 1.0 / PROBABILITY_ONE as f32;
+                return Ok(self.emit(name, op_type, shape, scale, Op::Softmax(op)));
             }
             FloatOp::Move(map) => return Ok(self.moved(node, map, shape)),
         };

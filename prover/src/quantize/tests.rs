@@ -398,6 +398,7 @@ fn op_kind(op: &Op) -> &'static str {
         Op::Gather(_) => "Gather",
         Op::Mul(_) => "Mul",
         Op::MatMul(_) => "MatMul",
+        Op::Softmax(_) => "Softmax",
     }
 }
 

@@ -60,6 +60,14 @@ pub fn tensor(name: &str, dims: &[i64], data: &[f32]) -> Msg {
     m.int(2, 1).str(8, name).bytes(9, &raw)
 }
 
+/// ONNX `TensorProto` of booleans (a mask's condition): `data` nonzero is true.
+pub fn tensor_bool(name: &str, dims: &[i64], data: &[f32]) -> Msg {
+    assert_eq!(dims.iter().product::<i64>() as usize, data.len(), "tensor {name}");
+    let raw: Vec<u8> = data.iter().map(|&v| u8::from(v != 0.0)).collect();
+    let m = dims.iter().fold(Msg::default(), |m, d| m.int(1, *d));
+    m.int(2, 9).str(8, name).bytes(9, &raw)
+}
+
 /// ONNX `TensorProto` of i64 values (a Reshape target).
 pub fn tensor_i64(name: &str, data: &[i64]) -> Msg {
     let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();

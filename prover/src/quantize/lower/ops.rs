@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Linear, LinearGroup, MatMul, Mul, Source, Table, TensorId, ACT_MAX, ACT_MIN,
+    Activation, Kernel, Linear, LinearGroup, MatMul, Mul, Softmax, Source, Table, TensorId, ACT_MAX, ACT_MIN,
+    EXP_TABLE_LEN,
 };
 
 use super::super::choose_multiplier;
@@ -356,6 +357,24 @@ pub(super) fn matmul(
         activation: activation(relu),
         output_bits: bits,
     })
+}
+
+/// Bits of the softmax exponentials: `exp[255] = 2^14` (the row maximum's own term).
+pub(super) const SOFTMAX_EXP_BITS: i32 = 14;
+
+/// Softmax over rows of `row_len` elements of tensor `input` (at scale `s_in`), masked where `keep` says: the
+/// exponential table `round(2^14 · e^(s_in · d))` for every difference `d ∈ [−255, 0]` to the row maximum.
+pub(super) fn softmax(input: TensorId, row_len: usize, keep: &[bool], s_in: f32) -> Softmax {
+    let one = f64::powi(2.0, SOFTMAX_EXP_BITS);
+    let exp = (-(EXP_TABLE_LEN as i64) + 1..=0)
+        .map(|d| (one * (s_in as f64 * d as f64).exp()).round() as i64)
+        .collect();
+    Softmax {
+        input,
+        row_len,
+        keep: keep.to_vec(),
+        exp,
+    }
 }
 
 /// `f` tabulated on the int8 inputs: `values[q + 128] = clamp(round(f(q · s_in) / s_out), −128, 127)`.
