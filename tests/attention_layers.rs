@@ -423,3 +423,113 @@ fn softmaxes_and_masks_that_cannot_be_proven_are_refused_with_their_names() {
         "{message}"
     );
 }
+
+/// An encoder block as exporters write it at opset 17 on `x [1, T, D]`: `LayerNormalization` → one attention head
+/// (Q, K, V projections, `Q·Kᵀ` scaled, `Softmax`, `·V`, output projection) → residual `Add` →
+/// `LayerNormalization` → `MatMul`+bias to `2D` → PyTorch's erf GELU → `MatMul`+bias back to `D` → residual `Add` →
+/// `ReduceMean` over the tokens → `Gemm` to 4 classes.
+fn encoder_block(seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (t, d) = (T as i64, D as i64);
+    let nodes = vec![
+        node(
+            "LayerNormalization",
+            "ln1",
+            &["x", "g1", "b1"],
+            &["n1"],
+            vec![attr_int("axis", -1)],
+        ),
+        node("MatMul", "q_proj", &["n1", "wq"], &["q"], vec![]),
+        node("MatMul", "k_proj", &["n1", "wk"], &["k"], vec![]),
+        node("MatMul", "v_proj", &["n1", "wv"], &["v"], vec![]),
+        node("Transpose", "k_t", &["k"], &["kt"], vec![attr_ints("perm", &[0, 2, 1])]),
+        node("MatMul", "scores", &["q", "kt"], &["s"], vec![]),
+        node("Mul", "scale", &["s", "inv_sqrt"], &["s2"], vec![]),
+        node("Softmax", "weights", &["s2"], &["a"], vec![attr_int("axis", -1)]),
+        node("MatMul", "mix", &["a", "v"], &["o"], vec![]),
+        node("MatMul", "out_proj", &["o", "wo"], &["o2"], vec![]),
+        node("Add", "residual1", &["x", "o2"], &["r1"], vec![]),
+        node("LayerNormalization", "ln2", &["r1", "g2", "b2"], &["n2"], vec![]),
+        node("MatMul", "fc1", &["n2", "w1"], &["h1"], vec![]),
+        node("Add", "fc1_bias", &["h1", "c1"], &["h2"], vec![]),
+        node("Div", "gelu_div", &["h2", "sqrt2"], &["g_a"], vec![]),
+        node("Erf", "gelu_erf", &["g_a"], &["g_b"], vec![]),
+        node("Add", "gelu_add", &["g_b", "one"], &["g_c"], vec![]),
+        node("Mul", "gelu_mul", &["h2", "g_c"], &["g_d"], vec![]),
+        node("Mul", "gelu_half", &["g_d", "half"], &["g"], vec![]),
+        node("MatMul", "fc2", &["g", "w2"], &["h3"], vec![]),
+        node("Add", "fc2_bias", &["h3", "c2"], &["h4"], vec![]),
+        node("Add", "residual2", &["r1", "h4"], &["r2"], vec![]),
+        node(
+            "ReduceMean",
+            "pool",
+            &["r2"],
+            &["p"],
+            vec![attr_ints("axes", &[1]), attr_int("keepdims", 0)],
+        ),
+        node("Gemm", "head", &["p", "wh", "ch"], &["y"], vec![attr_int("transB", 1)]),
+    ];
+    let mut gains = |n: usize| -> Vec<f32> { random_values(&mut rng, n, 0.3).iter().map(|v| 1.0 + v).collect() };
+    let (g1, g2) = (gains(D), gains(D));
+    let inits = vec![
+        tensor("g1", &[d], &g1),
+        tensor("b1", &[d], &random_values(&mut rng, D, 0.2)),
+        tensor("g2", &[d], &g2),
+        tensor("b2", &[d], &random_values(&mut rng, D, 0.2)),
+        tensor("wq", &[d, d], &random_values(&mut rng, D * D, 0.6)),
+        tensor("wk", &[d, d], &random_values(&mut rng, D * D, 0.6)),
+        tensor("wv", &[d, d], &random_values(&mut rng, D * D, 0.6)),
+        tensor("wo", &[d, d], &random_values(&mut rng, D * D, 0.6)),
+        tensor("inv_sqrt", &[], &[1.0 / (D as f32).sqrt()]),
+        tensor("w1", &[d, 2 * d], &random_values(&mut rng, 2 * D * D, 0.6)),
+        tensor("c1", &[2 * d], &random_values(&mut rng, 2 * D, 0.2)),
+        tensor("w2", &[2 * d, d], &random_values(&mut rng, 2 * D * D, 0.6)),
+        tensor("c2", &[d], &random_values(&mut rng, D, 0.2)),
+        tensor("sqrt2", &[], &[std::f32::consts::SQRT_2]),
+        tensor("one", &[], &[1.0]),
+        tensor("half", &[], &[0.5]),
+        tensor("wh", &[4, d], &random_values(&mut rng, 4 * D, 0.6)),
+        tensor("ch", &[4], &random_values(&mut rng, 4, 0.2)),
+    ];
+    let _ = t;
+    model(nodes, inits, &[1, T as i64, d])
+}
+
+#[test]
+fn an_encoder_block_with_layer_normalization_imports_quantizes_and_proves_bit_exact() {
+    let float = import_checked("encoder", &encoder_block(51));
+    let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
+    for op in [
+        "LayerNormalization",
+        "Softmax",
+        "Gelu",
+        "ReduceMean",
+        "Sqrt",
+        "Reciprocal",
+    ] {
+        assert!(ops.iter().any(|o| o.contains(op)), "no {op} in {ops:?}");
+    }
+    let model = quantize(&float, &random_inputs(52, 100, T * D, 2.0)).expect("quantize");
+    let test = random_inputs(53, 50, T * D, 2.0);
+    let inputs: Vec<Vec<i64>> = test.iter().map(|x| quantize_input(&model, x).unwrap()).collect();
+    let native = infer_batch(&model, &inputs).expect("native");
+    let agree = (test.iter().zip(&native))
+        .filter(|(x, q)| {
+            let (want, got) = (float.forward(x).unwrap(), dequantize_output(&model, q));
+            zkinfer_prover::accuracy::argmax(&want) == zkinfer_prover::accuracy::argmax(&got)
+        })
+        .count();
+    let (mean, worst) = relative_errors(&float, &model, &test, &native);
+    eprintln!(
+        "encoder block: top-1 agreement {agree}/50, int8 output error {:.1} % on average, {:.1} % at worst",
+        100.0 * mean,
+        100.0 * worst
+    );
+    assert!(agree >= 40, "top-1 agreement {agree}/50");
+    let params = CircuitParams::for_model(&model);
+    for (input, expected) in inputs.iter().zip(&native).take(3) {
+        let s = common::synthesize_with(&model, params.clone(), input, expected);
+        assert_eq!(s.prover.verify(), Ok(()), "the honest circuit is not satisfied");
+        assert_eq!(&s.outputs, expected, "circuit and native inference differ");
+    }
+}

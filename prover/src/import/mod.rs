@@ -13,6 +13,7 @@ mod activation;
 mod affine;
 mod fold;
 mod linear;
+mod norm;
 mod operators;
 mod pool;
 mod product;
