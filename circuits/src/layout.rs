@@ -14,7 +14,7 @@ use crate::chips::{clamp_table, freivalds, linear, poseidon, table};
 use crate::circuit::configure;
 use crate::column_rows::ColumnRows;
 use crate::error::{CircuitError, CircuitProblem};
-use crate::layers::{plan_layer, Cursors, PlanContext};
+use crate::layers::{plan_layer, Cursors, KernelRowsCache, PlanContext};
 use crate::model::{Op, QuantizedModel};
 use crate::params::{Chip, CircuitParams, MAX_FREIVALDS_PAIRS, MIN_LIMB_BITS};
 
@@ -208,6 +208,57 @@ struct Facts<'m> {
     fusion_candidates: Vec<(usize, usize)>,
     windows: Vec<Option<freivalds::Windows>>,
     placements: Mutex<HashMap<PlacementKey, Arc<RequantPlacement>>>,
+    /// What the constraint system of each layout shape gives the plan ([`SystemFacts::key`]): building it was a
+    /// third of the planning time of a transformer block, and most candidates share it.
+    systems: Mutex<HashMap<CircuitParams, SystemFacts>>,
+    /// Each linear layer's requantization rows per kernel ([`KernelRows`]), by layer, limb bits and clamp bits.
+    kernel_rows: KernelRowsCache,
+}
+
+/// What a plan reads off a layout's constraint system.
+#[derive(Clone, Copy, Debug)]
+struct SystemFacts {
+    uncapped_degree: usize,
+    degree: usize,
+    blinding_rows: usize,
+    minimum_rows: usize,
+    advice_columns: usize,
+    fixed_columns: usize,
+    lookups: usize,
+    equality_columns: usize,
+    proof_bytes: usize,
+}
+
+impl SystemFacts {
+    /// The constraint system of `params`, configured.
+    fn of(params: &CircuitParams) -> Self {
+        let mut cs = ConstraintSystem::<Fr>::default();
+        configure(&mut cs, params);
+        Self {
+            uncapped_degree: uncapped_degree(&cs),
+            degree: cs.degree(),
+            blinding_rows: cs.blinding_factors() + 1,
+            minimum_rows: cs.minimum_rows(),
+            advice_columns: cs.num_advice_columns(),
+            fixed_columns: cs.num_fixed_columns() + cs.num_selectors(),
+            lookups: cs.lookups().len(),
+            equality_columns: cs.permutation().get_columns().len(),
+            proof_bytes: proof_bytes(&cs),
+        }
+    }
+
+    /// What the constraint system depends on: every field but which layers Freivalds' test checks (only whether
+    /// some are).
+    fn key(params: &CircuitParams) -> CircuitParams {
+        let freivalds_layers = match params.freivalds_layers.is_empty() {
+            true => BTreeSet::new(),
+            false => BTreeSet::from([0]),
+        };
+        CircuitParams {
+            freivalds_layers,
+            ..params.clone()
+        }
+    }
 }
 
 /// Limb bits, range columns, requantization sets and clamp-table bits: all that where requantization rows and range checks go
@@ -243,6 +294,8 @@ impl<'m> Facts<'m> {
             fusion_candidates: fusion::candidates(model),
             windows,
             placements: Mutex::default(),
+            systems: Mutex::default(),
+            kernel_rows: KernelRowsCache::default(),
         }
     }
 
@@ -316,9 +369,16 @@ pub const CLAMP_TABLE_COVERAGE: f64 = 0.95;
 /// [`plan`] of a model already validated (the planner validates once for all its candidates).
 fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, String> {
     let model = facts.model;
-    let mut cs = ConstraintSystem::<Fr>::default();
-    configure(&mut cs, params);
-    let degree = uncapped_degree(&cs);
+    let key = SystemFacts::key(params);
+    let cached = facts.systems.lock().ok().and_then(|systems| systems.get(&key).copied());
+    let cs = cached.unwrap_or_else(|| {
+        let system = SystemFacts::of(params);
+        if let Ok(mut systems) = facts.systems.lock() {
+            systems.insert(key, system);
+        }
+        system
+    });
+    let degree = cs.uncapped_degree;
     if degree > MAX_DEGREE {
         // halo2-axiom silently caps the degree at 5: a higher-degree constraint would be checked by MockProver but
         // not by real proofs.
@@ -348,6 +408,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
             ..Cursors::default()
         },
         requantization_placed: false,
+        kernel_rows: Some(&facts.kernel_rows),
     };
     let key = (
         params.limb_bits,
@@ -424,17 +485,17 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
             } else {
                 0
             }),
-        blinding_rows: cs.blinding_factors() + 1,
-        advice_columns: cs.num_advice_columns(),
-        fixed_columns: cs.num_fixed_columns() + cs.num_selectors(),
-        lookups: cs.lookups().len(),
-        equality_columns: cs.permutation().get_columns().len(),
-        proof_bytes: proof_bytes(&cs),
-        degree: cs.degree(),
+        blinding_rows: cs.blinding_rows,
+        advice_columns: cs.advice_columns,
+        fixed_columns: cs.fixed_columns,
+        lookups: cs.lookups,
+        equality_columns: cs.equality_columns,
+        proof_bytes: cs.proof_bytes,
+        degree: cs.degree,
         k: 0,
         layers,
     };
-    let needed_rows = (layout.used_rows() + layout.blinding_rows).max(cs.minimum_rows());
+    let needed_rows = (layout.used_rows() + layout.blinding_rows).max(cs.minimum_rows);
     let k = needed_rows.next_power_of_two().trailing_zeros();
     if k > MAX_K {
         return Err(format!(
@@ -819,18 +880,24 @@ pub fn choose_with(
             let mut best = best_of(&start);
             candidates.extend(start);
             loop {
+                // Every one-layer change is planned in parallel; the first that ranks best (in `eligible`'s order)
+                // is taken, as a walk one layer at a time would.
+                let steps: Vec<BTreeSet<usize>> = (eligible.iter())
+                    .filter_map(|&layer| {
+                        let mut next = chosen.clone();
+                        let changed = if start_full {
+                            next.remove(&layer)
+                        } else {
+                            next.insert(layer)
+                        };
+                        changed.then_some(next)
+                    })
+                    .collect();
+                let planned: Vec<Vec<Candidate>> = (steps.par_iter())
+                    .map(|next| candidates_for(model, &base, next))
+                    .collect::<Result<_, String>>()?;
                 let mut step = None;
-                for &layer in &eligible {
-                    let mut next = chosen.clone();
-                    let changed = if start_full {
-                        next.remove(&layer)
-                    } else {
-                        next.insert(layer)
-                    };
-                    if !changed {
-                        continue;
-                    }
-                    let tried = candidates_for(model, &base, &next)?;
+                for (next, tried) in steps.into_iter().zip(planned) {
                     let key = best_of(&tried);
                     if key < best && step.as_ref().is_none_or(|(_, k)| key < *k) {
                         step = Some((next, key));

@@ -62,7 +62,7 @@ impl Chip {
 }
 
 /// Layout choices that change the constraint system (and so the verifying key).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CircuitParams {
     /// Output channels computed side by side in the multiply-accumulate chip.
     pub mac_lanes: usize,

@@ -5,7 +5,9 @@
 use ff::Field;
 use halo2_proofs::halo2curves::bn256::Fr;
 
-use super::{collect_outputs, AssignContext, LayerChip, PlanContext, Planned};
+use std::sync::Arc;
+
+use super::{collect_outputs, AssignContext, KernelRows, LayerChip, PlanContext, Planned};
 use crate::assign::AssignedValue;
 use crate::chips::freivalds::{place_product, product_shape, product_windows, Windows};
 use crate::chips::requantize::Accumulator;
@@ -26,6 +28,36 @@ pub struct ProductCheck {
     pub windows: Option<Windows>,
 }
 
+impl Linear {
+    /// The range-check rows of each kernel's requantizations and the lookups of all outputs: from the planner's
+    /// cache, or worked out (one rescale per kernel, whose accumulator bound sums its weights, not per output).
+    fn kernel_rows(&self, ctx: &PlanContext<'_>) -> Result<Arc<KernelRows>, CircuitProblem> {
+        let key = (ctx.index, ctx.params.limb_bits, ctx.params.clamp_bits);
+        let cached = (ctx.kernel_rows).and_then(|cache| cache.lock().ok()?.get(&key).cloned());
+        if let Some(rows) = cached {
+            return Ok(rows);
+        }
+        let input_bits = (ctx.input_bits.get(ctx.index).copied()).unwrap_or_else(|| ctx.model.input_bits(self));
+        let out = self.output_range();
+        let rows: Vec<[usize; 3]> = (self.kernels.iter())
+            .map(|k| ctx.requantization_rows(&k.rescale_for(input_bits), out))
+            .collect();
+        let mut lookups = 0;
+        for group in &self.groups {
+            for &(_, k) in &group.outputs {
+                let r = rows.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
+                // A requantization through the clamp table has no output check and looks its output up once.
+                lookups += r.iter().sum::<usize>() + usize::from(r[2] == 0);
+            }
+        }
+        let rows = Arc::new(KernelRows { rows, lookups });
+        if let Some(mut cache) = ctx.kernel_rows.and_then(|cache| cache.lock().ok()) {
+            cache.insert(key, rows.clone());
+        }
+        Ok(rows)
+    }
+}
+
 impl LayerChip for Linear {
     fn plan(&self, _: &Layer, ctx: &mut PlanContext<'_>) -> Result<Planned, CircuitProblem> {
         let freivalds = ctx.params.uses_freivalds(ctx.index);
@@ -44,19 +76,19 @@ impl LayerChip for Linear {
             ctx.rows.linear +=
                 crate::chips::linear::rows(self, ctx.params.mac_lanes.max(1), ctx.params.mac_taps.max(1));
         }
-        let mut lookups = 0;
-        let input_bits = (ctx.input_bits.get(ctx.index).copied()).unwrap_or_else(|| ctx.model.input_bits(self));
-        // One rescale per kernel (its accumulator bound sums the kernel's weights), not per output.
-        let out = self.output_range();
-        let rows: Vec<_> = (self.kernels.iter())
-            .map(|k| ctx.requantization_rows(&k.rescale_for(input_bits), out))
-            .collect();
-        for group in &self.groups {
-            for &(_, k) in &group.outputs {
-                let rows = *rows.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
-                lookups += ctx.place_requantization_rows(rows);
+        let kernel_rows = self.kernel_rows(ctx)?;
+        let lookups = if ctx.requantization_placed {
+            kernel_rows.lookups
+        } else {
+            let mut lookups = 0;
+            for group in &self.groups {
+                for &(_, k) in &group.outputs {
+                    let rows = *kernel_rows.rows.get(k).ok_or(CircuitProblem::MissingKernel(k))?;
+                    lookups += ctx.place_requantization_rows(rows);
+                }
             }
-        }
+            lookups
+        };
         Ok(Planned {
             layout: if freivalds { "freivalds" } else { "mac" },
             lookups,

@@ -11,6 +11,7 @@ pub mod softmax;
 pub mod table;
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use crate::assign::{AssignedValue, Assigner};
 use crate::chips::freivalds::Windows;
@@ -74,7 +75,23 @@ pub struct PlanContext<'m> {
     /// Whether requantization rows and range checks are already placed (the planner knows where they go for these
     /// limbs, range columns and requantization sets): chips then only count their lookups.
     pub requantization_placed: bool,
+    /// The linear layers' requantization rows per kernel, worked out once per layer, limb bits and clamp bits
+    /// across the candidates the planner tries (none: worked out each time).
+    pub kernel_rows: Option<&'m KernelRowsCache>,
 }
+
+/// The range-check rows of each kernel of a linear layer's requantizations ([`PlanContext::requantization_rows`]),
+/// and the lookups all its outputs take.
+#[derive(Debug)]
+pub struct KernelRows {
+    /// Per kernel: the rows of its remainder, slack and output checks.
+    pub rows: Vec<[usize; 3]>,
+    /// Lookups of every output's requantization.
+    pub lookups: usize,
+}
+
+/// [`KernelRows`] by layer index, limb bits and clamp-table bits.
+pub type KernelRowsCache = Mutex<HashMap<(usize, u32, u32), Arc<KernelRows>>>;
 
 /// What one layer costs, as its chip reports it to the planner (the row counts come from the cursors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,11 +10,12 @@ use crate::params::Chip;
 
 impl LayerChip for Mul {
     fn plan(&self, _: &Layer, ctx: &mut PlanContext<'_>) -> Result<Planned, CircuitProblem> {
-        let (rescale, range) = (self.rescale(), self.output_range());
+        // One rescale for every output: its range checks are worked out once.
+        let rows = ctx.requantization_rows(&self.rescale(), self.output_range());
         let mut lookups = 0;
         for _ in &self.operands {
             ctx.rows.product += 1;
-            lookups += ctx.place_requantization(&rescale, range);
+            lookups += ctx.place_requantization_rows(rows);
         }
         Ok(Planned { layout: "mul", lookups })
     }
