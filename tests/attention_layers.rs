@@ -178,6 +178,43 @@ fn relative_errors(float: &FloatModel, model: &QuantizedModel, inputs: &[Vec<f32
     (error_sum / output_sum, worst / scale)
 }
 
+/// Prints the int8 output error of `model` against `float` on `test` (`native`: its int8 outputs) and checks it:
+/// small on average, the worst case an int8 output saturating on a test input beyond the calibrated range.
+fn assert_int8_error(name: &str, float: &FloatModel, model: &QuantizedModel, test: &[Vec<f32>], native: &[Vec<i64>]) {
+    let (mean, worst) = relative_errors(float, model, test, native);
+    eprintln!(
+        "{name}: int8 output error {:.1} % on average, {:.1} % at worst (of the largest output)",
+        100.0 * mean,
+        100.0 * worst
+    );
+    assert!(
+        mean < 0.05 && worst < 0.3,
+        "{name}: int8 error {mean} on average, {worst} at worst"
+    );
+}
+
+/// The circuit of `model` with the planner's layout, which must have `chip`: bit-exact with the native engine on
+/// the first four inputs, every kind of cell of the first tampered with rejected, `kinds` among them.
+fn assert_proves_bit_exact(
+    name: &str,
+    model: &QuantizedModel,
+    chip: Chip,
+    kinds: &[CellKind],
+    inputs: &[Vec<i64>],
+    native: &[Vec<i64>],
+) {
+    let params = CircuitParams::for_model(model);
+    assert!(params.has(chip), "{name}: {params:?}");
+    let tampered = common::assert_bit_exact(name, model, params.clone(), (&inputs[0], &native[0]), &[]);
+    for kind in kinds {
+        assert!(tampered.contains(kind), "{name}: no {kind:?} in {tampered:?}");
+    }
+    for (input, expected) in inputs.iter().zip(native).skip(1).take(3) {
+        let s = common::synthesize_with(model, params.clone(), input, expected);
+        assert_eq!(&s.outputs, expected, "{name}: circuit and native inference differ");
+    }
+}
+
 #[test]
 fn multi_head_attention_products_import_quantize_prove_and_verify() {
     for (name, multi_query) in [("multi-head", false), ("multi-query", true)] {
@@ -191,29 +228,9 @@ fn multi_head_attention_products_import_quantize_prove_and_verify() {
         let test = random_inputs(23, 50, T * D, 2.0);
         let inputs: Vec<Vec<i64>> = test.iter().map(|x| quantize_input(&model, x).unwrap()).collect();
         let native = infer_batch(&model, &inputs).expect("native");
-        let (mean, worst) = relative_errors(&float, &model, &test, &native);
-        eprintln!(
-            "{name}: int8 output error {:.1} % on average, {:.1} % at worst (of the largest output)",
-            100.0 * mean,
-            100.0 * worst
-        );
-        // The worst case is an int8 output saturating on a test input beyond the calibrated range.
-        assert!(
-            mean < 0.05 && worst < 0.3,
-            "{name}: int8 error {mean} on average, {worst} at worst"
-        );
-
-        // Bit-exact with the planner's layout, every kind of cell tampered with rejected.
-        let params = CircuitParams::for_model(&model);
-        assert!(params.has(Chip::MatMul), "{name}: {params:?}");
-        let kinds = common::assert_bit_exact(name, &model, params.clone(), (&inputs[0], &native[0]), &[]);
-        for kind in [CellKind::FreivaldsOperand, CellKind::FreivaldsSum, CellKind::Output] {
-            assert!(kinds.contains(&kind), "{name}: no {kind:?} in {kinds:?}");
-        }
-        for (input, expected) in inputs.iter().zip(&native).skip(1).take(3) {
-            let s = common::synthesize_with(&model, params.clone(), input, expected);
-            assert_eq!(&s.outputs, expected, "{name}: circuit and native inference differ");
-        }
+        assert_int8_error(name, &float, &model, &test, &native);
+        let kinds = [CellKind::FreivaldsOperand, CellKind::FreivaldsSum, CellKind::Output];
+        assert_proves_bit_exact(name, &model, Chip::MatMul, &kinds, &inputs, &native);
     }
 }
 
@@ -342,27 +359,9 @@ fn softmax_attention_with_causal_masks_proves_bit_exact() {
                 "{name}: a masked weight"
             );
         }
-        let (mean, worst) = relative_errors(&float, &model, &test, &native);
-        eprintln!(
-            "{name}: int8 output error {:.1} % on average, {:.1} % at worst (of the largest output)",
-            100.0 * mean,
-            100.0 * worst
-        );
-        assert!(
-            mean < 0.05 && worst < 0.3,
-            "{name}: int8 error {mean} on average, {worst} at worst"
-        );
-
-        let params = CircuitParams::for_model(&model);
-        assert!(params.has(Chip::Softmax), "{name}: {params:?}");
-        let kinds = common::assert_bit_exact(name, &model, params.clone(), (&inputs[0], &native[0]), &[]);
-        for kind in [CellKind::SoftmaxExp, CellKind::SoftmaxSum, CellKind::SoftmaxBound] {
-            assert!(kinds.contains(&kind), "{name}: no {kind:?} in {kinds:?}");
-        }
-        for (input, expected) in inputs.iter().zip(&native).skip(1).take(3) {
-            let s = common::synthesize_with(&model, params.clone(), input, expected);
-            assert_eq!(&s.outputs, expected, "{name}: circuit and native inference differ");
-        }
+        assert_int8_error(name, &float, &model, &test, &native);
+        let kinds = [CellKind::SoftmaxExp, CellKind::SoftmaxSum, CellKind::SoftmaxBound];
+        assert_proves_bit_exact(name, &model, Chip::Softmax, &kinds, &inputs, &native);
     }
 }
 
@@ -532,4 +531,87 @@ fn an_encoder_block_with_layer_normalization_imports_quantizes_and_proves_bit_ex
         assert_eq!(s.prover.verify(), Ok(()), "the honest circuit is not satisfied");
         assert_eq!(&s.outputs, expected, "circuit and native inference differ");
     }
+}
+
+/// `x [1, T, D]` → MatMul(D → 12) + bias → Relu → MatMul(12 → 10): token logits; with `argmax`, then `ArgMax` over
+/// the last axis (`keepdims` 0): the next token at every position, as greedy decoding reads it.
+fn token_logits(seed: u64, argmax: bool) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let d = D as i64;
+    let mut nodes = vec![
+        node("MatMul", "fc1", &["x", "w1"], &["h1"], vec![]),
+        node("Add", "fc1_bias", &["h1", "b1"], &["h2"], vec![]),
+        node("Relu", "act", &["h2"], &["h3"], vec![]),
+        node(
+            "MatMul",
+            "logits",
+            &["h3", "w2"],
+            &[if argmax { "l" } else { "y" }],
+            vec![],
+        ),
+    ];
+    if argmax {
+        nodes.push(node(
+            "ArgMax",
+            "next",
+            &["l"],
+            &["y"],
+            vec![attr_int("axis", -1), attr_int("keepdims", 0)],
+        ));
+    }
+    let inits = vec![
+        tensor("w1", &[d, 12], &random_values(&mut rng, D * 12, 0.6)),
+        tensor("b1", &[12], &random_values(&mut rng, 12, 0.2)),
+        tensor("w2", &[12, 10], &random_values(&mut rng, 120, 0.6)),
+    ];
+    model(nodes, inits, &[1, T as i64, d])
+}
+
+#[test]
+fn argmax_gives_each_tokens_next_token_and_proves_bit_exact() {
+    let logits = import_onnx(write("logits.onnx", &token_logits(61, false))).expect("import");
+    let float = import_onnx(write("argmax.onnx", &token_logits(61, true))).expect("import");
+    assert!(matches!(
+        float.nodes.last().map(|n| &n.op),
+        Some(FloatOp::ArgMax { row_len: 10, .. })
+    ));
+    for x in random_inputs(62, 5, T * D, 2.0) {
+        let want: Vec<f32> = (logits.forward(&x).unwrap().chunks(10))
+            .map(|row| zkinfer_prover::accuracy::argmax(row) as f32)
+            .collect();
+        assert_eq!(float.forward(&x).unwrap(), want);
+    }
+    let model = quantize(&float, &random_inputs(63, 100, T * D, 2.0)).expect("quantize");
+    let last = model.layers.last().expect("layers");
+    assert!(
+        matches!(last.op, Op::ArgMax(_)) && last.output_scale == 1.0,
+        "{}",
+        last.op_type
+    );
+    let inputs: Vec<Vec<i64>> = (random_inputs(64, 20, T * D, 2.0).iter())
+        .map(|x| quantize_input(&model, x).unwrap())
+        .collect();
+    let native = infer_batch(&model, &inputs).expect("native");
+    for (input, out) in inputs.iter().zip(&native) {
+        let tensors = model.eval_reference(input).expect("reference");
+        let logits = &tensors[tensors.len() - 2];
+        let want: Vec<i64> = logits
+            .chunks(10)
+            .map(|row| {
+                let max = *row.iter().max().unwrap();
+                row.iter().position(|&v| v == max).unwrap() as i64
+            })
+            .collect();
+        assert_eq!(out, &want, "the first maximum of each token's int8 logits");
+    }
+    let kinds = [CellKind::ArgMaxChoice, CellKind::ArgMaxGap, CellKind::ArgMaxIndex];
+    assert_proves_bit_exact("argmax", &model, Chip::ArgMax, &kinds, &inputs, &native);
+    let message = refused(
+        vec![node("ArgMax", "over_tokens", &["x"], &["y"], vec![attr_int("axis", 1)])],
+        vec![],
+    );
+    assert!(
+        message.contains("over_tokens") && message.contains("last axis"),
+        "{message}"
+    );
 }

@@ -77,6 +77,16 @@ pub enum CellKind {
     SoftmaxSum,
     /// The bound `2S − 1 − r` of a softmax division's remainder.
     SoftmaxBound,
+    /// An element copied into an ArgMax row.
+    ArgMaxInput,
+    /// The maximum carried down an ArgMax row.
+    ArgMaxMax,
+    /// An ArgMax choice bit `o`, or the running count `f` of chosen elements.
+    ArgMaxChoice,
+    /// The running index `Σ pos·o` of an ArgMax row (its last, the output).
+    ArgMaxIndex,
+    /// The gap `(1 − f)·(m − x − 1)` of an ArgMax row (an element before the chosen one is below the maximum).
+    ArgMaxGap,
 }
 
 impl CellKind {

@@ -19,6 +19,7 @@ use halo2_proofs::{
 use crate::assign::Tamper;
 use crate::assign::{Assigner, CellKind};
 use crate::chips::{
+    argmax::ArgMaxConfig,
     clamp_table::ClampTable,
     freivalds::FreivaldsConfig,
     fusion::Fusion,
@@ -64,6 +65,7 @@ pub struct ModelConfig {
     pub(crate) table: Option<TableConfig>,
     pub(crate) product: Option<ProductConfig>,
     pub(crate) softmax: Option<SoftmaxConfig>,
+    pub(crate) argmax: Option<ArgMaxConfig>,
     pub(crate) freivalds: Option<FreivaldsConfig>,
     pub(crate) instance: Column<Instance>,
 }
@@ -194,6 +196,9 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
     let softmax = (table.as_ref())
         .filter(|_| params.has(Chip::Softmax))
         .map(|t| SoftmaxConfig::configure(meta, t.columns()));
+    let argmax = params
+        .has(Chip::ArgMax)
+        .then(|| ArgMaxConfig::configure(meta, range.table()));
     // Last: its second-phase columns need a first-phase column allocated before them.
     let freivalds = params.has_freivalds().then(|| {
         let widths: Vec<usize> = params.freivalds_widths.iter().copied().collect();
@@ -207,6 +212,7 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
         table,
         product,
         softmax,
+        argmax,
         freivalds,
         range,
         clamp,
@@ -272,6 +278,9 @@ impl Circuit<Fr> for ModelCircuit {
                 if let Some(softmax) = &config.softmax {
                     softmax.assign_blank_row(&mut a);
                 }
+                if let Some(argmax) = &config.argmax {
+                    argmax.assign_blank_row(&mut a);
+                }
                 let (input, packed, linear_row) = config.linear.assign_pack(&mut a, 1, &input)?;
                 let (commitment, sponge_end) = config.poseidon.assign(&mut a, 0, self.witness.salt, &packed)?;
                 let mut rows = Cursors {
@@ -280,6 +289,7 @@ impl Circuit<Fr> for ModelCircuit {
                     range: ColumnRows::new(config.range.columns(), 0),
                     freivalds: ColumnRows::new(config.freivalds.as_ref().map_or(1, |f| f.pairs()), 1),
                     softmax: usize::from(config.softmax.is_some()),
+                    argmax: usize::from(config.argmax.is_some()),
                     ..Cursors::default()
                 };
                 // Every input is an int8 (which also makes the packing injective).

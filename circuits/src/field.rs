@@ -12,6 +12,17 @@ pub fn from_i64(v: i64) -> Fr {
     }
 }
 
+/// The field element `v mod p` of a 128-bit integer.
+pub fn from_i128(v: i128) -> Fr {
+    let magnitude = v.unsigned_abs();
+    let f = Fr::from((magnitude >> 64) as u64) * Fr::from_u128(1 << 64) + Fr::from(magnitude as u64);
+    if v < 0 {
+        -f
+    } else {
+        f
+    }
+}
+
 /// The signed integer a field element stands for, when it is within `i64` (either side of zero).
 pub fn to_i64(f: &Fr) -> Option<i64> {
     let small = |f: &Fr| -> Option<u64> {
@@ -51,5 +62,15 @@ mod tests {
             assert_eq!(to_i64(&from_i64(v)), Some(v), "{v}");
         }
         assert_eq!(to_i64(&Fr::from_u128(1 << 100)), None);
+    }
+
+    #[test]
+    fn wide_integers_map_to_their_residues() {
+        for v in [0i64, 5, -5, i64::MAX, i64::MIN] {
+            assert_eq!(from_i128(i128::from(v)), from_i64(v), "{v}");
+        }
+        assert_eq!(from_i128(1 << 100), Fr::from_u128(1 << 100));
+        assert_eq!(from_i128(-(1 << 100)), -Fr::from_u128(1 << 100));
+        assert_eq!(from_i128(i128::MIN), -Fr::from_u128(1 << 127));
     }
 }

@@ -108,6 +108,8 @@ pub struct Layout {
     pub product_rows: usize,
     /// Rows of the softmax columns.
     pub softmax_rows: usize,
+    /// Rows of the ArgMax columns.
+    pub argmax_rows: usize,
     /// Rows of the Freivalds columns (second phase).
     pub freivalds_rows: usize,
     /// Rows of the largest lookup table (bytes, or the activation tables).
@@ -172,6 +174,7 @@ impl Layout {
             self.table_rows,
             self.product_rows,
             self.softmax_rows,
+            self.argmax_rows,
             self.freivalds_rows,
             self.lookup_table_rows,
         ]
@@ -405,6 +408,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
             freivalds: ColumnRows::new(params.freivalds_pairs, 1),
             // Row 0 of the softmax columns is blank.
             softmax: usize::from(params.has(Chip::Softmax)),
+            argmax: usize::from(params.has(Chip::ArgMax)),
             ..Cursors::default()
         },
         requantization_placed: false,
@@ -469,6 +473,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         table_rows: rows.table,
         product_rows: rows.product,
         softmax_rows: rows.softmax,
+        argmax_rows: rows.argmax,
         freivalds_rows: if params.has_freivalds() {
             rows.freivalds.max()
         } else {
@@ -677,6 +682,7 @@ fn binds(layout: &Layout, group: Group) -> bool {
         (None, layout.table_rows),
         (None, layout.product_rows),
         (None, layout.softmax_rows),
+        (None, layout.argmax_rows),
         (None, layout.lookup_table_rows),
     ];
     let own = rows.iter().find(|(g, _)| *g == Some(group)).map_or(0, |(_, r)| *r);

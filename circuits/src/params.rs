@@ -35,6 +35,8 @@ pub enum Chip {
     /// Softmax rows ([`crate::chips::softmax`]): a column set with its division gates and a lookup into the
     /// activation table, which holds the exponential tables.
     Softmax,
+    /// ArgMax rows ([`crate::chips::argmax`]): a column set with its one-hot gates and two byte lookups.
+    ArgMax,
 }
 
 impl Chip {
@@ -46,6 +48,7 @@ impl Chip {
             Op::Mul(_) => vec![Chip::Product],
             Op::MatMul(_) => vec![Chip::MatMul],
             Op::Softmax(_) => vec![Chip::MaxPool, Chip::Table, Chip::Softmax],
+            Op::ArgMax(_) => vec![Chip::ArgMax],
             Op::Linear(_) | Op::Gather(_) => vec![],
         };
         let range = match op {

@@ -131,8 +131,12 @@ fn forged_requantizations_are_rejected_by_the_range_checks() {
         RequantPart::Slack,
         RequantPart::Flag,
     ];
+    // The subjects with requantizations (the ArgMax model has none).
+    let requantizing: Vec<usize> = (0..subjects.len())
+        .filter(|&s| subjects[s].count(CellKind::ClampFlag) > 0)
+        .collect();
     let strategy =
-        (0..subjects.len(), prop::sample::select(parts.to_vec())).prop_flat_map(|(s, part)| {
+        (prop::sample::select(requantizing), prop::sample::select(parts.to_vec())).prop_flat_map(|(s, part)| {
             let subject = &all_subjects()[s];
             (
                 Just(s),
@@ -211,6 +215,24 @@ fn forged_freivalds_runs_and_products_are_rejected() {
         CellKind::RequantAccumulator,
     ];
     run_cell_forgeries("forged Freivalds runs", kinds, |s| s.params.has_freivalds());
+}
+
+#[test]
+fn forged_softmax_and_argmax_cells_are_rejected() {
+    let kinds = &[
+        CellKind::SoftmaxInput,
+        CellKind::SoftmaxExp,
+        CellKind::SoftmaxSum,
+        CellKind::SoftmaxBound,
+        CellKind::ArgMaxInput,
+        CellKind::ArgMaxMax,
+        CellKind::ArgMaxChoice,
+        CellKind::ArgMaxIndex,
+        CellKind::ArgMaxGap,
+    ];
+    run_cell_forgeries("forged softmax and ArgMax cells", kinds, |s| {
+        s.count(CellKind::SoftmaxExp) > 0 || s.count(CellKind::ArgMaxChoice) > 0
+    });
 }
 
 #[test]

@@ -69,11 +69,11 @@ fn any_forgery(subject: &'static Subject) -> impl Strategy<Value = Forgery> {
     let cell = prop::sample::select(kinds).prop_flat_map(move |kind| {
         (0..subject.count(kind), delta()).prop_map(move |(index, delta)| Forgery::Cell { kind, index, delta })
     });
-    let requant = (0..requants, prop::sample::select(PARTS.to_vec()), delta())
+    let requant = (0..requants.max(1), prop::sample::select(PARTS.to_vec()), delta())
         .prop_map(|(index, part, delta)| Forgery::Requant { index, part, delta });
     let pool = (0..pools.max(1)).prop_map(|index| Forgery::PoolMin { index });
-    let pool_weight = u32::from(pools > 0);
-    prop_oneof![3 => cell, 2 => requant, pool_weight => pool]
+    let (requant_weight, pool_weight) = (2 * u32::from(requants > 0), u32::from(pools > 0));
+    prop_oneof![3 => cell, requant_weight => requant, pool_weight => pool]
 }
 
 /// Where a forgery acts: forgeries of the same requantization row or pool row share a site.

@@ -209,6 +209,7 @@ fn the_planned_rows_are_the_rows_synthesis_uses() {
         assert_eq!(layout.table_rows, rows.table, "{name}: table rows");
         assert_eq!(layout.product_rows, rows.product, "{name}: product rows");
         assert_eq!(layout.softmax_rows, rows.softmax, "{name}: softmax rows");
+        assert_eq!(layout.argmax_rows, rows.argmax, "{name}: ArgMax rows");
         let freivalds = if subject.params.has_freivalds() {
             rows.freivalds.max()
         } else {

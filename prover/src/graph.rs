@@ -257,6 +257,14 @@ pub enum FloatOp {
     },
     /// Elementwise activation of the single input.
     Activation(ActFn),
+    /// The index of the largest element of each row of `row_len` consecutive elements (the last axis) of the
+    /// single input, ties to the first (or, with `select_last_index`, the last) of them.
+    ArgMax {
+        /// Elements per row.
+        row_len: usize,
+        /// Whether ties go to the last maximum.
+        select_last_index: bool,
+    },
     /// Softmax over rows of `row_len` consecutive elements (the last axis) of the single input, each element kept
     /// or masked out (a causal mask: its output is 0 and it takes no part in the row's maximum and sum).
     Softmax {
@@ -388,6 +396,7 @@ impl FloatModel {
                         && lens[1] == matrices * inner * columns
                 }
                 FloatOp::Activation(_) => lens[0] == out,
+                FloatOp::ArgMax { row_len, .. } => *row_len > 0 && lens[0] == out * row_len,
                 FloatOp::Softmax { row_len, keep } => {
                     *row_len > 0
                         && lens[0] == out
@@ -455,7 +464,7 @@ impl FloatOp {
             | FloatOp::MatMul { .. }
             | FloatOp::Affine { .. } => true,
             FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
-            FloatOp::Activation(_) | FloatOp::Move(_) | FloatOp::Softmax { .. } => false,
+            FloatOp::Activation(_) | FloatOp::Move(_) | FloatOp::Softmax { .. } | FloatOp::ArgMax { .. } => false,
         }
     }
 
@@ -481,6 +490,13 @@ impl FloatOp {
             &FloatOp::MatMul { rows, inner, columns } => matmul(x[0], x[1], [rows, inner, columns]),
             FloatOp::Activation(f) => x[0].iter().map(|&v| f.eval(v as f64) as f32).collect(),
             FloatOp::Softmax { row_len, keep } => softmax(x[0], *row_len, keep),
+            &FloatOp::ArgMax {
+                row_len,
+                select_last_index,
+            } => x[0]
+                .chunks(row_len.max(1))
+                .map(|row| argmax(row, select_last_index) as f32)
+                .collect(),
             FloatOp::Affine { scale, shift } => (x[0].iter().zip(scale).zip(shift))
                 .map(|((&v, &a), &b)| (a as f64 * v as f64 + b as f64) as f32)
                 .collect(),
@@ -490,6 +506,13 @@ impl FloatOp {
             }
         }
     }
+}
+
+/// The index of the largest value of `row` (the first of equal ones, or the last).
+fn argmax(row: &[f32], last: bool) -> usize {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut at = row.iter().enumerate().filter(|(_, &v)| v == max).map(|(i, _)| i);
+    (if last { at.next_back() } else { at.next() }).unwrap_or(0)
 }
 
 /// Softmax over rows of `n` elements of `x` (f64 sums), masked elements 0 and left out of each row.

@@ -1,6 +1,7 @@
 //! The column gadgets: each chip is a `Config` with `configure` (columns, gates, lookups) and an `assign` that lays
 //! out one use of it. The layer chips of [`crate::layers`] compose them into the layers of a model.
 
+pub mod argmax;
 pub mod clamp_table;
 pub mod freivalds;
 pub mod fusion;

@@ -145,7 +145,11 @@ impl SoftmaxConfig {
                     a.enable(&self.q_exp, at)?;
                     let xc = a.copy(CellKind::SoftmaxInput, self.x, at, xj);
                     let mc = a.copy(CellKind::SoftmaxInput, self.m, at, max);
-                    let d = value(&xc).zip(value(&mc)).map_or(1, |(x, m)| x - m);
+                    // Checked: a forged cell (tests only) may hold any i64; outside the table every d reads 0.
+                    let d = value(&xc)
+                        .zip(value(&mc))
+                        .and_then(|(x, m)| x.checked_sub(m))
+                        .unwrap_or(1);
                     a.advice(CellKind::SoftmaxExp, self.e, at, field::from_i64(softmax.exp_of(d)))
                         .value
                 }
@@ -169,15 +173,17 @@ impl SoftmaxConfig {
         for (j, &e) in exps.iter().enumerate() {
             let at = row + j;
             let s = a.copy(CellKind::SoftmaxSum, self.s, at, &last);
-            let total = value(&s).unwrap_or(0);
-            let numerator = 2 * PROBABILITY_ONE * e + total;
+            // In i128: a forged cell (tests only) may hold any i64.
+            let total = i128::from(value(&s).unwrap_or(0));
+            let numerator = i128::from(2 * PROBABILITY_ONE) * i128::from(e) + total;
             let (p, r) = if total > 0 {
                 (numerator.div_euclid(2 * total), numerator.rem_euclid(2 * total))
             } else {
                 (0, numerator)
             };
-            let p = a.advice(CellKind::Output, self.p, at, field::from_i64(p));
-            let r = a.advice(CellKind::Remainder, self.r, at, field::from_i64(r));
+            let (p, r) = (field::from_i128(p), field::from_i128(r));
+            let p = a.advice(CellKind::Output, self.p, at, p);
+            let r = a.advice(CellKind::Remainder, self.r, at, r);
             let t = a.advice(
                 CellKind::SoftmaxBound,
                 self.t,

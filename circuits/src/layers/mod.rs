@@ -2,6 +2,7 @@
 //! [`crate::chips`]. The planner ([`crate::layout::plan`]) and the synthesis ([`crate::circuit`]) are loops over
 //! the model's layers that call [`chip_of`]; both advance the same [`Cursors`], so the plan is the layout.
 
+pub mod argmax;
 pub mod gather;
 pub mod linear;
 pub mod matmul;
@@ -44,6 +45,8 @@ pub struct Cursors {
     pub product: usize,
     /// Softmax columns (row 0 blank).
     pub softmax: usize,
+    /// ArgMax columns (row 0 blank).
+    pub argmax: usize,
     /// Freivalds column pairs (second phase: the planner places each product as its layer comes; synthesis
     /// assigns them all after the last layer).
     pub freivalds: ColumnRows,
@@ -52,7 +55,7 @@ pub struct Cursors {
 impl Cursors {
     /// Rows used in the layer groups (all but requantization and range checks), Freivalds pairs summed.
     fn layer_rows(&self) -> usize {
-        self.linear + self.pool + self.table + self.product + self.softmax + self.freivalds.total()
+        self.linear + self.pool + self.table + self.product + self.softmax + self.argmax + self.freivalds.total()
     }
 }
 
@@ -96,7 +99,7 @@ pub type KernelRowsCache = Mutex<HashMap<(usize, u32, u32), Arc<KernelRows>>>;
 /// What one layer costs, as its chip reports it to the planner (the row counts come from the cursors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Planned {
-    /// How the layer is laid out: `mac`, `freivalds`, `max`, `table`, `move`, `mul`, `matmul` or `softmax`.
+    /// How the layer is laid out: `mac`, `freivalds`, `max`, `table`, `move`, `mul`, `matmul`, `softmax` or `argmax`.
     pub layout: &'static str,
     /// Lookups it performs.
     pub lookups: usize,
@@ -218,6 +221,7 @@ pub fn chip_of(op: &Op) -> &dyn LayerChip {
         Op::Mul(mul) => mul,
         Op::MatMul(matmul) => matmul,
         Op::Softmax(softmax) => softmax,
+        Op::ArgMax(argmax) => argmax,
     }
 }
 

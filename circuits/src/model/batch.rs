@@ -116,6 +116,8 @@ impl QuantizedModel {
                             .collect(),
                         ..mul.clone()
                     }),
+                    // Row by row over its whole input tensor, which is batched already.
+                    Op::ArgMax(argmax) => Op::ArgMax(argmax.clone()),
                     // Elementwise over its whole input tensor's rows, which is batched already.
                     Op::Softmax(softmax) => Op::Softmax(Softmax {
                         keep: softmax.keep.repeat(batch),
@@ -166,7 +168,7 @@ impl Op {
             Op::Gather(sources) => sources.len(),
             Op::Mul(mul) => 2 * mul.operands.len(),
             Op::MatMul(matmul) => matmul.lhs.len() + matmul.rhs.len(),
-            Op::Softmax(_) => 0,
+            Op::Softmax(_) | Op::ArgMax(_) => 0,
         }
     }
 }

@@ -99,6 +99,10 @@ impl Layer {
                     .collect();
                 LayerValues { accumulators, outputs }
             }
+            Op::ArgMax(argmax) => LayerValues {
+                accumulators: Vec::new(),
+                outputs: argmax.eval(tensors.get(argmax.input).map_or(&[][..], Vec::as_slice)),
+            },
             Op::Softmax(softmax) => {
                 let input = tensors.get(softmax.input).map_or(&[][..], Vec::as_slice);
                 let rows = softmax.eval_rows(input);

@@ -64,10 +64,7 @@ impl MatMul {
 
     /// The range the requantized outputs are clamped to.
     pub fn output_range(&self) -> OutputRange {
-        OutputRange {
-            bits: self.output_bits,
-            relu: self.activation == Activation::Relu,
-        }
+        OutputRange::of(self.output_bits, self.activation)
     }
 
     /// The requantization of every output: no bias, sums of `n` products of two int8 values.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::arith::{requantize, Requantized};
 
+mod argmax;
 mod batch;
 mod eval;
 mod input;
@@ -19,6 +20,7 @@ mod matmul;
 mod softmax;
 mod validate;
 
+pub use argmax::{ArgMax, MAX_ARGMAX_ROW};
 pub use batch::{batch_of_shape, check_batch_size, MAX_BATCH, MAX_BATCHED_ELEMENTS, MAX_BATCHED_SOURCES};
 pub use eval::LayerValues;
 pub use input::{InputQuantization, MAX_INPUT_CHANNELS};
@@ -69,6 +71,14 @@ impl OutputRange {
     pub fn int8(activation: Activation) -> Self {
         Self {
             bits: ACT_BITS,
+            relu: activation == Activation::Relu,
+        }
+    }
+
+    /// The range of `bits`-bit outputs clamped with `activation` (from 0 with a ReLU).
+    pub fn of(bits: u32, activation: Activation) -> Self {
+        Self {
+            bits,
             relu: activation == Activation::Relu,
         }
     }
@@ -198,10 +208,7 @@ pub struct Linear {
 impl Linear {
     /// The range the requantized outputs are clamped to.
     pub fn output_range(&self) -> OutputRange {
-        OutputRange {
-            bits: self.output_bits,
-            relu: self.activation == Activation::Relu,
-        }
+        OutputRange::of(self.output_bits, self.activation)
     }
 }
 
@@ -224,10 +231,7 @@ pub struct Mul {
 impl Mul {
     /// The range the requantized outputs are clamped to.
     pub fn output_range(&self) -> OutputRange {
-        OutputRange {
-            bits: self.output_bits,
-            relu: self.activation == Activation::Relu,
-        }
+        OutputRange::of(self.output_bits, self.activation)
     }
 
     /// The requantization of every output: no bias, products of two int8 values.
@@ -284,6 +288,8 @@ pub enum Op {
     MatMul(MatMul),
     /// Softmax over the last axis, with masked positions: int8 probabilities at scale 1/127.
     Softmax(Softmax),
+    /// The index of each row's largest element (16-bit integers at scale 1).
+    ArgMax(ArgMax),
 }
 
 /// One layer of the model.
@@ -373,6 +379,7 @@ impl QuantizedModel {
             Some(Op::Linear(lin)) => lin.output_bits,
             Some(Op::Mul(mul)) => mul.output_bits,
             Some(Op::MatMul(matmul)) => matmul.output_bits,
+            Some(Op::ArgMax(_)) => MAX_OUTPUT_BITS,
             _ => ACT_BITS,
         }
     }

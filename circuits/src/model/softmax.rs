@@ -56,8 +56,8 @@ impl Softmax {
 
     /// The exponential of a difference `d = x − max` (0 outside `[−255, 0]`, which a valid input never gives).
     pub fn exp_of(&self, d: i64) -> i64 {
-        usize::try_from(d + 255)
-            .ok()
+        (d.checked_add(255))
+            .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.exp.get(i))
             .copied()
             .unwrap_or(0)

@@ -4,8 +4,8 @@
 use thiserror::Error;
 
 use super::{
-    Activation, Layer, MatMul, Op, QuantizedModel, Softmax, Source, ACT_BITS, EXP_TABLE_LEN, MAX_BATCH, MAX_EXP_VALUE,
-    MAX_OUTPUT_BITS, MAX_SOFTMAX_ROW, MAX_WEIGHT, MODEL_FORMAT_VERSION,
+    Activation, Layer, MatMul, Op, QuantizedModel, Softmax, Source, ACT_BITS, EXP_TABLE_LEN, MAX_ARGMAX_ROW, MAX_BATCH,
+    MAX_EXP_VALUE, MAX_OUTPUT_BITS, MAX_SOFTMAX_ROW, MAX_WEIGHT, MODEL_FORMAT_VERSION,
 };
 use crate::arith::MAX_SHIFT;
 
@@ -175,6 +175,16 @@ pub enum LayerProblem {
         /// Sources of the right operands.
         rhs: usize,
         /// The layer's outputs.
+        outputs: usize,
+    },
+    /// An ArgMax whose rows do not tile its input into its outputs.
+    #[error("ArgMax rows of {row_len} (1 to 32768) must tile its {inputs} inputs into its {outputs} outputs")]
+    ArgMaxRows {
+        /// Elements per row.
+        row_len: usize,
+        /// Elements of the input.
+        inputs: usize,
+        /// Outputs of the layer.
         outputs: usize,
     },
     /// A softmax whose rows, mask or exponential table are malformed.
@@ -396,6 +406,27 @@ impl QuantizedModel {
                 }
                 check_output_width(matmul.output_bits, matmul.activation)?;
                 check_rescale(0, matmul.multiplier, matmul.shift)?;
+            }
+            Op::ArgMax(argmax) => {
+                let input = Source {
+                    tensor: argmax.input,
+                    index: 0,
+                };
+                if argmax.input > i {
+                    return Err(LayerProblem::MissingSource(input));
+                }
+                if self.tensor_bits(argmax.input) != ACT_BITS {
+                    return Err(LayerProblem::WideSource(input));
+                }
+                let n = argmax.row_len;
+                let input_len = self.tensor_len(argmax.input);
+                if !(1..=MAX_ARGMAX_ROW).contains(&n) || !input_len.is_multiple_of(n) || len != input_len / n {
+                    return Err(LayerProblem::ArgMaxRows {
+                        row_len: n,
+                        inputs: input_len,
+                        outputs: len,
+                    });
+                }
             }
             Op::Softmax(softmax) => {
                 let input = Source {

@@ -251,6 +251,31 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                     out[o] = get(&tensors, s.tensor, s.index);
                 }
             }
+            Op::ArgMax(argmax) => {
+                // Rows in layout order (reversed for ties to the last); the chosen one is the first maximum there.
+                let n = argmax.row_len;
+                for (row, x) in tensors[argmax.input].chunks(n).enumerate() {
+                    let mut order: Vec<usize> = (0..n).collect();
+                    if argmax.select_last_index {
+                        order.reverse();
+                    }
+                    let max = *x.iter().max().expect("a row");
+                    let chosen = order.iter().position(|&j| x[j] == max).expect("a maximum");
+                    let (mut f, mut i) = (0i128, 0i128);
+                    for (k, &j) in order.iter().enumerate() {
+                        let o = i128::from(k == chosen);
+                        f += o;
+                        i += j as i128 * o;
+                        push(CellKind::ArgMaxInput, fr(x[j]));
+                        push(CellKind::ArgMaxMax, fr(max));
+                        push(CellKind::ArgMaxChoice, fr(o));
+                        push(CellKind::ArgMaxChoice, fr(f));
+                        push(CellKind::ArgMaxIndex, fr(i));
+                        push(CellKind::ArgMaxGap, fr((1 - f) * (max - x[j] - 1)));
+                    }
+                    out[row] = i;
+                }
+            }
             Op::Softmax(softmax) => {
                 // Its own arithmetic: the table read at `d + 255`, the division as a floor of integers.
                 let n = softmax.row_len;

@@ -202,6 +202,7 @@ pub fn subjects() -> Vec<Subject> {
         ..CircuitParams::with_chips_of(&softmax)
     };
     subjects.push(Subject::new(softmax, wide_limbs));
+    subjects.push(planned(super::small_argmax_model()));
     subjects
 }
 

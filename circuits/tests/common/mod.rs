@@ -10,8 +10,8 @@ pub mod forge;
 pub mod structure;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Layer, Linear, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Softmax, Source, Table,
-    MODEL_FORMAT_VERSION,
+    Activation, ArgMax, Kernel, Layer, Linear, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Softmax, Source,
+    Table, MODEL_FORMAT_VERSION,
 };
 use zkinfer_circuits::params::Chip;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, Witness};
@@ -377,6 +377,37 @@ pub fn small_softmax_model() -> QuantizedModel {
         }),
     );
     model("small-softmax", vec![1, 3, 5], vec![first, mix, second])
+}
+
+/// ArgMax with ties: a gather of the input (`127, −128, 0, −55, …`) into three rows of four with repeated maxima
+/// (`[127, 0, 127, −128]`, `[0, −55, 0, −128]`, `[3, −100, −55, 90]`), then the ArgMax of each row with ties to the
+/// first maximum (read by nothing: its constraints hold all the same) and with ties to the last (the output).
+pub fn small_argmax_model() -> QuantizedModel {
+    let source = |index: usize| Source { tensor: 0, index };
+    let gathered = [0, 2, 0, 1, 2, 3, 2, 1, 4, 5, 3, 6].map(source).to_vec();
+    let rows = layer("rows", "Gather", vec![3, 4], Op::Gather(gathered));
+    let argmax = |name: &str, select_last_index| {
+        layer(
+            name,
+            "ArgMax",
+            vec![3, 1],
+            Op::ArgMax(ArgMax {
+                input: 1,
+                row_len: 4,
+                select_last_index,
+            }),
+        )
+    };
+    let mut model = model(
+        "small-argmax",
+        vec![1, 8],
+        vec![rows, argmax("first", false), argmax("last", true)],
+    );
+    // Indices are integers at scale 1 (the gather keeps the input's scale).
+    for l in &mut model.layers[1..] {
+        l.output_scale = 1.0;
+    }
+    model
 }
 
 /// The int8 function `round(127 · f(x / scale))` as a 256-entry table.

@@ -86,6 +86,7 @@ pub(super) const OPERATORS: &[Operator] = &[
     op("Where", "(a constant mask of −∞ before Softmax)", |w, n| {
         w.where_mask(n)
     }),
+    op("ArgMax", "(last axis)", |w, n| w.argmax(n)),
     part("Constant", |w, n| w.constant_node(n)),
 ];
 

@@ -141,4 +141,41 @@ impl Walker<'_> {
         };
         self.push(n, new).map(drop)
     }
+
+    /// `ArgMax` over the last axis (`keepdims` either way, `select_last_index` either way): the index of each row's
+    /// largest element.
+    pub(super) fn argmax(&mut self, n: &Node) -> Result<()> {
+        let t = self.tensor(n, 0)?;
+        let shape = self.shape(t).to_vec();
+        let rank = shape.len() as i64;
+        let axis = n.int("axis", 0)?;
+        let axis = if axis < 0 { axis + rank } else { axis };
+        if !(0..rank).contains(&axis) {
+            return Err(n.bad_attr("axis", axis));
+        }
+        if axis + 1 != rank {
+            bail_graph!(
+                "ArgMax `{}` over axis {axis} of shape {shape:?}: only the last axis is supported (transpose it last \
+                 first)",
+                n.label
+            );
+        }
+        let keep_dims = n.expect_int("keepdims", 1, &[0, 1])? == 1;
+        let select_last_index = n.expect_int("select_last_index", 0, &[0, 1])? == 1;
+        let row_len = shape[shape.len() - 1];
+        let mut out = shape[..shape.len() - 1].to_vec();
+        if keep_dims || out.is_empty() {
+            out.push(1);
+        }
+        let new = NewNode {
+            op_type: n.op().into(),
+            inputs: vec![t],
+            shape: out,
+            op: FloatOp::ArgMax {
+                row_len,
+                select_last_index,
+            },
+        };
+        self.push(n, new).map(drop)
+    }
 }

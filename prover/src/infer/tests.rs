@@ -140,6 +140,14 @@ fn naive(model: &QuantizedModel, x: &[i64]) -> Vec<i64> {
                     requantize(get(a) * get(b), m.multiplier, m.shift, lo, hi).y
                 })
                 .collect(),
+            Op::ArgMax(am) => t[am.input]
+                .chunks(am.row_len)
+                .map(|row| {
+                    let max = *row.iter().max().unwrap();
+                    let at: Vec<usize> = (0..row.len()).filter(|&i| row[i] == max).collect();
+                    (if am.select_last_index { at[at.len() - 1] } else { at[0] }) as i64
+                })
+                .collect(),
             Op::Softmax(sm) => {
                 // Row by row: the kept maximum, the table at d + 255, round(127·e/S) half up as a floor.
                 let mut y = Vec::new();

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, InputQuantization, Layer, Linear, LinearGroup, MaxPool, Op, Source, TensorId, ACT_BITS, PROBABILITY_ONE,
+    Activation, ArgMax, InputQuantization, Layer, Linear, LinearGroup, MaxPool, Op, Source, TensorId, ACT_BITS,
+    PROBABILITY_ONE,
 };
 
 mod ops;
@@ -353,6 +354,18 @@ impl Lowering {
             FloatOp::Activation(f) => {
                 let table = table(*f, self.materialize(node.inputs[0]), input.scale, s_out);
                 Op::Table(table)
+            }
+            &FloatOp::ArgMax {
+                row_len,
+                select_last_index,
+            } => {
+                // Indices: integers at scale 1.
+                let op = ArgMax {
+                    input: self.materialize(node.inputs[0]),
+                    row_len,
+                    select_last_index,
+                };
+                return Ok(self.emit(name, op_type, shape, 1.0, Op::ArgMax(op)));
             }
             FloatOp::Softmax { row_len, keep } => {
                 // Probabilities at scale 1/127, whatever calibration saw.

@@ -399,6 +399,7 @@ fn op_kind(op: &Op) -> &'static str {
         Op::Mul(_) => "Mul",
         Op::MatMul(_) => "MatMul",
         Op::Softmax(_) => "Softmax",
+        Op::ArgMax(_) => "ArgMax",
     }
 }
 
