@@ -253,8 +253,11 @@ fn unsupported_attributes_and_structures_are_refused() {
     .expect("an Add of a constant after a ReLU imports");
     assert_eq!(float.nodes.len(), 2);
     assert!(matches!(float.nodes[1].op, zkinfer_prover::FloatOp::Affine { .. }));
-    let not_constant = vec![node("MatMul", "mm", &["x", "x"], &["y"], vec![])];
-    assert!(matches!(graph(not_constant), ProverError::UnsupportedGraph { reason } if reason.contains("constant")));
+    // A product of two computed tensors whose dimensions do not chain: [1, 2] · [1, 2].
+    let not_chained = vec![node("MatMul", "mm", &["x", "x"], &["y"], vec![])];
+    assert!(
+        matches!(graph(not_chained), ProverError::UnsupportedGraph { reason } if reason.contains("last dimension"))
+    );
     let wrong_width = vec![node("Gemm", "fc", &["x", "w3", "b"], &["y"], vec![])];
     let mut inits = dense_inits();
     inits.push(tensor("w3", &[3, 2], &[0.0; 6]));
