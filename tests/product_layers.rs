@@ -75,6 +75,7 @@ fn a_gated_mlp_imports_quantizes_proves_and_verifies() {
             inputs: test.clone(),
             labels: Some(labels),
             targets: None,
+            row_labels: None,
         },
     )
     .expect("accuracy");

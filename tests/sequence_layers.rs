@@ -149,6 +149,7 @@ fn a_token_wise_mlp_imports_quantizes_proves_and_verifies() {
         inputs: test.clone(),
         labels: None,
         targets: None,
+        row_labels: None,
     };
     let report = accuracy_report(&path, &model, &dataset).expect("accuracy");
     let rows = report

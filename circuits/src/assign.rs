@@ -56,6 +56,10 @@ pub enum CellKind {
     TableInput,
     /// An activation-table output.
     TableOutput,
+    /// A token id copied into an embedding's lookup row.
+    EmbeddingId,
+    /// An embedding's output: the table entry of the id.
+    EmbeddingOutput,
     /// A running-sum cell of a range check.
     RangeLimb,
     /// The nonce cell bound to the instance column.

@@ -158,6 +158,17 @@ impl ModelCircuit {
     }
 }
 
+/// The range every input value is checked to: int8, or a 16-bit word for token ids (an embedding's lookup also
+/// bounds each id it reads by the vocabulary).
+pub fn input_range(model: &QuantizedModel) -> Range {
+    match model.input.vocab {
+        Some(_) => Range::Unsigned {
+            bits: crate::model::TOKEN_BITS,
+        },
+        None => Range::INT8,
+    }
+}
+
 /// The rows of `sets` requantization column sets before the first layer: the sponge's in the first.
 pub fn requant_rows(sets: usize, sponge_rows: usize) -> ColumnRows {
     let mut used = vec![0; sets.max(1)];
@@ -281,7 +292,8 @@ impl Circuit<Fr> for ModelCircuit {
                 if let Some(argmax) = &config.argmax {
                     argmax.assign_blank_row(&mut a);
                 }
-                let (input, packed, linear_row) = config.linear.assign_pack(&mut a, 1, &input)?;
+                let word_bits = self.model.input.word_bits();
+                let (input, packed, linear_row) = config.linear.assign_pack(&mut a, 1, &input, word_bits)?;
                 let (commitment, sponge_end) = config.poseidon.assign(&mut a, 0, self.witness.salt, &packed)?;
                 let mut rows = Cursors {
                     linear: linear_row,
@@ -292,9 +304,10 @@ impl Circuit<Fr> for ModelCircuit {
                     argmax: usize::from(config.argmax.is_some()),
                     ..Cursors::default()
                 };
-                // Every input is an int8 (which also makes the packing injective).
+                // Every input is an int8, or a 16-bit token id (which also makes the packing injective).
+                let input_range = input_range(&self.model);
                 for x in &input {
-                    config.range.check(&mut a, &mut rows.range, x, Range::INT8)?;
+                    config.range.check(&mut a, &mut rows.range, x, input_range)?;
                 }
                 let mut tensors = vec![input];
                 let tables = table_ids(&self.model);

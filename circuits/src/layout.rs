@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use rayon::prelude::*;
 
 use crate::chips::fusion::{self, Fusion};
-use crate::chips::range_check::{Range, RangeTable};
+use crate::chips::range_check::RangeTable;
 use crate::chips::{clamp_table, freivalds, linear, poseidon, table};
 use crate::circuit::configure;
 use crate::column_rows::ColumnRows;
@@ -210,6 +210,8 @@ struct Facts<'m> {
     /// The `(producer, table)` layer pairs a circuit with fused tables could fuse ([`fusion::candidates`]).
     fusion_candidates: Vec<(usize, usize)>,
     windows: Vec<Option<freivalds::Windows>>,
+    /// Each linear layer's shape as a matrix product ([`freivalds::product_shape`]), by index.
+    shapes: Vec<Option<freivalds::ProductShape>>,
     placements: Mutex<HashMap<PlacementKey, Arc<RequantPlacement>>>,
     /// What the constraint system of each layout shape gives the plan ([`SystemFacts::key`]): building it was a
     /// third of the planning time of a transformer block, and most candidates share it.
@@ -289,6 +291,12 @@ impl<'m> Facts<'m> {
                 _ => None,
             })
             .collect();
+        let shapes = (model.layers.par_iter())
+            .map(|l| match &l.op {
+                Op::Linear(lin) => freivalds::product_shape(lin),
+                _ => None,
+            })
+            .collect();
         let clamp_bits = clamp_bits_covering(model, &input_bits);
         Self {
             model,
@@ -296,6 +304,7 @@ impl<'m> Facts<'m> {
             clamp_bits,
             fusion_candidates: fusion::candidates(model),
             windows,
+            shapes,
             placements: Mutex::default(),
             systems: Mutex::default(),
             kernel_rows: KernelRowsCache::default(),
@@ -389,15 +398,16 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
     }
     let fusion = Fusion::from_candidates(model, params, &facts.fusion_candidates, &facts.input_bits);
     let inputs = model.input_len();
-    let poseidon_rows = poseidon::rows(1 + inputs.div_ceil(linear::PACK_BYTES));
+    let poseidon_rows = poseidon::rows(1 + inputs.div_ceil(linear::pack_words(model.input.word_bits())));
     let mut range = ColumnRows::new(params.range_columns, 0);
     for _ in 0..inputs {
-        range.place(Range::INT8.rows(params.limb_bits));
+        range.place(crate::circuit::input_range(model).rows(params.limb_bits));
     }
     let mut ctx = PlanContext {
         model,
         input_bits: &facts.input_bits,
         windows: &facts.windows,
+        shapes: Some(&facts.shapes),
         params,
         fusion: &fusion,
         index: 0,
@@ -742,8 +752,8 @@ fn fused_tables(model: &Facts<'_>, params: &CircuitParams) -> Option<CircuitPara
         .iter()
         .enumerate()
         .filter(|(_, l)| matches!(l.op, Op::Table(_)));
-    // The activation table also holds softmax exponentials: keep it for them.
-    let softmax = (model.model.layers.iter()).any(|l| matches!(l.op, Op::Softmax(_)));
+    // The activation table also holds softmax exponentials and embeddings: keep it for them.
+    let softmax = (model.model.layers.iter()).any(|l| matches!(l.op, Op::Softmax(_) | Op::Embedding(_)));
     if !softmax && tables.map(|(i, _)| i).all(|i| fusion.fuses_table(i)) {
         fused.chips.remove(&Chip::Table);
     }
@@ -844,6 +854,40 @@ pub fn choose_for(model: &QuantizedModel, goal: &Goal) -> Result<(CircuitParams,
     choose_with(model, goal, EXHAUSTIVE_FREIVALDS)
 }
 
+/// Whether [`choose_for`] walks over sets of Freivalds layers for `model` (more candidates than it tries
+/// exhaustively): the expensive part of planning a large model.
+pub fn walks_freivalds_sets(model: &QuantizedModel) -> bool {
+    freivalds_candidates(model).len() > EXHAUSTIVE_FREIVALDS
+}
+
+/// The layout choices for `model` with the Freivalds layers `layers` (those that are not candidates dropped), best
+/// first: one [`candidates_for`] sweep without the walk over sets. A search comparing many quantizations of one
+/// model plans them this way once a full [`choose_for`] has chosen the set for one of them.
+pub fn choose_with_layers(
+    model: &QuantizedModel,
+    goal: &Goal,
+    layers: &BTreeSet<usize>,
+) -> Result<(CircuitParams, Vec<Candidate>), String> {
+    model.validate().map_err(|e| e.to_string())?;
+    let eligible: BTreeSet<usize> = freivalds_candidates(model).into_iter().collect();
+    let layers: BTreeSet<usize> = layers.intersection(&eligible).copied().collect();
+    let facts = Facts::of(model);
+    let base = CircuitParams::with_chips_of(model);
+    let mut candidates = candidates_for(&facts, &base, &layers)?;
+    candidates.sort_by_key(|c| rank(goal, c));
+    let best = candidates.first().ok_or("no layout candidate")?.0.clone();
+    Ok((best, candidates))
+}
+
+/// Candidates [`choose_with`] returns with their per-layer costs ([`Layout::layers`]); the others have none.
+pub const DETAILED_CANDIDATES: usize = 16;
+
+/// A candidate without its per-layer costs, as the planner keeps all but the best.
+fn lean((params, mut layout): Candidate) -> Candidate {
+    layout.layers = Vec::new();
+    (params, layout)
+}
+
 /// [`choose_for`], trying every subset of the Freivalds candidates when there are at most `exhaustive` of them,
 /// and otherwise two greedy walks: starting from none, add the layer whose best layout ranks highest while that
 /// improves on the best so far; and starting from all, remove layers the same way.
@@ -871,7 +915,7 @@ pub fn choose_with(
                 candidates_for(model, &base, &layers)
             })
             .collect::<Result<_, String>>()?;
-        candidates.extend(planned.into_iter().flatten());
+        candidates.extend(planned.into_iter().flatten().map(lean));
     } else {
         // Two greedy walks, their candidates pooled: adding layers to none while that helps, and removing layers
         // from all while that helps (a layout whose `k` drops only once several layers move is found by the second).
@@ -884,7 +928,7 @@ pub fn choose_with(
             };
             let start = candidates_for(model, &base, &chosen)?;
             let mut best = best_of(&start);
-            candidates.extend(start);
+            candidates.extend(start.into_iter().map(lean));
             loop {
                 // Every one-layer change is planned in parallel; the first that ranks best (in `eligible`'s order)
                 // is taken, as a walk one layer at a time would.
@@ -903,12 +947,34 @@ pub fn choose_with(
                     .map(|next| candidates_for(model, &base, next))
                     .collect::<Result<_, String>>()?;
                 let mut step = None;
+                let mut improving = Vec::new();
                 for (next, tried) in steps.into_iter().zip(planned) {
                     let key = best_of(&tried);
-                    if key < best && step.as_ref().is_none_or(|(_, k)| key < *k) {
-                        step = Some((next, key));
+                    if key < best {
+                        improving.push(next.symmetric_difference(&chosen).copied().collect::<Vec<_>>());
+                        if step.as_ref().is_none_or(|(_, k)| key < *k) {
+                            step = Some((next.clone(), key));
+                        }
                     }
-                    candidates.extend(tried);
+                    candidates.extend(tried.into_iter().map(lean));
+                }
+                // Every improving change at once, when several improve (a model with many layers of one kind
+                // would otherwise take one step per layer): taken when it ranks above the best single change.
+                if improving.len() > 1 {
+                    let mut all = chosen.clone();
+                    for layer in improving.into_iter().flatten() {
+                        if start_full {
+                            all.remove(&layer);
+                        } else {
+                            all.insert(layer);
+                        }
+                    }
+                    let tried = candidates_for(model, &base, &all)?;
+                    let key = best_of(&tried);
+                    if step.as_ref().is_some_and(|(_, k)| key < *k) {
+                        step = Some((all, key));
+                    }
+                    candidates.extend(tried.into_iter().map(lean));
                 }
                 match step {
                     Some((set, key)) => (chosen, best) = (set, key),
@@ -920,6 +986,11 @@ pub fn choose_with(
     candidates.sort_by_key(rank);
     // The greedy walks can try a set twice; identical layouts rank next to each other.
     candidates.dedup_by(|a, b| a.0 == b.0);
+    // The best candidates get their per-layer costs back (the others were kept lean: a large model tries hundreds
+    // of thousands of layouts).
+    for (params, layout) in candidates.iter_mut().take(DETAILED_CANDIDATES) {
+        *layout = plan_validated(model, params)?;
+    }
     let (best, layout) = candidates.first().ok_or("no layout candidate")?;
     if let (false, Some(max)) = (goal.fits(layout), goal.max_proof_bytes) {
         let smallest = candidates.iter().map(|(_, l)| l.proof_bytes).min().unwrap_or(0);

@@ -44,7 +44,7 @@ impl Chip {
     pub fn needed_by(op: &Op) -> Vec<Chip> {
         let mut chips = match op {
             Op::MaxPool(_) => vec![Chip::MaxPool],
-            Op::Table(_) => vec![Chip::Table],
+            Op::Table(_) | Op::Embedding(_) => vec![Chip::Table],
             Op::Mul(_) => vec![Chip::Product],
             Op::MatMul(_) => vec![Chip::MatMul],
             Op::Softmax(_) => vec![Chip::MaxPool, Chip::Table, Chip::Softmax],

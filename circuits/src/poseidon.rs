@@ -130,20 +130,34 @@ pub fn hash(message: &[Fr]) -> Fr {
 /// `Σ_i x_i · 256^i` (a balanced base-256 number: digits in `[−128, 128)` give distinct integers of absolute value
 /// below 2^247, far from p/2, so the packing is injective).
 pub fn pack_input(input: &[i64]) -> Vec<Fr> {
+    pack_words(input, crate::model::ACT_BITS)
+}
+
+/// The input packed for the commitment as words of `word_bits` bits: each run of
+/// [`pack_words`](crate::chips::linear::pack_words) inputs becomes `Σ_i x_i · 2^(word_bits · i)`. int8 inputs are
+/// [`pack_input`]; token ids (16-bit words in `[0, 2^16)`, 15 to an element) give distinct integers below 2^240.
+pub fn pack_words(input: &[i64], word_bits: u32) -> Vec<Fr> {
+    let radix = Fr::from(1u64 << word_bits.min(32));
     input
-        .chunks(crate::chips::linear::PACK_BYTES)
+        .chunks(crate::chips::linear::pack_words(word_bits))
         .map(|chunk| {
             chunk
                 .iter()
                 .rev()
-                .fold(Fr::ZERO, |acc, &x| acc * Fr::from(256u64) + crate::field::from_i64(x))
+                .fold(Fr::ZERO, |acc, &x| acc * radix + crate::field::from_i64(x))
         })
         .collect()
 }
 
-/// The input commitment `Poseidon(salt, P_0, …, P_{m−1})` over the packed input ([`pack_input`]).
+/// The input commitment `Poseidon(salt, P_0, …, P_{m−1})` over the packed int8 input ([`pack_input`]).
 pub fn commit_input(salt: Fr, input: &[i64]) -> Fr {
-    let message: Vec<Fr> = std::iter::once(salt).chain(pack_input(input)).collect();
+    commit_words(salt, input, crate::model::ACT_BITS)
+}
+
+/// The input commitment over an input packed as `word_bits`-bit words ([`pack_words`]): what a model whose input
+/// quantization has these [`word_bits`](crate::model::InputQuantization::word_bits) commits to.
+pub fn commit_words(salt: Fr, input: &[i64], word_bits: u32) -> Fr {
+    let message: Vec<Fr> = std::iter::once(salt).chain(pack_words(input, word_bits)).collect();
     hash(&message)
 }
 
@@ -219,5 +233,26 @@ mod tests {
             y[i] += 1;
             assert_ne!(c, commit_input(Fr::from(9u64), &y));
         }
+    }
+
+    #[test]
+    fn token_ids_pack_as_16_bit_words_fifteen_to_an_element() {
+        let ids: Vec<i64> = (0..31).map(|i| i * 2000).collect();
+        let packed = pack_words(&ids, 16);
+        assert_eq!(packed.len(), 3);
+        // The first element is the first 15 ids in base 2^16.
+        let first = (0..15)
+            .rev()
+            .fold(Fr::ZERO, |acc, i| acc * Fr::from(1u64 << 16) + Fr::from(ids[i] as u64));
+        assert_eq!(packed[0], first);
+        // One id more or less anywhere changes the commitment; int8 packing of the same numbers differs.
+        let c = commit_words(Fr::from(5u64), &ids, 16);
+        for i in [0, 14, 15, 30] {
+            let mut other = ids.clone();
+            other[i] += 1;
+            assert_ne!(c, commit_words(Fr::from(5u64), &other, 16));
+        }
+        assert_eq!(commit_input(Fr::ONE, &[1, 2]), commit_words(Fr::ONE, &[1, 2], 8));
+        assert_ne!(commit_words(Fr::ONE, &[1, 2], 16), commit_words(Fr::ONE, &[1, 2], 8));
     }
 }

@@ -68,7 +68,7 @@ fn every_assigned_cell_matches_the_independent_checker() {
         let witness = witness_with(&subject.model, input);
         let derived = derive(&subject.model, &subject.params, &witness);
         let public = PublicInputs {
-            input_commitment: zkinfer_circuits::poseidon::commit_input(witness.salt, &witness.input),
+            input_commitment: common::commitment_of(&subject.model, &witness),
             nonce: witness.nonce,
             outputs: derived.outputs().iter().map(|&y| y as i64).collect(),
         };

@@ -17,8 +17,9 @@ use zkinfer_circuits::model::QuantizedModel;
 
 use crate::dataset::Dataset;
 use crate::error::{ProverError, Result};
-use crate::import::{at_path, data_input, guarded, read_onnx_proto};
+use crate::import::{at_path, data_input, guarded, read_onnx_proto, InputKind};
 use crate::infer::IntegerEngine;
+use crate::next_token::{next_token_report, NextTokenReport};
 use crate::quantize::{dequantize_output, quantize_input};
 use crate::regression::{regression_report, RegressionReport};
 
@@ -26,6 +27,7 @@ use crate::regression::{regression_report, RegressionReport};
 pub struct FloatReference {
     plan: Arc<TypedRunnableModel>,
     input_shape: Vec<usize>,
+    input_kind: InputKind,
 }
 
 impl fmt::Debug for FloatReference {
@@ -46,8 +48,13 @@ impl FloatReference {
     pub fn from_proto(proto: &pb::ModelProto) -> Result<FloatReference> {
         let graph = proto.graph.as_ref();
         let graph = graph.ok_or_else(|| ProverError::malformed("", "the model holds no graph"))?;
-        let (_, input_shape) = data_input(graph)?;
-        let fact = InferenceFact::dt_shape(f32::datum_type(), input_shape.clone());
+        let (_, input_shape, input_kind) = data_input(graph)?;
+        let datum = match input_kind {
+            InputKind::Float => f32::datum_type(),
+            InputKind::Tokens { int32: true } => i32::datum_type(),
+            InputKind::Tokens { int32: false } => i64::datum_type(),
+        };
+        let fact = InferenceFact::dt_shape(datum, input_shape.clone());
         let build = || -> TractResult<Arc<TypedRunnableModel>> {
             let model = tract_onnx::onnx().model_for_proto_model(proto)?;
             model.with_input_fact(0, fact)?.into_optimized()?.into_runnable()
@@ -55,7 +62,11 @@ impl FloatReference {
         let plan = guarded(build)
             .map_err(|reason| ProverError::malformed("", reason))?
             .map_err(|e| ProverError::malformed("", format!("tract cannot run the model: {e:#}")))?;
-        Ok(FloatReference { plan, input_shape })
+        Ok(FloatReference {
+            plan,
+            input_shape,
+            input_kind,
+        })
     }
 
     /// Shape of the input tensor.
@@ -73,7 +84,17 @@ impl FloatReference {
             });
         }
         let run = || -> TractResult<Vec<f32>> {
-            let x = Tensor::from_shape(&self.input_shape, input)?;
+            let x = match self.input_kind {
+                InputKind::Float => Tensor::from_shape(&self.input_shape, input)?,
+                InputKind::Tokens { int32: true } => {
+                    let ids: Vec<i32> = input.iter().map(|&v| v as i32).collect();
+                    Tensor::from_shape(&self.input_shape, &ids)?
+                }
+                InputKind::Tokens { int32: false } => {
+                    let ids: Vec<i64> = input.iter().map(|&v| v as i64).collect();
+                    Tensor::from_shape(&self.input_shape, &ids)?
+                }
+            };
             let outputs = self.plan.run(tvec!(x.into_tvalue()))?;
             let mut values = Vec::new();
             if let Some(first) = outputs.first() {
@@ -111,6 +132,9 @@ pub struct AccuracyReport {
     /// whose int8 and float argmax agree, each row taken on its own as a next-token prediction is read.
     #[serde(default)]
     pub row_top1_agreement: Option<RowAgreement>,
+    /// For a sequence model with labels per position: next-token top-1 accuracy and perplexity, float and int8.
+    #[serde(default)]
+    pub next_token: Option<NextTokenReport>,
 }
 
 /// Per-row top-1 agreement of a multi-row output.
@@ -171,6 +195,9 @@ pub fn accuracy_report(
         if rows.iter().product::<usize>() > 1 {
             report.row_top1_agreement = Some(row_agreement(&float_out, &int_out, *row_len));
         }
+        if let Some(labels) = &dataset.row_labels {
+            report.next_token = Some(next_token_report(&float_out, &int_out, *row_len, labels)?);
+        }
     }
     if dataset.targets.is_some() || model.output_len() == 1 {
         report.regression = Some(regression_report(&float_out, &int_out, dataset.targets.as_deref()));
@@ -225,6 +252,7 @@ pub fn compare(float_out: &[Vec<f32>], int8_out: &[Vec<f32>], labels: Option<&[u
         mean_abs_error: (sum_err / count.max(1) as f64) as f32,
         regression: None,
         row_top1_agreement: None,
+        next_token: None,
     })
 }
 
@@ -249,6 +277,9 @@ impl fmt::Display for AccuracyReport {
                 "{:<28}{:>9}{per_row:>9}  (each of {} rows of {} values, e.g. per token)",
                 "  top-1 agreement per row", "", r.rows, r.row_len
             )?;
+        }
+        if let Some(n) = &self.next_token {
+            writeln!(f, "{n}")?;
         }
         let (max, mean) = (self.max_abs_error, self.mean_abs_error);
         write!(

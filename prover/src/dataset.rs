@@ -2,7 +2,9 @@
 //! `"targets": [[f32, ...], ...]` instead of labels for a regression model.
 //!
 //! Each row of `input_data` is one sample, the model's input tensor flattened in row-major order; `labels`
-//! (optional) holds the class index of each sample, `targets` (optional) the real-valued outputs expected of it.
+//! (optional) holds the class index of each sample, or, for a sequence model whose output has a row per position
+//! (`[T, V]` next-token logits), a list per sample of the class expected at each position (the next token);
+//! `targets` (optional) the real-valued outputs expected of it.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +22,17 @@ pub struct Dataset {
     /// The real-valued outputs expected of each sample (regression), when known.
     #[serde(default)]
     pub targets: Option<Vec<Vec<f32>>>,
+    /// For a sequence model, the class expected at each position of each sample (the next token), when known.
+    #[serde(default)]
+    pub row_labels: Option<Vec<Vec<usize>>>,
+}
+
+/// `labels` as a file gives them: one class per sample, or one per position of each sample.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLabels {
+    PerSample(Vec<i64>),
+    PerPosition(Vec<Vec<i64>>),
 }
 
 /// The file layout, before the checks.
@@ -27,7 +40,7 @@ pub struct Dataset {
 struct RawDataset {
     input_data: Vec<Vec<f64>>,
     #[serde(default)]
-    labels: Option<Vec<i64>>,
+    labels: Option<RawLabels>,
     #[serde(default)]
     targets: Option<Vec<Vec<f64>>>,
 }
@@ -76,24 +89,38 @@ impl Dataset {
             }
             inputs.push(row);
         }
-        let labels = match raw.labels {
-            None => None,
-            Some(labels) => {
-                if labels.len() != inputs.len() {
-                    return Err(err(format!(
-                        "{} labels for {} samples; give one label per sample or none",
-                        labels.len(),
-                        inputs.len()
-                    )));
+        let label = |i: usize, l: i64| {
+            usize::try_from(l).map_err(|_| err(format!("label {i} is {l}, labels are class indices >= 0")))
+        };
+        let count = |n: usize| {
+            (n == inputs.len()).then_some(()).ok_or_else(|| {
+                err(format!(
+                    "{n} labels for {} samples; give one label (or one list of labels) per sample or none",
+                    inputs.len()
+                ))
+            })
+        };
+        let (labels, row_labels) = match raw.labels {
+            None => (None, None),
+            Some(RawLabels::PerSample(labels)) => {
+                count(labels.len())?;
+                let checked = (labels.iter().enumerate()).map(|(i, &l)| label(i, l));
+                (Some(checked.collect::<Result<Vec<usize>>>()?), None)
+            }
+            Some(RawLabels::PerPosition(rows)) => {
+                count(rows.len())?;
+                let mut checked = Vec::with_capacity(rows.len());
+                for (i, row) in rows.iter().enumerate() {
+                    if row.len() != rows[0].len() || row.is_empty() {
+                        return Err(err(format!(
+                            "sample {i} has {} labels, sample 0 has {}; every sample needs one per position",
+                            row.len(),
+                            rows[0].len()
+                        )));
+                    }
+                    checked.push(row.iter().map(|&l| label(i, l)).collect::<Result<Vec<usize>>>()?);
                 }
-                let checked = labels
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &l)| {
-                        usize::try_from(l).map_err(|_| err(format!("label {i} is {l}, labels are class indices >= 0")))
-                    })
-                    .collect::<Result<Vec<usize>>>()?;
-                Some(checked)
+                (None, Some(checked))
             }
         };
         let targets = match raw.targets {
@@ -129,17 +156,20 @@ impl Dataset {
             inputs,
             labels,
             targets,
+            row_labels,
         })
     }
 
     /// Writes the dataset in the same layout.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
+        let labels = match &self.row_labels {
+            Some(rows) => serde_json::json!(rows),
+            None => serde_json::json!(self.labels),
+        };
         let json = match &self.targets {
-            Some(targets) => {
-                serde_json::json!({ "input_data": self.inputs, "labels": self.labels, "targets": targets })
-            }
-            None => serde_json::json!({ "input_data": self.inputs, "labels": self.labels }),
+            Some(targets) => serde_json::json!({ "input_data": self.inputs, "labels": labels, "targets": targets }),
+            None => serde_json::json!({ "input_data": self.inputs, "labels": labels }),
         };
         let text = serde_json::to_string(&json).map_err(|e| ProverError::Dataset {
             path: path.to_path_buf(),
@@ -188,6 +218,15 @@ impl Dataset {
                 )));
             }
         }
+        if let Some(rows) = &self.row_labels {
+            if rows.len() != self.inputs.len() {
+                return Err(err(format!(
+                    "{} label lists for {} samples",
+                    rows.len(),
+                    self.inputs.len()
+                )));
+            }
+        }
         if let Some(targets) = &self.targets {
             if targets.len() != self.inputs.len() {
                 return Err(err(format!(
@@ -214,6 +253,9 @@ mod tests {
         let d = Dataset::from_json(r#"{"input_data": [[1, 2]]}"#).unwrap();
         assert_eq!(d.labels, None);
         d.check().unwrap();
+        // A sequence model's labels: one class per position of each sample.
+        let d = Dataset::from_json(r#"{"input_data": [[1, 2], [3, 4]], "labels": [[2, 3], [4, 0]]}"#).unwrap();
+        assert_eq!((d.labels, d.row_labels), (None, Some(vec![vec![2, 3], vec![4, 0]])));
     }
 
     #[test]
@@ -227,6 +269,8 @@ mod tests {
         assert!(reason(r#"{"input_data": [[1], [2]], "labels": [1]}"#).contains("1 labels for 2 samples"));
         assert!(reason(r#"{"input_data": [[1]], "labels": [-1]}"#).contains(">= 0"));
         assert!(reason(r#"{"input_data": []}"#).contains("no samples"));
+        assert!(reason(r#"{"input_data": [[1], [2]], "labels": [[1, 2], [3]]}"#).contains("sample 1 has 1 labels"));
+        assert!(reason(r#"{"input_data": [[1]], "labels": [[1, -2]]}"#).contains(">= 0"));
         assert!(reason(r#"{"input_data": [[1e300]]}"#).contains("f32"));
         assert!(reason(r#"{"input_data": [[1], [2]], "targets": [[1]]}"#).contains("1 targets for 2 samples"));
         assert!(reason(r#"{"input_data": [[1], [2]], "targets": [[1], [2, 3]]}"#).contains("target 1 has 2"));
@@ -240,12 +284,20 @@ mod tests {
             inputs: vec![vec![0.5, -1.0], vec![2.0, 3.0]],
             labels: Some(vec![1, 0]),
             targets: None,
+            row_labels: None,
         };
         d.save(&path).unwrap();
         assert_eq!(Dataset::load(&path).unwrap(), d);
         let d = Dataset {
             labels: None,
             targets: Some(vec![vec![151.0], vec![-0.5]]),
+            ..d
+        };
+        d.save(&path).unwrap();
+        assert_eq!(Dataset::load(&path).unwrap(), d);
+        let d = Dataset {
+            targets: None,
+            row_labels: Some(vec![vec![3, 1], vec![0, 2]]),
             ..d
         };
         d.save(&path).unwrap();

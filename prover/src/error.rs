@@ -78,13 +78,23 @@ pub enum ProverError {
         /// Elements given.
         found: usize,
     },
-    /// A quantized input element lies outside the int8 range.
-    #[error("quantized input element {index} is {value}, outside [-128, 127]; quantize inputs with quantize_input")]
+    /// A quantized input element lies outside the input's range (int8, or the vocabulary of a token input).
+    #[error("quantized input element {index} is {value}, outside [{lo}, {hi}]; quantize inputs with quantize_input")]
     InputOutOfRange {
         /// Position of the element.
         index: usize,
         /// Its value.
         value: i64,
+        /// The smallest value the input holds.
+        lo: i64,
+        /// The largest value the input holds.
+        hi: i64,
+    },
+    /// A float input the model cannot read (a token model given something that is not a token id).
+    #[error("{reason}")]
+    BadInput {
+        /// What is wrong, and where.
+        reason: String,
     },
     /// Calibration or quantization could not produce a valid integer model.
     #[error("quantization failed: {reason}")]
@@ -165,7 +175,7 @@ impl From<zkinfer_circuits::model::ModelError> for ProverError {
         use zkinfer_circuits::model::ModelError;
         match e {
             ModelError::InputLength { expected, found } => ProverError::WrongInputLength { expected, found },
-            ModelError::InputValue { index, value } => ProverError::InputOutOfRange { index, value },
+            ModelError::InputValue { index, value, lo, hi } => ProverError::InputOutOfRange { index, value, lo, hi },
             e => ProverError::InvalidModel(e),
         }
     }

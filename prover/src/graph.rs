@@ -275,6 +275,14 @@ pub enum FloatOp {
     },
     /// Data movement (Flatten, Reshape, Transpose, Concat): output `i` is element `.1` of input `.0`.
     Move(Vec<(usize, usize)>),
+    /// Rows of a constant table picked by the integer token ids of the single input (ONNX `Gather` of an embedding
+    /// matrix by the model's integer input): `out[p · width + j] = table[id_p · width + j]`.
+    Embedding {
+        /// Elements per row.
+        width: usize,
+        /// The table, row-major `[vocabulary][width]`.
+        table: Vec<f32>,
+    },
 }
 
 /// One layer of the float graph.
@@ -335,17 +343,37 @@ impl FloatModel {
         self.tensor_len(self.nodes.len())
     }
 
+    /// The vocabulary of a token input: `Some(V)` when embeddings read the input (its elements are then integer
+    /// token ids, valid below the smallest vocabulary of those embeddings), `None` for a float input.
+    pub fn token_vocab(&self) -> Option<usize> {
+        (self.nodes.iter())
+            .filter(|n| n.inputs == [0])
+            .filter_map(|n| match &n.op {
+                FloatOp::Embedding { width, table } => Some(table.len() / (*width).max(1)),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Checks that there are nodes, that every node reads earlier tensors of the right lengths, and that
     /// parameters have the lengths their shapes imply.
     pub fn check(&self) -> Result<()> {
         if self.nodes.is_empty() {
             return Err(ProverError::graph("the model has no layers"));
         }
+        let tokens = self.token_vocab().is_some();
         for (i, node) in self.nodes.iter().enumerate() {
             if let Some(t) = node.inputs.iter().find(|&&t| t > i) {
                 return Err(bad(
                     node,
                     format_args!("reads tensor {t}, which is not computed before it"),
+                ));
+            }
+            let embedding = matches!(node.op, FloatOp::Embedding { .. });
+            if tokens && node.inputs.contains(&0) && !embedding {
+                return Err(bad(
+                    node,
+                    "reads the token ids, which only embeddings (Gather of a constant table) read",
                 ));
             }
             let lens: Vec<usize> = node.inputs.iter().map(|&t| self.tensor_len(t)).collect();
@@ -411,6 +439,14 @@ impl FloatModel {
                         && scale.iter().chain(shift).all(|v| v.is_finite())
                 }
                 FloatOp::Move(map) => map.len() == out && map.iter().all(|&(j, k)| j < lens.len() && k < lens[j]),
+                FloatOp::Embedding { width, table } => {
+                    *width > 0
+                        && node.inputs == [0]
+                        && out == lens[0] * width
+                        && !table.is_empty()
+                        && table.len().is_multiple_of(*width)
+                        && table.iter().all(|v| v.is_finite())
+                }
             };
             if !ok {
                 return Err(bad(
@@ -431,6 +467,10 @@ impl FloatModel {
                 expected,
                 found: x.len(),
             });
+        }
+        if let Some(vocab) = self.token_vocab() {
+            let ids = zkinfer_circuits::model::InputQuantization::tokens(vocab);
+            ids.check_floats(x).map_err(|reason| ProverError::BadInput { reason })?;
         }
         let mut tensors = Vec::with_capacity(self.nodes.len() + 1);
         tensors.push(x.to_vec());
@@ -464,7 +504,11 @@ impl FloatOp {
             | FloatOp::MatMul { .. }
             | FloatOp::Affine { .. } => true,
             FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
-            FloatOp::Activation(_) | FloatOp::Move(_) | FloatOp::Softmax { .. } | FloatOp::ArgMax { .. } => false,
+            FloatOp::Activation(_)
+            | FloatOp::Move(_)
+            | FloatOp::Softmax { .. }
+            | FloatOp::ArgMax { .. }
+            | FloatOp::Embedding { .. } => false,
         }
     }
 
@@ -503,6 +547,14 @@ impl FloatOp {
             FloatOp::Move(map) => {
                 debug_assert_eq!(map.len(), out_len);
                 map.iter().map(|&(j, k)| x[j][k]).collect()
+            }
+            FloatOp::Embedding { width, table } => {
+                let rows = table.len() / (*width).max(1);
+                let row = |id: f32| (id.max(0.0) as usize).min(rows.saturating_sub(1)) * width;
+                x[0].iter()
+                    .flat_map(|&id| &table[row(id)..row(id) + width])
+                    .copied()
+                    .collect()
             }
         }
     }

@@ -21,6 +21,7 @@ pub mod infer;
 #[cfg(feature = "gpu")]
 pub mod infer_gpu;
 pub mod model_file;
+pub mod next_token;
 pub mod quantize;
 pub mod regression;
 

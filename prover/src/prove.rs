@@ -93,7 +93,7 @@ pub(crate) fn prove_with(
 
     let started = Instant::now();
     let mut public = PublicInputs {
-        input_commitment: poseidon::commit_input(request.salt, &input_q),
+        input_commitment: poseidon::commit_words(request.salt, &input_q, model.input.word_bits()),
         nonce: request.nonce,
         outputs,
     };

@@ -487,6 +487,7 @@ fn random_cnns_int8_agree_with_float_and_tract() {
                 inputs,
                 labels: Some(labels),
                 targets: None,
+                row_labels: None,
             },
         )
         .unwrap();
@@ -510,6 +511,7 @@ fn random_cnns_int8_agree_with_float_and_tract() {
                 inputs: fresh,
                 labels: Some(labels),
                 targets: None,
+                row_labels: None,
             },
         )
         .unwrap();

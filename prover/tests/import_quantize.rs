@@ -317,6 +317,7 @@ fn tiny_model_end_to_end() {
             inputs: test,
             labels: Some(labels),
             targets: None,
+            row_labels: None,
         },
     )
     .unwrap();

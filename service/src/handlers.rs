@@ -125,7 +125,7 @@ pub async fn infer_request(
             Err(_) if inference_model.prover.engine().is_on_gpu() => infer(model, &q)?,
             Err(e) => return Err(e),
         };
-        Ok::<_, zkinfer_prover::ProverError>((outputs, poseidon::commit_input(salt, &q)))
+        Ok::<_, zkinfer_prover::ProverError>((outputs, poseidon::commit_words(salt, &q, model.input.word_bits())))
     })
     .await
     .map_err(|e| ApiError::internal(format!("inference task failed: {e}")))?

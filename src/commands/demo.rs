@@ -86,7 +86,8 @@ pub fn run(model_dir: &Path, sample: usize, out: &Path, device: Device, json: bo
             .into(),
     );
     let vk = zkinfer_verifier::load_verifier_key(&key_dir, Some(&model_id))?;
-    let commitment = zkinfer_circuits::poseidon::commit_input(salt, &proven.input_q);
+    let word_bits = compiled.model.input.word_bits();
+    let commitment = zkinfer_circuits::poseidon::commit_words(salt, &proven.input_q, word_bits);
     let expect = Expectations {
         model_id: Some(model_id),
         input_commitment: Some(commitment),

@@ -111,7 +111,7 @@ pub fn synthesize_with(model: &QuantizedModel, params: CircuitParams, input: &[i
         },
     );
     let public = PublicInputs {
-        input_commitment: poseidon::commit_input(salt, input),
+        input_commitment: poseidon::commit_words(salt, input, model.input.word_bits()),
         nonce,
         outputs: expected.to_vec(),
     };
@@ -200,7 +200,11 @@ pub fn prove_and_check(
     assert_eq!(proven.bundle.outputs, expected, "{name}: proven outputs");
     let expect = Expectations {
         model_id: Some(keys.verifier.model_id()),
-        input_commitment: Some(zkinfer_circuits::poseidon::commit_input(salt, input_q)),
+        input_commitment: Some(zkinfer_circuits::poseidon::commit_words(
+            salt,
+            input_q,
+            model.input.word_bits(),
+        )),
         nonce: Some(nonce),
         allow_insecure_dev_srs: true,
     };

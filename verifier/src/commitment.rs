@@ -1,4 +1,5 @@
-//! The input commitment a client computes itself, to check that a proof is about *its* input.
+//! The input commitment a client computes itself, to check that a proof is about *its* input (int8 values, or the
+//! token ids of a language model).
 
 use zkinfer_circuits::{poseidon, Fr};
 
@@ -14,6 +15,9 @@ pub fn input_commitment(meta: &ModelMeta, input: &[f32], salt: Fr) -> Result<Fr,
             found: input.len(),
         });
     }
+    meta.input
+        .check_floats(input)
+        .map_err(|reason| VerifyError::InputValue { reason })?;
     let quantized = meta.input.quantize(input);
-    Ok(poseidon::commit_input(salt, &quantized))
+    Ok(poseidon::commit_words(salt, &quantized, meta.input.word_bits()))
 }

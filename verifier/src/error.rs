@@ -94,6 +94,12 @@ pub enum VerifyError {
         /// Values given.
         found: usize,
     },
+    /// An input value the model cannot read (a token model given something that is not a token id).
+    #[error("{reason}")]
+    InputValue {
+        /// What is wrong, and where.
+        reason: String,
+    },
     /// The proof bytes could not be read as a proof (a point off the curve, a truncated transcript).
     #[error("proof bytes are malformed: {0}")]
     MalformedProof(String),

@@ -34,7 +34,7 @@ use crate::srs_points::SrsPoints;
 /// carries no `2^k`-bit selector bitmaps, and circuit parameters name the requantization column sets; 11: range-check
 /// limbs of 8 to 15 bits, a circuit parameter; 12: the Freivalds chip's window widths, a circuit parameter; 13: the clamp table's
 /// width, a circuit parameter).
-pub const VERIFYING_KEY_VERSION: u16 = 16;
+pub const VERIFYING_KEY_VERSION: u16 = 17;
 
 /// Domain separation of the model id.
 const MODEL_ID_DOMAIN: &[u8] = b"zkinfer model id v2: blake2b-256 of the whole vk.bin";

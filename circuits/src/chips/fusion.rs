@@ -71,6 +71,7 @@ pub fn candidates(model: &QuantizedModel) -> Vec<(usize, usize)> {
             Op::MatMul(matmul) => matmul.lhs.iter().chain(&matmul.rhs).for_each(|s| read(s.tensor)),
             Op::Softmax(softmax) => read(softmax.input),
             Op::ArgMax(argmax) => read(argmax.input),
+            Op::Embedding(embedding) => embedding.ids.iter().for_each(|s| read(s.tensor)),
         }
     }
     let mut pairs = Vec::new();

@@ -33,10 +33,15 @@ pub struct LinearConfig {
     q_mac: Selector,
 }
 
-/// Input bytes packed into one field element for the commitment (31 · 8 = 248 bits < 254).
+/// Bits of input words packed into one field element for the commitment (below the 254 bits of the field).
+pub const PACK_BITS: u32 = 248;
+/// int8 inputs packed into one field element (31 · 8 = 248 bits).
 pub const PACK_BYTES: usize = 31;
-/// Radix of the packing.
-const PACK_RADIX: u64 = 256;
+
+/// Input words of `word_bits` bits packed into one field element: 31 int8 values, or 15 16-bit token ids.
+pub fn pack_words(word_bits: u32) -> usize {
+    (PACK_BITS / word_bits.clamp(1, PACK_BITS)) as usize
+}
 
 /// Rows packing `inputs` inputs takes.
 pub fn pack_rows(inputs: usize) -> usize {
@@ -102,8 +107,9 @@ impl LinearConfig {
         }
     }
 
-    /// Packs `inputs` (int8) for the commitment from `row`: for each run of [`PACK_BYTES`] inputs, lane 0 computes
-    /// `P = Σ_i x_i · 256^i` by Horner (`cont = 256`, `w = 1`) while the other lanes stay zero.
+    /// Packs `inputs` (`word_bits`-bit words: int8 values, or token ids) for the commitment from `row`: for each
+    /// run of [`pack_words`] inputs, lane 0 computes `P = Σ_i x_i · R^i` with `R = 2^word_bits` by Horner
+    /// (`cont = R`, `w = 1`) while the other lanes stay zero.
     /// The inputs are written here for the first time (every later use copies these cells) and must be
     /// range-checked by the caller, which makes the packing injective. Returns the input cells, the packed cells
     /// and the next free row.
@@ -112,11 +118,13 @@ impl LinearConfig {
         a: &mut Assigner,
         mut row: usize,
         inputs: &[Fr],
+        word_bits: u32,
     ) -> Result<(Vec<AssignedValue>, Vec<AssignedValue>, usize), Error> {
         let mut cells: Vec<Option<AssignedValue>> = vec![None; inputs.len()];
-        let mut packed = Vec::with_capacity(inputs.len().div_ceil(PACK_BYTES));
-        let radix = Fr::from(PACK_RADIX);
-        for (c, chunk) in inputs.chunks(PACK_BYTES).enumerate() {
+        let words = pack_words(word_bits);
+        let mut packed = Vec::with_capacity(inputs.len().div_ceil(words));
+        let radix = Fr::from(1u64 << word_bits.min(32));
+        for (c, chunk) in inputs.chunks(words).enumerate() {
             let mut sum = Fr::ZERO;
             let mut last = None;
             for (j, (i, x)) in chunk.iter().enumerate().rev().enumerate() {
@@ -140,7 +148,7 @@ impl LinearConfig {
                         a.advice(CellKind::ProductSum, *column, row, Fr::ZERO);
                     }
                 }
-                cells[c * PACK_BYTES + i] = Some(x);
+                cells[c * words + i] = Some(x);
                 row += 1;
             }
             packed.push(last.ok_or(Error::Synthesis)?);

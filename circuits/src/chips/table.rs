@@ -7,6 +7,11 @@
 //!
 //! The same table holds each softmax's exponential table (numbered after the activations): `(id, d, exp[d + 255])`
 //! for `d ∈ [−255, 0]`, which the softmax chip looks up from its own rows ([`crate::chips::softmax`]).
+//!
+//! And each embedding's table, one tag per column `j` of the embedding (numbered after the exponentials):
+//! `(tag_j, id, E[id][j])` for every id of the vocabulary. An embedding row looks up `(tag_j, id, y)`: the fixed tag
+//! picks the column, the copied id the row, so `y` can only be the table's value, and an id outside the vocabulary
+//! has no entry at all.
 
 use std::collections::HashMap;
 
@@ -20,6 +25,8 @@ use halo2_proofs::{
 use crate::assign::{AssignedValue, Assigner, CellKind};
 use crate::field;
 use crate::model::{Op, QuantizedModel, Table, ACT_MAX, ACT_MIN, EXP_TABLE_LEN};
+
+use std::collections::BTreeMap;
 
 /// Columns of the activation-table chip.
 #[derive(Clone, Debug)]
@@ -57,9 +64,29 @@ pub fn exp_table_ids(model: &QuantizedModel) -> HashMap<Vec<i64>, u64> {
     ids
 }
 
+/// The first tag of each embedding layer's columns (by layer index): numbered after the exponential tables, one tag
+/// per column of each embedding in layer order.
+pub fn embedding_tags(model: &QuantizedModel) -> BTreeMap<usize, u64> {
+    let mut next = table_ids(model).len() as u64 + exp_table_ids(model).len() as u64 + 1;
+    let mut tags = BTreeMap::new();
+    for (index, layer) in model.layers.iter().enumerate() {
+        if let Op::Embedding(e) = &layer.op {
+            tags.insert(index, next);
+            next += e.width as u64;
+        }
+    }
+    tags
+}
+
 /// Rows the lookup table of `model` fills.
 pub fn table_rows(model: &QuantizedModel) -> usize {
-    1 + 256 * table_ids(model).len() + EXP_TABLE_LEN * exp_table_ids(model).len()
+    let embeddings: usize = (model.layers.iter())
+        .map(|l| match &l.op {
+            Op::Embedding(e) => e.table.len(),
+            _ => 0,
+        })
+        .sum();
+    1 + 256 * table_ids(model).len() + EXP_TABLE_LEN * exp_table_ids(model).len() + embeddings
 }
 
 impl TableConfig {
@@ -98,6 +125,7 @@ impl TableConfig {
         entries.sort();
         let mut exps: Vec<(u64, Vec<i64>)> = exp_table_ids(model).into_iter().map(|(v, id)| (id, v)).collect();
         exps.sort();
+        let embeddings = embedding_tags(model);
         layouter.assign_table(
             || "activations",
             |mut t| {
@@ -121,9 +149,41 @@ impl TableConfig {
                         put(row, [Fr::from(*id), field::from_i64(d), field::from_i64(*e)])?;
                     }
                 }
+                for (&layer, &first) in &embeddings {
+                    let Some(Op::Embedding(e)) = model.layers.get(layer).map(|l| &l.op) else {
+                        continue;
+                    };
+                    for j in 0..e.width {
+                        for id in 0..e.vocab() {
+                            row += 1;
+                            let y = e.entry(id as i64, j);
+                            put(
+                                row,
+                                [Fr::from(first + j as u64), Fr::from(id as u64), field::from_i64(y)],
+                            )?;
+                        }
+                    }
+                }
                 Ok(())
             },
         )
+    }
+
+    /// Looks `input` up under tag `tag` at `row`: the output cell holds `entry(x)` of the copied value `x`, which the
+    /// lookup checks is the table's entry `(tag, x, y)` (an embedding's element: `tag` its column, `x` the token id).
+    pub fn assign_entry(
+        &self,
+        a: &mut Assigner,
+        row: usize,
+        tag: u64,
+        input: &AssignedValue,
+        entry: impl Fn(i64) -> i64,
+    ) -> Result<AssignedValue, Error> {
+        a.enable(&self.q_table, row)?;
+        a.fixed(self.id, row, Fr::from(tag));
+        let x = a.copy(CellKind::EmbeddingId, self.x, row, input);
+        let y = entry(field::to_i64(&x.value).unwrap_or(-1));
+        Ok(a.advice(CellKind::EmbeddingOutput, self.y, row, field::from_i64(y)))
     }
 
     /// Applies `table` (numbered `id`) to `input` at `row`; returns the output cell.

@@ -62,7 +62,14 @@ impl LayerChip for Linear {
     fn plan(&self, _: &Layer, ctx: &mut PlanContext<'_>) -> Result<Planned, CircuitProblem> {
         let freivalds = ctx.params.uses_freivalds(ctx.index);
         if freivalds {
-            let shape = product_shape(self).ok_or(CircuitProblem::NotAProduct)?;
+            let computed;
+            let shape = match ctx.shapes.and_then(|shapes| shapes.get(ctx.index)?.as_ref()) {
+                Some(shape) => shape,
+                None => {
+                    computed = product_shape(self).ok_or(CircuitProblem::NotAProduct)?;
+                    &computed
+                }
+            };
             let windows = ctx.windows.get(ctx.index).and_then(Option::as_ref);
             let windows = windows.filter(|w| ctx.params.freivalds_widths.contains(&w.width));
             place_product(

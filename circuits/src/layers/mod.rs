@@ -3,6 +3,7 @@
 //! the model's layers that call [`chip_of`]; both advance the same [`Cursors`], so the plan is the layout.
 
 pub mod argmax;
+pub mod embedding;
 pub mod gather;
 pub mod linear;
 pub mod matmul;
@@ -15,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::assign::{AssignedValue, Assigner};
-use crate::chips::freivalds::Windows;
+use crate::chips::freivalds::{ProductShape, Windows};
 use crate::chips::fusion::Fusion;
 use crate::chips::requantize::Accumulator;
 use crate::circuit::ModelConfig;
@@ -67,6 +68,9 @@ pub struct PlanContext<'m> {
     pub input_bits: &'m [u32],
     /// The windows of each Freivalds candidate ([`crate::chips::freivalds::product_windows`]), by index.
     pub windows: &'m [Option<Windows>],
+    /// Each linear layer's shape as a matrix product ([`crate::chips::freivalds::product_shape`]), by index, when
+    /// worked out once for the planning (none: worked out each time).
+    pub shapes: Option<&'m [Option<ProductShape>]>,
     /// The layout being planned.
     pub params: &'m CircuitParams,
     /// The table activations it fuses into the clamp table.
@@ -99,7 +103,8 @@ pub type KernelRowsCache = Mutex<HashMap<(usize, u32, u32), Arc<KernelRows>>>;
 /// What one layer costs, as its chip reports it to the planner (the row counts come from the cursors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Planned {
-    /// How the layer is laid out: `mac`, `freivalds`, `max`, `table`, `move`, `mul`, `matmul`, `softmax` or `argmax`.
+    /// How the layer is laid out: `mac`, `freivalds`, `max`, `table`, `move`, `mul`, `matmul`, `softmax`, `argmax` or
+    /// `embedding`.
     pub layout: &'static str,
     /// Lookups it performs.
     pub lookups: usize,
@@ -222,6 +227,7 @@ pub fn chip_of(op: &Op) -> &dyn LayerChip {
         Op::MatMul(matmul) => matmul,
         Op::Softmax(softmax) => softmax,
         Op::ArgMax(argmax) => argmax,
+        Op::Embedding(embedding) => embedding,
     }
 }
 

@@ -14,7 +14,7 @@
 //! commitment covers the `B` inputs together (one salt) and the request has one nonce: a batch is one request of
 //! `B` inputs.
 
-use super::{Layer, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Softmax, Source, Table};
+use super::{Embedding, Layer, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Softmax, Source, Table};
 
 /// The largest batch [`QuantizedModel::batched`] builds.
 pub const MAX_BATCH: usize = 1024;
@@ -105,6 +105,12 @@ impl QuantizedModel {
                     }),
                     // Elementwise over its whole input tensor, which is batched already.
                     Op::Table(table) => Op::Table(Table { ..table.clone() }),
+                    Op::Embedding(embedding) => Op::Embedding(Embedding {
+                        ids: (0..batch)
+                            .flat_map(|b| embedding.ids.iter().map(move |s| shift(s, b)))
+                            .collect(),
+                        ..embedding.clone()
+                    }),
                     Op::Gather(sources) => Op::Gather(
                         (0..batch)
                             .flat_map(|b| sources.iter().map(move |s| shift(s, b)))
@@ -166,6 +172,7 @@ impl Op {
             Op::MaxPool(pool) => pool.windows.iter().map(Vec::len).sum(),
             Op::Table(_) => 0,
             Op::Gather(sources) => sources.len(),
+            Op::Embedding(embedding) => embedding.ids.len(),
             Op::Mul(mul) => 2 * mul.operands.len(),
             Op::MatMul(matmul) => matmul.lhs.len() + matmul.rhs.len(),
             Op::Softmax(_) | Op::ArgMax(_) => 0,

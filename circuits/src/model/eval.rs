@@ -5,7 +5,7 @@
 //! exists, every accumulator fits); [`QuantizedModel::eval_reference`] validates first. A source that does not exist
 //! reads 0 instead of panicking.
 
-use super::{Layer, Linear, ModelError, Op, QuantizedModel, Source, ACT_MAX, ACT_MIN};
+use super::{Layer, Linear, ModelError, Op, QuantizedModel, Source};
 
 /// What one layer computes for one input.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -99,6 +99,10 @@ impl Layer {
                     .collect();
                 LayerValues { accumulators, outputs }
             }
+            Op::Embedding(embedding) => LayerValues {
+                accumulators: Vec::new(),
+                outputs: embedding.eval(tensors),
+            },
             Op::ArgMax(argmax) => LayerValues {
                 accumulators: Vec::new(),
                 outputs: argmax.eval(tensors.get(argmax.input).map_or(&[][..], Vec::as_slice)),
@@ -124,7 +128,8 @@ impl Layer {
 }
 
 impl QuantizedModel {
-    /// Checks that `input` has the model's input length and holds int8 values.
+    /// Checks that `input` has the model's input length and holds int8 values (token ids in the vocabulary for a
+    /// token input).
     pub fn check_input(&self, input: &[i64]) -> Result<(), ModelError> {
         let expected = self.input_len();
         if input.len() != expected {
@@ -133,10 +138,13 @@ impl QuantizedModel {
                 found: input.len(),
             });
         }
-        match input.iter().position(|v| !(ACT_MIN..=ACT_MAX).contains(v)) {
+        let (lo, hi) = self.input.value_range();
+        match input.iter().position(|v| !(lo..=hi).contains(v)) {
             Some(index) => Err(ModelError::InputValue {
                 index,
                 value: input[index],
+                lo,
+                hi,
             }),
             None => Ok(()),
         }

@@ -1,6 +1,7 @@
 //! The quantized model IR shared by the prover (which builds and runs it) and the circuit (which proves it).
 //!
-//! A model is a list of layers in topological order over int8 tensors: tensor 0 is the input, tensor `i + 1` the
+//! A model is a list of layers in topological order over int8 tensors: tensor 0 is the input (int8 values, or token ids
+//! that only [embeddings](Embedding) read), tensor `i + 1` the
 //! output of layer `i`, the last tensor the output. Tensors are flat (row-major NCHW without the batch dimension;
 //! a [batched](QuantizedModel::batched) model's tensors hold its samples one after another).
 //! Numbers follow DESIGN.md: int8 activations (symmetric, per tensor), integer weights, integer bias at the
@@ -14,6 +15,7 @@ use crate::arith::{requantize, Requantized};
 
 mod argmax;
 mod batch;
+mod embedding;
 mod eval;
 mod input;
 mod matmul;
@@ -22,8 +24,9 @@ mod validate;
 
 pub use argmax::{ArgMax, MAX_ARGMAX_ROW};
 pub use batch::{batch_of_shape, check_batch_size, MAX_BATCH, MAX_BATCHED_ELEMENTS, MAX_BATCHED_SOURCES};
+pub use embedding::{Embedding, MAX_EMBEDDING_ENTRIES, MAX_VOCAB};
 pub use eval::LayerValues;
-pub use input::{InputQuantization, MAX_INPUT_CHANNELS};
+pub use input::{InputQuantization, MAX_INPUT_CHANNELS, TOKEN_BITS};
 pub use matmul::{MatMul, MatrixProduct};
 pub use softmax::{
     Softmax, SoftmaxRow, EXP_TABLE_LEN, MAX_EXP_VALUE, MAX_SOFTMAX_ROW, PROBABILITY_BITS, PROBABILITY_ONE,
@@ -31,7 +34,7 @@ pub use softmax::{
 pub use validate::{LayerProblem, ModelError};
 
 /// Version of the serialized quantized model (`.zkm`); bump on any change to these structs.
-pub const MODEL_FORMAT_VERSION: u32 = 6;
+pub const MODEL_FORMAT_VERSION: u32 = 7;
 
 /// The smallest int8 activation.
 pub const ACT_MIN: i64 = -128;
@@ -290,6 +293,8 @@ pub enum Op {
     Softmax(Softmax),
     /// The index of each row's largest element (16-bit integers at scale 1).
     ArgMax(ArgMax),
+    /// Rows of a constant int8 table looked up by the token ids of the input.
+    Embedding(Embedding),
 }
 
 /// One layer of the model.

@@ -5,7 +5,7 @@ use thiserror::Error;
 
 use super::{
     Activation, Layer, MatMul, Op, QuantizedModel, Softmax, Source, ACT_BITS, EXP_TABLE_LEN, MAX_ARGMAX_ROW, MAX_BATCH,
-    MAX_EXP_VALUE, MAX_OUTPUT_BITS, MAX_SOFTMAX_ROW, MAX_WEIGHT, MODEL_FORMAT_VERSION,
+    MAX_EMBEDDING_ENTRIES, MAX_EXP_VALUE, MAX_OUTPUT_BITS, MAX_SOFTMAX_ROW, MAX_WEIGHT, MODEL_FORMAT_VERSION,
 };
 use crate::arith::MAX_SHIFT;
 
@@ -65,13 +65,18 @@ pub enum ModelError {
         /// The given length.
         found: usize,
     },
-    /// An input value outside int8 was given to [`QuantizedModel::eval_reference`].
-    #[error("input value {value} at index {index} is outside int8 [-128, 127]")]
+    /// An input value outside the input's range (int8, or the vocabulary of a token input) was given to
+    /// [`QuantizedModel::eval_reference`].
+    #[error("input value {value} at index {index} is outside the input's range [{lo}, {hi}]")]
     InputValue {
         /// Its position.
         index: usize,
         /// The value.
         value: i64,
+        /// The smallest value the input holds.
+        lo: i64,
+        /// The largest value the input holds.
+        hi: i64,
     },
 }
 
@@ -186,6 +191,24 @@ pub enum LayerProblem {
         inputs: usize,
         /// Outputs of the layer.
         outputs: usize,
+    },
+    /// A layer other than an embedding reads token ids, or an embedding reads anything else.
+    #[error("token ids are read by embeddings only, and embeddings read token ids only")]
+    TokenInput,
+    /// An embedding whose table or ids do not fit its outputs.
+    #[error(
+        "an embedding of {ids} ids into rows of {width} needs {outputs} outputs and a table of the input's {vocab} rows \
+         (at most {MAX_EMBEDDING_ENTRIES} entries)"
+    )]
+    EmbeddingShape {
+        /// Ids listed.
+        ids: usize,
+        /// Elements per row.
+        width: usize,
+        /// The layer's outputs.
+        outputs: usize,
+        /// The token input's vocabulary (0 when the input is not tokens).
+        vocab: usize,
     },
     /// A softmax whose rows, mask or exponential table are malformed.
     #[error("softmax: {0}")]
@@ -324,6 +347,8 @@ impl QuantizedModel {
     fn check_source(&self, i: usize, s: &Source, wide: bool) -> Result<(), LayerProblem> {
         if s.tensor > i || s.index >= self.tensor_len(s.tensor) {
             Err(LayerProblem::MissingSource(*s))
+        } else if s.tensor == 0 && self.input.vocab.is_some() {
+            Err(LayerProblem::TokenInput)
         } else if !wide && self.tensor_bits(s.tensor) != ACT_BITS {
             Err(LayerProblem::WideSource(*s))
         } else {
@@ -337,9 +362,10 @@ impl QuantizedModel {
         let same_scale = |s: &Source| self.tensor_scale(s.tensor) == layer.output_scale;
         // An input with scales per channel has no one scale: only linear layers read it (their weights absorb the
         // scales).
-        let one_scale = |s: &Source| match s.tensor == 0 && !self.input.is_uniform() {
-            true => Err(LayerProblem::PerChannelInput),
-            false => Ok(()),
+        let one_scale = |s: &Source| match s.tensor == 0 {
+            true if self.input.vocab.is_some() => Err(LayerProblem::TokenInput),
+            true if !self.input.is_uniform() => Err(LayerProblem::PerChannelInput),
+            _ => Ok(()),
         };
         match &layer.op {
             Op::Linear(lin) => {
@@ -418,6 +444,7 @@ impl QuantizedModel {
                 if self.tensor_bits(argmax.input) != ACT_BITS {
                     return Err(LayerProblem::WideSource(input));
                 }
+                one_scale(&input)?;
                 let n = argmax.row_len;
                 let input_len = self.tensor_len(argmax.input);
                 if !(1..=MAX_ARGMAX_ROW).contains(&n) || !input_len.is_multiple_of(n) || len != input_len / n {
@@ -441,6 +468,30 @@ impl QuantizedModel {
                 }
                 one_scale(&input)?;
                 check_softmax(softmax, self.tensor_len(softmax.input), len).map_err(LayerProblem::Softmax)?;
+            }
+            Op::Embedding(embedding) => {
+                let vocab = self.input.vocab.unwrap_or(0);
+                let entries = vocab.checked_mul(embedding.width);
+                let fits = embedding.ids.len().checked_mul(embedding.width) == Some(len)
+                    && embedding.width > 0
+                    && entries == Some(embedding.table.len())
+                    && embedding.table.len() <= MAX_EMBEDDING_ENTRIES;
+                if !fits {
+                    return Err(LayerProblem::EmbeddingShape {
+                        ids: embedding.ids.len(),
+                        width: embedding.width,
+                        outputs: len,
+                        vocab,
+                    });
+                }
+                for s in &embedding.ids {
+                    if s.tensor != 0 || vocab == 0 {
+                        return Err(LayerProblem::TokenInput);
+                    }
+                    if s.index >= self.input_len() {
+                        return Err(LayerProblem::MissingSource(*s));
+                    }
+                }
             }
             Op::MaxPool(pool) => {
                 if pool.windows.len() != len || pool.windows.iter().any(|w| w.is_empty()) {

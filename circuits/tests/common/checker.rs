@@ -118,27 +118,36 @@ pub struct Derived {
     pub cells: HashMap<CellKind, Vec<Fr>>,
 }
 
-/// Input bytes per packed field element, and the packing radix.
+/// int8 inputs per packed field element (radix 256), and 16-bit token ids per element (radix 2^16).
 const PACK: usize = 31;
+const PACK_TOKENS: usize = 15;
 
 /// Derives every layer of `model` on `witness` as the circuit with layout `params` assigns it.
 pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness) -> Derived {
     let mut cells: HashMap<CellKind, Vec<Fr>> = HashMap::new();
     let mut push = |kind: CellKind, v: Fr| cells.entry(kind).or_default().push(v);
     let input: Vec<i128> = witness.input.iter().map(|&x| i128::from(x)).collect();
+    let tokens = model.input.vocab;
     for &x in &input {
-        assert!((-128..=127).contains(&x), "input {x} is not int8");
+        match tokens {
+            Some(vocab) => assert!((0..vocab as i128).contains(&x), "token id {x} outside [0, {vocab})"),
+            None => assert!((-128..=127).contains(&x), "input {x} is not int8"),
+        }
     }
+    let (pack, radix) = match tokens {
+        Some(_) => (PACK_TOKENS, Fr::from(1u64 << 16)),
+        None => (PACK, Fr::from(256u64)),
+    };
     let lanes = params.mac_lanes.max(1);
     let per_row = params.mac_taps.max(1);
-    // The packing pass: per chunk, the inputs from the last to the first, a running sum in base 256 in lane 0 and
-    // zeros in the other lanes; then the sponge copies each chunk's sum after the salt.
+    // The packing pass: per chunk, the inputs from the last to the first, a running sum in base 256 (2^16 for
+    // token ids) in lane 0 and zeros in the other lanes; then the sponge copies each chunk's sum after the salt.
     let mut packed = Vec::new();
-    for chunk in input.chunks(PACK) {
+    for chunk in input.chunks(pack) {
         let mut sum = Fr::from(0u64);
         for &x in chunk.iter().rev() {
             push(CellKind::Input, fr(x));
-            sum = sum * Fr::from(256u64) + fr(x);
+            sum = sum * radix + fr(x);
             push(CellKind::PackedInput, sum);
             for _ in 1..lanes {
                 push(CellKind::ProductSum, Fr::from(0u64));
@@ -249,6 +258,18 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
             Op::Gather(sources) => {
                 for (o, s) in sources.iter().enumerate() {
                     out[o] = get(&tensors, s.tensor, s.index);
+                }
+            }
+            Op::Embedding(embedding) => {
+                let width = embedding.width;
+                for (p, s) in embedding.ids.iter().enumerate() {
+                    let id = get(&tensors, s.tensor, s.index);
+                    for j in 0..width {
+                        let y = i128::from(embedding.table[id as usize * width + j]);
+                        push(CellKind::EmbeddingId, fr(id));
+                        push(CellKind::EmbeddingOutput, fr(y));
+                        out[p * width + j] = y;
+                    }
                 }
             }
             Op::ArgMax(argmax) => {

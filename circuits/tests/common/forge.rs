@@ -81,7 +81,7 @@ impl Honest {
     pub fn of(model: &QuantizedModel, params: CircuitParams, k: u32, input: Vec<i64>) -> Self {
         let witness = witness_with(model, input);
         let public = PublicInputs {
-            input_commitment: zkinfer_circuits::poseidon::commit_input(witness.salt, &witness.input),
+            input_commitment: super::commitment_of(model, &witness),
             nonce: witness.nonce,
             outputs: super::reference_outputs(model, &witness.input)
                 .pop()
@@ -203,11 +203,18 @@ pub fn subjects() -> Vec<Subject> {
     };
     subjects.push(Subject::new(softmax, wide_limbs));
     subjects.push(planned(super::small_argmax_model()));
+    // Token ids looked up in an embedding table.
+    subjects.push(planned(super::small_token_model()));
     subjects
 }
 
-/// A witness with the fixed salt and nonce of [`super::witness_for`] and the given input.
+/// A witness with the fixed salt and nonce of [`super::witness_for`] and the given input (int8 values drawn for
+/// any model: a token model reads each as the id `(x + 128) mod V`).
 pub fn witness_with(model: &QuantizedModel, input: Vec<i64>) -> Witness {
+    let input = match model.input.vocab {
+        Some(vocab) => input.iter().map(|&x| (x + 128).rem_euclid(vocab as i64)).collect(),
+        None => input,
+    };
     Witness {
         input,
         ..super::witness_for(model)

@@ -485,10 +485,39 @@ pub fn small_activated_model() -> QuantizedModel {
     )
 }
 
-/// A valid witness for `model` (inputs cycle through a fixed pattern that covers both int8 extremes).
+/// Token ids `[1, 5]` (vocabulary 7) → an embedding of width 3 whose table holds both int8 extremes → a dense
+/// layer of the 15 embedded values to 3 16-bit outputs.
+pub fn small_token_model() -> QuantizedModel {
+    let mut seed = 41;
+    let table = (0..21).map(|i| [127, -128, 0, 64, -77, 5, 99][i % 7]).collect();
+    let embedding = layer(
+        "wte",
+        "Gather(embedding)",
+        vec![5, 3],
+        Op::Embedding(zkinfer_circuits::model::Embedding {
+            ids: (0..5).map(|index| Source { tensor: 0, index }).collect(),
+            width: 3,
+            table,
+        }),
+    );
+    let mut head = dense("head", 1, 15, 3, Activation::Identity, &mut seed);
+    if let Op::Linear(lin) = &mut head.op {
+        lin.output_bits = 16;
+    }
+    QuantizedModel {
+        input: zkinfer_circuits::model::InputQuantization::tokens(7),
+        ..model("small-token", vec![1, 5], vec![embedding, head])
+    }
+}
+
+/// A valid witness for `model` (inputs cycle through a fixed pattern that covers both int8 extremes; token ids
+/// cycle through the vocabulary's first and last ids).
 pub fn witness_for(model: &QuantizedModel) -> Witness {
     let pattern = [127, -128, 0, -55, 3, -100, 90, 17];
-    let input = (0..model.input_len()).map(|i| pattern[i % pattern.len()]).collect();
+    let input = match model.input.vocab {
+        Some(vocab) => (0..model.input_len()).map(|i| ((i * 5) % vocab) as i64).collect(),
+        None => (0..model.input_len()).map(|i| pattern[i % pattern.len()]).collect(),
+    };
     Witness {
         salt: Fr::from(1234u64),
         nonce: Fr::from(99u64),
@@ -507,11 +536,16 @@ pub fn circuit_with(model: QuantizedModel, params: CircuitParams) -> (ModelCircu
     let witness = witness_for(&model);
     let outputs = reference_outputs(&model, &witness.input).pop().unwrap_or_default();
     let public = PublicInputs {
-        input_commitment: zkinfer_circuits::poseidon::commit_input(witness.salt, &witness.input),
+        input_commitment: commitment_of(&model, &witness),
         nonce: witness.nonce,
         outputs,
     };
     (ModelCircuit::new(model, params, witness), public)
+}
+
+/// The input commitment of `witness` for `model` (int8 values, or 16-bit token ids).
+pub fn commitment_of(model: &QuantizedModel, witness: &Witness) -> Fr {
+    zkinfer_circuits::poseidon::commit_words(witness.salt, &witness.input, model.input.word_bits())
 }
 
 /// The MLP's circuit.

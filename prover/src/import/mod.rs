@@ -12,6 +12,7 @@
 mod activation;
 mod affine;
 mod fold;
+mod gather;
 mod linear;
 mod norm;
 mod operators;
@@ -98,8 +99,20 @@ pub fn import_onnx_bytes(bytes: &[u8], name: &str) -> Result<FloatModel> {
         .map_err(at_path(label))
 }
 
-/// The single data input of the graph (a graph input that is not an initializer) and its shape.
-pub(crate) fn data_input(graph: &pb::GraphProto) -> Result<(String, Vec<usize>)> {
+/// What the graph's data input holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InputKind {
+    /// float32 values.
+    Float,
+    /// Integer token ids (int64 or int32), which only an embedding (`Gather` of a constant table) may read.
+    Tokens {
+        /// Whether the ids are int32 (int64 otherwise).
+        int32: bool,
+    },
+}
+
+/// The single data input of the graph (a graph input that is not an initializer): its name, shape and kind.
+pub(crate) fn data_input(graph: &pb::GraphProto) -> Result<(String, Vec<usize>, InputKind)> {
     let is_init = |name: &str| graph.initializer.iter().any(|t| t.name == name);
     let inputs: Vec<_> = graph.input.iter().filter(|i| !is_init(&i.name)).collect();
     let [input] = inputs.as_slice() else {
@@ -110,9 +123,17 @@ pub(crate) fn data_input(graph: &pb::GraphProto) -> Result<(String, Vec<usize>)>
     let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         return Err(bad("is not a tensor"));
     };
-    if t.elem_type != pb::tensor_proto::DataType::Float as i32 {
-        return Err(bad("must be float32"));
-    }
+    use pb::tensor_proto::DataType;
+    let kind = match t.elem_type {
+        e if e == DataType::Float as i32 => InputKind::Float,
+        e if e == DataType::Int64 as i32 => InputKind::Tokens { int32: false },
+        e if e == DataType::Int32 as i32 => InputKind::Tokens { int32: true },
+        _ => {
+            return Err(bad(
+                "must be float32, or int64/int32 token ids read by an embedding (Gather)",
+            ))
+        }
+    };
     let shape = t.shape.as_ref().ok_or_else(|| bad("has no shape"))?;
     use pb::tensor_shape_proto::dimension::Value;
     let dim = |d: &pb::tensor_shape_proto::Dimension| match d.value {
@@ -121,7 +142,7 @@ pub(crate) fn data_input(graph: &pb::GraphProto) -> Result<(String, Vec<usize>)>
         _ => Ok(1),
     };
     let dims = shape.dim.iter().map(dim).collect::<Result<Vec<usize>>>()?;
-    Ok((input.name.clone(), dims))
+    Ok((input.name.clone(), dims, kind))
 }
 
 /// `return Err(UnsupportedGraph)` with a formatted reason.
@@ -238,6 +259,8 @@ struct Walker<'g> {
     masks: HashMap<String, (FloatTensorId, Vec<bool>)>,
     /// The default domain's opset version (`Softmax`'s default axis depends on it).
     opset: i64,
+    /// What the data input (tensor 0) holds.
+    input_kind: InputKind,
 }
 
 fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) -> Result<FloatModel> {
@@ -245,7 +268,7 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
         .graph
         .as_ref()
         .ok_or_else(|| malformed("the model holds no graph"))?;
-    let (input, input_shape) = data_input(graph)?;
+    let (input, input_shape, input_kind) = data_input(graph)?;
     if input_shape.len() > 1 && input_shape[0] != 1 {
         bail_graph!(
             "input `{input}` has batch size {}; only a batch of one sample is supported",
@@ -271,6 +294,7 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
         opset: (proto.opset_import.iter())
             .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
             .map_or(1, |o| o.version),
+        input_kind,
     };
     for (ix, node) in graph.node.iter().enumerate() {
         for name in node.input.iter().filter(|s| !s.is_empty()) {
@@ -282,6 +306,18 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
         *w.name_uses.entry(out.name.clone()).or_default() += 1;
     }
     w.bind(&input, 0);
+    // Constants first: they read nothing, and a pattern that looks ahead (GELU's erf form) may read one that the
+    // exporter wrote after the pattern's first node.
+    for (ix, pb) in graph.node.iter().enumerate() {
+        if pb.op_type == "Constant" && (pb.domain.is_empty() || pb.domain == "ai.onnx") {
+            w.constant_node(&Node {
+                pb,
+                ix,
+                label: label(pb, ix),
+            })?;
+            w.skip.insert(ix);
+        }
+    }
     for (ix, pb) in graph.node.iter().enumerate() {
         if w.skip.contains(&ix) {
             continue;
@@ -307,6 +343,17 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
             w.nodes[t - 1].name
         );
     }
+    let model = FloatModel {
+        name: String::new(),
+        input_shape: input_shape.clone(),
+        nodes: w.nodes,
+    };
+    if input_kind != InputKind::Float && model.token_vocab().is_none() {
+        bail_graph!(
+            "input `{input}` holds integers, which zkinfer reads only as token ids of an embedding (Gather of a \
+             constant table by the input); give a float32 input otherwise"
+        );
+    }
     let name = if graph.name.is_empty() {
         fallback_name
     } else {
@@ -314,8 +361,7 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
     };
     let model = fold::fold_affines(FloatModel {
         name: name.into(),
-        input_shape,
-        nodes: w.nodes,
+        ..model
     });
     model.check()?;
     Ok(model)

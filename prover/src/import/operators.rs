@@ -87,6 +87,11 @@ pub(super) const OPERATORS: &[Operator] = &[
         w.where_mask(n)
     }),
     op("ArgMax", "(last axis)", |w, n| w.argmax(n)),
+    op(
+        "Gather",
+        "(a constant embedding table by the integer input's token ids, or by constant indices)",
+        |w, n| w.gather(n),
+    ),
     part("Constant", |w, n| w.constant_node(n)),
 ];
 

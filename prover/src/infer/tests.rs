@@ -129,6 +129,10 @@ fn naive(model: &QuantizedModel, x: &[i64]) -> Vec<i64> {
                 .map(|&v| tb.values[(v + 128) as usize] as i64)
                 .collect(),
             Op::Gather(s) => s.iter().map(get).collect(),
+            Op::Embedding(e) => (e.ids.iter())
+                .flat_map(|s| (0..e.width).map(move |j| (s, j)))
+                .map(|(s, j)| e.table[get(s) as usize * e.width + j] as i64)
+                .collect(),
             Op::Mul(m) => m
                 .operands
                 .iter()
@@ -222,7 +226,12 @@ fn bad_inputs_are_errors() {
     ));
     assert!(matches!(
         infer(&m, &[1, 200, 3]),
-        Err(ProverError::InputOutOfRange { index: 1, value: 200 })
+        Err(ProverError::InputOutOfRange {
+            index: 1,
+            value: 200,
+            lo: -128,
+            hi: 127
+        })
     ));
     assert!(infer_batch(&m, &[vec![1, 2, 3], vec![0; 4]]).is_err());
     let mut broken = m.clone();

@@ -17,8 +17,8 @@ use super::{qerr, scale_for_bits, Precision};
 use crate::error::Result;
 use crate::graph::{ActFn, FloatModel, FloatNode, FloatOp, Pool, PoolKind};
 use ops::{
-    add, affine, average, conv, conv_factors, dense, dense_factors, kernel, matmul, mul, softmax, table, windows,
-    WeightedOutput,
+    add, affine, average, conv, conv_factors, dense, dense_factors, embedding, kernel, matmul, mul, softmax, table,
+    windows, WeightedOutput,
 };
 
 /// A bias beyond this cannot be right: the accumulator bound of the circuit is 2^40.
@@ -374,6 +374,13 @@ impl Lowering {
                 return Ok(self.emit(name, op_type, shape, scale, Op::Softmax(op)));
             }
             FloatOp::Move(map) => return Ok(self.moved(node, map, shape)),
+            FloatOp::Embedding { width, table } => {
+                // The table's own range sets the scale: every row is representable, used in calibration or not.
+                let max = table.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+                let scale = super::scale_for(max);
+                let op = embedding(&input.sources, *width, table, scale);
+                return Ok(self.emit(name, op_type, shape, scale, Op::Embedding(op)));
+            }
         };
         Ok(self.emit(name, op_type, shape, s_out, op))
     }

@@ -258,6 +258,9 @@ pub fn input_quantization(
     input_max: f64,
     scales: InputScales,
 ) -> InputQuantization {
+    if let Some(vocab) = float.token_vocab() {
+        return InputQuantization::tokens(vocab);
+    }
     let tensor_scale = scale_for(input_max);
     let (channels, stride) = input_channels(&float.input_shape);
     if scales == InputScales::PerTensor || channels <= 1 || stride == 0 || !input_read_by_linear_layers_only(float) {
@@ -274,7 +277,11 @@ pub fn input_quantization(
         .iter()
         .map(|&m| if m > 0.0 { scale_for(m) } else { tensor_scale })
         .collect();
-    InputQuantization { scales, stride }
+    InputQuantization {
+        scales,
+        stride,
+        vocab: None,
+    }
 }
 
 /// The float layers (node indices) whose outputs may be 16-bit: linear layers that only linear layers read, not the
@@ -307,7 +314,8 @@ fn input_read_by_linear_layers_only(float: &FloatModel) -> bool {
     !carries_input[float.nodes.len()]
 }
 
-/// Quantizes a float input with the model's input scales: `clamp(round(x_i / s_i), -128, 127)`.
+/// Quantizes a float input with the model's input scales: `clamp(round(x_i / s_i), -128, 127)`; a token model's
+/// input must hold integer ids of its vocabulary, taken as they are.
 pub fn quantize_input(model: &QuantizedModel, x: &[f32]) -> Result<Vec<i64>> {
     if x.len() != model.input_len() {
         return Err(ProverError::WrongInputLength {
@@ -315,6 +323,7 @@ pub fn quantize_input(model: &QuantizedModel, x: &[f32]) -> Result<Vec<i64>> {
             found: x.len(),
         });
     }
+    (model.input.check_floats(x)).map_err(|reason| ProverError::BadInput { reason })?;
     Ok(model.input.quantize(x))
 }
 

@@ -11,6 +11,7 @@
 //! estimate for the cheapest layout (committed polynomials × rows).
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -22,7 +23,7 @@ use zkinfer_circuits::QuantizedModel;
 use zkinfer_circuits::model::ACT_BITS;
 
 use super::{dequantize_output, quantize_input, quantize_with, wide_layers, InputScales, Precision};
-use crate::accuracy::argmax;
+use crate::accuracy::{argmax, row_agreement};
 use crate::error::{ProverError, Result};
 use crate::graph::FloatModel;
 use crate::infer::IntegerEngine;
@@ -157,6 +158,13 @@ fn fidelity(model: &QuantizedModel, samples: &[Vec<f32>], float_out: &[Vec<f32>]
         let r2 = r_squared(float_out, &out).unwrap_or(if exact { 1.0 } else { 0.0 });
         return Ok((r2, output_error));
     }
+    // A sequence's output (`[T, V]`: a prediction per position) is compared row by row, as it is read.
+    let shape = model.layers.last().map_or(&[][..], |l| l.output_shape.as_slice());
+    if let [rows @ .., row_len] = shape {
+        if rows.iter().product::<usize>() > 1 {
+            return Ok((row_agreement(float_out, &out, *row_len).agreement, output_error));
+        }
+    }
     let agree = out
         .iter()
         .zip(float_out)
@@ -173,10 +181,19 @@ fn measure(
     calibration: &[Vec<f32>],
     float_out: &[Vec<f32>],
     goal: &Goal,
+    seed: &mut Option<BTreeSet<usize>>,
 ) -> Result<Option<Tried>> {
     // A precision whose every layout breaks the goal's proof-size cap is skipped with the planner's reason (which
-    // names the smallest proof there is), as one it cannot lay out.
-    let (_, layouts) = layout::choose_for(model, goal).map_err(|reason| ProverError::Layout { reason })?;
+    // names the smallest proof there is), as one it cannot lay out. A model whose Freivalds layers the planner
+    // walks over (many candidates: minutes per plan) is walked once; the other precisions keep the walk's set.
+    let planned = match seed.as_ref() {
+        Some(layers) if layout::walks_freivalds_sets(model) => layout::choose_with_layers(model, goal, layers),
+        _ => layout::choose_for(model, goal),
+    };
+    let (params, layouts) = planned.map_err(|reason| ProverError::Layout { reason })?;
+    if seed.is_none() && layout::walks_freivalds_sets(model) {
+        *seed = Some(params.freivalds_layers.clone());
+    }
     let Some((_, best)) = layouts.first() else {
         return Ok(None);
     };
@@ -208,6 +225,7 @@ pub fn search(
     let mut models: Vec<QuantizedModel> = vec![];
     let mut tried: Vec<Tried> = vec![];
     let mut skipped = vec![];
+    let mut seed = None;
     for precision in candidates() {
         // A precision the circuit cannot hold (16-bit activations times wide weights over many inputs can exceed
         // the accumulator bound) is skipped and named.
@@ -225,7 +243,7 @@ pub fn search(
             continue;
         }
         // Likewise a candidate the planner cannot lay out (wider values can need more rows than the largest k).
-        match measure(&model, precision.clone(), calibration, &float_out, goal) {
+        match measure(&model, precision.clone(), calibration, &float_out, goal, &mut seed) {
             Ok(Some(t)) => {
                 tried.push(t);
                 models.push(model);
@@ -255,7 +273,7 @@ pub fn search(
         }
         if narrowest != tried[chosen].precision {
             let model = quantize_with(float, calibration, narrowest.clone())?;
-            if let Ok(Some(narrowed)) = measure(&model, narrowest, calibration, &float_out, goal) {
+            if let Ok(Some(narrowed)) = measure(&model, narrowest, calibration, &float_out, goal, &mut seed) {
                 if narrowed.objective <= tried[chosen].objective {
                     chosen = tried.len();
                 }

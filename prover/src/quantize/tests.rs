@@ -400,6 +400,7 @@ fn op_kind(op: &Op) -> &'static str {
         Op::MatMul(_) => "MatMul",
         Op::Softmax(_) => "Softmax",
         Op::ArgMax(_) => "ArgMax",
+        Op::Embedding(_) => "Embedding",
     }
 }
 

@@ -142,6 +142,28 @@ pub fn model(nodes: Vec<Msg>, inits: Vec<Msg>, input: &[i64]) -> Vec<u8> {
     model_at(17, nodes, inits, input)
 }
 
+/// [`model`] whose input `x` holds int64 token ids.
+pub fn token_model(nodes: Vec<Msg>, inits: Vec<Msg>, input: &[i64]) -> Vec<u8> {
+    let g = nodes
+        .into_iter()
+        .fold(Msg::default(), |g, n| g.msg(1, n))
+        .str(2, "tokens");
+    let g = inits.into_iter().fold(g, |g, t| g.msg(5, t));
+    let output = Msg::default()
+        .str(1, "y")
+        .msg(2, Msg::default().msg(1, Msg::default().int(1, 1)));
+    let shape = input
+        .iter()
+        .fold(Msg::default(), |m, &d| m.msg(1, Msg::default().int(1, d)));
+    // Element type 7: INT64.
+    let ids = Msg::default()
+        .str(1, "x")
+        .msg(2, Msg::default().msg(1, Msg::default().int(1, 7).msg(2, shape)));
+    let g = g.msg(11, ids).msg(12, output);
+    let opset = Msg::default().str(1, "").int(2, 17);
+    Msg::default().int(1, 8).msg(8, opset).msg(7, g).0
+}
+
 /// Writes `bytes` to a fresh file (tests run in parallel: every call gets its own name).
 pub fn write(name: &str, bytes: &[u8]) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);

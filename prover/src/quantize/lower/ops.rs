@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, Kernel, Linear, LinearGroup, MatMul, Mul, Softmax, Source, Table, TensorId, ACT_MAX, ACT_MIN,
-    EXP_TABLE_LEN,
+    Activation, Embedding, Kernel, Linear, LinearGroup, MatMul, Mul, Softmax, Source, Table, TensorId, ACT_MAX,
+    ACT_MIN, EXP_TABLE_LEN,
 };
 
 use super::super::choose_multiplier;
@@ -389,5 +389,17 @@ pub(super) fn table(f: ActFn, input: TensorId, s_in: f32, s_out: f32) -> Table {
         input,
         function: f.name().into(),
         values,
+    }
+}
+
+/// An embedding table quantized at `scale`: `round(E / scale)` clamped to int8, looked up by the token ids `ids`.
+pub(super) fn embedding(ids: &[Source], width: usize, table: &[f32], scale: f32) -> Embedding {
+    let table = (table.iter())
+        .map(|&v| (v as f64 / scale as f64).round().clamp(ACT_MIN as f64, ACT_MAX as f64) as i8)
+        .collect();
+    Embedding {
+        ids: ids.to_vec(),
+        width,
+        table,
     }
 }
