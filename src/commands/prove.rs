@@ -156,10 +156,21 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
             "device": info.device,
         }));
     } else {
-        println!("outputs (int8): {:?}", b.outputs);
-        match classes.as_slice() {
-            [one] => println!("predicted class: {}", class_list(&[*one])),
-            many => println!("predicted classes of the {} samples: {}", many.len(), class_list(many)),
+        let shape = model.layers.last().map_or(&[][..], |l| l.output_shape.as_slice());
+        match shape {
+            // A prediction per row (a sequence's next-token logits): the argmax of each row, not of the whole output.
+            [rows @ .., row_len] if model.batch() == 1 && rows.iter().product::<usize>() > 1 => {
+                let per_row: Vec<Option<usize>> = b.outputs.chunks((*row_len).max(1)).map(argmax).collect();
+                println!("outputs (int8): {} values of shape {shape:?}", b.outputs.len());
+                println!("argmax of each of the {} rows: {}", per_row.len(), class_list(&per_row));
+            }
+            _ => {
+                println!("outputs (int8): {:?}", b.outputs);
+                match classes.as_slice() {
+                    [one] => println!("predicted class: {}", class_list(&[*one])),
+                    many => println!("predicted classes of the {} samples: {}", many.len(), class_list(many)),
+                }
+            }
         }
         println!("salt: {} (keep it to open the input commitment)", field_to_hex(&salt));
         println!("input commitment: {}", field_to_hex(&commitment));
