@@ -110,6 +110,11 @@ pub fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<
 
 /// ONNX `ValueInfoProto` of a float tensor; a negative dimension becomes the symbolic `batch`.
 pub fn value_info(name: &str, dims: &[i64]) -> Msg {
+    typed_value_info(name, dims, 1)
+}
+
+/// [`value_info`] of a tensor of ONNX element type `elem` (1 FLOAT, 7 INT64).
+fn typed_value_info(name: &str, dims: &[i64], elem: i64) -> Msg {
     let shape = dims.iter().fold(Msg::default(), |m, &d| {
         let dim = if d < 0 {
             Msg::default().str(2, "batch")
@@ -118,12 +123,17 @@ pub fn value_info(name: &str, dims: &[i64]) -> Msg {
         };
         m.msg(1, dim)
     });
-    let tensor_type = Msg::default().int(1, 1).msg(2, shape);
+    let tensor_type = Msg::default().int(1, elem).msg(2, shape);
     Msg::default().str(1, name).msg(2, Msg::default().msg(1, tensor_type))
 }
 
 /// A model with one input `x` of shape `input` and one output `y`, at `opset`.
 pub fn model_at(opset: i64, nodes: Vec<Msg>, inits: Vec<Msg>, input: &[i64]) -> Vec<u8> {
+    graph_model(opset, nodes, inits, value_info("x", input))
+}
+
+/// A model of `nodes` over the input `input` with one float output `y`, at `opset`.
+fn graph_model(opset: i64, nodes: Vec<Msg>, inits: Vec<Msg>, input: Msg) -> Vec<u8> {
     let g = nodes
         .into_iter()
         .fold(Msg::default(), |g, n| g.msg(1, n))
@@ -132,7 +142,7 @@ pub fn model_at(opset: i64, nodes: Vec<Msg>, inits: Vec<Msg>, input: &[i64]) -> 
     let output = Msg::default()
         .str(1, "y")
         .msg(2, Msg::default().msg(1, Msg::default().int(1, 1)));
-    let g = g.msg(11, value_info("x", input)).msg(12, output);
+    let g = g.msg(11, input).msg(12, output);
     let opset = Msg::default().str(1, "").int(2, opset);
     Msg::default().int(1, 8).msg(8, opset).msg(7, g).0
 }
@@ -144,24 +154,7 @@ pub fn model(nodes: Vec<Msg>, inits: Vec<Msg>, input: &[i64]) -> Vec<u8> {
 
 /// [`model`] whose input `x` holds int64 token ids.
 pub fn token_model(nodes: Vec<Msg>, inits: Vec<Msg>, input: &[i64]) -> Vec<u8> {
-    let g = nodes
-        .into_iter()
-        .fold(Msg::default(), |g, n| g.msg(1, n))
-        .str(2, "tokens");
-    let g = inits.into_iter().fold(g, |g, t| g.msg(5, t));
-    let output = Msg::default()
-        .str(1, "y")
-        .msg(2, Msg::default().msg(1, Msg::default().int(1, 1)));
-    let shape = input
-        .iter()
-        .fold(Msg::default(), |m, &d| m.msg(1, Msg::default().int(1, d)));
-    // Element type 7: INT64.
-    let ids = Msg::default()
-        .str(1, "x")
-        .msg(2, Msg::default().msg(1, Msg::default().int(1, 7).msg(2, shape)));
-    let g = g.msg(11, ids).msg(12, output);
-    let opset = Msg::default().str(1, "").int(2, 17);
-    Msg::default().int(1, 8).msg(8, opset).msg(7, g).0
+    graph_model(17, nodes, inits, typed_value_info("x", input, 7))
 }
 
 /// Writes `bytes` to a fresh file (tests run in parallel: every call gets its own name).
