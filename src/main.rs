@@ -30,7 +30,9 @@ enum Command {
     Setup(commands::setup::SetupArgs),
     /// Run the quantized inference on an input and prove it.
     Prove(commands::prove::ProveArgs),
-    /// Verify a proof bundle against a verifying key (and, optionally, a model id, nonce and input commitment).
+    /// Generate greedy tokens after a prompt with a causal language model and prove every step with one proof.
+    Generate(commands::generate::GenerateArgs),
+    /// Verify a proof bundle (or a generation bundle, with its prompt and salt) against a verifying key (and, optionally, a model id, nonce and input commitment).
     Verify(commands::verify::VerifyArgs),
     /// Verify many bundles (of one or several models) with accumulated pairing checks; names every rejected one.
     VerifyBatch(commands::verify_batch::VerifyBatchArgs),
@@ -84,6 +86,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => commands::compile::run(&args, cli.json),
         Command::Setup(args) => commands::setup::run(&args, cli.json),
         Command::Prove(args) => commands::prove::run(&args, cli.json),
+        Command::Generate(args) => commands::generate::run(&args, cli.json),
         Command::Verify(args) => commands::verify::run(&args, cli.json),
         Command::VerifyBatch(args) => commands::verify_batch::run(&args, cli.json),
         Command::Serve(args) => commands::serve::run(&args, cli.json),

@@ -302,6 +302,36 @@ fn every_field_of_the_key_file_is_covered_by_the_model_id() {
         m.input.stride = 0
     });
     meta_change("input scales: stride", false, &|m| m.input.stride += 1);
+    use zkinfer_circuits::model::{CausalOutputs, InputQuantization};
+    meta_change("input: token ids of a vocabulary of 17", false, &|m| {
+        m.input = InputQuantization::tokens(17)
+    });
+    meta_change("input: a vocabulary of 2^20", true, &|m| {
+        m.input = InputQuantization::tokens(1 << 20)
+    });
+    meta_change("causal outputs of an input that is not token ids", true, &|m| {
+        m.causal_outputs = Some(CausalOutputs {
+            positions: m.input_len,
+            row_len: 1,
+        })
+    });
+    meta_change("causal outputs that are not the outputs", true, &|m| {
+        m.input = InputQuantization::tokens(17);
+        m.causal_outputs = Some(CausalOutputs {
+            positions: m.input_len,
+            row_len: 3,
+        })
+    });
+    // A miner calling a model causal that setup did not: consistent, so it parses, but under another model id.
+    meta_change("causal outputs claimed for 10 token positions", false, &|m| {
+        m.input = InputQuantization::tokens(17);
+        m.input_shape = vec![1, 10];
+        m.input_len = 10;
+        m.causal_outputs = Some(CausalOutputs {
+            positions: 10,
+            row_len: m.output_len / 10,
+        })
+    });
     meta_change("output_scale ×2", false, &|m| m.output_scale *= 2.0);
     meta_change("output_scale negated", true, &|m| m.output_scale = -m.output_scale);
     meta_change("output_scale NaN", true, &|m| m.output_scale = f32::NAN);

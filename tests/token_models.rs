@@ -283,4 +283,15 @@ fn the_shipped_gpt_imports_as_tract_runs_it() {
     for x in test.inputs.iter().take(3) {
         onnx::assert_close(&float.forward(x).unwrap(), &reference.run(x).unwrap(), 1e-3);
     }
+    // Quantized, its layer graph is causal (every output row reads its own and earlier positions only), so one
+    // proof covers a whole greedy generation (tests/generation.rs).
+    let calibration = Dataset::load(common::model_file("tiny-gpt", "calibration.json")).expect("calibration");
+    let model = quantize(&float, &calibration.inputs[..8]).expect("quantize");
+    assert_eq!(
+        model.causal_outputs(),
+        Ok(zkinfer_circuits::model::CausalOutputs {
+            positions: 32,
+            row_len: 97
+        })
+    );
 }

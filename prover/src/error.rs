@@ -96,6 +96,13 @@ pub enum ProverError {
         /// What is wrong, and where.
         reason: String,
     },
+    /// A generation that cannot be proven as asked (a model that is not causal, a prompt and a length the context
+    /// cannot hold).
+    #[error("cannot generate: {reason}")]
+    Generation {
+        /// Why, and what to do.
+        reason: String,
+    },
     /// Calibration or quantization could not produce a valid integer model.
     #[error("quantization failed: {reason}")]
     Quantization {

@@ -26,8 +26,9 @@ use crate::srs::SrsSource;
 /// Format version of proving-key files (5: the model id hashes the whole verifying-key file; 6: circuit
 /// parameters as sets, the product chip; 7: input scales per channel in the metadata; 8: the requantization's upper
 /// bound as a fixed column; 9: that column only with the optional `WideRelu` chip; 10: no selector bitmaps,
-/// requantization sets; 11: range-check limb widths; 12: Freivalds window widths; 13: the clamp table).
-pub const PROVING_KEY_VERSION: u16 = 17;
+/// requantization sets; 11: range-check limb widths; 12: Freivalds window widths; 13: the clamp table; 18: the
+/// metadata's causal outputs).
+pub const PROVING_KEY_VERSION: u16 = 18;
 pub use zkinfer_verifier::key_dir::{MODEL_ID_FILE, PK_FILE, VK_FILE};
 
 /// Everything the prover needs besides the model.
@@ -108,6 +109,7 @@ pub fn model_meta(model: &QuantizedModel, k: u32, circuit_params: CircuitParams)
         output_scale: model.output_scale(),
         k,
         circuit_params,
+        causal_outputs: model.causal_outputs().ok(),
     }
 }
 

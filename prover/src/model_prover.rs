@@ -10,6 +10,7 @@ use zkinfer_verifier::VerifierKey;
 
 use crate::device::{Device, GpuBackend};
 use crate::error::{ProverError, Result};
+use crate::generate::{generate_with, GenerateRequest, Generated};
 use crate::infer::IntegerEngine;
 use crate::keys::{load_prover_key, ProverKey};
 use crate::prove::{prove_with, ProveRequest, Proven};
@@ -74,6 +75,12 @@ impl Prover {
     /// Proves `request` and checks the proof before returning it.
     pub fn prove(&self, request: &ProveRequest) -> Result<Proven> {
         prove_with(&self.engine, &self.key, &self.verifier, request)
+    }
+
+    /// Generates greedy tokens after a prompt and proves them with one proof (a causal language model only), checked
+    /// before it is returned.
+    pub fn generate(&self, request: &GenerateRequest) -> Result<Generated> {
+        generate_with(&self.engine, &self.key, &self.verifier, request)
     }
 
     /// The model.

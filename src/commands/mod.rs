@@ -3,6 +3,7 @@
 pub mod client;
 pub mod compile;
 pub mod demo;
+pub mod generate;
 pub mod gpu_info;
 pub mod prove;
 pub mod serve;

@@ -8,9 +8,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use zkinfer_verifier::{
-    key_dir::read_bounded, load_verifier_key, verify_bundle, Expectations, ProofBundle, VerifyError,
+    key_dir::read_bounded, load_verifier_key, verify_bundle, verify_generation, Expectations, GenerationBundle,
+    ProofBundle, VerifyError,
 };
 
+use super::generate::PromptArgs;
 use super::prove::{parse_hex, parse_model_id};
 use crate::report::{ms, print_json};
 
@@ -38,6 +40,13 @@ pub struct VerifyArgs {
     /// Accept a key made with the insecure development SRS (anyone can forge its proofs): tests and demos only.
     #[arg(long)]
     pub allow_insecure_dev_srs: bool,
+    /// A generation bundle's prompt (the one you sent): its tokens are checked one by one against the proof.
+    #[command(flatten)]
+    pub prompt: PromptArgs,
+    /// A generation bundle's salt (hex, the one you sent or `generate` printed): the proven sequence's commitment
+    /// is recomputed from the prompt, the tokens and this salt.
+    #[arg(long)]
+    pub salt: Option<String>,
 }
 
 /// Whether an error means "rejected" (exit 1) rather than "could not check" (exit 2).
@@ -64,8 +73,19 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
             .transpose()?,
         allow_insecure_dev_srs: args.allow_insecure_dev_srs,
     };
+    let bytes = read_bounded(&args.bundle, MAX_BUNDLE_FILE_BYTES).context("verify")?;
+    if GenerationBundle::is_generation(&bytes) {
+        return run_generation(args, &bytes, model_id, &expect, json);
+    }
+    if args.prompt.given() || args.salt.is_some() {
+        anyhow::bail!(
+            "{} is a proof bundle, not a generation bundle: --prompt, --tokens and --salt are for generations \
+             (give a plain proof's --input-commitment instead)",
+            args.bundle.display()
+        );
+    }
     let outcome = load_verifier_key(&args.keys, model_id.as_ref()).and_then(|key| {
-        let bundle = read_bundle(&args.bundle)?;
+        let bundle = ProofBundle::from_any(&bytes).map_err(|e| e.in_file(&args.bundle))?;
         let started = Instant::now();
         let verdict = verify_bundle(&key, &bundle, &expect);
         Ok((key, verdict, ms(started.elapsed())))
@@ -95,6 +115,68 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
                     ),
                 };
                 println!("ACCEPTED in {elapsed} ms: outputs {:?}, {predicted}", verified.outputs);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if is_rejection(&e) => Ok(rejected(&e, Some(elapsed), json)),
+        Err(e) => Err(e).context("verify"),
+    }
+}
+
+/// Verifies a generation bundle: the prompt and salt are required, the tokens are printed (as text with --vocab).
+fn run_generation(
+    args: &VerifyArgs,
+    bytes: &[u8],
+    model_id: Option<[u8; 32]>,
+    expect: &Expectations,
+    json: bool,
+) -> Result<ExitCode> {
+    if expect.input_commitment.is_some() {
+        anyhow::bail!(
+            "--input-commitment does not apply to a generation: its commitment covers the generated tokens, so it \
+             is recomputed from --prompt/--tokens and --salt"
+        );
+    }
+    let salt = args.salt.as_deref().map(|s| parse_hex("salt", s)).transpose()?;
+    let (Some(salt), true) = (salt, args.prompt.given()) else {
+        anyhow::bail!(
+            "{} is a generation bundle: give the prompt you sent (--prompt TEXT with --vocab, or --tokens IDS) and \
+             its --salt",
+            args.bundle.display()
+        );
+    };
+    let vocab = args.prompt.vocabulary()?;
+    let prompt = args.prompt.ids(vocab.as_ref())?;
+    let outcome = load_verifier_key(&args.keys, model_id.as_ref()).and_then(|key| {
+        let generation = GenerationBundle::from_any(bytes).map_err(|e| e.in_file(&args.bundle))?;
+        let started = Instant::now();
+        let verdict = verify_generation(&key, &generation, &prompt, salt, expect);
+        Ok((key, verdict, ms(started.elapsed())))
+    });
+    let (key, verdict, elapsed) = match outcome {
+        Ok(done) => done,
+        Err(e) if is_rejection(&e) => return Ok(rejected(&e, None, json)),
+        Err(e) => return Err(e).context("verify"),
+    };
+    if key.is_insecure_dev_srs() && !json {
+        eprintln!("{}", crate::report::INSECURE_SRS_WARNING);
+    }
+    match verdict {
+        Ok(verified) => {
+            let text = vocab.as_ref().map(|v| v.decode(&verified.tokens));
+            if json {
+                print_json(&json!({"accepted": true, "tokens": verified.tokens, "text": text,
+                    "input_commitment": zkinfer_verifier::field_to_hex(&verified.input_commitment),
+                    "model_id": hex::encode(key.model_id()), "insecure_dev_srs": key.is_insecure_dev_srs(),
+                    "verify_ms": elapsed}));
+            } else {
+                let shown = text.map_or_else(|| format!("{:?}", verified.tokens), |t| format!("{t:?}"));
+                println!(
+                    "ACCEPTED in {elapsed} ms: {} tokens after the {}-token prompt, each the model's greedy choice: \
+                     {shown}",
+                    verified.tokens.len(),
+                    prompt.len()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -22,6 +22,8 @@ pub enum FileKind {
     Srs,
     /// A proof bundle.
     Bundle,
+    /// A greedy generation: a proof bundle with its prompt length and tokens.
+    Generation,
 }
 
 impl FileKind {
@@ -32,6 +34,7 @@ impl FileKind {
             FileKind::VerifyingKey => b'V',
             FileKind::Srs => b'S',
             FileKind::Bundle => b'B',
+            FileKind::Generation => b'G',
         }
     }
 
@@ -42,6 +45,7 @@ impl FileKind {
             Self::VerifyingKey,
             Self::Srs,
             Self::Bundle,
+            Self::Generation,
         ]
         .into_iter()
         .find(|k| k.byte() == b)
@@ -56,6 +60,7 @@ impl fmt::Display for FileKind {
             FileKind::VerifyingKey => "verifying key",
             FileKind::Srs => "SRS parameters",
             FileKind::Bundle => "proof bundle",
+            FileKind::Generation => "generation bundle",
         })
     }
 }
@@ -99,6 +104,14 @@ pub fn seal(kind: FileKind, version: u16, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(payload);
     out
+}
+
+/// The kind of file `bytes` are, by their header (`None` without a zkinfer header).
+pub fn kind_of(bytes: &[u8]) -> Option<FileKind> {
+    match bytes {
+        [m0, m1, m2, m3, m4, kind, ..] if [*m0, *m1, *m2, *m3, *m4] == *MAGIC => FileKind::from_byte(*kind),
+        _ => None,
+    }
 }
 
 /// Checks the header of `bytes` and returns the payload after it.

@@ -100,6 +100,22 @@ pub enum VerifyError {
         /// What is wrong, and where.
         reason: String,
     },
+    /// A generation was checked against a model whose outputs are not causal next-token rows.
+    #[error(
+        "model `{model}` is not a causal language model (its verifying key does not mark its output rows as reading \
+         earlier positions only), so one proof cannot prove a generation; prove each input with `prove` instead"
+    )]
+    NotCausal {
+        /// The model's name.
+        model: String,
+    },
+    /// A generation bundle does not state what its proof proves (a token that is not its row's argmax, another
+    /// prompt length, more tokens than the context holds).
+    #[error("generation rejected: {reason}")]
+    Generation {
+        /// What does not match.
+        reason: String,
+    },
     /// The proof bytes could not be read as a proof (a point off the curve, a truncated transcript).
     #[error("proof bytes are malformed: {0}")]
     MalformedProof(String),

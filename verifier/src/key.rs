@@ -19,7 +19,7 @@ use halo2_proofs::{
 };
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::layout::{proof_bytes, proof_bytes_of, MAX_K};
-use zkinfer_circuits::model::{batch_of_shape, InputQuantization, MAX_BATCH};
+use zkinfer_circuits::model::{batch_of_shape, CausalOutputs, InputQuantization, MAX_BATCH};
 use zkinfer_circuits::CircuitParams;
 
 use crate::decode::{decode_exact, encode};
@@ -33,8 +33,8 @@ use crate::srs_points::SrsPoints;
 /// requantization's upper clamp bound a fixed column; 9: that column only with the optional `WideRelu` chip; 10: selectors are plain fixed columns, so the halo2 key
 /// carries no `2^k`-bit selector bitmaps, and circuit parameters name the requantization column sets; 11: range-check
 /// limbs of 8 to 15 bits, a circuit parameter; 12: the Freivalds chip's window widths, a circuit parameter; 13: the clamp table's
-/// width, a circuit parameter).
-pub const VERIFYING_KEY_VERSION: u16 = 17;
+/// width, a circuit parameter; 18: the metadata says whether the outputs are a causal model's next-token rows).
+pub const VERIFYING_KEY_VERSION: u16 = 18;
 
 /// Domain separation of the model id.
 const MODEL_ID_DOMAIN: &[u8] = b"zkinfer model id v2: blake2b-256 of the whole vk.bin";
@@ -62,6 +62,9 @@ pub struct ModelMeta {
     pub k: u32,
     /// Layout choices of the circuit.
     pub circuit_params: CircuitParams,
+    /// Present for a language model whose output row `r` reads the token ids at positions `0..=r` only (setup
+    /// analyses the layer graph): what lets one proof cover a whole greedy generation.
+    pub causal_outputs: Option<CausalOutputs>,
 }
 
 impl ModelMeta {
@@ -106,6 +109,20 @@ impl ModelMeta {
             ));
         }
         self.input.check(self.input_len)?;
+        if let Some(c) = self.causal_outputs {
+            if self.input.vocab.is_none() || batch != 1 || c.positions != self.input_len {
+                return Err(format!(
+                    "causal outputs of {} positions, but the input is not one sequence of {} token ids",
+                    c.positions, self.input_len
+                ));
+            }
+            if c.positions.checked_mul(c.row_len) != Some(self.output_len) {
+                return Err(format!(
+                    "causal outputs of {} rows of {} are not the model's {} outputs",
+                    c.positions, c.row_len, self.output_len
+                ));
+            }
+        }
         if !(self.output_scale.is_finite() && self.output_scale > 0.0) {
             return Err(format!("output scale {} is not a positive number", self.output_scale));
         }

@@ -15,6 +15,7 @@ use crate::arith::{requantize, Requantized};
 
 mod argmax;
 mod batch;
+mod causal;
 mod embedding;
 mod eval;
 mod input;
@@ -24,6 +25,7 @@ mod validate;
 
 pub use argmax::{ArgMax, MAX_ARGMAX_ROW};
 pub use batch::{batch_of_shape, check_batch_size, MAX_BATCH, MAX_BATCHED_ELEMENTS, MAX_BATCHED_SOURCES};
+pub use causal::CausalOutputs;
 pub use embedding::{Embedding, MAX_EMBEDDING_ENTRIES, MAX_VOCAB};
 pub use eval::LayerValues;
 pub use input::{InputQuantization, MAX_INPUT_CHANNELS, TOKEN_BITS};

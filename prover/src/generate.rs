@@ -1,0 +1,133 @@
+//! Greedy generation with one proof: run the model natively once per token, then prove the last step's input,
+//! which holds the prompt and every token (see `zkinfer_verifier::generation` for why one proof covers every step
+//! of a causal model).
+
+use std::time::{Duration, Instant};
+
+use zkinfer_circuits::Fr;
+use zkinfer_verifier::generation::{greedy_token, proven_sequence, GenerationBundle};
+
+use crate::error::{ProverError, Result};
+use crate::infer::IntegerEngine;
+use crate::keys::ProverKey;
+use crate::prove::{prove_with, ProveRequest};
+use crate::quantize::quantize_input;
+use zkinfer_verifier::VerifierKey;
+
+/// A request to generate: the prompt's token ids, how many tokens to add, the salt and the nonce.
+#[derive(Clone, Debug)]
+pub struct GenerateRequest<'a> {
+    /// Token ids of the prompt.
+    pub prompt: &'a [i64],
+    /// Tokens to generate.
+    pub tokens: usize,
+    /// Salt of the commitment of the proven sequence.
+    pub salt: Fr,
+    /// Request nonce.
+    pub nonce: Fr,
+}
+
+/// A proven generation and how long its parts took.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    /// The bundle to send back.
+    pub bundle: GenerationBundle,
+    /// Native inference until the first token was known.
+    pub first_token: Duration,
+    /// Native inference of every token.
+    pub inference: Duration,
+    /// Proof generation (witness and halo2 prover; the proof's own native inference not included).
+    pub proving: Duration,
+    /// Whether the GPU's proof did not verify and the CPU proved again.
+    pub cpu_retry: bool,
+}
+
+/// Generates `request.tokens` greedy tokens after the prompt with `engine`'s model, then proves the sequence that
+/// holds them with `key` and checks the proof with `verifier`.
+pub(crate) fn generate_with(
+    engine: &IntegerEngine,
+    key: &ProverKey,
+    verifier: &VerifierKey,
+    request: &GenerateRequest,
+) -> Result<Generated> {
+    let model = engine.model();
+    let causal = model.causal_outputs().map_err(|reason| ProverError::Generation {
+        reason: format!(
+            "model `{}` is not a causal language model ({reason}); one proof can only prove the generation of a \
+             model whose output row r reads positions 0..=r",
+            model.name
+        ),
+    })?;
+    let reason = |e: zkinfer_verifier::VerifyError| ProverError::Generation { reason: e.to_string() };
+    // Fails early on a prompt and length the context cannot hold.
+    let placeholder = vec![0; request.tokens];
+    let padded = proven_sequence(&causal, request.prompt, &placeholder).map_err(reason)?;
+    // Refuses a prompt id outside the vocabulary by its position.
+    quantize_input(model, &padded.iter().map(|&id| id as f32).collect::<Vec<_>>())?;
+
+    let started = Instant::now();
+    let mut first_token = Duration::ZERO;
+    let mut tokens: Vec<i64> = Vec::with_capacity(request.tokens);
+    for step in 0..request.tokens {
+        // The sequence as the proof will hold it once this step's token is known: earlier tokens in place, the
+        // rest padding (which the rows read here do not depend on).
+        let mut so_far = tokens.clone();
+        so_far.push(0);
+        let sequence = proven_sequence(&causal, request.prompt, &so_far).map_err(reason)?;
+        let outputs = engine.infer(&sequence)?;
+        let row = request.prompt.len() - 1 + step;
+        let token = greedy_token(&causal, &outputs, row).ok_or_else(|| ProverError::Generation {
+            reason: format!("output row {row} is empty"),
+        })?;
+        if model.input.vocab.is_some_and(|v| token >= v as i64) && step + 1 < request.tokens {
+            return Err(ProverError::Generation {
+                reason: format!(
+                    "step {step} chose {token}, which is not a token id of the model's vocabulary, so it cannot \
+                     be fed back; generate {} tokens at most from this prompt",
+                    step + 1
+                ),
+            });
+        }
+        tokens.push(token);
+        if step == 0 {
+            first_token = started.elapsed();
+        }
+    }
+    let inference = started.elapsed();
+
+    let sequence = proven_sequence(&causal, request.prompt, &tokens).map_err(reason)?;
+    let floats: Vec<f32> = sequence.iter().map(|&id| id as f32).collect();
+    let proven = prove_with(
+        engine,
+        key,
+        verifier,
+        &ProveRequest {
+            input: &floats,
+            salt: request.salt,
+            nonce: request.nonce,
+        },
+    )?;
+    // The proof's outputs are the native engine's: each row chooses what the steps above chose.
+    for (j, &token) in tokens.iter().enumerate() {
+        let row = request.prompt.len() - 1 + j;
+        if greedy_token(&causal, &proven.bundle.outputs, row) != Some(token) {
+            return Err(ProverError::Proving {
+                reason: format!(
+                    "the proven row {row} does not choose generated token {j} ({token}); the model is not causal as \
+                     analysed, this is a bug, please report it"
+                ),
+            });
+        }
+    }
+    Ok(Generated {
+        bundle: GenerationBundle {
+            prompt_len: request.prompt.len(),
+            tokens,
+            bundle: proven.bundle,
+        },
+        first_token,
+        inference,
+        proving: proven.proving,
+        cpu_retry: proven.cpu_retry,
+    })
+}
