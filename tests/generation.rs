@@ -461,3 +461,123 @@ fn the_cli_generates_and_verifies_a_generation() {
         common::miner::text(&no_salt)
     );
 }
+
+/// The causal model and its keys as files: (`lm.zkm`, key directory, model id hex). Written once.
+fn causal_files() -> &'static (std::path::PathBuf, std::path::PathBuf, String) {
+    static FILES: OnceLock<(std::path::PathBuf, std::path::PathBuf, String)> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let (model, keys) = causal();
+        let dir = common::temp_dir("generation-served");
+        let (zkm, key_dir) = (dir.join("lm.zkm"), dir.join("keys"));
+        save_model(&zkm, model).unwrap();
+        write_keys(keys, &key_dir).unwrap();
+        (zkm, key_dir, hex::encode(keys.verifier.model_id()))
+    })
+}
+
+#[test]
+fn a_miner_answers_generations_at_once_and_proves_them_once() {
+    use common::miner::{http, job, Miner};
+    let (zkm, key_dir, lm_id) = causal_files();
+    let dir = common::temp_dir("generation-miner");
+    let miner = Miner::start(
+        &dir.join("jobs.sqlite"),
+        &["--model", zkm.to_str().unwrap(), "--keys", key_dir.to_str().unwrap()],
+    );
+    let post = |model: &str, body: serde_json::Value| {
+        let response = http()
+            .post(miner.at(&format!("/v1/models/{model}/infer")))
+            .json(&body)
+            .send()
+            .expect("POST infer");
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().unwrap_or_default())
+    };
+    let (salt, _) = salt_nonce();
+    let body = |prompt: &[i64], generate: usize, nonce: u64| {
+        serde_json::json!({"input_data": [prompt], "salt": field_to_hex(&salt),
+            "nonce": common::miner::hex_field(nonce), "generate": generate})
+    };
+    // The tokens come with the answer; the proof, once done, is a generation bundle that verifies.
+    let (status, answer) = post(lm_id, body(&PROMPT, STEPS, 1));
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["generation"]["tokens"], serde_json::json!(generated().tokens));
+    let job_id = answer["job_id"].as_str().unwrap().to_string();
+    let done = job(&miner, &job_id, 30_000);
+    assert_eq!(done.status, zkinfer_service::JobStatus::Done, "{:?}", done.error);
+    let bytes = http()
+        .get(miner.at(&format!("/v1/jobs/{job_id}/bundle")))
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let bundle = GenerationBundle::from_bytes(&bytes).expect("a generation bundle");
+    let expect = Expectations {
+        nonce: Some(Fr::from(1u64)),
+        ..expectations()
+    };
+    let verified = verify_generation(&causal().1.verifier, &bundle, &PROMPT, salt, &expect).expect("verified");
+    assert_eq!(verified.tokens, generated().tokens);
+
+    // Requests that cannot be generations are refused with 422, not failed on the server.
+    let (status, e) = post(miner.model_id(), body(&[1, 2], 2, 2));
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("not a causal language model"),
+        "{e}"
+    );
+    let (status, e) = post(lm_id, body(&[1; 7], 3, 3));
+    assert_eq!(status, 422, "{e}");
+    assert!(
+        e["error"].as_str().unwrap().contains("generate at most 2 tokens"),
+        "{e}"
+    );
+    let (status, e) = post(lm_id, body(&[1, V as i64], 1, 4));
+    assert_eq!(status, 422, "{e}");
+    let (status, e) = post(lm_id, body(&[1; T + 1], 1, 5));
+    assert_eq!(status, 422, "{e}");
+
+    // The client's test batch: time to first token and to a verified generation, every proof checked.
+    let inputs = dir.join("prompts.json");
+    let rows: Vec<Vec<f32>> = random_ids(24, 3);
+    std::fs::write(&inputs, serde_json::json!({ "input_data": rows }).to_string()).unwrap();
+    let out = common::miner::zkinfer(&[
+        "--json",
+        "client",
+        "test-batch",
+        "--url",
+        &miner.url,
+        "--model-id",
+        lm_id,
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--generate",
+        "3",
+        "-n",
+        "3",
+        "--concurrency",
+        "2",
+        "--allow-insecure-dev-srs",
+    ]);
+    assert!(out.status.success(), "{}", common::miner::text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["proofs_verified"], 3, "{report}");
+    assert_eq!(report["generated_tokens"], 3, "{report}");
+    assert!(report["time_to_output_ms"]["p50"].as_f64().unwrap() > 0.0, "{report}");
+    // The digits model is not causal: the client says so before sending anything.
+    let refused = common::miner::zkinfer(&[
+        "client",
+        "test-batch",
+        "--url",
+        &miner.url,
+        "--model-id",
+        miner.model_id(),
+        "--inputs",
+        inputs.to_str().unwrap(),
+        "--generate",
+        "3",
+        "--allow-insecure-dev-srs",
+    ]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(common::miner::text(&refused).contains("not a causal language model"));
+}

@@ -6,7 +6,7 @@
 //! | `GET /v1/models/{model_id}/vk`      | the verifying key file (binary) — check its model id before use     |
 //! | `POST /v1/models/{model_id}/infer`  | [`InferRequest`] → [`JobView`] (200 when done, 202 when proving)     |
 //! | `GET /v1/jobs/{id}[?wait_ms=N]`     | [`JobView`]; `wait_ms` long-polls until the job ends (≤ 30 s)        |
-//! | `GET /v1/jobs/{id}/bundle`          | the proof bundle, binary (`application/octet-stream`)                |
+//! | `GET /v1/jobs/{id}/bundle`          | the proof bundle, binary (a generation bundle for a generation job)  |
 //! | `GET /metrics`                      | Prometheus text format                                               |
 //! | `GET /dashboard` (and `/`)          | the live dashboard page                                              |
 //!
@@ -47,6 +47,20 @@ pub struct InferRequest {
     /// Whether a proof is wanted (default true). Without it the answer is the output alone.
     #[serde(default = "yes")]
     pub proof: bool,
+    /// Generate this many greedy tokens after the prompt `input_data[0]` (token ids, shorter than the context) with
+    /// a causal language model; the answer's `generation` holds them, and one proof covers every step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<usize>,
+}
+
+/// The tokens of a generation job: what the client checks against the proof with
+/// `zkinfer_verifier::verify_generation`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenerationView {
+    /// Tokens of the prompt.
+    pub prompt_len: usize,
+    /// The generated token ids.
+    pub tokens: Vec<i64>,
 }
 
 fn yes() -> bool {
@@ -129,6 +143,9 @@ pub struct JobView {
     pub proving_ms: Option<f64>,
     /// The proof bundle (JSON form), once done.
     pub bundle: Option<ProofBundle>,
+    /// A generation's prompt length and tokens (its outputs are the logits of the proven sequence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationView>,
 }
 
 /// An error answer.

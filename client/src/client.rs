@@ -11,9 +11,10 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use zkinfer_circuits::Fr;
 use zkinfer_verifier::bundle::{argmax, dequantize, sample_outputs};
+use zkinfer_verifier::generation::{causal_outputs, greedy_token, proven_sequence};
 use zkinfer_verifier::{
-    field_to_hex, input_commitment, model_id_of_file, verify_fresh, Expectations, ProofBundle, ReplayCache,
-    VerifierKey, VerifyError,
+    field_to_hex, input_commitment, model_id_of_file, verify_fresh, verify_generation_fresh, Expectations,
+    GenerationBundle, ProofBundle, ReplayCache, VerifierKey, VerifyError,
 };
 
 use crate::api::{ErrorBody, InferRequest, JobStatus, JobView, ModelInfo};
@@ -92,6 +93,8 @@ pub struct RequestOptions {
     /// Accept a model whose key was made with the insecure development SRS (anyone can forge its proofs):
     /// tests and demos only.
     pub allow_insecure_dev_srs: bool,
+    /// Generate this many greedy tokens after the input, a prompt of token ids (a causal language model).
+    pub generate: Option<usize>,
 }
 
 impl Default for RequestOptions {
@@ -100,6 +103,7 @@ impl Default for RequestOptions {
             proof: true,
             timeout: Duration::from_secs(600),
             allow_insecure_dev_srs: false,
+            generate: None,
         }
     }
 }
@@ -126,6 +130,11 @@ pub struct VerifiedAnswer {
     pub proof_bytes: Option<usize>,
     /// The proof bundle.
     pub bundle: Option<ProofBundle>,
+    /// A generation's tokens: checked against the answered outputs and the commitment at once, against the proof
+    /// once it is verified (they all arrive with the answer, so `time_to_output` is the time to the first token).
+    pub tokens: Option<Vec<i64>>,
+    /// A generation's verified bundle (prompt length, tokens, proof).
+    pub generation: Option<GenerationBundle>,
     /// How often the server said 429 before accepting.
     pub retries: u32,
 }
@@ -276,17 +285,31 @@ impl Client {
         }
         let salt = random_field();
         let nonce = random_field();
-        let commitment = input_commitment(key.meta(), input, salt)?;
+        let prompt = match options.generate {
+            Some(_) => Some(prompt_ids(input)?),
+            None => None,
+        };
+        let commitment = match prompt {
+            // A generation's commitment covers the tokens, known only once answered.
+            Some(_) => None,
+            None => Some(input_commitment(key.meta(), input, salt)?),
+        };
         let request = InferRequest {
             input_data: vec![input.to_vec()],
             salt: field_to_hex(&salt),
             nonce: field_to_hex(&nonce),
             proof: options.proof,
+            generate: options.generate,
         };
         let started = Instant::now();
         let deadline = started + options.timeout;
         let (answer, retries) = self.submit(&key.model_id(), &request, deadline).await?;
         let time_to_output = started.elapsed();
+        let commitment = match (commitment, &prompt) {
+            (Some(c), _) => c,
+            (None, Some(prompt)) => generation_commitment(key, &answer, prompt, options.generate, salt)?,
+            (None, None) => unreachable!("a request without a prompt has a commitment"),
+        };
         if answer.input_commitment != field_to_hex(&commitment) {
             return Err(ClientError::Mismatch(format!(
                 "input commitment {} is not the commitment of the input sent ({})",
@@ -321,6 +344,8 @@ impl Client {
             time_to_proof: None,
             proof_bytes: None,
             bundle: None,
+            tokens: answer.generation.as_ref().map(|g| g.tokens.clone()),
+            generation: None,
             retries,
         };
         if !options.proof {
@@ -343,7 +368,19 @@ impl Client {
             nonce: Some(nonce),
             allow_insecure_dev_srs: options.allow_insecure_dev_srs,
         };
-        let proven = verify_fresh(key, &bundle, &expect, replay)?;
+        let proven = match (&prompt, &answer.generation) {
+            (Some(prompt), Some(g)) => {
+                let generation = GenerationBundle {
+                    prompt_len: g.prompt_len,
+                    tokens: g.tokens.clone(),
+                    bundle: bundle.clone(),
+                };
+                let checked = verify_generation_fresh(key, &generation, prompt, salt, &expect, replay)?;
+                verified.generation = Some(generation);
+                checked.verified
+            }
+            _ => verify_fresh(key, &bundle, &expect, replay)?,
+        };
         if proven.outputs != answer.outputs {
             return Err(ClientError::Mismatch(format!(
                 "the proven outputs {:?} differ from the outputs answered first {:?}",
@@ -405,6 +442,59 @@ fn http_error(what: impl Into<String>, error: reqwest::Error) -> ClientError {
     }
 }
 
+/// A generation request's input as token ids.
+fn prompt_ids(input: &[f32]) -> Result<Vec<i64>, ClientError> {
+    input
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let id = v as i64;
+            if id as f32 == v && id >= 0 {
+                Ok(id)
+            } else {
+                Err(ClientError::Setup(format!("prompt value {i} ({v}) is not a token id")))
+            }
+        })
+        .collect()
+}
+
+/// The commitment a generation's answer must carry: that of the prompt, the answered tokens and padding under the
+/// client's salt, after checking that the answer is the generation asked for and that each token is its row's
+/// argmax of the answered outputs (the proof binds those outputs later).
+fn generation_commitment(
+    key: &VerifierKey,
+    answer: &JobView,
+    prompt: &[i64],
+    tokens: Option<usize>,
+    salt: Fr,
+) -> Result<Fr, ClientError> {
+    let Some(g) = &answer.generation else {
+        return Err(ClientError::Mismatch(
+            "a generation was asked for, the answer has no tokens".into(),
+        ));
+    };
+    if g.prompt_len != prompt.len() || Some(g.tokens.len()) != tokens {
+        return Err(ClientError::Mismatch(format!(
+            "asked for {} tokens after a prompt of {}, answered {} after {}",
+            tokens.unwrap_or(0),
+            prompt.len(),
+            g.tokens.len(),
+            g.prompt_len
+        )));
+    }
+    let causal = causal_outputs(key.meta())?;
+    for (j, &token) in g.tokens.iter().enumerate() {
+        if greedy_token(&causal, &answer.outputs, prompt.len() - 1 + j) != Some(token) {
+            return Err(ClientError::Mismatch(format!(
+                "token {j} ({token}) is not the argmax of its row of the answered outputs"
+            )));
+        }
+    }
+    let sequence = proven_sequence(&causal, prompt, &g.tokens)?;
+    let floats: Vec<f32> = sequence.iter().map(|&id| id as f32).collect();
+    Ok(input_commitment(key.meta(), &floats, salt)?)
+}
+
 fn random_field() -> Fr {
     <Fr as ff::Field>::random(rand::rngs::OsRng)
 }
@@ -447,6 +537,10 @@ pub struct TestBatchReport {
     pub time_to_proof_ms: Percentiles,
     /// Proof size, bytes (they are all the same size for one model).
     pub proof_bytes: Option<usize>,
+    /// Tokens generated per request (a generation batch: `time_to_output_ms` is then the time to the first token,
+    /// which arrives with all the others, and `time_to_proof_ms` the time to the verified generation).
+    #[serde(default)]
+    pub generated_tokens: Option<usize>,
     /// 429 answers waited out.
     pub retries_429: u32,
     /// Wall-clock time of the whole batch, seconds.
@@ -511,6 +605,7 @@ pub async fn test_batch(client: &Client, key: &VerifierKey, config: &TestBatchCo
         time_to_output_ms: Percentiles::of(&to_output),
         time_to_proof_ms: Percentiles::of(&to_proof),
         proof_bytes,
+        generated_tokens: config.options.generate,
         retries_429: retries,
         wall_s: wall,
         proofs_per_s: if wall > 0.0 { verified as f64 / wall } else { 0.0 },

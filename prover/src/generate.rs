@@ -42,14 +42,26 @@ pub struct Generated {
     pub cpu_retry: bool,
 }
 
-/// Generates `request.tokens` greedy tokens after the prompt with `engine`'s model, then proves the sequence that
-/// holds them with `key` and checks the proof with `verifier`.
-pub(crate) fn generate_with(
-    engine: &IntegerEngine,
-    key: &ProverKey,
-    verifier: &VerifierKey,
-    request: &GenerateRequest,
-) -> Result<Generated> {
+/// Greedy tokens computed natively, before any proof: what a server answers at once.
+#[derive(Clone, Debug)]
+pub struct Greedy {
+    /// The generated token ids.
+    pub tokens: Vec<i64>,
+    /// The sequence one proof covers (`zkinfer_verifier::generation::proven_sequence`).
+    pub sequence: Vec<i64>,
+    /// The model's outputs on that sequence (what the proof will prove).
+    pub outputs: Vec<i64>,
+    /// Native inference until the first token was known.
+    pub first_token: Duration,
+    /// Native inference of every token.
+    pub inference: Duration,
+}
+
+/// Runs `engine`'s model greedily for `tokens` tokens after `prompt`: one native inference per token, each on the
+/// sequence the proof will hold once that token is known (earlier tokens in place, padding after them, which the
+/// rows read do not depend on). Refuses a model that is not causal, a prompt id outside the vocabulary and a prompt
+/// and length the context cannot hold, naming the fix.
+pub fn greedy(engine: &IntegerEngine, prompt: &[i64], tokens: usize) -> Result<Greedy> {
     let model = engine.model();
     let causal = model.causal_outputs().map_err(|reason| ProverError::Generation {
         reason: format!(
@@ -60,26 +72,27 @@ pub(crate) fn generate_with(
     })?;
     let reason = |e: zkinfer_verifier::VerifyError| ProverError::Generation { reason: e.to_string() };
     // Fails early on a prompt and length the context cannot hold.
-    let placeholder = vec![0; request.tokens];
-    let padded = proven_sequence(&causal, request.prompt, &placeholder).map_err(reason)?;
+    let placeholder = vec![0; tokens];
+    let padded = proven_sequence(&causal, prompt, &placeholder).map_err(reason)?;
     // Refuses a prompt id outside the vocabulary by its position.
     quantize_input(model, &padded.iter().map(|&id| id as f32).collect::<Vec<_>>())?;
 
     let started = Instant::now();
     let mut first_token = Duration::ZERO;
-    let mut tokens: Vec<i64> = Vec::with_capacity(request.tokens);
-    for step in 0..request.tokens {
-        // The sequence as the proof will hold it once this step's token is known: earlier tokens in place, the
-        // rest padding (which the rows read here do not depend on).
-        let mut so_far = tokens.clone();
+    let mut generated: Vec<i64> = Vec::with_capacity(tokens);
+    let (mut sequence, mut outputs) = (padded, Vec::new());
+    for step in 0..tokens {
+        // With this step's token still unknown (a placeholder, dropped), the sequence is the prompt, the tokens
+        // so far and padding; at the last step it is the proven sequence itself.
+        let mut so_far = generated.clone();
         so_far.push(0);
-        let sequence = proven_sequence(&causal, request.prompt, &so_far).map_err(reason)?;
-        let outputs = engine.infer(&sequence)?;
-        let row = request.prompt.len() - 1 + step;
+        sequence = proven_sequence(&causal, prompt, &so_far).map_err(reason)?;
+        outputs = engine.infer(&sequence)?;
+        let row = prompt.len() - 1 + step;
         let token = greedy_token(&causal, &outputs, row).ok_or_else(|| ProverError::Generation {
             reason: format!("output row {row} is empty"),
         })?;
-        if model.input.vocab.is_some_and(|v| token >= v as i64) && step + 1 < request.tokens {
+        if model.input.vocab.is_some_and(|v| token >= v as i64) && step + 1 < tokens {
             return Err(ProverError::Generation {
                 reason: format!(
                     "step {step} chose {token}, which is not a token id of the model's vocabulary, so it cannot \
@@ -88,15 +101,35 @@ pub(crate) fn generate_with(
                 ),
             });
         }
-        tokens.push(token);
+        generated.push(token);
         if step == 0 {
             first_token = started.elapsed();
         }
     }
-    let inference = started.elapsed();
+    Ok(Greedy {
+        tokens: generated,
+        sequence,
+        outputs,
+        first_token,
+        inference: started.elapsed(),
+    })
+}
 
-    let sequence = proven_sequence(&causal, request.prompt, &tokens).map_err(reason)?;
-    let floats: Vec<f32> = sequence.iter().map(|&id| id as f32).collect();
+/// Generates `request.tokens` greedy tokens after the prompt with `engine`'s model, then proves the sequence that
+/// holds them with `key` and checks the proof with `verifier`.
+pub(crate) fn generate_with(
+    engine: &IntegerEngine,
+    key: &ProverKey,
+    verifier: &VerifierKey,
+    request: &GenerateRequest,
+) -> Result<Generated> {
+    let run = greedy(engine, request.prompt, request.tokens)?;
+    let causal = engine
+        .model()
+        .causal_outputs()
+        .map_err(|reason| ProverError::Generation { reason })?;
+    let tokens = run.tokens;
+    let floats: Vec<f32> = run.sequence.iter().map(|&id| id as f32).collect();
     let proven = prove_with(
         engine,
         key,
@@ -125,8 +158,8 @@ pub(crate) fn generate_with(
             tokens,
             bundle: proven.bundle,
         },
-        first_token,
-        inference,
+        first_token: run.first_token,
+        inference: run.inference,
         proving: proven.proving,
         cpu_retry: proven.cpu_retry,
     })

@@ -12,11 +12,11 @@ use axum::Json;
 use rand::RngCore;
 use serde::Deserialize;
 use zkinfer_circuits::poseidon;
-use zkinfer_prover::{infer, quantize_input};
+use zkinfer_prover::{greedy, infer, quantize_input, IntegerEngine, ProverError};
 use zkinfer_verifier::bundle::{argmax, dequantize, sample_outputs};
-use zkinfer_verifier::{field_from_hex, field_to_hex, ProofBundle};
+use zkinfer_verifier::{field_from_hex, field_to_hex, GenerationBundle, ProofBundle};
 
-use crate::api::{InferRequest, JobStatus, JobView, ModelInfo};
+use crate::api::{GenerationView, InferRequest, JobStatus, JobView, ModelInfo};
 use crate::dashboard::DASHBOARD_HTML;
 use crate::error::ApiError;
 use crate::models::ServedModel;
@@ -80,7 +80,10 @@ pub async fn infer_request(
     let id = path_id(id)?;
     let served = model(&state, &id)?.clone();
     let Json(request) = body.map_err(|r| ApiError::from_json_rejection(r, state.max_body_bytes))?;
-    let input = single_input(&served, request.input_data)?;
+    let input = match request.generate {
+        Some(_) => prompt_input(&served, request.input_data)?,
+        None => single_input(&served, request.input_data)?,
+    };
     let salt = field_from_hex(&request.salt).map_err(|e| ApiError::invalid(format!("salt: {e}")))?;
     let nonce = field_from_hex(&request.nonce).map_err(|e| ApiError::invalid(format!("nonce: {e}")))?;
 
@@ -115,21 +118,24 @@ pub async fn infer_request(
 
     let started = std::time::Instant::now();
     let inference_model = served.clone();
-    let inference_input = input.clone();
-    let (outputs, commitment) = tokio::task::spawn_blocking(move || {
-        let model = inference_model.model();
-        let q = quantize_input(model, &inference_input)?;
-        // The engine of the model (on the GPU when the server proves on one); a GPU fault falls back to the CPU.
-        let outputs = match inference_model.prover.engine().infer(&q) {
-            Ok(outputs) => outputs,
-            Err(_) if inference_model.prover.engine().is_on_gpu() => infer(model, &q)?,
-            Err(e) => return Err(e),
-        };
-        Ok::<_, zkinfer_prover::ProverError>((outputs, poseidon::commit_words(salt, &q, model.input.word_bits())))
+    let generate = request.generate;
+    let answer = tokio::task::spawn_blocking(move || match generate {
+        Some(tokens) => generate_answer(&inference_model, &input, tokens, salt),
+        None => infer_answer(&inference_model, input, salt),
     })
     .await
     .map_err(|e| ApiError::internal(format!("inference task failed: {e}")))?
-    .map_err(|e| ApiError::internal(format!("inference failed: {e}")))?;
+    .map_err(|e| match e {
+        // The request's fault: ids outside the vocabulary, a prompt the context cannot hold.
+        ProverError::BadInput { .. } | ProverError::Generation { .. } => ApiError::invalid(e.to_string()),
+        e => ApiError::internal(format!("inference failed: {e}")),
+    })?;
+    let Answer {
+        outputs,
+        commitment,
+        input,
+        generation,
+    } = answer;
     state.metrics.inference_seconds.observe(started.elapsed().as_secs_f64());
 
     let mut id_bytes = [0u8; 16];
@@ -154,6 +160,7 @@ pub async fn infer_request(
         created_ms: now_ms(),
         finished_ms: (!request.proof).then(now_ms),
         proving_ms: None,
+        generation,
     };
     let stored = job.clone();
     match with_store(&state, "storing the job", move |store| store.insert(&stored)).await? {
@@ -175,6 +182,94 @@ pub async fn infer_request(
         [(header::LOCATION, location)],
         Json(view(&job, served.model().batch())),
     ))
+}
+
+/// What the inference of a request answers at once.
+struct Answer {
+    /// The model's outputs (a generation's: on the proven sequence).
+    outputs: Vec<i64>,
+    /// The commitment of the input a proof will cover.
+    commitment: zkinfer_circuits::Fr,
+    /// The input a proof will cover (a generation's: the proven sequence).
+    input: Vec<f32>,
+    /// A generation's prompt length and tokens.
+    generation: Option<GenerationView>,
+}
+
+/// One inference, on the model's engine (on the GPU when the server proves on one; a GPU fault falls back to the
+/// CPU).
+fn infer_answer(served: &ServedModel, input: Vec<f32>, salt: zkinfer_circuits::Fr) -> Result<Answer, ProverError> {
+    let model = served.model();
+    let q = quantize_input(model, &input)?;
+    let outputs = match served.prover.engine().infer(&q) {
+        Ok(outputs) => outputs,
+        Err(_) if served.prover.engine().is_on_gpu() => infer(model, &q)?,
+        Err(e) => return Err(e),
+    };
+    Ok(Answer {
+        outputs,
+        commitment: poseidon::commit_words(salt, &q, model.input.word_bits()),
+        input,
+        generation: None,
+    })
+}
+
+/// Greedy generation of `tokens` tokens after the prompt `prompt` (token ids): the tokens at once, the proven
+/// sequence as the job's input.
+fn generate_answer(
+    served: &ServedModel,
+    prompt: &[f32],
+    tokens: usize,
+    salt: zkinfer_circuits::Fr,
+) -> Result<Answer, ProverError> {
+    let model = served.model();
+    let ids: Vec<i64> = prompt.iter().map(|&v| v as i64).collect();
+    if let Some(i) = (prompt.iter().zip(&ids)).position(|(&v, &id)| v != id as f32) {
+        return Err(ProverError::BadInput {
+            reason: format!("prompt value {i} ({}) is not a token id", prompt[i]),
+        });
+    }
+    let run = match greedy(served.prover.engine(), &ids, tokens) {
+        Err(ProverError::Generation { reason }) => return Err(ProverError::Generation { reason }),
+        Err(_) if served.prover.engine().is_on_gpu() => greedy(&IntegerEngine::new(model)?, &ids, tokens)?,
+        run => run?,
+    };
+    Ok(Answer {
+        commitment: poseidon::commit_words(salt, &run.sequence, model.input.word_bits()),
+        input: run.sequence.iter().map(|&id| id as f32).collect(),
+        outputs: run.outputs,
+        generation: Some(GenerationView {
+            prompt_len: ids.len(),
+            tokens: run.tokens,
+        }),
+    })
+}
+
+/// The prompt of a generation request: one row of at most the context's token ids, for a causal model.
+fn prompt_input(served: &ServedModel, mut rows: Vec<Vec<f32>>) -> Result<Vec<f32>, ApiError> {
+    let meta = served.prover.verifier().meta();
+    let Some(causal) = meta.causal_outputs else {
+        return Err(ApiError::invalid(format!(
+            "model {} is not a causal language model, so it cannot generate; send its input without \"generate\"",
+            meta.name
+        )));
+    };
+    if rows.len() != 1 {
+        return Err(ApiError::invalid(format!(
+            "input_data holds {} rows; send exactly one prompt",
+            rows.len()
+        )));
+    }
+    let prompt = rows.remove(0);
+    if prompt.is_empty() || prompt.len() > causal.positions {
+        return Err(ApiError::invalid(format!(
+            "the prompt has {} token ids; model {} takes 1 to {} (its context)",
+            prompt.len(),
+            meta.name,
+            causal.positions
+        )));
+    }
+    Ok(prompt)
 }
 
 /// 409: this model already answered this nonce. The earlier job is not named: it may be another client's, and
@@ -246,7 +341,20 @@ pub async fn get_bundle(State(state): Shared, id: PathId) -> Result<Response, Ap
     let id = path_id(id)?;
     let job = load_job(&state, &id).await?;
     match (job.status, job.bundle) {
-        (JobStatus::Done, Some(bundle)) => Ok(octet_stream(bundle)),
+        (JobStatus::Done, Some(bundle)) => match job.generation {
+            // A generation's bundle carries its prompt length and tokens, as `zkinfer verify` reads it.
+            Some(g) => {
+                let bundle = ProofBundle::from_bytes(&bundle)
+                    .map_err(|e| ApiError::internal(format!("stored bundle of job {id}: {e}")))?;
+                let generation = GenerationBundle {
+                    prompt_len: g.prompt_len,
+                    tokens: g.tokens,
+                    bundle,
+                };
+                Ok(octet_stream(generation.to_bytes()))
+            }
+            None => Ok(octet_stream(bundle)),
+        },
         (JobStatus::Done, None) => Err(ApiError::not_found(
             "invalid",
             format!("job {id} was answered without a proof (\"proof\": false)"),
@@ -294,6 +402,7 @@ fn view(job: &JobRecord, batch: usize) -> JobView {
         finished_ms: job.finished_ms,
         proving_ms: job.proving_ms,
         bundle: job.bundle.as_deref().and_then(|b| ProofBundle::from_bytes(b).ok()),
+        generation: job.generation.clone(),
     }
 }
 

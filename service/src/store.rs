@@ -8,10 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
-use crate::api::JobStatus;
+use crate::api::{GenerationView, JobStatus};
 
-/// Schema version (`PRAGMA user_version`); a database of another version is refused, not rewritten.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Schema version (`PRAGMA user_version`; 2: the `generation_json` column). A version-1 database gains the column
+/// (its jobs are kept); any other version is refused, not rewritten.
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS jobs (
@@ -30,6 +31,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     created_ms       INTEGER NOT NULL,
     finished_ms      INTEGER,
     proving_ms       REAL,
+    generation_json  TEXT,
     UNIQUE (model_id, nonce)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_ms);
@@ -68,6 +70,8 @@ pub struct JobRecord {
     pub finished_ms: Option<u64>,
     /// Proving time, ms.
     pub proving_ms: Option<f64>,
+    /// A generation's prompt length and tokens (the input is then the proven sequence).
+    pub generation: Option<GenerationView>,
 }
 
 /// Why a store operation failed.
@@ -124,7 +128,10 @@ impl JobStore {
             [],
             |row| row.get(0),
         )?;
-        if tables > 0 && version != SCHEMA_VERSION {
+        if tables > 0 && version == 1 {
+            // Version 1 lacked generations: add the column, keep every job.
+            conn.execute_batch("ALTER TABLE jobs ADD COLUMN generation_json TEXT")?;
+        } else if tables > 0 && version != SCHEMA_VERSION {
             return Err(StoreError::Version { found: version });
         }
         conn.execute_batch(SCHEMA)?;
@@ -142,10 +149,15 @@ impl JobStore {
         let conn = self.conn();
         let input_json = job.input.as_ref().map(|i| serde_json::to_string(i).unwrap_or_default());
         let outputs_json = serde_json::to_string(&job.outputs).unwrap_or_default();
+        let generation_json = job
+            .generation
+            .as_ref()
+            .map(|g| serde_json::to_string(g).unwrap_or_default());
         let inserted = conn.execute(
             "INSERT INTO jobs (id, model_id, nonce, salt, input_json, proof_requested, status, outputs_json,
-                               input_commitment, output_scale, bundle, error, created_ms, finished_ms, proving_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                               input_commitment, output_scale, bundle, error, created_ms, finished_ms, proving_ms,
+                               generation_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 job.id,
                 job.model_id,
@@ -162,6 +174,7 @@ impl JobStore {
                 job.created_ms as i64,
                 job.finished_ms.map(|v| v as i64),
                 job.proving_ms,
+                generation_json,
             ],
         );
         match inserted {
@@ -192,7 +205,8 @@ impl JobStore {
         let row = conn
             .query_row(
                 "SELECT id, model_id, nonce, salt, input_json, proof_requested, status, outputs_json,
-                        input_commitment, output_scale, bundle, error, created_ms, finished_ms, proving_ms
+                        input_commitment, output_scale, bundle, error, created_ms, finished_ms, proving_ms,
+                        generation_json
                  FROM jobs WHERE id = ?1",
                 params![id],
                 |row| {
@@ -212,6 +226,7 @@ impl JobStore {
                         created_ms: row.get(12)?,
                         finished_ms: row.get(13)?,
                         proving_ms: row.get(14)?,
+                        generation_json: row.get(15)?,
                     })
                 },
             )
@@ -304,6 +319,7 @@ struct RawRow {
     created_ms: i64,
     finished_ms: Option<i64>,
     proving_ms: Option<f64>,
+    generation_json: Option<String>,
 }
 
 impl RawRow {
@@ -320,6 +336,12 @@ impl RawRow {
             .map(serde_json::from_str)
             .transpose()
             .map_err(|e| corrupted(format!("input: {e}")))?;
+        let generation = self
+            .generation_json
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupted(format!("generation: {e}")))?;
         Ok(JobRecord {
             id: self.id,
             model_id: self.model_id,
@@ -336,6 +358,7 @@ impl RawRow {
             created_ms: self.created_ms.max(0) as u64,
             finished_ms: self.finished_ms.map(|v| v.max(0) as u64),
             proving_ms: self.proving_ms,
+            generation,
         })
     }
 }
@@ -361,6 +384,7 @@ mod tests {
             created_ms: 1,
             finished_ms: None,
             proving_ms: None,
+            generation: None,
         }
     }
 
@@ -459,6 +483,44 @@ mod tests {
         );
         assert!(!holds(&after, secret_salt), "an ended job's salt lingers in the files");
         drop(store);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_version_1_database_gains_generations_and_keeps_its_jobs() {
+        let dir = std::env::temp_dir().join(format!("zkinfer-store-v1-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("jobs.sqlite");
+        let _ = std::fs::remove_file(&path);
+        {
+            // The version-1 schema: this one without the generation column.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(&SCHEMA.replace("generation_json  TEXT,", ""))
+                .unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO jobs (id, model_id, nonce, proof_requested, status, outputs_json, input_commitment,
+                                   output_scale, created_ms) VALUES ('old', 'm', '01', 0, 'done', '[1]', 'c', 1.0, 5)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = JobStore::open(&path).unwrap();
+        let old = store.get("old").unwrap().expect("kept");
+        assert_eq!((old.outputs, old.generation), (vec![1], None));
+        let mut new = job("new", "02");
+        new.generation = Some(GenerationView {
+            prompt_len: 3,
+            tokens: vec![4, 5],
+        });
+        store.insert(&new).unwrap();
+        assert_eq!(store.get("new").unwrap(), Some(new));
+        drop(store);
+        let version: i64 = Connection::open(&path)
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -48,6 +48,54 @@ pub struct Target {
     pub allow_insecure_dev_srs: bool,
 }
 
+/// Generation requests, for a causal language model.
+#[derive(Args)]
+pub struct GenerationOptions {
+    /// Generate this many greedy tokens after each input, a prompt of token ids (a causal language model); one
+    /// proof covers every step, verified with the prompt and the client's salt.
+    #[arg(long)]
+    pub generate: Option<usize>,
+    /// Send only the first this many ids of each input row as the prompt (default: as many as the context leaves
+    /// room for after the generated tokens).
+    #[arg(long, requires = "generate")]
+    pub prompt_len: Option<usize>,
+}
+
+impl GenerationOptions {
+    /// The prompts to send: each row cut to the prompt length (rows as they are without --generate).
+    fn prompts(&self, key: &zkinfer_verifier::VerifierKey, rows: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        let Some(tokens) = self.generate else {
+            return Ok(rows);
+        };
+        let meta = key.meta();
+        let Some(causal) = meta.causal_outputs else {
+            bail!(
+                "model {} is not a causal language model (its verifying key says so), so it cannot generate; drop \
+                 --generate",
+                meta.name
+            );
+        };
+        if tokens == 0 || tokens > causal.positions {
+            bail!(
+                "--generate: give 1 to {} tokens (the model's context)",
+                causal.positions
+            );
+        }
+        let room = causal.positions + 1 - tokens;
+        let len = self.prompt_len.unwrap_or(room);
+        if len == 0 || len > room {
+            bail!(
+                "--prompt-len: give 1 to {room} ids (the context is {}, and {tokens} tokens follow)",
+                causal.positions
+            );
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| row.into_iter().take(len).collect())
+            .collect())
+    }
+}
+
 /// Arguments of `client infer`.
 #[derive(Args)]
 pub struct InferArgs {
@@ -59,9 +107,11 @@ pub struct InferArgs {
     /// Only the output, no proof.
     #[arg(long)]
     pub no_proof: bool,
-    /// Where to write the verified bundle.
+    /// Where to write the verified bundle (a generation bundle for a generation).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub generation: GenerationOptions,
 }
 
 /// Arguments of `client test-batch`.
@@ -81,6 +131,8 @@ pub struct TestBatchArgs {
     /// Only outputs, no proofs.
     #[arg(long)]
     pub no_proof: bool,
+    #[command(flatten)]
+    pub generation: GenerationOptions,
 }
 
 /// Runs a client command.
@@ -106,19 +158,24 @@ async fn connect(target: &Target) -> Result<(Client, zkinfer_verifier::VerifierK
 
 async fn infer(args: &InferArgs, json: bool) -> Result<ExitCode> {
     let data = Dataset::load(&args.input)?;
-    let Some(input) = data.inputs.first() else {
+    if data.inputs.is_empty() {
         bail!("{}: input_data is empty", args.input.display())
-    };
+    }
     if let Some(output) = &args.output {
         crate::report::ensure_writable(output)?;
     }
     let (client, key) = connect(&args.target).await?;
+    let input = args.generation.prompts(&key, data.inputs)?.swap_remove(0);
     let options = RequestOptions {
         proof: !args.no_proof,
         timeout: Duration::from_secs(args.target.timeout_s),
         allow_insecure_dev_srs: args.target.allow_insecure_dev_srs,
+        generate: args.generation.generate,
     };
-    let answer = match client.infer_verified(&key, input, &options, &ReplayCache::new(1)).await {
+    let answer = match client
+        .infer_verified(&key, &input, &options, &ReplayCache::new(1))
+        .await
+    {
         Ok(answer) => answer,
         Err(e) => {
             if json {
@@ -130,7 +187,11 @@ async fn infer(args: &InferArgs, json: bool) -> Result<ExitCode> {
         }
     };
     if let (Some(path), Some(bundle)) = (&args.output, &answer.bundle) {
-        std::fs::write(path, bundle.to_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        let bytes = match &answer.generation {
+            Some(generation) => generation.to_bytes(),
+            None => bundle.to_bytes(),
+        };
+        std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
     let to_proof = answer.time_to_proof.map(ms);
     if json {
@@ -138,8 +199,21 @@ async fn infer(args: &InferArgs, json: bool) -> Result<ExitCode> {
             "accepted": true, "job_id": answer.job_id, "outputs": answer.outputs,
             "float_outputs": answer.float_outputs, "argmax": answer.argmax, "classes": answer.classes, "proof_verified": answer.bundle.is_some(),
             "time_to_output_ms": ms(answer.time_to_output), "time_to_proof_ms": to_proof,
-            "proof_bytes": answer.proof_bytes, "bundle": args.output,
+            "proof_bytes": answer.proof_bytes, "bundle": args.output, "tokens": answer.tokens,
         }));
+    } else if let Some(tokens) = &answer.tokens {
+        println!(
+            "{} tokens in {} ms (all at once: the time to the first token): {tokens:?}",
+            tokens.len(),
+            ms(answer.time_to_output)
+        );
+        if let Some(t) = to_proof {
+            println!(
+                "generation VERIFIED in {t} ms from the request ({} bytes; every token the greedy choice after the \
+                 prompt and the tokens before it, under the pinned model id, the nonce and this client's salt)",
+                answer.proof_bytes.unwrap_or(0)
+            );
+        }
     } else {
         println!(
             "output in {} ms: {:?}, predicted class {}",
@@ -166,15 +240,18 @@ async fn batch(args: &TestBatchArgs, json: bool) -> Result<ExitCode> {
         bail!("-n and --concurrency must be at least 1");
     }
     let (client, key) = connect(&args.target).await?;
+    let generating = args.generation.generate.is_some();
     let config = TestBatchConfig {
-        inputs: data.inputs,
-        labels: data.labels,
+        inputs: args.generation.prompts(&key, data.inputs)?,
+        // A generation's "class" is not a label's.
+        labels: data.labels.filter(|_| !generating),
         requests: args.requests,
         concurrency: args.concurrency,
         options: RequestOptions {
             proof: !args.no_proof,
             timeout: Duration::from_secs(args.target.timeout_s),
             allow_insecure_dev_srs: args.target.allow_insecure_dev_srs,
+            generate: args.generation.generate,
         },
     };
     let report = test_batch(&client, &key, &config).await;
@@ -206,7 +283,13 @@ fn print_report(r: &TestBatchReport) {
         r.failed,
         r.success_rate * 100.0
     );
-    line("time to output", &r.time_to_output_ms);
+    match r.generated_tokens {
+        Some(n) => {
+            println!("each request generated {n} tokens, answered at once and proven by one proof");
+            line("to first token", &r.time_to_output_ms);
+        }
+        None => line("time to output", &r.time_to_output_ms),
+    }
     if r.proofs_verified > 0 {
         line("time to proof", &r.time_to_proof_ms);
         println!(

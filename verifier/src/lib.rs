@@ -25,7 +25,7 @@ pub use error::VerifyError;
 pub use generation::{verify_generation, GenerationBundle, VerifiedGeneration};
 pub use key::{model_id_of_file, ModelMeta, VerifierKey};
 pub use key_dir::load_verifier_key;
-pub use replay::{verify_fresh, ReplayCache};
+pub use replay::{verify_fresh, verify_generation_fresh, ReplayCache};
 pub use srs_points::{insecure_dev_params, SrsPoints};
 pub use verify::{verify_bundle, Expectations, Verified};
 pub use vocab::Vocabulary;

@@ -14,7 +14,10 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::bundle::{field_to_hex, ProofBundle};
+use zkinfer_circuits::Fr;
+
 use crate::error::VerifyError;
+use crate::generation::{verify_generation, GenerationBundle, VerifiedGeneration};
 use crate::key::VerifierKey;
 use crate::verify::{verify_bundle, Expectations, Verified};
 
@@ -144,6 +147,21 @@ pub fn verify_fresh(
     cache.refuse_seen(key, bundle)?;
     let verified = verify_bundle(key, bundle, expect)?;
     cache.consume(key, bundle)?;
+    Ok(verified)
+}
+
+/// [`verify_generation`], then records the bundle's (model id, nonce) in `cache`, as [`verify_fresh`] does.
+pub fn verify_generation_fresh(
+    key: &VerifierKey,
+    generation: &GenerationBundle,
+    prompt: &[i64],
+    salt: Fr,
+    expect: &Expectations,
+    cache: &ReplayCache,
+) -> Result<VerifiedGeneration, VerifyError> {
+    cache.refuse_seen(key, &generation.bundle)?;
+    let verified = verify_generation(key, generation, prompt, salt, expect)?;
+    cache.consume(key, &generation.bundle)?;
     Ok(verified)
 }
 
