@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::json;
 use zkinfer_verifier::{
     key_dir::read_bounded, load_verifier_key, verify_bundle, verify_generation, Expectations, GenerationBundle,
-    ProofBundle, VerifyError,
+    ProofBundle, VerifierKey, VerifyError,
 };
 
 use super::generate::PromptArgs;
@@ -84,10 +84,43 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
             args.bundle.display()
         );
     }
+    let parse = || ProofBundle::from_any(&bytes).map_err(|e| e.in_file(&args.bundle));
+    let check = |key: &VerifierKey, bundle: &ProofBundle| verify_bundle(key, bundle, &expect);
+    judge(args, model_id, json, parse, check, |key, verified, elapsed| {
+        if json {
+            print_json(&json!({"accepted": true, "outputs": verified.outputs,
+                "float_outputs": verified.float_outputs, "argmax": verified.argmax, "classes": verified.classes,
+                "model_id": hex::encode(key.model_id()), "insecure_dev_srs": key.is_insecure_dev_srs(),
+                "verify_ms": elapsed}));
+        } else {
+            let predicted = match verified.classes.as_slice() {
+                [one] => format!("predicted class {}", crate::report::class_list(&[*one])),
+                many => format!(
+                    "predicted classes of the {} samples {}",
+                    many.len(),
+                    crate::report::class_list(many)
+                ),
+            };
+            println!("ACCEPTED in {elapsed} ms: outputs {:?}, {predicted}", verified.outputs);
+        }
+    })
+}
+
+/// Loads the key (pinned to `model_id` when given), reads the bundle with `parse` and checks it with `check`
+/// (timed); prints the verdict, with `accepted` for an accepted bundle. Exit 0 accepted, 1 rejected; an unusable
+/// file is an error (2).
+fn judge<B, T>(
+    args: &VerifyArgs,
+    model_id: Option<[u8; 32]>,
+    json: bool,
+    parse: impl FnOnce() -> Result<B, VerifyError>,
+    check: impl FnOnce(&VerifierKey, &B) -> Result<T, VerifyError>,
+    accepted: impl FnOnce(&VerifierKey, T, f64),
+) -> Result<ExitCode> {
     let outcome = load_verifier_key(&args.keys, model_id.as_ref()).and_then(|key| {
-        let bundle = ProofBundle::from_any(&bytes).map_err(|e| e.in_file(&args.bundle))?;
+        let bundle = parse()?;
         let started = Instant::now();
-        let verdict = verify_bundle(&key, &bundle, &expect);
+        let verdict = check(&key, &bundle);
         Ok((key, verdict, ms(started.elapsed())))
     });
     let (key, verdict, elapsed) = match outcome {
@@ -100,22 +133,7 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
     }
     match verdict {
         Ok(verified) => {
-            if json {
-                print_json(&json!({"accepted": true, "outputs": verified.outputs,
-                    "float_outputs": verified.float_outputs, "argmax": verified.argmax, "classes": verified.classes,
-                    "model_id": hex::encode(key.model_id()), "insecure_dev_srs": key.is_insecure_dev_srs(),
-                    "verify_ms": elapsed}));
-            } else {
-                let predicted = match verified.classes.as_slice() {
-                    [one] => format!("predicted class {}", crate::report::class_list(&[*one])),
-                    many => format!(
-                        "predicted classes of the {} samples {}",
-                        many.len(),
-                        crate::report::class_list(many)
-                    ),
-                };
-                println!("ACCEPTED in {elapsed} ms: outputs {:?}, {predicted}", verified.outputs);
-            }
+            accepted(&key, verified, elapsed);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if is_rejection(&e) => Ok(rejected(&e, Some(elapsed), json)),
@@ -147,42 +165,26 @@ fn run_generation(
     };
     let vocab = args.prompt.vocabulary()?;
     let prompt = args.prompt.ids(vocab.as_ref())?;
-    let outcome = load_verifier_key(&args.keys, model_id.as_ref()).and_then(|key| {
-        let generation = GenerationBundle::from_any(bytes).map_err(|e| e.in_file(&args.bundle))?;
-        let started = Instant::now();
-        let verdict = verify_generation(&key, &generation, &prompt, salt, expect);
-        Ok((key, verdict, ms(started.elapsed())))
-    });
-    let (key, verdict, elapsed) = match outcome {
-        Ok(done) => done,
-        Err(e) if is_rejection(&e) => return Ok(rejected(&e, None, json)),
-        Err(e) => return Err(e).context("verify"),
-    };
-    if key.is_insecure_dev_srs() && !json {
-        eprintln!("{}", crate::report::INSECURE_SRS_WARNING);
-    }
-    match verdict {
-        Ok(verified) => {
-            let text = vocab.as_ref().map(|v| v.decode(&verified.tokens));
-            if json {
-                print_json(&json!({"accepted": true, "tokens": verified.tokens, "text": text,
-                    "input_commitment": zkinfer_verifier::field_to_hex(&verified.input_commitment),
-                    "model_id": hex::encode(key.model_id()), "insecure_dev_srs": key.is_insecure_dev_srs(),
-                    "verify_ms": elapsed}));
-            } else {
-                let shown = text.map_or_else(|| format!("{:?}", verified.tokens), |t| format!("{t:?}"));
-                println!(
-                    "ACCEPTED in {elapsed} ms: {} tokens after the {}-token prompt, each the model's greedy choice: \
-                     {shown}",
-                    verified.tokens.len(),
-                    prompt.len()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+    let parse = || GenerationBundle::from_any(bytes).map_err(|e| e.in_file(&args.bundle));
+    let check =
+        |key: &VerifierKey, generation: &GenerationBundle| verify_generation(key, generation, &prompt, salt, expect);
+    judge(args, model_id, json, parse, check, |key, verified, elapsed| {
+        let text = vocab.as_ref().map(|v| v.decode(&verified.tokens));
+        if json {
+            print_json(&json!({"accepted": true, "tokens": verified.tokens, "text": text,
+                "input_commitment": zkinfer_verifier::field_to_hex(&verified.input_commitment),
+                "model_id": hex::encode(key.model_id()), "insecure_dev_srs": key.is_insecure_dev_srs(),
+                "verify_ms": elapsed}));
+        } else {
+            let shown = text.map_or_else(|| format!("{:?}", verified.tokens), |t| format!("{t:?}"));
+            println!(
+                "ACCEPTED in {elapsed} ms: {} tokens after the {}-token prompt, each the model's greedy choice: \
+                 {shown}",
+                verified.tokens.len(),
+                prompt.len()
+            );
         }
-        Err(e) if is_rejection(&e) => Ok(rejected(&e, Some(elapsed), json)),
-        Err(e) => Err(e).context("verify"),
-    }
+    })
 }
 
 fn rejected(e: &VerifyError, elapsed: Option<f64>, json: bool) -> ExitCode {
