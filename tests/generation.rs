@@ -460,6 +460,42 @@ fn the_cli_generates_and_verifies_a_generation() {
         "{}",
         common::miner::text(&no_salt)
     );
+
+    // A plain proof of the language model: `verify` states the next token of each position, not one class.
+    let input = dir.join("ids.json");
+    std::fs::write(
+        &input,
+        serde_json::json!({"input_data": [random_ids(25, 1)[0]]}).to_string(),
+    )
+    .unwrap();
+    let plain = dir.join("plain.bundle");
+    let proved = run(&[
+        "prove",
+        &path(&zkm),
+        "--keys",
+        &path(&key_dir),
+        "--input",
+        &path(&input),
+        "--nonce",
+        "0x5",
+        "-o",
+        &path(&plain),
+        "--device",
+        "cpu",
+    ]);
+    assert!(proved.status.success(), "{}", common::miner::text(&proved));
+    let checked = run(&[
+        "verify",
+        &path(&plain),
+        "--keys",
+        &path(&key_dir),
+        "--allow-insecure-dev-srs",
+    ]);
+    let said = common::miner::text(&checked);
+    assert!(
+        checked.status.success() && said.contains("8 rows of 12 logits"),
+        "{said}"
+    );
 }
 
 /// The causal model and its keys as files: (`lm.zkm`, key directory, model id hex). Written once.

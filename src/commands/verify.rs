@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
+use zkinfer_verifier::bundle::argmax;
 use zkinfer_verifier::{
     key_dir::read_bounded, load_verifier_key, verify_bundle, verify_generation, Expectations, GenerationBundle,
     ProofBundle, VerifierKey, VerifyError,
@@ -92,6 +93,16 @@ pub fn run(args: &VerifyArgs, json: bool) -> Result<ExitCode> {
                 "float_outputs": verified.float_outputs, "argmax": verified.argmax, "classes": verified.classes,
                 "model_id": hex::encode(key.model_id()), "insecure_dev_srs": key.is_insecure_dev_srs(),
                 "verify_ms": elapsed}));
+        } else if let Some(causal) = key.meta().causal_outputs {
+            // A language model's outputs: a next-token prediction per position, not 3,000 logits and one class.
+            let per_row: Vec<Option<usize>> = verified.outputs.chunks(causal.row_len.max(1)).map(argmax).collect();
+            println!(
+                "ACCEPTED in {elapsed} ms: {} rows of {} logits; the argmax of each row (the next token after each \
+                 position): {}",
+                per_row.len(),
+                causal.row_len,
+                crate::report::class_list(&per_row)
+            );
         } else {
             let predicted = match verified.classes.as_slice() {
                 [one] => format!("predicted class {}", crate::report::class_list(&[*one])),
