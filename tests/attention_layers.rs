@@ -17,8 +17,8 @@ use zkinfer_circuits::model::{Op, QuantizedModel};
 use zkinfer_circuits::params::Chip;
 use zkinfer_circuits::{CircuitParams, Fr};
 use zkinfer_prover::{
-    dequantize_output, float_reference, import_onnx, infer_batch, quantize, quantize_input, setup, FloatModel, FloatOp,
-    ProverError, SrsSource,
+    dequantize_output, import_onnx, infer_batch, quantize, quantize_input, setup, FloatModel, FloatOp, ProverError,
+    SrsSource,
 };
 use zkinfer_verifier::{verify_bundle, Expectations};
 
@@ -143,13 +143,7 @@ fn attention(seed: u64, multi_query: bool, weights: Weights) -> Vec<u8> {
 
 /// Imports `bytes`, checking the float graph against tract on random inputs.
 fn import_checked(name: &str, bytes: &[u8]) -> FloatModel {
-    let path = write(&format!("{name}.onnx"), bytes);
-    let float = import_onnx(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let reference = float_reference(&path).expect("tract");
-    for x in random_inputs(3, 5, T * D, 2.0) {
-        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), 1e-4);
-    }
-    float
+    onnx::import_checked(name, bytes, T * D, 1e-4)
 }
 
 /// The matrix-product layers of `model`: `(name, products, m, n, p)`.

@@ -66,17 +66,6 @@ fn argmax_per_token(y: &[f32]) -> Vec<usize> {
     y.chunks_exact(O).map(zkinfer_prover::accuracy::argmax).collect()
 }
 
-/// Imports the ONNX `bytes` and checks our float graph against tract on a few random inputs.
-fn import_checked(name: &str, bytes: &[u8], tolerance: f32) -> FloatModel {
-    let path = write("sequence.onnx", bytes);
-    let float = import_onnx(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let reference = float_reference(&path).expect("tract");
-    for x in random_inputs(2, 5, T * F, 2.0) {
-        onnx::assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), tolerance);
-    }
-    float
-}
-
 /// The quantized model of `float` (calibrated on random inputs), one random input and its native outputs.
 fn quantized_sample(float: &FloatModel, seed: u64) -> (QuantizedModel, Vec<f32>, Vec<i64>, Vec<i64>) {
     let model = quantize(float, &random_inputs(seed, 100, T * F, 2.0)).expect("quantize");
@@ -345,7 +334,7 @@ fn reduce_mean_over_tokens_features_or_everything_matches_tract_and_the_circuit(
         ),
     ];
     for (name, bytes) in cases {
-        let float = import_checked(name, &bytes, 1e-4);
+        let float = onnx::import_checked(name, &bytes, T * F, 1e-4);
         let (model, x, input, expected) = quantized_sample(&float, 36);
         let params = CircuitParams::for_model(&model);
         common::assert_bit_exact(name, &model, params, (&input, &expected), &[CellKind::Output]);
@@ -442,7 +431,7 @@ fn split_and_sliced(seed: u64, opset: i64) -> Vec<u8> {
 fn split_and_slice_move_data_as_tract_does_and_prove_bit_exact() {
     for opset in [17, 18] {
         let name = format!("opset {opset}");
-        let float = import_checked(&name, &split_and_sliced(41, opset), 1e-4);
+        let float = onnx::import_checked(&name, &split_and_sliced(41, opset), T * F, 1e-4);
         let (model, _, input, expected) = quantized_sample(&float, 43);
         let kinds = [CellKind::MulOperand, CellKind::LayerInput];
         common::assert_bit_exact(
@@ -545,7 +534,7 @@ fn broadcasting(seed: u64) -> Vec<u8> {
 
 #[test]
 fn add_sub_and_mul_of_two_tensors_broadcast_as_tract_does_and_prove_bit_exact() {
-    let float = import_checked("broadcasting", &broadcasting(51), 1e-4);
+    let float = onnx::import_checked("broadcasting", &broadcasting(51), T * F, 1e-4);
     let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
     for op in ["Sub", "Mul", "Add", "Expand"] {
         assert!(ops.contains(&op), "no {op} in {ops:?}");
@@ -615,7 +604,7 @@ fn decomposed_layer_norm(seed: u64) -> Vec<u8> {
 
 #[test]
 fn a_decomposed_layer_norm_imports_as_tract_runs_it_and_proves_bit_exact() {
-    let float = import_checked("decomposed layer norm", &decomposed_layer_norm(61), 1e-3);
+    let float = onnx::import_checked("decomposed layer norm", &decomposed_layer_norm(61), T * F, 1e-3);
     let ops: Vec<&str> = float.nodes.iter().map(|n| n.op_type.as_str()).collect();
     for op in ["Sub", "Pow", "Sqrt", "Reciprocal", "Div"] {
         assert!(ops.iter().any(|o| o.contains(op)), "no {op} in {ops:?}");

@@ -8,24 +8,12 @@ mod common;
 use common::forge::{verdict, Honest};
 use rayon::prelude::*;
 use zkinfer_circuits::assign::{CellKind, Forgery, Tamper};
-use zkinfer_circuits::layout::plan;
 use zkinfer_circuits::CircuitParams;
 
 /// The ArgMax model's circuit, checked honest and equal to the reference.
 fn honest() -> Honest {
     let model = common::small_argmax_model();
-    let params = CircuitParams::for_model(&model);
-    let k = plan(&model, &params).expect("plan").k;
-    let honest = Honest::of(&model, params, k, common::witness_for(&model).input);
-    assert!(
-        common::satisfied(&honest.circuit, honest.public.to_instance()),
-        "honest witness rejected"
-    );
-    let outputs: Vec<i64> = (honest.circuit.last_synthesis().outputs.iter())
-        .map(|f| zkinfer_circuits::field::to_i64(f).expect("small"))
-        .collect();
-    assert_eq!(outputs, honest.public.outputs, "circuit and reference differ");
-    honest
+    Honest::checked(&model, CircuitParams::for_model(&model))
 }
 
 /// Choice-bit cells (`o`, then `f`, per element) of the first ArgMax layer's rows: the `o` index of element `k`

@@ -9,25 +9,13 @@ mod common;
 use common::forge::{verdict, Honest};
 use rayon::prelude::*;
 use zkinfer_circuits::assign::{CellKind, Forgery, Tamper};
-use zkinfer_circuits::layout::plan;
 use zkinfer_circuits::model::Op;
 use zkinfer_circuits::params::Chip;
 use zkinfer_circuits::CircuitParams;
 
 /// The softmax model's circuit with `params` on its witness, checked honest and equal to the reference.
 fn honest(params: CircuitParams) -> Honest {
-    let model = common::small_softmax_model();
-    let k = plan(&model, &params).expect("plan").k;
-    let honest = Honest::of(&model, params, k, common::witness_for(&model).input);
-    assert!(
-        common::satisfied(&honest.circuit, honest.public.to_instance()),
-        "honest witness rejected"
-    );
-    let outputs: Vec<i64> = (honest.circuit.last_synthesis().outputs.iter())
-        .map(|f| zkinfer_circuits::field::to_i64(f).expect("small"))
-        .collect();
-    assert_eq!(outputs, honest.public.outputs, "circuit and reference differ");
-    honest
+    Honest::checked(&common::small_softmax_model(), params)
 }
 
 fn layouts() -> [CircuitParams; 2] {

@@ -94,6 +94,22 @@ impl Honest {
         }
     }
 
+    /// `model` with `params` on its fixed witness ([`super::witness_for`]) at its planned `k`, checked to be
+    /// satisfied and to compute the reference's outputs.
+    pub fn checked(model: &QuantizedModel, params: CircuitParams) -> Self {
+        let k = zkinfer_circuits::layout::plan(model, &params).expect("plan").k;
+        let honest = Self::of(model, params, k, super::witness_for(model).input);
+        assert!(
+            super::satisfied(&honest.circuit, honest.public.to_instance()),
+            "honest witness rejected"
+        );
+        let outputs: Vec<i64> = (honest.circuit.last_synthesis().outputs.iter())
+            .map(|f| zkinfer_circuits::field::to_i64(f).expect("small"))
+            .collect();
+        assert_eq!(outputs, honest.public.outputs, "circuit and reference differ");
+        honest
+    }
+
     /// Every advice cell of the honest synthesis, in assignment order.
     pub fn trace(&self) -> Vec<TracedCell> {
         trace_cells(|| MockProver::run(self.k, &self.circuit, vec![self.public.to_instance()]).expect("synthesis")).1

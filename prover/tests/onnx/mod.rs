@@ -188,3 +188,15 @@ pub fn assert_close(a: &[f32], b: &[f32], tol: f32) {
         assert!((x - y).abs() <= tol * x.abs().max(1.0), "{a:?} vs {b:?}");
     }
 }
+
+/// Imports the ONNX `bytes` (written as `NAME.onnx`) and checks the float graph against tract on five random inputs
+/// of `input_len` values in `[-2, 2)`, to `tolerance`.
+pub fn import_checked(name: &str, bytes: &[u8], input_len: usize, tolerance: f32) -> zkinfer_prover::FloatModel {
+    let path = write(&format!("{name}.onnx"), bytes);
+    let float = zkinfer_prover::import_onnx(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let reference = zkinfer_prover::float_reference(&path).expect("tract");
+    for x in random_inputs(3, 5, input_len, 2.0) {
+        assert_close(&float.forward(&x).unwrap(), &reference.run(&x).unwrap(), tolerance);
+    }
+    float
+}
