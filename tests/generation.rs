@@ -2,7 +2,7 @@
 //! masked attention head, a residual, next-token logits per position) generates after a prompt, and the verifier
 //! checks every token against the proof of the sequence it rebuilds. Each way a miner could lie is rejected: a token
 //! that is not its row's argmax, tokens dropped, another prompt, salt or nonce, other padding, a proof of a model
-//! whose attention is not masked (which setup marks as not causal). The CLI's `generate` and `verify` do the same.
+//! whose attention is not masked or is masked one diagonal too wide (which setup marks as not causal). The CLI's `generate` and `verify` do the same.
 
 mod common;
 #[path = "../prover/tests/onnx/mod.rs"]
@@ -29,9 +29,22 @@ const V: usize = 12;
 /// Width.
 const D: usize = 8;
 
-/// `x [1, T]` ids → `Gather(wte)` + `wpe` → Q, K, V → `Q·Kᵀ` scaled → (with `masked`) `Where` of the causal
-/// condition → `Softmax` → `·V` → `+` residual → `lm_head` → logits `[1, T, V]`.
-fn attention_lm(seed: u64, masked: bool) -> Vec<u8> {
+/// How the attention scores are masked before the softmax.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mask {
+    /// `Where` of the causal condition (`j ≤ i`) between the scores and −1e9, as torch exports `masked_fill`.
+    Where,
+    /// `Add` of a constant 0 / −∞ matrix, as exporters write an additive causal mask.
+    Add,
+    /// An additive mask one diagonal too wide (`j ≤ i + 1`): every position sees the next one.
+    AddOffByOne,
+    /// No mask: bidirectional attention.
+    None,
+}
+
+/// `x [1, T]` ids → `Gather(wte)` + `wpe` → Q, K, V → `Q·Kᵀ` scaled → the `mask` → `Softmax` → `·V` → `+`
+/// residual → `lm_head` → logits `[1, T, V]`.
+fn attention_lm(seed: u64, mask: Mask) -> Vec<u8> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (t, v, d) = (T as i64, V as i64, D as i64);
     let mut nodes = vec![
@@ -44,11 +57,16 @@ fn attention_lm(seed: u64, masked: bool) -> Vec<u8> {
         node("MatMul", "scores", &["q", "kt"], &["s"], vec![]),
         node("Mul", "scale", &["s", "inv_sqrt"], &["s2"], vec![]),
     ];
-    let scores = if masked {
-        nodes.push(node("Where", "mask", &["causal", "s2", "minus_inf"], &["s3"], vec![]));
-        "s3"
-    } else {
-        "s2"
+    let scores = match mask {
+        Mask::Where => {
+            nodes.push(node("Where", "mask", &["causal", "s2", "minus_inf"], &["s3"], vec![]));
+            "s3"
+        }
+        Mask::Add | Mask::AddOffByOne => {
+            nodes.push(node("Add", "mask", &["s2", "additive"], &["s3"], vec![]));
+            "s3"
+        }
+        Mask::None => "s2",
     };
     nodes.extend([
         node("Softmax", "weights", &[scores], &["a"], vec![attr_int("axis", -1)]),
@@ -56,7 +74,12 @@ fn attention_lm(seed: u64, masked: bool) -> Vec<u8> {
         node("Add", "residual", &["o", "h"], &["r"], vec![]),
         node("MatMul", "lm_head", &["r", "w_head"], &["y"], vec![]),
     ]);
-    let condition: Vec<f32> = (0..T * T).map(|e| f32::from(u8::from(e % T <= e / T))).collect();
+    let reach = if mask == Mask::AddOffByOne { 1 } else { 0 };
+    let visible = |e: usize| e % T <= e / T + reach;
+    let condition: Vec<f32> = (0..T * T).map(|e| f32::from(u8::from(visible(e)))).collect();
+    let additive: Vec<f32> = (0..T * T)
+        .map(|e| if visible(e) { 0.0 } else { f32::NEG_INFINITY })
+        .collect();
     let mut inits = vec![
         tensor("wte_weight", &[v, d], &random_values(&mut rng, V * D, 1.0)),
         tensor("wpe", &[t, d], &random_values(&mut rng, T * D, 0.5)),
@@ -66,11 +89,13 @@ fn attention_lm(seed: u64, masked: bool) -> Vec<u8> {
         tensor("w_head", &[d, v], &random_values(&mut rng, D * V, 0.9)),
         tensor("inv_sqrt", &[], &[1.0 / (D as f32).sqrt()]),
     ];
-    if masked {
-        inits.extend([
+    match mask {
+        Mask::Where => inits.extend([
             tensor_bool("causal", &[1, t, t], &condition),
             tensor("minus_inf", &[], &[-1e9]),
-        ]);
+        ]),
+        Mask::Add | Mask::AddOffByOne => inits.push(tensor("additive", &[t, t], &additive)),
+        Mask::None => {}
     }
     token_model(nodes, inits, &[1, t])
 }
@@ -83,10 +108,10 @@ fn random_ids(seed: u64, n: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// The language model quantized on random sequences.
-fn language_model(masked: bool) -> QuantizedModel {
-    let name = if masked { "causal-lm.onnx" } else { "unmasked-lm.onnx" };
-    let float = import_onnx(write(name, &attention_lm(21, masked))).expect("import");
+/// The language model with `mask`, quantized on random sequences.
+fn language_model(mask: Mask) -> QuantizedModel {
+    let name = format!("lm-{mask:?}.onnx");
+    let float = import_onnx(write(&name, &attention_lm(21, mask))).expect("import");
     quantize(&float, &random_ids(22, 48)).expect("quantize")
 }
 
@@ -94,7 +119,7 @@ fn language_model(masked: bool) -> QuantizedModel {
 fn causal() -> &'static (QuantizedModel, KeyPair) {
     static MODEL: OnceLock<(QuantizedModel, KeyPair)> = OnceLock::new();
     MODEL.get_or_init(|| {
-        let model = language_model(true);
+        let model = language_model(Mask::Where);
         let keys = setup(&model, CircuitParams::for_model(&model), &SrsSource::InsecureDev).expect("setup");
         (model, keys)
     })
@@ -137,7 +162,7 @@ fn generated() -> &'static GenerationBundle {
 }
 
 #[test]
-fn setup_marks_masked_attention_causal_and_unmasked_attention_not() {
+fn setup_marks_masked_attention_causal_and_unmasked_or_leaky_attention_not() {
     let (model, keys) = causal();
     let expected = CausalOutputs {
         positions: T,
@@ -145,9 +170,12 @@ fn setup_marks_masked_attention_causal_and_unmasked_attention_not() {
     };
     assert_eq!(model.causal_outputs(), Ok(expected));
     assert_eq!(keys.verifier.meta().causal_outputs, Some(expected));
-    let unmasked = language_model(false);
-    let e = unmasked.causal_outputs().unwrap_err();
+    assert_eq!(language_model(Mask::Add).causal_outputs(), Ok(expected));
+    let e = language_model(Mask::None).causal_outputs().unwrap_err();
     assert!(e.contains("row 0 reads the token at position"), "{e}");
+    // A mask one diagonal too wide: row 0 sees position 1, the first place the analysis looks.
+    let e = language_model(Mask::AddOffByOne).causal_outputs().unwrap_err();
+    assert!(e.contains("row 0 reads the token at position 1"), "{e}");
 }
 
 #[test]
@@ -275,7 +303,7 @@ fn a_proof_over_other_padding_is_not_the_generation() {
 
 #[test]
 fn a_model_that_is_not_causal_cannot_generate() {
-    let model = language_model(false);
+    let model = language_model(Mask::None);
     let keys = setup(&model, CircuitParams::for_model(&model), &SrsSource::InsecureDev).expect("setup");
     assert_eq!(keys.verifier.meta().causal_outputs, None);
     let prover = Prover::from_keys(model.clone(), keys.prover.clone(), keys.verifier.clone(), None).unwrap();
