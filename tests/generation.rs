@@ -2,7 +2,8 @@
 //! masked attention head, a residual, next-token logits per position) generates after a prompt, and the verifier
 //! checks every token against the proof of the sequence it rebuilds. Each way a miner could lie is rejected: a token
 //! that is not its row's argmax, tokens dropped, another prompt, salt or nonce, other padding, a proof of a model
-//! whose attention is not masked or is masked one diagonal too wide (which setup marks as not causal). The CLI's `generate` and `verify` do the same.
+//! whose attention is not masked or is masked one diagonal too wide (which setup marks as not causal). The CLI's
+//! `generate` and `verify` and the miner service do the same.
 
 mod common;
 #[path = "../prover/tests/onnx/mod.rs"]
