@@ -81,6 +81,8 @@ impl QuantizedModel {
         if self.input.vocab.is_none() {
             return Err("the model's input is not token ids".into());
         }
+        // Every source must name an earlier tensor: a source the walk could not resolve would read no positions.
+        self.validate().map_err(|e| format!("the model is invalid: {e}"))?;
         if self.batch() != 1 {
             return Err(format!("the model proves a batch of {} sequences", self.batch()));
         }
@@ -351,7 +353,7 @@ mod tests {
             input: 2,
             row_len: T,
             keep: (0..T * T).map(|e| keep(e / T, e % T)).collect(),
-            exp: vec![1; 511],
+            exp: vec![1; 256],
         };
         let mixed = MatMul {
             rows: T,
@@ -446,6 +448,18 @@ mod tests {
         model.layers[4].output_shape = vec![T * V];
         let e = model.causal_outputs().unwrap_err();
         assert!(e.contains("not one row per input position"), "{e}");
+    }
+
+    #[test]
+    fn an_invalid_model_is_refused_before_it_is_walked() {
+        // A source naming a later tensor would read no positions: validation refuses the model first.
+        let mut model = attention(|row, column| column <= row);
+        let Op::MatMul(scores) = &mut model.layers[1].op else {
+            unreachable!()
+        };
+        scores.rhs[0] = at(5, 0);
+        let e = model.causal_outputs().unwrap_err();
+        assert!(e.contains("invalid"), "{e}");
     }
 
     #[test]
