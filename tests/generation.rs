@@ -370,6 +370,16 @@ fn prompts_the_context_cannot_hold_are_refused_before_proving() {
         })
         .unwrap_err();
     assert!(e.to_string().contains("generate at most 3 tokens"), "{e}");
+    // A length no context holds is refused before anything is allocated for it.
+    let e = prover()
+        .generate(&GenerateRequest {
+            prompt: &PROMPT,
+            tokens: usize::MAX,
+            salt,
+            nonce,
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("generate at most 6 tokens"), "{e}");
     for (prompt, tokens) in [(&[][..], 2), (&[1][..], 0)] {
         let e = prover()
             .generate(&GenerateRequest {
@@ -600,6 +610,11 @@ fn a_miner_answers_generations_at_once_and_proves_them_once() {
     let (status, e) = post(lm_id, body(&[1, V as i64], 1, 4));
     assert_eq!(status, 422, "{e}");
     let (status, e) = post(lm_id, body(&[1; T + 1], 1, 5));
+    assert_eq!(status, 422, "{e}");
+    // A length no context holds is answered 422 (it once made the server allocate it), and the server lives on.
+    let (status, e) = post(lm_id, body(&PROMPT, 100_000_000_000_000, 6));
+    assert_eq!(status, 422, "{e}");
+    let (status, e) = post(lm_id, body(&PROMPT, usize::MAX, 7));
     assert_eq!(status, 422, "{e}");
 
     // The client's test batch: time to first token and to a verified generation, every proof checked.

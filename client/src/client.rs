@@ -257,13 +257,18 @@ impl Client {
         }
     }
 
-    /// `GET /v1/jobs/{id}/bundle`: the binary proof bundle.
+    /// `GET /v1/jobs/{id}/bundle`: the binary proof bundle (of a generation job: the proof inside its generation
+    /// bundle).
     pub async fn bundle(&self, job_id: &str) -> Result<ProofBundle, ClientError> {
         let what = format!("fetching the proof of job {job_id}");
         let response = self
             .send(&what, self.http.get(self.url(&format!("/v1/jobs/{job_id}/bundle"))))
             .await?;
         let bytes = response.bytes().await.map_err(|e| http_error(what, e))?;
+        // A generation job's bundle comes with its prompt length and tokens, which the job view also carries.
+        if GenerationBundle::is_generation(&bytes) {
+            return Ok(GenerationBundle::from_bytes(&bytes)?.bundle);
+        }
         Ok(ProofBundle::from_bytes(&bytes)?)
     }
 
@@ -444,6 +449,11 @@ fn http_error(what: impl Into<String>, error: reqwest::Error) -> ClientError {
 
 /// A generation request's input as token ids.
 fn prompt_ids(input: &[f32]) -> Result<Vec<i64>, ClientError> {
+    if input.is_empty() {
+        return Err(ClientError::Setup(
+            "the prompt is empty: give one token id at least".into(),
+        ));
+    }
     input
         .iter()
         .enumerate()
@@ -483,6 +493,8 @@ fn generation_commitment(
         )));
     }
     let causal = causal_outputs(key.meta())?;
+    // Also refuses an empty prompt or generation before a row is computed from their lengths.
+    let sequence = proven_sequence(&causal, prompt, &g.tokens)?;
     for (j, &token) in g.tokens.iter().enumerate() {
         if greedy_token(&causal, &answer.outputs, prompt.len() - 1 + j) != Some(token) {
             return Err(ClientError::Mismatch(format!(
@@ -490,7 +502,6 @@ fn generation_commitment(
             )));
         }
     }
-    let sequence = proven_sequence(&causal, prompt, &g.tokens)?;
     let floats: Vec<f32> = sequence.iter().map(|&id| id as f32).collect();
     Ok(input_commitment(key.meta(), &floats, salt)?)
 }

@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use zkinfer_circuits::model::CausalOutputs;
 use zkinfer_circuits::Fr;
-use zkinfer_verifier::generation::{greedy_token, proven_sequence, GenerationBundle};
+use zkinfer_circuits::QuantizedModel;
+use zkinfer_verifier::generation::{check_lengths, greedy_token, proven_sequence, GenerationBundle, PAD_TOKEN};
 
 use crate::error::{ProverError, Result};
 use crate::infer::IntegerEngine;
@@ -57,23 +59,31 @@ pub struct Greedy {
     pub inference: Duration,
 }
 
-/// Runs `engine`'s model greedily for `tokens` tokens after `prompt`: one native inference per token, each on the
-/// sequence the proof will hold once that token is known (earlier tokens in place, padding after them, which the
-/// rows read do not depend on). Refuses a model that is not causal, a prompt id outside the vocabulary and a prompt
-/// and length the context cannot hold, naming the fix.
-pub fn greedy(engine: &IntegerEngine, prompt: &[i64], tokens: usize) -> Result<Greedy> {
+/// The causal outputs of the model `verifier` is the key of, or why it cannot generate (the analysis is rerun on
+/// the model only to say which row reads which later position).
+pub fn causal_outputs(model: &QuantizedModel, verifier: &VerifierKey) -> Result<CausalOutputs> {
+    verifier.meta().causal_outputs.ok_or_else(|| {
+        let reason = model.causal_outputs().err().unwrap_or_else(|| "its keys say so".into());
+        ProverError::Generation {
+            reason: format!(
+                "model `{}` is not a causal language model ({reason}); one proof can only prove the generation of \
+                 a model whose output row r reads positions 0..=r",
+                model.name
+            ),
+        }
+    })
+}
+
+/// Runs `engine`'s model, whose outputs are `causal` ([`causal_outputs`]), greedily for `tokens` tokens after
+/// `prompt`: one native inference per token, each on the sequence the proof will hold once that token is known
+/// (earlier tokens in place, padding after them, which the rows read do not depend on). Refuses a prompt id outside
+/// the vocabulary and a prompt and length the context cannot hold, naming the fix, before any work.
+pub fn greedy(engine: &IntegerEngine, causal: &CausalOutputs, prompt: &[i64], tokens: usize) -> Result<Greedy> {
     let model = engine.model();
-    let causal = model.causal_outputs().map_err(|reason| ProverError::Generation {
-        reason: format!(
-            "model `{}` is not a causal language model ({reason}); one proof can only prove the generation of a \
-             model whose output row r reads positions 0..=r",
-            model.name
-        ),
-    })?;
     let reason = |e: zkinfer_verifier::VerifyError| ProverError::Generation { reason: e.to_string() };
-    // Fails early on a prompt and length the context cannot hold.
-    let placeholder = vec![0; tokens];
-    let padded = proven_sequence(&causal, prompt, &placeholder).map_err(reason)?;
+    check_lengths(causal, prompt.len(), tokens).map_err(reason)?;
+    let mut padded = prompt.to_vec();
+    padded.resize(causal.positions, PAD_TOKEN);
     // Refuses a prompt id outside the vocabulary by its position.
     quantize_input(model, &padded.iter().map(|&id| id as f32).collect::<Vec<_>>())?;
 
@@ -86,10 +96,10 @@ pub fn greedy(engine: &IntegerEngine, prompt: &[i64], tokens: usize) -> Result<G
         // so far and padding; at the last step it is the proven sequence itself.
         let mut so_far = generated.clone();
         so_far.push(0);
-        sequence = proven_sequence(&causal, prompt, &so_far).map_err(reason)?;
+        sequence = proven_sequence(causal, prompt, &so_far).map_err(reason)?;
         outputs = engine.infer(&sequence)?;
         let row = prompt.len() - 1 + step;
-        let token = greedy_token(&causal, &outputs, row).ok_or_else(|| ProverError::Generation {
+        let token = greedy_token(causal, &outputs, row).ok_or_else(|| ProverError::Generation {
             reason: format!("output row {row} is empty"),
         })?;
         if model.input.vocab.is_some_and(|v| token >= v as i64) && step + 1 < tokens {
@@ -123,11 +133,8 @@ pub(crate) fn generate_with(
     verifier: &VerifierKey,
     request: &GenerateRequest,
 ) -> Result<Generated> {
-    let run = greedy(engine, request.prompt, request.tokens)?;
-    let causal = engine
-        .model()
-        .causal_outputs()
-        .map_err(|reason| ProverError::Generation { reason })?;
+    let causal = causal_outputs(engine.model(), verifier)?;
+    let run = greedy(engine, &causal, request.prompt, request.tokens)?;
     let tokens = run.tokens;
     let floats: Vec<f32> = run.sequence.iter().map(|&id| id as f32).collect();
     let proven = prove_with(

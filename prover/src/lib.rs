@@ -31,7 +31,7 @@ pub use compile::{compile, Compiled, PrecisionChoice};
 pub use dataset::Dataset;
 pub use device::{Device, GpuBackend};
 pub use error::{ProverError, Result};
-pub use generate::{greedy, GenerateRequest, Generated, Greedy};
+pub use generate::{causal_outputs, greedy, GenerateRequest, Generated, Greedy};
 pub use graph::{ActFn, FloatModel, FloatNode, FloatOp};
 pub use import::{import_onnx, import_onnx_bytes};
 pub use infer::{infer, infer_batch, infer_trace, IntegerEngine, LayerTrace};

@@ -12,7 +12,7 @@ use axum::Json;
 use rand::RngCore;
 use serde::Deserialize;
 use zkinfer_circuits::poseidon;
-use zkinfer_prover::{greedy, infer, quantize_input, IntegerEngine, ProverError};
+use zkinfer_prover::{causal_outputs, greedy, infer, quantize_input, IntegerEngine, ProverError};
 use zkinfer_verifier::bundle::{argmax, dequantize, sample_outputs};
 use zkinfer_verifier::{field_from_hex, field_to_hex, GenerationBundle, ProofBundle};
 
@@ -229,9 +229,10 @@ fn generate_answer(
             reason: format!("prompt value {i} ({}) is not a token id", prompt[i]),
         });
     }
-    let run = match greedy(served.prover.engine(), &ids, tokens) {
-        Err(ProverError::Generation { reason }) => return Err(ProverError::Generation { reason }),
-        Err(_) if served.prover.engine().is_on_gpu() => greedy(&IntegerEngine::new(model)?, &ids, tokens)?,
+    let causal = causal_outputs(model, served.prover.verifier())?;
+    let run = match greedy(served.prover.engine(), &causal, &ids, tokens) {
+        Err(e @ (ProverError::Generation { .. } | ProverError::BadInput { .. })) => return Err(e),
+        Err(_) if served.prover.engine().is_on_gpu() => greedy(&IntegerEngine::new(model)?, &causal, &ids, tokens)?,
         run => run?,
     };
     Ok(Answer {

@@ -203,9 +203,14 @@ async fn infer(args: &InferArgs, json: bool) -> Result<ExitCode> {
         }));
     } else if let Some(tokens) = &answer.tokens {
         println!(
-            "{} tokens in {} ms (all at once: the time to the first token): {tokens:?}",
+            "{} tokens in {} ms (all at once: the time to the first token){}: {tokens:?}",
             tokens.len(),
-            ms(answer.time_to_output)
+            ms(answer.time_to_output),
+            if to_proof.is_some() {
+                ""
+            } else {
+                ", NOT proven (--no-proof)"
+            }
         );
         if let Some(t) = to_proof {
             println!(

@@ -163,28 +163,34 @@ pub fn causal_outputs(meta: &ModelMeta) -> Result<CausalOutputs, VerifyError> {
 /// only predicted), then [`PAD_TOKEN`] up to the context. Refuses an empty prompt or generation and one longer
 /// than the context allows (`prompt + tokens − 1` positions).
 pub fn proven_sequence(causal: &CausalOutputs, prompt: &[i64], tokens: &[i64]) -> Result<Vec<i64>, VerifyError> {
-    let (p, n) = (prompt.len(), tokens.len());
-    if p == 0 || n == 0 {
+    check_lengths(causal, prompt.len(), tokens.len())?;
+    let mut sequence = Vec::with_capacity(causal.positions);
+    sequence.extend_from_slice(prompt);
+    sequence.extend_from_slice(&tokens[..tokens.len() - 1]);
+    sequence.resize(causal.positions, PAD_TOKEN);
+    Ok(sequence)
+}
+
+/// Refuses an empty prompt or generation, and a prompt of `prompt` tokens followed by `tokens` generated ones that
+/// the context cannot hold (`prompt + tokens − 1` positions), saying how many would fit.
+pub fn check_lengths(causal: &CausalOutputs, prompt: usize, tokens: usize) -> Result<(), VerifyError> {
+    if prompt == 0 || tokens == 0 {
         return Err(VerifyError::Generation {
             reason: "a generation needs a prompt of one token at least and one generated token".into(),
         });
     }
-    if p + n - 1 > causal.positions {
+    let needed = prompt.saturating_add(tokens) - 1;
+    if needed > causal.positions {
         return Err(VerifyError::Generation {
             reason: format!(
-                "a prompt of {p} tokens and {n} generated tokens need {} positions; the model's context is {} \
-                 (generate at most {} tokens after this prompt)",
-                p + n - 1,
+                "a prompt of {prompt} tokens and {tokens} generated tokens need {needed} positions; the model's \
+                 context is {} (generate at most {} tokens after this prompt)",
                 causal.positions,
-                (causal.positions + 1).saturating_sub(p)
+                (causal.positions + 1).saturating_sub(prompt)
             ),
         });
     }
-    let mut sequence = Vec::with_capacity(causal.positions);
-    sequence.extend_from_slice(prompt);
-    sequence.extend_from_slice(&tokens[..n - 1]);
-    sequence.resize(causal.positions, PAD_TOKEN);
-    Ok(sequence)
+    Ok(())
 }
 
 /// The token row `row` of `outputs` chooses: its argmax, the first maximum on ties (`None` past the outputs).

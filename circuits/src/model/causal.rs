@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Layer, Op, QuantizedModel, Source};
 
-/// Largest number of (input position set words × elements) the analysis holds at once: 2^28 words, 2 GiB.
-const MAX_SET_WORDS: usize = 1 << 28;
+/// Largest number of position-set words (elements × words per element) of all tensors together: 2^27 words,
+/// 1 GiB (the walk holds fewer at once, dropping each tensor after its last reader).
+const MAX_SET_WORDS: usize = 1 << 27;
 
 /// The outputs of a causal sequence model: `positions` rows of `row_len` (next-token logits), row `r` computed
 /// from the token ids at positions `0..=r` only.
@@ -46,8 +47,9 @@ impl PositionSets {
         }
     }
 
-    fn set(&self, i: usize) -> &[u64] {
-        self.bits.get(i * self.words..(i + 1) * self.words).unwrap_or(&[])
+    /// The set of element `i` (`None` past the tensor).
+    fn set(&self, i: usize) -> Option<&[u64]> {
+        self.bits.get(i * self.words..(i + 1) * self.words)
     }
 
     fn set_mut(&mut self, i: usize) -> &mut [u64] {
@@ -65,6 +67,15 @@ fn union(into: &mut [u64], from: &[u64]) {
     for (a, b) in into.iter_mut().zip(from) {
         *a |= b;
     }
+}
+
+/// The set of all `positions` positions.
+fn every_position(positions: usize) -> Vec<u64> {
+    let mut set = vec![0u64; positions.div_ceil(64)];
+    for p in 0..positions {
+        set[p / 64] |= 1 << (p % 64);
+    }
+    set
 }
 
 /// The highest position in a set.
@@ -100,10 +111,10 @@ impl QuantizedModel {
             ));
         }
         let words = positions.div_ceil(64);
-        let widest = (0..=self.layers.len()).map(|t| self.tensor_len(t)).max().unwrap_or(0);
-        if widest.saturating_mul(words).saturating_mul(2) > MAX_SET_WORDS {
+        let elements = (0..=self.layers.len()).fold(0usize, |n, t| n.saturating_add(self.tensor_len(t)));
+        if elements.saturating_mul(words) > MAX_SET_WORDS {
             return Err(format!(
-                "its tensors are too large to analyse ({widest} elements of {positions} positions)"
+                "its tensors are too large to analyse ({elements} elements of {positions} positions)"
             ));
         }
         let output = self.output_position_sets(words);
@@ -122,6 +133,7 @@ impl QuantizedModel {
     /// The position sets of the model's output, each tensor dropped once no later layer reads it.
     fn output_position_sets(&self, words: usize) -> PositionSets {
         let n = self.layers.len();
+        let every = every_position(self.input_len());
         let mut last_read = vec![0usize; n + 1];
         for (l, layer) in self.layers.iter().enumerate() {
             for t in read_tensors(layer) {
@@ -137,7 +149,7 @@ impl QuantizedModel {
         let mut tensors: Vec<Option<PositionSets>> = Vec::with_capacity(n + 1);
         tensors.push(Some(input));
         for (l, layer) in self.layers.iter().enumerate() {
-            let sets = layer_position_sets(layer, &tensors, words);
+            let sets = layer_position_sets(layer, &tensors, &every);
             for (t, slot) in tensors.iter_mut().enumerate() {
                 if last_read[t] <= l {
                     *slot = None;
@@ -174,10 +186,12 @@ fn read_tensors(layer: &Layer) -> Vec<usize> {
 
 /// The position sets of one layer's outputs from those of the tensors before it (a tensor that is gone or a
 /// source out of range reads nothing, which validation rules out).
-fn layer_position_sets(layer: &Layer, tensors: &[Option<PositionSets>], words: usize) -> PositionSets {
+fn layer_position_sets(layer: &Layer, tensors: &[Option<PositionSets>], every: &[u64]) -> PositionSets {
+    let words = every.len();
     let mut out = PositionSets::empty(layer.output_len(), words);
     let tensor = |t: usize| tensors.get(t).and_then(Option::as_ref);
-    let set = |s: &Source| tensor(s.tensor).map_or(&[][..], |sets| sets.set(s.index));
+    // Fails closed: a source the walk cannot resolve (validation rules it out) reads every position.
+    let set = |s: &Source| tensor(s.tensor).and_then(|sets| sets.set(s.index)).unwrap_or(every);
     let is_zero = |s: &Source| tensor(s.tensor).is_some_and(|sets| sets.is_zero(s.index));
     let mut scratch = vec![0u64; words];
     match &layer.op {
@@ -460,6 +474,19 @@ mod tests {
         scores.rhs[0] = at(5, 0);
         let e = model.causal_outputs().unwrap_err();
         assert!(e.contains("invalid"), "{e}");
+    }
+
+    #[test]
+    fn a_source_the_walk_cannot_resolve_reads_every_position() {
+        let model = attention(|row, column| column <= row);
+        let input = model.output_position_sets(1);
+        assert_eq!(input.bits.len(), T * V);
+        // The head reads tensor 4, which is not there: each of its outputs reads all T positions.
+        let tensors = [None, None, None, None, None];
+        let every = every_position(T);
+        let sets = layer_position_sets(&model.layers[4], &tensors, &every);
+        assert!(sets.bits.iter().all(|&w| w == every[0]), "{:?}", sets.bits);
+        assert_eq!(highest(&every_position(70)), Some(69));
     }
 
     #[test]
