@@ -81,6 +81,20 @@ pub enum CellKind {
     SoftmaxSum,
     /// The bound `2S − 1 − r` of a softmax division's remainder.
     SoftmaxBound,
+    /// An element copied into a layer-norm row.
+    NormInput,
+    /// A running sum of a layer-norm row's elements, or the row sum copied into a row.
+    NormSum,
+    /// A layer-norm centred value `c = n·x − S`.
+    NormCentred,
+    /// A running sum of a layer-norm row's squared centred values.
+    NormSquares,
+    /// A layer-norm inverse square root `q`, or its copy into an element row.
+    NormRoot,
+    /// A slack of a layer-norm inverse square root: `2^(2F) − q²·V` or `(q + 1)²·V − 2^(2F) − 1`.
+    NormSlack,
+    /// A layer-norm product `c · q` (copied into requantization).
+    NormProduct,
     /// An element copied into an ArgMax row.
     ArgMaxInput,
     /// The maximum carried down an ArgMax row.

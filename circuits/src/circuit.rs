@@ -25,6 +25,7 @@ use crate::chips::{
     fusion::Fusion,
     linear::LinearConfig,
     max_pool::MaxPoolConfig,
+    norm::NormConfig,
     poseidon::PoseidonConfig,
     product::ProductConfig,
     range_check::{Range, RangeCheckConfig},
@@ -66,6 +67,7 @@ pub struct ModelConfig {
     pub(crate) product: Option<ProductConfig>,
     pub(crate) softmax: Option<SoftmaxConfig>,
     pub(crate) argmax: Option<ArgMaxConfig>,
+    pub(crate) norm: Option<NormConfig>,
     pub(crate) freivalds: Option<FreivaldsConfig>,
     pub(crate) instance: Column<Instance>,
 }
@@ -210,6 +212,7 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
     let argmax = params
         .has(Chip::ArgMax)
         .then(|| ArgMaxConfig::configure(meta, range.table()));
+    let norm = params.has(Chip::LayerNorm).then(|| NormConfig::configure(meta));
     // Last: its second-phase columns need a first-phase column allocated before them.
     let freivalds = params.has_freivalds().then(|| {
         let widths: Vec<usize> = params.freivalds_widths.iter().copied().collect();
@@ -224,6 +227,7 @@ pub fn configure(meta: &mut ConstraintSystem<Fr>, params: &CircuitParams) -> Mod
         product,
         softmax,
         argmax,
+        norm,
         freivalds,
         range,
         clamp,
@@ -292,6 +296,9 @@ impl Circuit<Fr> for ModelCircuit {
                 if let Some(argmax) = &config.argmax {
                     argmax.assign_blank_row(&mut a);
                 }
+                if let Some(norm) = &config.norm {
+                    norm.assign_blank_row(&mut a);
+                }
                 let word_bits = self.model.input.word_bits();
                 let (input, packed, linear_row) = config.linear.assign_pack(&mut a, 1, &input, word_bits)?;
                 let (commitment, sponge_end) = config.poseidon.assign(&mut a, 0, self.witness.salt, &packed)?;
@@ -302,6 +309,7 @@ impl Circuit<Fr> for ModelCircuit {
                     freivalds: ColumnRows::new(config.freivalds.as_ref().map_or(1, |f| f.pairs()), 1),
                     softmax: usize::from(config.softmax.is_some()),
                     argmax: usize::from(config.argmax.is_some()),
+                    norm: usize::from(config.norm.is_some()),
                     ..Cursors::default()
                 };
                 // Every input is an int8, or a 16-bit token id (which also makes the packing injective).

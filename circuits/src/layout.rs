@@ -110,6 +110,8 @@ pub struct Layout {
     pub softmax_rows: usize,
     /// Rows of the ArgMax columns.
     pub argmax_rows: usize,
+    /// Rows of the layer-norm columns.
+    pub norm_rows: usize,
     /// Rows of the Freivalds columns (second phase).
     pub freivalds_rows: usize,
     /// Rows of the largest lookup table (bytes, or the activation tables).
@@ -175,6 +177,7 @@ impl Layout {
             self.product_rows,
             self.softmax_rows,
             self.argmax_rows,
+            self.norm_rows,
             self.freivalds_rows,
             self.lookup_table_rows,
         ]
@@ -419,6 +422,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
             // Row 0 of the softmax columns is blank.
             softmax: usize::from(params.has(Chip::Softmax)),
             argmax: usize::from(params.has(Chip::ArgMax)),
+            norm: usize::from(params.has(Chip::LayerNorm)),
             ..Cursors::default()
         },
         requantization_placed: false,
@@ -484,6 +488,7 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         product_rows: rows.product,
         softmax_rows: rows.softmax,
         argmax_rows: rows.argmax,
+        norm_rows: rows.norm,
         freivalds_rows: if params.has_freivalds() {
             rows.freivalds.max()
         } else {
@@ -693,6 +698,7 @@ fn binds(layout: &Layout, group: Group) -> bool {
         (None, layout.product_rows),
         (None, layout.softmax_rows),
         (None, layout.argmax_rows),
+        (None, layout.norm_rows),
         (None, layout.lookup_table_rows),
     ];
     let own = rows.iter().find(|(g, _)| *g == Some(group)).map_or(0, |(_, r)| *r);

@@ -37,6 +37,9 @@ pub enum Chip {
     Softmax,
     /// ArgMax rows ([`crate::chips::argmax`]): a column set with its one-hot gates and two byte lookups.
     ArgMax,
+    /// Layer-normalization rows ([`crate::chips::norm`]): a column set with its sum, centring, square and
+    /// inverse-square-root gates.
+    LayerNorm,
 }
 
 impl Chip {
@@ -49,12 +52,14 @@ impl Chip {
             Op::MatMul(_) => vec![Chip::MatMul],
             Op::Softmax(_) => vec![Chip::MaxPool, Chip::Table, Chip::Softmax],
             Op::ArgMax(_) => vec![Chip::ArgMax],
+            Op::LayerNorm(_) => vec![Chip::LayerNorm],
             Op::Linear(_) | Op::Gather(_) => vec![],
         };
         let range = match op {
             Op::Linear(lin) => Some(lin.output_range()),
             Op::Mul(mul) => Some(mul.output_range()),
             Op::MatMul(matmul) => Some(matmul.output_range()),
+            Op::LayerNorm(norm) => Some(norm.output_range()),
             _ => None,
         };
         if range.is_some_and(|r| r.relu && r.bits > ACT_BITS) {

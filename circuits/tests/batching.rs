@@ -67,6 +67,7 @@ fn models() -> Vec<QuantizedModel> {
         common::small_attention_model(),
         common::small_softmax_model(),
         common::small_argmax_model(),
+        common::small_layer_norm_model(),
     ]
 }
 

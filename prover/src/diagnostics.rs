@@ -132,10 +132,11 @@ fn clamped(op: &Op, accumulators: &[i64]) -> u64 {
                 .map(|r| fired(r, range))
                 .sum()
         }
-        Op::Mul(_) | Op::MatMul(_) => {
+        Op::Mul(_) | Op::MatMul(_) | Op::LayerNorm(_) => {
             let (rescale, range) = match op {
                 Op::Mul(mul) => (mul.rescale(), mul.output_range()),
                 Op::MatMul(matmul) => (matmul.rescale(), matmul.output_range()),
+                Op::LayerNorm(norm) => (norm.rescale(), norm.output_range()),
                 _ => return 0,
             };
             (accumulators.iter())

@@ -273,6 +273,14 @@ pub enum FloatOp {
         /// Whether each element takes part (one flag per element of the input).
         keep: Vec<bool>,
     },
+    /// Layer normalization without γ and β: `(x − mean) / √(var + ε)` over rows of `row_len` consecutive elements
+    /// (the normalized axes) of the single input.
+    LayerNorm {
+        /// Elements per row.
+        row_len: usize,
+        /// ε.
+        epsilon: f32,
+    },
     /// Data movement (Flatten, Reshape, Transpose, Concat): output `i` is element `.1` of input `.0`.
     Move(Vec<(usize, usize)>),
     /// Rows of a constant table picked by the integer token ids of the single input (ONNX `Gather` of an embedding
@@ -432,6 +440,13 @@ impl FloatModel {
                         && out.is_multiple_of(*row_len)
                         && keep.chunks(*row_len).all(|row| row.contains(&true))
                 }
+                FloatOp::LayerNorm { row_len, epsilon } => {
+                    *row_len > 0
+                        && lens[0] == out
+                        && out.is_multiple_of(*row_len)
+                        && epsilon.is_finite()
+                        && *epsilon >= 0.0
+                }
                 FloatOp::Affine { scale, shift } => {
                     lens[0] == out
                         && scale.len() == out
@@ -502,6 +517,7 @@ impl FloatOp {
             | FloatOp::Sub
             | FloatOp::Mul
             | FloatOp::MatMul { .. }
+            | FloatOp::LayerNorm { .. }
             | FloatOp::Affine { .. } => true,
             FloatOp::Pool(p) => !matches!(p.kind, PoolKind::Max),
             FloatOp::Activation(_)
@@ -534,6 +550,7 @@ impl FloatOp {
             &FloatOp::MatMul { rows, inner, columns } => matmul(x[0], x[1], [rows, inner, columns]),
             FloatOp::Activation(f) => x[0].iter().map(|&v| f.eval(v as f64) as f32).collect(),
             FloatOp::Softmax { row_len, keep } => softmax(x[0], *row_len, keep),
+            &FloatOp::LayerNorm { row_len, epsilon } => layer_norm(x[0], row_len, epsilon),
             &FloatOp::ArgMax {
                 row_len,
                 select_last_index,
@@ -575,6 +592,19 @@ fn softmax(x: &[f32], n: usize, keep: &[bool]) -> Vec<f32> {
         let max = kept().fold(f64::NEG_INFINITY, f64::max);
         let sum: f64 = kept().map(|v| (v - max).exp()).sum();
         out.extend((row.iter().zip(keep)).map(|(&v, &k)| if k { ((v as f64 - max).exp() / sum) as f32 } else { 0.0 }));
+    }
+    out
+}
+
+/// Layer normalization of rows of `n` elements of `x` (f64 sums), without γ and β.
+fn layer_norm(x: &[f32], n: usize, epsilon: f32) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for row in x.chunks(n.max(1)) {
+        let len = row.len() as f64;
+        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / len;
+        let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / len;
+        let inv = 1.0 / (var + epsilon as f64).sqrt();
+        out.extend(row.iter().map(|&v| ((v as f64 - mean) * inv) as f32));
     }
     out
 }

@@ -169,6 +169,7 @@ fn snapshot() -> String {
         ("test: small-attention", planned(small::small_attention_model())),
         ("test: small-softmax", planned(small::small_softmax_model())),
         ("test: small-argmax", planned(small::small_argmax_model())),
+        ("test: small-layer-norm", planned(small::small_layer_norm_model())),
         ("test: small-cnn", planned(cnn.clone())),
         ("test: small-cnn/mac", (cnn.clone(), mac)),
         ("test: small-cnn/freivalds", (cnn.clone(), freivalds.clone())),

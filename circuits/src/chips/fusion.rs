@@ -70,6 +70,7 @@ pub fn candidates(model: &QuantizedModel) -> Vec<(usize, usize)> {
             Op::Mul(mul) => mul.operands.iter().flatten().for_each(|s| read(s.tensor)),
             Op::MatMul(matmul) => matmul.lhs.iter().chain(&matmul.rhs).for_each(|s| read(s.tensor)),
             Op::Softmax(softmax) => read(softmax.input),
+            Op::LayerNorm(norm) => read(norm.input),
             Op::ArgMax(argmax) => read(argmax.input),
             Op::Embedding(embedding) => embedding.ids.iter().for_each(|s| read(s.tensor)),
         }

@@ -7,6 +7,7 @@ pub mod freivalds;
 pub mod fusion;
 pub mod linear;
 pub mod max_pool;
+pub mod norm;
 pub mod poseidon;
 pub mod product;
 pub mod range_check;

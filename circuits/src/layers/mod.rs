@@ -9,6 +9,7 @@ pub mod linear;
 pub mod matmul;
 pub mod max_pool;
 pub mod mul;
+pub mod norm;
 pub mod softmax;
 pub mod table;
 
@@ -48,6 +49,8 @@ pub struct Cursors {
     pub softmax: usize,
     /// ArgMax columns (row 0 blank).
     pub argmax: usize,
+    /// Layer-norm columns (row 0 blank).
+    pub norm: usize,
     /// Freivalds column pairs (second phase: the planner places each product as its layer comes; synthesis
     /// assigns them all after the last layer).
     pub freivalds: ColumnRows,
@@ -56,7 +59,14 @@ pub struct Cursors {
 impl Cursors {
     /// Rows used in the layer groups (all but requantization and range checks), Freivalds pairs summed.
     fn layer_rows(&self) -> usize {
-        self.linear + self.pool + self.table + self.product + self.softmax + self.argmax + self.freivalds.total()
+        self.linear
+            + self.pool
+            + self.table
+            + self.product
+            + self.softmax
+            + self.argmax
+            + self.norm
+            + self.freivalds.total()
     }
 }
 
@@ -103,8 +113,8 @@ pub type KernelRowsCache = Mutex<HashMap<(usize, u32, u32), Arc<KernelRows>>>;
 /// What one layer costs, as its chip reports it to the planner (the row counts come from the cursors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Planned {
-    /// How the layer is laid out: `mac`, `freivalds`, `max`, `table`, `move`, `mul`, `matmul`, `softmax`, `argmax` or
-    /// `embedding`.
+    /// How the layer is laid out: `mac`, `freivalds`, `max`, `table`, `move`, `mul`, `matmul`, `softmax`, `argmax`,
+    /// `layernorm` or `embedding`.
     pub layout: &'static str,
     /// Lookups it performs.
     pub lookups: usize,
@@ -226,6 +236,7 @@ pub fn chip_of(op: &Op) -> &dyn LayerChip {
         Op::Mul(mul) => mul,
         Op::MatMul(matmul) => matmul,
         Op::Softmax(softmax) => softmax,
+        Op::LayerNorm(norm) => norm,
         Op::ArgMax(argmax) => argmax,
         Op::Embedding(embedding) => embedding,
     }

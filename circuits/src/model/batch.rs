@@ -124,6 +124,7 @@ impl QuantizedModel {
                     }),
                     // Row by row over its whole input tensor, which is batched already.
                     Op::ArgMax(argmax) => Op::ArgMax(argmax.clone()),
+                    Op::LayerNorm(norm) => Op::LayerNorm(norm.clone()),
                     // Elementwise over its whole input tensor's rows, which is batched already.
                     Op::Softmax(softmax) => Op::Softmax(Softmax {
                         keep: softmax.keep.repeat(batch),
@@ -175,7 +176,7 @@ impl Op {
             Op::Embedding(embedding) => embedding.ids.len(),
             Op::Mul(mul) => 2 * mul.operands.len(),
             Op::MatMul(matmul) => matmul.lhs.len() + matmul.rhs.len(),
-            Op::Softmax(_) | Op::ArgMax(_) => 0,
+            Op::Softmax(_) | Op::ArgMax(_) | Op::LayerNorm(_) => 0,
         }
     }
 }

@@ -176,6 +176,7 @@ fn read_tensors(layer: &Layer) -> Vec<usize> {
         Op::Mul(mul) => mul.operands.iter().flatten().map(|s| s.tensor).collect(),
         Op::MatMul(mm) => mm.lhs.iter().chain(&mm.rhs).map(|s| s.tensor).collect(),
         Op::Softmax(sm) => vec![sm.input],
+        Op::LayerNorm(norm) => vec![norm.input],
         Op::ArgMax(am) => vec![am.input],
         Op::Embedding(e) => e.ids.iter().map(|s| s.tensor).collect(),
     };
@@ -291,6 +292,26 @@ fn layer_position_sets(layer: &Layer, tensors: &[Option<PositionSets>], every: &
                         // The softmax chip constrains a masked probability to 0.
                         *z = true;
                     }
+                }
+            }
+        }
+        Op::LayerNorm(norm) => {
+            // Every output reads its whole row (the sum and the variance).
+            let n = norm.row_len.max(1);
+            for r in 0..out.zero.len() / n {
+                scratch.fill(0);
+                for j in 0..n {
+                    let index = r * n + j;
+                    union(
+                        &mut scratch,
+                        set(&Source {
+                            tensor: norm.input,
+                            index,
+                        }),
+                    );
+                }
+                for j in 0..n {
+                    union(out.set_mut(r * n + j), &scratch);
                 }
             }
         }

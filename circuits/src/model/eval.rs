@@ -11,7 +11,7 @@ use super::{Layer, Linear, ModelError, Op, QuantizedModel, Source};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LayerValues {
     /// What each output requantizes: `Σ w·x + bias` of a linear layer, `a·b` of a product, `Σ a·b` of a matrix
-    /// product, the exponentials of a softmax; empty for other ops.
+    /// product, the exponentials of a softmax, the products `c_j · q` of a layer normalization; empty for other ops.
     pub accumulators: Vec<i64>,
     /// The layer's outputs.
     pub outputs: Vec<i64>,
@@ -112,6 +112,14 @@ impl Layer {
                 let rows = softmax.eval_rows(input);
                 LayerValues {
                     accumulators: rows.iter().flat_map(|r| r.exps.iter().copied()).collect(),
+                    outputs: rows.into_iter().flat_map(|r| r.outputs).collect(),
+                }
+            }
+            Op::LayerNorm(norm) => {
+                let input = tensors.get(norm.input).map_or(&[][..], Vec::as_slice);
+                let rows = norm.eval_rows(input);
+                LayerValues {
+                    accumulators: rows.iter().flat_map(|r| r.products.iter().copied()).collect(),
                     outputs: rows.into_iter().flat_map(|r| r.outputs).collect(),
                 }
             }

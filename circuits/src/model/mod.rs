@@ -20,6 +20,7 @@ mod embedding;
 mod eval;
 mod input;
 mod matmul;
+mod norm;
 mod softmax;
 mod validate;
 
@@ -30,13 +31,14 @@ pub use embedding::{Embedding, MAX_EMBEDDING_ENTRIES, MAX_VOCAB};
 pub use eval::LayerValues;
 pub use input::{InputQuantization, MAX_INPUT_CHANNELS, TOKEN_BITS};
 pub use matmul::{MatMul, MatrixProduct};
+pub use norm::{LayerNorm, NormRow, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_NORM_ROW, MAX_ROOT_SHIFT};
 pub use softmax::{
     Softmax, SoftmaxRow, EXP_TABLE_LEN, MAX_EXP_VALUE, MAX_SOFTMAX_ROW, PROBABILITY_BITS, PROBABILITY_ONE,
 };
 pub use validate::{LayerProblem, ModelError};
 
 /// Version of the serialized quantized model (`.zkm`); bump on any change to these structs.
-pub const MODEL_FORMAT_VERSION: u32 = 7;
+pub const MODEL_FORMAT_VERSION: u32 = 8;
 
 /// The smallest int8 activation.
 pub const ACT_MIN: i64 = -128;
@@ -297,6 +299,8 @@ pub enum Op {
     ArgMax(ArgMax),
     /// Rows of a constant int8 table looked up by the token ids of the input.
     Embedding(Embedding),
+    /// Layer normalization over the last axis, with an exact integer inverse square root.
+    LayerNorm(LayerNorm),
 }
 
 /// One layer of the model.
@@ -386,6 +390,7 @@ impl QuantizedModel {
             Some(Op::Linear(lin)) => lin.output_bits,
             Some(Op::Mul(mul)) => mul.output_bits,
             Some(Op::MatMul(matmul)) => matmul.output_bits,
+            Some(Op::LayerNorm(norm)) => norm.output_bits,
             Some(Op::ArgMax(_)) => MAX_OUTPUT_BITS,
             _ => ACT_BITS,
         }

@@ -4,8 +4,9 @@
 use thiserror::Error;
 
 use super::{
-    Activation, Layer, MatMul, Op, QuantizedModel, Softmax, Source, ACT_BITS, EXP_TABLE_LEN, MAX_ARGMAX_ROW, MAX_BATCH,
-    MAX_EMBEDDING_ENTRIES, MAX_EXP_VALUE, MAX_OUTPUT_BITS, MAX_SOFTMAX_ROW, MAX_WEIGHT, MODEL_FORMAT_VERSION,
+    Activation, Layer, LayerNorm, MatMul, Op, QuantizedModel, Softmax, Source, ACT_BITS, EXP_TABLE_LEN, MAX_ARGMAX_ROW,
+    MAX_BATCH, MAX_EMBEDDING_ENTRIES, MAX_EXP_VALUE, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_NORM_ROW,
+    MAX_OUTPUT_BITS, MAX_ROOT_SHIFT, MAX_SOFTMAX_ROW, MAX_WEIGHT, MODEL_FORMAT_VERSION,
 };
 use crate::arith::MAX_SHIFT;
 
@@ -213,6 +214,9 @@ pub enum LayerProblem {
     /// A softmax whose rows, mask or exponential table are malformed.
     #[error("softmax: {0}")]
     Softmax(&'static str),
+    /// A layer normalization whose rows or constants are out of bounds.
+    #[error("layer normalization: {0}")]
+    LayerNorm(&'static str),
     /// An operand count differs from the output count.
     #[error("{found} sources for {expected} outputs")]
     SourceCount {
@@ -277,6 +281,27 @@ fn check_softmax(softmax: &Softmax, input_len: usize, len: usize) -> Result<(), 
         || exp.last().is_none_or(|&e| e < 1)
     {
         return Err("the exponential table needs 256 values in [0, 65536], positive at 0");
+    }
+    Ok(())
+}
+
+/// Rows of `1..=MAX_NORM_ROW` elements that tile the input and keep its shape; `E` in `[1, MAX_NORM_EPSILON]`;
+/// `F ≤ MAX_ROOT_SHIFT`; every inverse square root (the largest is at `V = E`) below `2^B`; and `|c_j · q|` below
+/// `2^MAX_NORM_PRODUCT_BITS`.
+fn check_layer_norm(norm: &LayerNorm, input_len: usize, len: usize) -> Result<(), &'static str> {
+    let n = norm.row_len;
+    if !(1..=MAX_NORM_ROW).contains(&n) || !input_len.is_multiple_of(n) || len != input_len {
+        return Err("rows must tile the input, keep its shape and hold 1 to 4096 elements");
+    }
+    if !(1..=MAX_NORM_EPSILON).contains(&norm.epsilon) || norm.root_shift > MAX_ROOT_SHIFT {
+        return Err("ε must lie in [1, 2^52] and the root shift at most 62");
+    }
+    let centred_bits = 64 - norm.centred_bound().leading_zeros();
+    if norm.root_bits == 0 || centred_bits + norm.root_bits > MAX_NORM_PRODUCT_BITS {
+        return Err("the inverse square root's width must be positive and keep |c·q| below 2^40");
+    }
+    if norm.root_of(norm.epsilon) >= 1i64 << norm.root_bits {
+        return Err("the inverse square root at V = ε does not fit its width");
     }
     Ok(())
 }
@@ -468,6 +493,22 @@ impl QuantizedModel {
                 }
                 one_scale(&input)?;
                 check_softmax(softmax, self.tensor_len(softmax.input), len).map_err(LayerProblem::Softmax)?;
+            }
+            Op::LayerNorm(norm) => {
+                let input = Source {
+                    tensor: norm.input,
+                    index: 0,
+                };
+                if norm.input > i {
+                    return Err(LayerProblem::MissingSource(input));
+                }
+                if self.tensor_bits(norm.input) != ACT_BITS {
+                    return Err(LayerProblem::WideSource(input));
+                }
+                one_scale(&input)?;
+                check_layer_norm(norm, self.tensor_len(norm.input), len).map_err(LayerProblem::LayerNorm)?;
+                check_output_width(norm.output_bits, norm.activation)?;
+                check_rescale(0, norm.multiplier, norm.shift)?;
             }
             Op::Embedding(embedding) => {
                 let vocab = self.input.vocab.unwrap_or(0);

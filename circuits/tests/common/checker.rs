@@ -339,6 +339,58 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
                     }
                 }
             }
+            Op::LayerNorm(norm) => {
+                // Its own arithmetic: the root by bisection on `q²·V ≤ 2^(2F)` over `[0, 2^B)`.
+                let (lo, hi) = bounds(norm.output_bits, norm.activation);
+                let n = norm.row_len;
+                let through_table = covers(params.clamp_bits, &norm.rescale(), norm.output_range());
+                let pow = 1i128 << (2 * norm.root_shift);
+                for (row, x) in tensors[norm.input].chunks(n).enumerate() {
+                    let mut sum = 0i128;
+                    for &v in x {
+                        push(CellKind::NormInput, fr(v));
+                        sum += v;
+                        push(CellKind::NormSum, fr(sum));
+                    }
+                    let mut squares = i128::from(norm.epsilon);
+                    let mut centred = Vec::with_capacity(n);
+                    for &v in x {
+                        push(CellKind::NormSum, fr(sum));
+                        let c = n as i128 * v - sum;
+                        push(CellKind::NormCentred, fr(c));
+                        squares += c * c;
+                        push(CellKind::NormSquares, fr(squares - i128::from(norm.epsilon)));
+                        centred.push(c);
+                    }
+                    let (mut q, mut above) = (0i128, 1i128 << norm.root_bits);
+                    while above - q > 1 {
+                        let mid = (q + above) / 2;
+                        if mid * mid * squares <= pow {
+                            q = mid;
+                        } else {
+                            above = mid;
+                        }
+                    }
+                    assert!(
+                        (q + 1) * (q + 1) * squares > pow,
+                        "the root {q} is not below 2^{}",
+                        norm.root_bits
+                    );
+                    push(CellKind::NormRoot, fr(q));
+                    push(CellKind::NormSlack, fr(pow - q * q * squares));
+                    push(CellKind::NormSlack, fr((q + 1) * (q + 1) * squares - pow - 1));
+                    for &c in &centred {
+                        push(CellKind::NormRoot, fr(q));
+                        push(CellKind::NormProduct, fr(c * q));
+                    }
+                    for (j, &c) in centred.iter().enumerate() {
+                        let pieces = requantize(c * q, i128::from(norm.multiplier), norm.shift, lo, hi);
+                        push(CellKind::RequantAccumulator, fr(c * q));
+                        push_requantization(&mut push, &pieces, through_table, activation);
+                        out[row * n + j] = pieces.y;
+                    }
+                }
+            }
             Op::MatMul(matmul) => {
                 let (lo, hi) = bounds(matmul.output_bits, matmul.activation);
                 let (m, n, p) = (matmul.rows, matmul.inner, matmul.columns);

@@ -10,8 +10,8 @@ pub mod forge;
 pub mod structure;
 
 use zkinfer_circuits::model::{
-    Activation, ArgMax, Kernel, Layer, Linear, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel, Softmax, Source,
-    Table, MODEL_FORMAT_VERSION,
+    Activation, ArgMax, Kernel, Layer, LayerNorm, Linear, LinearGroup, MatMul, MaxPool, Mul, Op, QuantizedModel,
+    Softmax, Source, Table, MODEL_FORMAT_VERSION,
 };
 use zkinfer_circuits::params::Chip;
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, Witness};
@@ -377,6 +377,36 @@ pub fn small_softmax_model() -> QuantizedModel {
         }),
     );
     model("small-softmax", vec![1, 3, 5], vec![first, mix, second])
+}
+
+/// Two layer normalizations over rows of six: a gather of the input's 24 values and six copies of its first (a
+/// constant row, whose variance is `E` alone: the largest inverse square root), normalized with `E = 3`; then those
+/// normalized again with `E = 1000` and a fused ReLU.
+pub fn small_layer_norm_model() -> QuantizedModel {
+    let source = |index: usize| Source { tensor: 0, index };
+    let gathered = (0..24).map(source).chain(std::iter::repeat_n(source(0), 6)).collect();
+    let rows = layer("rows", "Gather", vec![5, 6], Op::Gather(gathered));
+    let norm = |name: &str, input, epsilon, root_shift, multiplier, shift, activation| {
+        layer(
+            name,
+            "LayerNormalization",
+            vec![5, 6],
+            Op::LayerNorm(LayerNorm {
+                input,
+                row_len: 6,
+                epsilon,
+                root_shift,
+                root_bits: 20,
+                multiplier,
+                shift,
+                activation,
+                output_bits: 8,
+            }),
+        )
+    };
+    let first = norm("ln1", 1, 3, 20, 8192, 26, Activation::Identity);
+    let second = norm("ln2", 2, 1000, 24, 8192, 30, Activation::Relu);
+    model("small-layer-norm", vec![1, 24], vec![rows, first, second])
 }
 
 /// ArgMax with ties: a gather of the input (`127, −128, 0, −55, …`) into three rows of four with repeated maxima

@@ -23,7 +23,7 @@ pub(super) fn fold_affines(mut model: FloatModel) -> FloatModel {
 }
 
 /// The nodes reading tensor `t` (the model output counts as a reader, `usize::MAX`).
-fn readers(model: &FloatModel, t: FloatTensorId) -> Vec<usize> {
+pub(super) fn readers(model: &FloatModel, t: FloatTensorId) -> Vec<usize> {
     let mut r: Vec<usize> = (model.nodes.iter().enumerate())
         .filter(|(_, n)| n.inputs.contains(&t))
         .map(|(i, _)| i)
@@ -173,7 +173,7 @@ fn fold_into_conv_input(c: &mut Conv, scale: &[f32], shift: &[f32]) -> bool {
 
 /// Removes node `i`, whose output is now computed by its input's tensor: readers of tensor `i + 1` read its input,
 /// and later tensors move down by one.
-fn remove_node(model: &mut FloatModel, i: usize) {
+pub(super) fn remove_node(model: &mut FloatModel, i: usize) {
     let removed = model.nodes.remove(i);
     let (gone, replacement) = (i + 1, removed.inputs[0]);
     for node in &mut model.nodes[i..] {

@@ -15,6 +15,7 @@ mod fold;
 mod gather;
 mod linear;
 mod norm;
+mod norm_pattern;
 mod operators;
 mod pool;
 mod product;
@@ -359,10 +360,10 @@ fn import_graph(proto: &pb::ModelProto, fallback_name: &str, dir: Option<&str>) 
     } else {
         &graph.name
     };
-    let model = fold::fold_affines(FloatModel {
+    let model = fold::fold_affines(norm_pattern::recognise_layer_norms(FloatModel {
         name: name.into(),
         ..model
-    });
+    }));
     model.check()?;
     Ok(model)
 }

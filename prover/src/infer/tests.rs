@@ -165,6 +165,34 @@ fn naive(model: &QuantizedModel, x: &[i64]) -> Vec<i64> {
                 }
                 y
             }
+            Op::LayerNorm(norm) => {
+                // Row by row: centred n·x − Σx, V = Σc² + E, the root from a float guess corrected to the largest q
+                // with q²·V ≤ 2^(2F), then c·q requantized.
+                let (lo, hi) = match (norm.activation, norm.output_bits) {
+                    (Activation::Relu, bits) => (0, (1 << (bits - 1)) - 1),
+                    (Activation::Identity, bits) => (-(1 << (bits - 1)), (1 << (bits - 1)) - 1),
+                };
+                let pow = 1i128 << (2 * norm.root_shift);
+                let mut y = Vec::new();
+                for x in t[norm.input].chunks(norm.row_len) {
+                    let n = x.len() as i64;
+                    let sum: i64 = x.iter().sum();
+                    let c: Vec<i64> = x.iter().map(|&v| n * v - sum).collect();
+                    let v = c.iter().map(|&c| (c * c) as i128).sum::<i128>() + norm.epsilon as i128;
+                    let mut q = (pow as f64).sqrt() as i128 / (v as f64).sqrt() as i128;
+                    while q * q * v > pow {
+                        q -= 1;
+                    }
+                    while (q + 1) * (q + 1) * v <= pow {
+                        q += 1;
+                    }
+                    y.extend(
+                        c.iter()
+                            .map(|&c| requantize(c * q as i64, norm.multiplier, norm.shift, lo, hi).y),
+                    );
+                }
+                y
+            }
             Op::MatMul(m) => {
                 let (lo, hi) = match m.activation {
                     Activation::Relu => (0, 127),
@@ -201,6 +229,7 @@ fn matches_the_naive_definition_and_batches_agree() {
         crate::quantize::tests::random_model(7),
         crate::quantize::tests::random_cnn(8),
         crate::quantize::tests::random_attention(9),
+        crate::quantize::tests::random_norm(10),
     ];
     for (float, calib) in models {
         let q = crate::quantize::quantize(&float, &calib).unwrap();

@@ -17,8 +17,8 @@ use super::{qerr, scale_for_bits, Precision};
 use crate::error::Result;
 use crate::graph::{ActFn, FloatModel, FloatNode, FloatOp, Pool, PoolKind};
 use ops::{
-    add, affine, average, conv, conv_factors, dense, dense_factors, embedding, kernel, matmul, mul, softmax, table,
-    windows, WeightedOutput,
+    add, affine, average, conv, conv_factors, dense, dense_factors, embedding, kernel, layer_norm, matmul, mul,
+    softmax, table, windows, WeightedOutput,
 };
 
 /// A bias beyond this cannot be right: the accumulator bound of the circuit is 2^40.
@@ -372,6 +372,16 @@ impl Lowering {
                 let op = softmax(self.materialize(node.inputs[0]), *row_len, keep, input.scale);
                 let scale = 1.0 / PROBABILITY_ONE as f32;
                 return Ok(self.emit(name, op_type, shape, scale, Op::Softmax(op)));
+            }
+            &FloatOp::LayerNorm { row_len, epsilon } => {
+                let input_tensor = self.materialize(node.inputs[0]);
+                Op::LayerNorm(layer_norm(
+                    input_tensor,
+                    row_len,
+                    epsilon,
+                    input.scale,
+                    (s_out, bits, node.relu),
+                )?)
             }
             FloatOp::Move(map) => return Ok(self.moved(node, map, shape)),
             FloatOp::Embedding { width, table } => {

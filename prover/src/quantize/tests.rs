@@ -88,6 +88,64 @@ pub(crate) fn random_attention(seed: u64) -> (FloatModel, Vec<Vec<f32>>) {
     (model, inputs)
 }
 
+/// A random pre-norm block on `[1, 4, 6]` inputs (4 positions of 6 features) and 64 random inputs: a token-wise
+/// Dense(6→8), a LayerNorm over the 8 features (ε = 1e-5), γ and β (an affine node), then Dense(8→3).
+pub(crate) fn random_norm(seed: u64) -> (FloatModel, Vec<Vec<f32>>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let dense = |rng: &mut ChaCha8Rng, inputs: usize, outputs: usize| Dense {
+        positions: 4,
+        in_features: inputs,
+        out_features: outputs,
+        weights: values(rng, inputs * outputs, 0.5),
+        bias: values(rng, outputs, 0.2),
+    };
+    let gamma: Vec<f32> = values(&mut rng, 8, 1.0).iter().map(|g| 1.0 + g / 2.0).collect();
+    let beta = values(&mut rng, 8, 0.3);
+    let nodes = vec![
+        node(
+            "up",
+            vec![0],
+            vec![1, 4, 8],
+            FloatOp::Dense(dense(&mut rng, 6, 8)),
+            false,
+        ),
+        node(
+            "ln",
+            vec![1],
+            vec![1, 4, 8],
+            FloatOp::LayerNorm {
+                row_len: 8,
+                epsilon: 1e-5,
+            },
+            false,
+        ),
+        node(
+            "ln/affine",
+            vec![2],
+            vec![1, 4, 8],
+            FloatOp::Affine {
+                scale: gamma.repeat(4),
+                shift: beta.repeat(4),
+            },
+            false,
+        ),
+        node(
+            "out",
+            vec![3],
+            vec![1, 4, 3],
+            FloatOp::Dense(dense(&mut rng, 8, 3)),
+            false,
+        ),
+    ];
+    let model = FloatModel {
+        name: "norm".into(),
+        input_shape: vec![1, 4, 6],
+        nodes,
+    };
+    let inputs = (0..64).map(|_| values(&mut rng, 24, 1.0)).collect();
+    (model, inputs)
+}
+
 fn window(hw: usize, k: usize, stride: usize, pads: [usize; 4]) -> Window2d {
     Window2d {
         input_hw: [hw, hw],
@@ -401,6 +459,7 @@ fn op_kind(op: &Op) -> &'static str {
         Op::Softmax(_) => "Softmax",
         Op::ArgMax(_) => "ArgMax",
         Op::Embedding(_) => "Embedding",
+        Op::LayerNorm(_) => "LayerNorm",
     }
 }
 
@@ -642,4 +701,29 @@ fn sixteen_bit_activations_go_where_only_linear_layers_read_and_layers_can_stay_
             .fold(0f32, f32::max)
     };
     assert!(error(wide) <= error(Precision::default()) * 1.01);
+}
+
+#[test]
+fn a_layer_norm_lowers_to_the_exact_integer_normalization_and_tracks_the_float_one() {
+    let (float, calib) = random_norm(3);
+    let q = quantize(&float, &calib).unwrap();
+    let Op::LayerNorm(norm) = &q.layers[1].op else {
+        panic!("layer 1 is {:?}", q.layers[1].op)
+    };
+    assert_eq!((norm.row_len, norm.input), (8, 1));
+    // The widest root the product bound allows (|c| ≤ 7·255 needs 11 bits), and room for the shift.
+    assert_eq!(norm.root_bits, 29);
+    assert!(norm.root_of(norm.epsilon) < 1 << norm.root_bits);
+    let scale = q.layers[1].output_scale as f64;
+    let (mut error, mut magnitude) = (0f64, 0f64);
+    for x in &calib {
+        let float_tensors = float.forward_all(x).unwrap();
+        let tensors = q.eval_reference(&quantize_input(&q, x).unwrap()).unwrap();
+        for (&y, &f) in tensors[2].iter().zip(&float_tensors[2]) {
+            error += (y as f64 * scale - f as f64).powi(2);
+            magnitude += (f as f64).powi(2);
+        }
+    }
+    let relative = (error / magnitude).sqrt();
+    assert!(relative < 0.02, "normalized values off by {:.2} %", 100.0 * relative);
 }

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 
+use zkinfer_circuits::arith::MAX_SHIFT;
 use zkinfer_circuits::model::{
-    Activation, Embedding, Kernel, Linear, LinearGroup, MatMul, Mul, Softmax, Source, Table, TensorId, ACT_MAX,
-    ACT_MIN, EXP_TABLE_LEN,
+    Activation, Embedding, Kernel, LayerNorm, Linear, LinearGroup, MatMul, Mul, Softmax, Source, Table, TensorId,
+    ACT_MAX, ACT_MIN, EXP_TABLE_LEN, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_ROOT_SHIFT,
 };
 
 use super::super::choose_multiplier;
@@ -375,6 +376,62 @@ pub(super) fn softmax(input: TensorId, row_len: usize, keep: &[bool], s_in: f32)
         keep: keep.to_vec(),
         exp,
     }
+}
+
+/// Widest inverse square root a lowering gives a layer normalization.
+const NORM_ROOT_BITS: u32 = 32;
+/// The requantization of a layer normalization keeps `M ≥ 2^(bits + NORM_MULTIPLIER_BITS)` (as
+/// [`choose_multiplier`] does for every layer).
+const NORM_MULTIPLIER_BITS: u32 = 4;
+
+/// Layer normalization of rows of `row_len` elements of tensor `input` (at scale `s_in`) into `bits`-bit outputs at
+/// `s_out`: `E = round(ε·n³ / s_in²)` (at least 1); the root as wide as `|c·q| < 2^40` allows (at most 32 bits); `F`
+/// the largest that keeps the root at `V = E` within that width and the multiplier `√n / (2^F · s_out)` large
+/// enough for a shift of at most 48; then `M, s` for that multiplier.
+pub(super) fn layer_norm(
+    input: TensorId,
+    row_len: usize,
+    epsilon: f32,
+    s_in: f32,
+    (s_out, bits, relu): (f32, u32, bool),
+) -> Result<LayerNorm, String> {
+    let n = row_len as f64;
+    let e = (epsilon as f64 * n.powi(3) / (s_in as f64).powi(2)).round();
+    let mut norm = LayerNorm {
+        input,
+        row_len,
+        epsilon: e.clamp(1.0, MAX_NORM_EPSILON as f64) as i64,
+        root_shift: 0,
+        root_bits: 0,
+        multiplier: 1,
+        shift: 1,
+        activation: activation(relu),
+        output_bits: bits,
+    };
+    let centred_bits = 64 - norm.centred_bound().leading_zeros();
+    norm.root_bits = MAX_NORM_PRODUCT_BITS
+        .checked_sub(centred_bits)
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("rows of {row_len} elements are too long to normalize"))?
+        .min(NORM_ROOT_BITS);
+    // The largest F whose root at V = E fits in B bits …
+    let mut f = 0;
+    while f < MAX_ROOT_SHIFT {
+        norm.root_shift = f + 1;
+        if norm.root_of(norm.epsilon) >= 1i64 << norm.root_bits {
+            break;
+        }
+        f += 1;
+    }
+    // … and whose multiplier keeps M ≥ 2^(bits + 4) at a shift of at most 48.
+    let headroom = (n.sqrt() / s_out as f64).log2() + (MAX_SHIFT - bits - NORM_MULTIPLIER_BITS) as f64;
+    if !headroom.is_finite() {
+        return Err(format!("output scale {s_out} cannot hold normalized values"));
+    }
+    norm.root_shift = f.min(headroom.floor().max(0.0) as u32);
+    let m = n.sqrt() / (f64::powi(2.0, norm.root_shift as i32) * s_out as f64);
+    (norm.multiplier, norm.shift) = choose_multiplier(m, bits)?;
+    Ok(norm)
 }
 
 /// `f` tabulated on the int8 inputs: `values[q + 128] = clamp(round(f(q · s_in) / s_out), −128, 127)`.

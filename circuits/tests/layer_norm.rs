@@ -1,0 +1,187 @@
+//! Layer normalization in the circuit: the honest witness is accepted and computes the reference's integers (and
+//! the independent checker's); every kind of cell tampered with is rejected; every layer-norm cell, changed by one
+//! with the rest of the witness re-solved around it, is rejected; and the operator's own attack, a wrong inverse
+//! square root (one above or below, its two slacks re-solved so that both identities hold), is caught by the
+//! slacks' range checks alone.
+
+mod common;
+
+use common::forge::{verdict, Honest};
+use rayon::prelude::*;
+use zkinfer_circuits::assign::{CellKind, Forgery, Tamper};
+use zkinfer_circuits::model::{LayerNorm, Op};
+use zkinfer_circuits::params::Chip;
+use zkinfer_circuits::CircuitParams;
+
+const NORM_KINDS: [CellKind; 7] = [
+    CellKind::NormInput,
+    CellKind::NormSum,
+    CellKind::NormCentred,
+    CellKind::NormSquares,
+    CellKind::NormRoot,
+    CellKind::NormSlack,
+    CellKind::NormProduct,
+];
+
+fn layouts() -> [CircuitParams; 2] {
+    let model = common::small_layer_norm_model();
+    let planned = CircuitParams::for_model(&model);
+    assert!(planned.has(Chip::LayerNorm), "{planned:?}");
+    let wide = CircuitParams {
+        limb_bits: 12,
+        range_columns: 2,
+        ..CircuitParams::with_chips_of(&model)
+    };
+    [planned, wide]
+}
+
+fn honest(params: CircuitParams) -> Honest {
+    Honest::checked(&common::small_layer_norm_model(), params)
+}
+
+/// The first layer normalization and its rows on the fixed witness.
+fn first_norm() -> (LayerNorm, Vec<zkinfer_circuits::model::NormRow>) {
+    let model = common::small_layer_norm_model();
+    let Op::LayerNorm(norm) = &model.layers[1].op else {
+        unreachable!("the second layer is a layer norm")
+    };
+    let tensors = common::reference_outputs(&model, &common::witness_for(&model).input);
+    let rows = norm.eval_rows(&tensors[1]);
+    (norm.clone(), rows)
+}
+
+#[test]
+fn rows_are_normalized_and_a_constant_row_is_zero() {
+    let (norm, rows) = first_norm();
+    for row in &rows {
+        let p = 1u128 << (2 * norm.root_shift);
+        let (q, v) = (row.root as u128, row.variance as u128);
+        assert!(q * q * v <= p && (q + 1) * (q + 1) * v > p, "{row:?}");
+        // √n · c · q / 2^F is the normalized row: Σ y² = n, up to ε and the root's rounding (q has 10 bits here).
+        let scale = f64::powi(2.0, norm.root_shift as i32);
+        let normalized: Vec<f64> = (row.centred.iter())
+            .map(|&c| 6f64.sqrt() * c as f64 * row.root as f64 / scale)
+            .collect();
+        let square_sum: f64 = normalized.iter().map(|y| y * y).sum();
+        if row.centred.iter().any(|&c| c != 0) {
+            assert!((square_sum - 6.0).abs() < 0.02, "Σ y² = {square_sum} for {row:?}");
+        }
+    }
+    let constant = rows.last().expect("five rows");
+    assert_eq!((constant.variance, constant.outputs.clone()), (3, vec![0; 6]));
+    assert_eq!(constant.root, norm.root_of(3));
+}
+
+#[test]
+fn the_independent_checker_predicts_every_cell() {
+    for params in layouts() {
+        let model = common::small_layer_norm_model();
+        let h = Honest::checked(&model, params.clone());
+        let derived = common::checker::derive(&model, &params, &common::witness_for(&model));
+        let mismatches = derived.mismatches(&h.trace());
+        assert!(mismatches.is_empty(), "{mismatches:#?}");
+        assert_eq!(derived.output_fields(), h.public.to_instance()[2..].to_vec());
+    }
+}
+
+#[test]
+fn every_kind_of_tampered_cell_is_rejected() {
+    for params in layouts() {
+        let h = honest(params);
+        let instance = h.public.to_instance();
+        let counts = h.circuit.assigned_cell_counts();
+        let kinds: Vec<CellKind> = (counts.iter())
+            .filter(|(&k, &n)| n > 0 && k != CellKind::Padding)
+            .map(|(&k, _)| k)
+            .collect();
+        for kind in NORM_KINDS {
+            assert!(kinds.contains(&kind), "no {kind:?} in {kinds:?}");
+        }
+        let tampers: Vec<Tamper> = (kinds.iter())
+            .flat_map(|&kind| {
+                let n = counts[&kind];
+                [0, n / 3, n / 2, n - 1]
+                    .into_iter()
+                    .flat_map(move |index| [1u64, 1 << 8].map(|delta| Tamper::Cell { kind, index, delta }))
+            })
+            .collect();
+        tampers.into_par_iter().for_each(|tamper| {
+            let tampered = h.circuit.clone().with_tamper(tamper);
+            assert!(!common::satisfied(&tampered, instance.clone()), "{tamper:?} accepted");
+        });
+    }
+}
+
+/// Every layer-norm cell of the planned layout, changed by one with the chips carrying on from it, is rejected.
+#[test]
+fn every_layer_norm_cell_is_load_bearing() {
+    let h = honest(layouts()[0].clone());
+    let counts = h.circuit.assigned_cell_counts();
+    let forgeries: Vec<Forgery> = NORM_KINDS
+        .into_iter()
+        .flat_map(|kind| {
+            (0..counts[&kind]).flat_map(move |index| [1, -1].map(|delta| Forgery::Cell { kind, index, delta }))
+        })
+        .collect();
+    forgeries.into_par_iter().for_each(|f| {
+        let v = verdict(&h, Tamper::forge(&[f]).expect("one"));
+        assert!(!v.accepted, "{f:?} accepted");
+    });
+}
+
+/// A root one above or below the true one (the chip computes both slacks from the root as written, so both
+/// identities still hold, and the products and requantizations carry on from it): one slack turns negative, which
+/// only its range check stops.
+#[test]
+fn a_wrong_square_root_with_its_slacks_re_solved_is_rejected() {
+    let h = honest(layouts()[0].clone());
+    let (norm, rows) = first_norm();
+    let n = norm.row_len;
+    let cases: Vec<(usize, i64)> = (0..rows.len()).flat_map(|r| [(r, 1), (r, -1)]).collect();
+    cases.into_par_iter().for_each(|(r, delta)| {
+        let root = Forgery::Cell {
+            kind: CellKind::NormRoot,
+            index: r * (n + 1),
+            delta,
+        };
+        let v = verdict(&h, Tamper::forge(&[root]).expect("one"));
+        assert!(!v.accepted, "row {r}: root moved by {delta} accepted");
+        assert!(
+            v.gates.is_empty(),
+            "row {r}: both identities should hold: {:?}",
+            v.gates
+        );
+        assert!(!v.lookups.is_empty(), "row {r}: a slack's range check should object");
+    });
+}
+
+/// A layer normalization a model file could hold but the chip's argument does not cover is refused by validation
+/// (which the verifier runs on every key's model): no ε, a root too narrow for its largest value or a product wider
+/// than 2^40, a shift beyond 62, rows that do not tile, a later tensor, a wide input, a bad requantization.
+#[test]
+fn malformed_layer_norms_are_refused() {
+    let model = common::small_layer_norm_model();
+    model.validate().expect("the test model is valid");
+    let cases: Vec<(&str, Box<dyn Fn(&mut LayerNorm)>)> = vec![
+        ("no epsilon", Box::new(|n| n.epsilon = 0)),
+        ("epsilon beyond 2^52", Box::new(|n| n.epsilon = (1 << 52) + 1)),
+        ("no root bits", Box::new(|n| n.root_bits = 0)),
+        ("a product beyond 2^40", Box::new(|n| n.root_bits = 30)),
+        ("a root that does not fit", Box::new(|n| n.root_shift = 22)),
+        ("a shift beyond 62", Box::new(|n| n.root_shift = 63)),
+        ("rows that do not tile", Box::new(|n| n.row_len = 7)),
+        ("a row beyond 4096", Box::new(|n| n.row_len = 8192)),
+        ("a later tensor", Box::new(|n| n.input = 3)),
+        ("a zero multiplier", Box::new(|n| n.multiplier = 0)),
+        ("a shift of 0", Box::new(|n| n.shift = 0)),
+        ("12-bit outputs", Box::new(|n| n.output_bits = 12)),
+    ];
+    for (what, change) in cases {
+        let mut bad = model.clone();
+        let Op::LayerNorm(norm) = &mut bad.layers[1].op else {
+            unreachable!("the second layer is a layer norm")
+        };
+        change(norm);
+        assert!(bad.validate().is_err(), "{what} accepted");
+    }
+}
