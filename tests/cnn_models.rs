@@ -23,6 +23,7 @@ const WIDE: Precision = Precision {
     input: InputScales::PerChannel,
     activation_bits: 8,
     int8_layers: std::collections::BTreeSet::new(),
+    clip_ranges: false,
 };
 
 fn compile(name: &str, precision: Precision) -> (QuantizedModel, Dataset) {

@@ -29,7 +29,7 @@ pub struct CompileArgs {
     /// within half a point of the most faithful), `resources` (within two points), or a fidelity between 0 and 1
     /// (top-1 agreement with the float model; R² for one output). Every candidate is measured on the calibration
     /// samples and listed. The default when no precision flag is given: balanced.
-    #[arg(long, value_name = "TARGET", conflicts_with_all = ["weight_bits", "output_bits", "input_scales", "activation_bits"])]
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["weight_bits", "output_bits", "input_scales", "activation_bits", "clip_ranges"])]
     pub target: Option<Target>,
     /// Fixed precision instead of a search: bits of the Gemm/MatMul/Conv weights (2 to 16; activations stay int8).
     /// Wider weights cost one more range-check limb per output for each 8 bits.
@@ -47,6 +47,11 @@ pub struct CompileArgs {
     /// that only linear layers read are 16-bit (two range-check limbs each instead of one).
     #[arg(long, value_name = "BITS")]
     pub activation_bits: Option<u32>,
+    /// Fixed precision: clip each int8 activation's range to the one with the smallest quantization error on the
+    /// calibration samples (a few outliers saturate, every other value gets a finer step) instead of its largest
+    /// value. Without a fixed precision the search tries this on its choice and keeps it when it is more faithful.
+    #[arg(long)]
+    pub clip_ranges: bool,
     /// What the circuit layout minimises: `time` (proving time, the default), `size` (proof bytes) or `memory`
     /// (the prover's memory). The chosen layout is written into the `.zkm` and `setup` uses it.
     #[arg(long, value_name = "OBJECTIVE", default_value = "time")]
@@ -84,7 +89,7 @@ impl CompileArgs {
     /// defaults), otherwise chosen to the target.
     pub fn precision(&self) -> PrecisionChoice {
         let fixed = [self.weight_bits, self.output_bits, self.activation_bits];
-        if fixed.iter().all(Option::is_none) && self.input_scales.is_none() {
+        if fixed.iter().all(Option::is_none) && self.input_scales.is_none() && !self.clip_ranges {
             return PrecisionChoice::Target(self.target.unwrap_or_default());
         }
         let default = Precision::default();
@@ -94,6 +99,7 @@ impl CompileArgs {
             input: self.input_scales.unwrap_or(default.input),
             activation_bits: self.activation_bits.unwrap_or(default.activation_bits),
             int8_layers: default.int8_layers,
+            clip_ranges: self.clip_ranges,
         })
     }
 }

@@ -61,12 +61,15 @@ struct Lowering {
     rescaled_input: Option<TensorId>,
 }
 
-/// The layers of the quantized model for `float`, given the calibrated maximum of every float tensor and the
-/// input's scales, and where each float tensor's elements live in it. Weights get `precision.weight_bits`; the last node's outputs get `precision.output_bits` when it
+/// The layers of the quantized model for `float`, given the calibrated maximum of every float tensor (and, with
+/// `clipped`, the ranges that int8 activations other than the model output take instead) and the input's scales,
+/// and where each float tensor's elements live in it. Weights get `precision.weight_bits`; the last node's outputs
+/// get `precision.output_bits` when it
 /// lowers to a linear layer without a fused ReLU (the model output is read by nothing else), int8 otherwise.
 pub(super) fn lower(
     float: &FloatModel,
     maxima: &[f64],
+    clipped: Option<&[f64]>,
     input_q: &InputQuantization,
     precision: &Precision,
 ) -> Result<(Vec<Layer>, Vec<Vec<Source>>)> {
@@ -102,7 +105,11 @@ pub(super) fn lower(
         } else {
             ACT_BITS
         };
-        let s_out = scale_for_bits(caps[i + 1].map_or(maxima[i + 1], |cap| maxima[i + 1].min(cap)), bits);
+        let range = match clipped {
+            Some(ranges) if bits == ACT_BITS && i != last => ranges[i + 1],
+            _ => maxima[i + 1],
+        };
+        let s_out = scale_for_bits(caps[i + 1].map_or(range, |cap| range.min(cap)), bits);
         let t = l
             .node(node, s_out, bits)
             .map_err(|e| qerr(format!("layer `{}` ({}): {e}", node.name, node.op_type)))?;

@@ -88,6 +88,10 @@ pub struct Precision {
     /// per-layer choice (16 bits only where a layer needs them).
     #[serde(default)]
     pub int8_layers: BTreeSet<usize>,
+    /// Whether the range of each int8 activation (not the model output) is clipped to the one that minimises its
+    /// quantization error on the calibration samples ([`clipped_ranges`]) instead of their largest |value|.
+    #[serde(default)]
+    pub clip_ranges: bool,
 }
 
 impl Default for Precision {
@@ -99,6 +103,7 @@ impl Default for Precision {
             input: InputScales::PerChannel,
             activation_bits: ACT_BITS,
             int8_layers: BTreeSet::new(),
+            clip_ranges: false,
         }
     }
 }
@@ -116,6 +121,9 @@ impl std::fmt::Display for Precision {
         )?;
         if self.activation_bits != ACT_BITS && !self.int8_layers.is_empty() {
             write!(f, " (int8 after layers {:?})", self.int8_layers)?;
+        }
+        if self.clip_ranges {
+            write!(f, " clipped")?;
         }
         Ok(())
     }
@@ -174,6 +182,49 @@ pub fn calibrate(float: &FloatModel, calibration: &[Vec<f32>]) -> Result<Vec<f64
     Ok(maxima)
 }
 
+/// The clipping factors [`clipped_ranges`] tries: 0.30, 0.32, …, 1.
+const CLIP_FACTORS: std::ops::RangeInclusive<u32> = 15..=50;
+
+/// For every tensor of the float graph (input first): the range `f · max` (`max` from [`calibrate`], `f` one of
+/// 0.30, 0.32, …, 1) whose int8 quantization `clamp(round(x / s), −127, 127) · s`, `s = f · max / 127`, has the
+/// smallest squared error over the calibration samples. A few large values then saturate instead of coarsening
+/// every other value's step (the usual MSE calibration of post-training quantization).
+pub fn clipped_ranges(float: &FloatModel, calibration: &[Vec<f32>], maxima: &[f64]) -> Result<Vec<f64>> {
+    let factors: Vec<f64> = CLIP_FACTORS.map(|f| f as f64 / 50.0).collect();
+    let errors_of = |x: &Vec<f32>| -> Result<Vec<Vec<f64>>> {
+        let tensors = float.forward_all(x)?;
+        Ok((tensors.iter().zip(maxima))
+            .map(|(t, &max)| {
+                (factors.iter())
+                    .map(|&f| {
+                        let s = f * max / 127.0;
+                        if s <= 0.0 || !s.is_finite() {
+                            return 0.0;
+                        }
+                        let error = |v: f64| (v / s).round().clamp(-127.0, 127.0) * s - v;
+                        t.iter().map(|&v| error(v as f64).powi(2)).sum()
+                    })
+                    .collect()
+            })
+            .collect())
+    };
+    let per_sample = calibration.par_iter().map(errors_of).collect::<Result<Vec<_>>>()?;
+    let mut totals = vec![vec![0f64; factors.len()]; maxima.len()];
+    for sample in per_sample {
+        for (total, errors) in totals.iter_mut().zip(sample) {
+            total.iter_mut().zip(errors).for_each(|(t, e)| *t += e);
+        }
+    }
+    Ok((totals.iter().zip(maxima))
+        .map(|(errors, &max)| {
+            // The smallest error, the widest range among equals.
+            let best =
+                (errors.iter().enumerate()).fold(factors.len() - 1, |b, (i, &e)| if e < errors[b] { i } else { b });
+            factors[best] * max
+        })
+        .collect())
+}
+
 /// `(M, s)` for the real multiplier `m` of a layer with `out_bits`-bit outputs: the smallest shift `s ∈ [1, 48]`
 /// with `M = round(m · 2^s) ≥ 2^(out_bits + 4)` (or `s = 48` when none reaches it; `M ≥ 1` always). The remainder
 /// of the division by `2^s` is range-checked in `⌈s / L⌉` rows (`L`-bit limbs), so the smallest shift is the cheapest. Errors
@@ -225,7 +276,11 @@ pub fn quantize_traced(
     }
     let maxima = calibrate(float, calibration)?;
     let input = input_quantization(float, calibration, maxima[0], precision.input);
-    let (layers, sources) = lower::lower(float, &maxima, &input, &precision)?;
+    let clipped = match precision.clip_ranges {
+        true => Some(clipped_ranges(float, calibration, &maxima)?),
+        false => None,
+    };
+    let (layers, sources) = lower::lower(float, &maxima, clipped.as_deref(), &input, &precision)?;
     let model = QuantizedModel {
         format_version: MODEL_FORMAT_VERSION,
         name: float.name.clone(),

@@ -135,6 +135,7 @@ pub fn candidates() -> Vec<Precision> {
                     input,
                     activation_bits,
                     int8_layers: Default::default(),
+                    clip_ranges: false,
                 });
             }
         }
@@ -278,6 +279,22 @@ pub fn search(
                     chosen = tried.len();
                 }
                 tried.push(narrowed);
+                models.push(model);
+            }
+        }
+    }
+    // The chosen precision with clipped activation ranges, where that is more faithful on the calibration samples
+    // (at a cost within 5 %: the layout barely changes).
+    let mut clipped = tried[chosen].precision.clone();
+    clipped.clip_ranges = true;
+    if let Ok(model) = quantize_with(float, calibration, clipped.clone()) {
+        if !models.contains(&model) {
+            if let Ok(Some(t)) = measure(&model, clipped, calibration, &float_out, goal, &mut seed) {
+                let current = &tried[chosen];
+                if t.fidelity > current.fidelity && t.objective as f64 <= current.objective as f64 * 1.05 {
+                    chosen = tried.len();
+                }
+                tried.push(t);
                 models.push(model);
             }
         }

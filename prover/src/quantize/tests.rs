@@ -727,3 +727,37 @@ fn a_layer_norm_lowers_to_the_exact_integer_normalization_and_tracks_the_float_o
     let relative = (error / magnitude).sqrt();
     assert!(relative < 0.02, "normalized values off by {:.2} %", 100.0 * relative);
 }
+
+#[test]
+fn clipped_ranges_saturate_rare_outliers_only() {
+    // 64 samples of 4096 values through an identity affine node.
+    let float = FloatModel {
+        name: "identity".into(),
+        input_shape: vec![1, 4096],
+        nodes: vec![node(
+            "id",
+            vec![0],
+            vec![1, 4096],
+            FloatOp::Affine {
+                scale: vec![1.0; 4096],
+                shift: vec![0.0; 4096],
+            },
+            false,
+        )],
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let mut samples: Vec<Vec<f32>> = (0..64).map(|_| values(&mut rng, 4096, 1.0)).collect();
+    // Uniform values have no tail: the range stays whole.
+    let maxima = calibrate(&float, &samples).unwrap();
+    let clipped = clipped_ranges(&float, &samples, &maxima).unwrap();
+    for (c, m) in clipped.iter().zip(&maxima) {
+        assert!(*c >= 0.9 * m && *c <= *m, "{c} of {m}");
+    }
+    // One value of 10 among 262,144 within ±1: saturating it costs less than a 10× coarser step for all the rest.
+    samples[3][7] = 10.0;
+    let maxima = calibrate(&float, &samples).unwrap();
+    let clipped = clipped_ranges(&float, &samples, &maxima).unwrap();
+    for (c, m) in clipped.iter().zip(&maxima) {
+        assert!(*c <= 0.5 * m && *c >= 0.3 * m - 1e-9, "{c} of {m}");
+    }
+}
