@@ -162,10 +162,12 @@ fn a_wrong_square_root_with_its_slacks_re_solved_is_rejected() {
 fn malformed_layer_norms_are_refused() {
     let model = common::small_layer_norm_model();
     model.validate().expect("the test model is valid");
-    let cases: Vec<(&str, Box<dyn Fn(&mut LayerNorm)>)> = vec![
+    type Change = Box<dyn Fn(&mut LayerNorm)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("no epsilon", Box::new(|n| n.epsilon = 0)),
         ("epsilon beyond 2^52", Box::new(|n| n.epsilon = (1 << 52) + 1)),
         ("no root bits", Box::new(|n| n.root_bits = 0)),
+        ("root bits that wrap a sum", Box::new(|n| n.root_bits = u32::MAX - 7)),
         ("a product beyond 2^40", Box::new(|n| n.root_bits = 30)),
         ("a root that does not fit", Box::new(|n| n.root_shift = 22)),
         ("a shift beyond 62", Box::new(|n| n.root_shift = 63)),

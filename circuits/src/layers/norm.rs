@@ -14,15 +14,10 @@ use crate::params::Chip;
 impl LayerNorm {
     /// The range checks of each row, in order: the root, the lower slack, the upper slack.
     fn checks(&self) -> [Range; 3] {
-        [
-            Range::Unsigned { bits: self.root_bits },
-            Range::Unsigned {
-                bits: self.lower_slack_bits(),
-            },
-            Range::Unsigned {
-                bits: self.upper_slack_bits(),
-            },
-        ]
+        let slack = Range::Unsigned {
+            bits: self.slack_bits(),
+        };
+        [Range::Unsigned { bits: self.root_bits }, slack, slack]
     }
 }
 

@@ -114,14 +114,9 @@ impl LayerNorm {
         }
     }
 
-    /// Bits of the lower slack `2^(2F) − q²·V ∈ [0, 2^(2F)]`.
-    pub fn lower_slack_bits(&self) -> u32 {
-        2 * self.root_shift + 1
-    }
-
-    /// Bits of the upper slack `(q + 1)²·V − 2^(2F) − 1 ∈ [0, (2q + 1)·V)`, with `q < 2^B` and `V` at most
-    /// [`Self::variance_bound`].
-    pub fn upper_slack_bits(&self) -> u32 {
+    /// Bits of each slack, `2^(2F) − q²·V` and `(q + 1)²·V − 2^(2F) − 1`: both lie in `[0, (2q + 1)·V)` (the lower
+    /// one because `(q + 1)²·V > 2^(2F)`), with `q < 2^B` and `V` at most [`Self::variance_bound`].
+    pub fn slack_bits(&self) -> u32 {
         let top = ((1u128 << (self.root_bits.min(63) + 1)) - 1).saturating_mul(self.variance_bound().max(1) as u128);
         128 - top.leading_zeros()
     }
@@ -209,8 +204,13 @@ mod tests {
     fn the_slack_bits_cover_their_largest_values() {
         let l = norm(64, 1000, 30, 26);
         assert_eq!(l.centred_bound(), 63 * 255);
-        assert_eq!(l.lower_slack_bits(), 61);
         let top = ((1u128 << 27) - 1) * l.variance_bound() as u128;
-        assert!(top < 1u128 << l.upper_slack_bits() && top >= 1u128 << (l.upper_slack_bits() - 1));
+        assert!(top < 1u128 << l.slack_bits() && top >= 1u128 << (l.slack_bits() - 1));
+        // Both slacks of every root fit, the lower one included.
+        for v in [1000i64, 1001, 123_456_789, l.variance_bound() as i64] {
+            let q = l.root_of(v) as u128;
+            let (p, v) = (l.root_square(), v as u128);
+            assert!(p - q * q * v < 1u128 << l.slack_bits() && (q + 1) * (q + 1) * v - p - 1 < 1u128 << l.slack_bits());
+        }
     }
 }

@@ -297,7 +297,7 @@ fn check_layer_norm(norm: &LayerNorm, input_len: usize, len: usize) -> Result<()
         return Err("ε must lie in [1, 2^52] and the root shift at most 62");
     }
     let centred_bits = 64 - norm.centred_bound().leading_zeros();
-    if norm.root_bits == 0 || centred_bits + norm.root_bits > MAX_NORM_PRODUCT_BITS {
+    if norm.root_bits == 0 || norm.root_bits > MAX_NORM_PRODUCT_BITS.saturating_sub(centred_bits) {
         return Err("the inverse square root's width must be positive and keep |c·q| below 2^40");
     }
     if norm.root_of(norm.epsilon) >= 1i64 << norm.root_bits {

@@ -1,8 +1,8 @@
 //! `LayerNormalization` (opset 17) over the trailing axes from `axis`: one layer-norm node (the exact integer
 //! normalization of [`zkinfer_circuits::model::LayerNorm`]: mean, variance and an inverse square root with
 //! range-checked bounds) followed by γ and β as an affine node, which folds into the linear layer that reads it.
-//! The decomposed form older exporters write (ReduceMean, Sub, Pow, …, Sqrt, Div) still imports op by op, at int8
-//! table precision.
+//! The decomposed form older exporters write (ReduceMean, Sub, Pow, …, Sqrt, Div) imports op by op and is then
+//! recognised as the same node (`norm_pattern.rs`).
 
 use super::{bail_graph, NewNode, Node, Walker};
 use crate::error::Result;

@@ -91,7 +91,7 @@ fn pattern(model: &FloatModel, y: usize) -> Option<(FloatTensorId, usize, f32, V
 
 /// Whether every reader of the intermediate tensors is a node of the pattern (`y` or a producer of another one).
 fn self_contained(model: &FloatModel, y: usize, inner: &[FloatTensorId]) -> bool {
-    let inside = |r: usize| r == y || inner.contains(&(r + 1));
+    let inside = |r: usize| r == y || (r != usize::MAX && inner.contains(&(r + 1)));
     inner.iter().all(|&t| readers(model, t).into_iter().all(inside))
 }
 
@@ -113,12 +113,17 @@ pub(super) fn recognise_layer_norms(mut model: FloatModel) -> FloatModel {
         replaced = true;
     }
     if replaced {
-        // Dead nodes (read by nothing, not the output) go, last first so that indices stay valid.
-        while let Some(i) = (0..model.nodes.len())
-            .rev()
-            .find(|&i| readers(&model, i + 1).is_empty())
-        {
-            remove_node(&mut model, i);
+        // Dead nodes (read by nothing, not the output; any the graph had before go too) are removed from the last
+        // back: removing node `i` renumbers only the tensors after it, whose readers were all seen already.
+        let mut reads = vec![0usize; model.nodes.len() + 1];
+        for node in &model.nodes {
+            node.inputs.iter().for_each(|&t| reads[t] += 1);
+        }
+        for i in (0..model.nodes.len().saturating_sub(1)).rev() {
+            if reads[i + 1] == 0 {
+                model.nodes[i].inputs.iter().for_each(|&t| reads[t] -= 1);
+                remove_node(&mut model, i);
+            }
         }
     }
     model

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use zkinfer_circuits::arith::MAX_SHIFT;
 use zkinfer_circuits::model::{
     Activation, Embedding, Kernel, LayerNorm, Linear, LinearGroup, MatMul, Mul, Softmax, Source, Table, TensorId,
-    ACT_MAX, ACT_MIN, EXP_TABLE_LEN, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_ROOT_SHIFT,
+    ACT_MAX, ACT_MIN, EXP_TABLE_LEN, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_NORM_ROW, MAX_ROOT_SHIFT,
 };
 
 use super::super::choose_multiplier;
@@ -395,8 +395,18 @@ pub(super) fn layer_norm(
     s_in: f32,
     (s_out, bits, relu): (f32, u32, bool),
 ) -> Result<LayerNorm, String> {
+    if !(1..=MAX_NORM_ROW).contains(&row_len) {
+        return Err(format!(
+            "rows of {row_len} elements: a layer norm takes 1 to {MAX_NORM_ROW}"
+        ));
+    }
     let n = row_len as f64;
     let e = (epsilon as f64 * n.powi(3) / (s_in as f64).powi(2)).round();
+    if e.is_nan() || e > MAX_NORM_EPSILON as f64 {
+        return Err(format!(
+            "ε = {epsilon} is too large for the input's scale {s_in} (ε·n³/s² = {e:e} beyond 2^52)"
+        ));
+    }
     let mut norm = LayerNorm {
         input,
         row_len,
