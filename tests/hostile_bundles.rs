@@ -215,3 +215,44 @@ fn a_proof_of_another_length_is_refused() {
         assert!(err.to_string().contains("bytes"), "{err}");
     }
 }
+
+/// The instance packs the outputs fifteen to a row as 16-bit digits. A miner who moves 2^16 from one output into the
+/// next (`y_0 + 65536`, `y_1 − 1`) keeps every packed row, so the same proof would check: the verifier refuses any
+/// claimed output beyond 16 bits before packing, which leaves each row one vector of outputs.
+#[test]
+fn outputs_that_carry_into_the_next_digit_are_refused() {
+    let key = &common::digits_keys().verifier;
+    let bundle = &proven().bundle;
+    verify_bundle(key, bundle, &id_only()).expect("the honest bundle verifies");
+    let mut outputs = bundle.outputs.clone();
+    outputs[0] += 1 << 16;
+    outputs[1] -= 1;
+    let carried = ProofBundle {
+        outputs,
+        ..bundle.clone()
+    };
+    let (honest, forged) = (bundle.public_inputs().unwrap(), carried.public_inputs().unwrap());
+    assert_eq!(
+        honest.to_instance(),
+        forged.to_instance(),
+        "the attack keeps the instance"
+    );
+    match verify_bundle(key, &carried, &id_only()) {
+        Err(VerifyError::OutputRange { index: 0, .. }) => {}
+        other => panic!("carried outputs: {other:?}"),
+    }
+    // And one just beyond the range on its own.
+    let mut outputs = bundle.outputs.clone();
+    outputs[3] = -32769;
+    let wide = ProofBundle {
+        outputs,
+        ..bundle.clone()
+    };
+    assert!(matches!(
+        verify_bundle(key, &wide, &id_only()),
+        Err(VerifyError::OutputRange {
+            index: 3,
+            value: -32769
+        })
+    ));
+}

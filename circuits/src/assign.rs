@@ -64,6 +64,10 @@ pub enum CellKind {
     RangeLimb,
     /// The nonce cell bound to the instance column.
     Nonce,
+    /// A model output copied into the pass that packs the outputs for the instance column.
+    OutputCopy,
+    /// A running sum packing outputs into one instance row.
+    PackedOutput,
     /// A cell no constraint depends on, by design: written as zero and multiplied by a fixed zero (sponge padding,
     /// blank rows, the operand of a Freivalds padding entry).
     Padding,
@@ -111,7 +115,7 @@ impl CellKind {
     /// The kinds every model circuit assigns and constrains (pool, table and product kinds appear only when a
     /// model uses those chips; padding is constrained by nothing, by design; one of [`Self::REQUANTIZATION`] at
     /// least).
-    pub const ALWAYS: [CellKind; 12] = [
+    pub const ALWAYS: [CellKind; 14] = [
         CellKind::Salt,
         CellKind::Input,
         CellKind::PackedInput,
@@ -124,6 +128,8 @@ impl CellKind {
         CellKind::Output,
         CellKind::RangeLimb,
         CellKind::Nonce,
+        CellKind::OutputCopy,
+        CellKind::PackedOutput,
     ];
 
     /// The kinds of the two requantization gates: the clamp slack (flag and slack) and the quotient (clamp table).

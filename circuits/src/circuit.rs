@@ -39,7 +39,7 @@ use crate::field;
 use crate::layers::{chip_of, AssignContext, Cursors};
 use crate::model::{Layer, QuantizedModel};
 use crate::params::{Chip, CircuitParams};
-use crate::public_inputs::{COMMITMENT_ROW, NONCE_ROW, OUTPUTS_ROW};
+use crate::public_inputs::{COMMITMENT_ROW, NONCE_ROW, OUTPUTS_ROW, OUTPUT_WORD_BITS};
 
 /// The private part of a request: the salt of the commitment, the nonce and the quantized input.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -279,7 +279,7 @@ impl Circuit<Fr> for ModelCircuit {
         if let Some(table) = &config.table {
             table.load(&mut layouter, &self.model)?;
         }
-        let (commitment, nonce, outputs) = layouter.assign_region(
+        let (commitment, nonce, packed) = layouter.assign_region(
             || "model",
             |mut region| {
                 #[cfg(feature = "test-hooks")]
@@ -342,6 +342,12 @@ impl Circuit<Fr> for ModelCircuit {
                     }
                 }
                 let outputs = tensors.pop().unwrap_or_default();
+                // The outputs packed for the instance column.
+                let (packed, next) =
+                    config
+                        .linear
+                        .assign_pack_outputs(&mut a, rows.linear, &outputs, OUTPUT_WORD_BITS)?;
+                rows.linear = next;
                 let (set, row) = rows.requant.place(1);
                 let nonce_column = config.requant.get(set).ok_or(Error::Synthesis)?.acc;
                 let nonce = a.advice(CellKind::Nonce, nonce_column, row, self.witness.nonce);
@@ -372,13 +378,13 @@ impl Circuit<Fr> for ModelCircuit {
                 if let Ok(mut failure) = self.failure.lock() {
                     *failure = None;
                 }
-                Ok((commitment, nonce, outputs))
+                Ok((commitment, nonce, packed))
             },
         )?;
         layouter.constrain_instance(commitment.cell, config.instance, COMMITMENT_ROW);
         layouter.constrain_instance(nonce.cell, config.instance, NONCE_ROW);
-        for (i, y) in outputs.iter().enumerate() {
-            layouter.constrain_instance(y.cell, config.instance, OUTPUTS_ROW + i);
+        for (i, word) in packed.iter().enumerate() {
+            layouter.constrain_instance(word.cell, config.instance, OUTPUTS_ROW + i);
         }
         Ok(())
     }

@@ -457,6 +457,8 @@ fn plan_validated(facts: &Facts<'_>, params: &CircuitParams) -> Result<Layout, S
         layers.push(plan_layer(layer, &mut ctx).map_err(failed)?);
     }
     let mut rows = ctx.rows;
+    // The outputs packed for the instance column, one multiply-accumulate row each.
+    rows.linear += linear::pack_rows(model.output_len());
     match placed {
         Some(placed) => {
             for (cost, &(requant, range)) in layers.iter_mut().zip(&placed.layers) {

@@ -40,7 +40,10 @@ fn random_witness(model: &QuantizedModel, rng: &mut ChaCha8Rng) -> Witness {
 
 /// Any instance column of the right length (its values do not enter the structure).
 fn instance(model: &QuantizedModel) -> Vec<Fr> {
-    vec![Fr::from(0); 2 + model.output_len()]
+    let rows = model
+        .output_len()
+        .div_ceil(zkinfer_circuits::public_inputs::OUTPUTS_PER_ROW);
+    vec![Fr::from(0); 2 + rows]
 }
 
 #[test]

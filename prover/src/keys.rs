@@ -27,8 +27,9 @@ use crate::srs::SrsSource;
 /// parameters as sets, the product chip; 7: input scales per channel in the metadata; 8: the requantization's upper
 /// bound as a fixed column; 9: that column only with the optional `WideRelu` chip; 10: no selector bitmaps,
 /// requantization sets; 11: range-check limb widths; 12: Freivalds window widths; 13: the clamp table; 18: the
-/// metadata's causal outputs; 19: the layer-norm chip).
-pub const PROVING_KEY_VERSION: u16 = 19;
+/// metadata's causal outputs; 19: the layer-norm chip; 20: packed outputs in
+/// the instance).
+pub const PROVING_KEY_VERSION: u16 = 20;
 pub use zkinfer_verifier::key_dir::{MODEL_ID_FILE, PK_FILE, VK_FILE};
 
 /// Everything the prover needs besides the model.

@@ -86,6 +86,15 @@ pub enum VerifyError {
         /// Outputs in the bundle.
         found: usize,
     },
+    /// A claimed output outside the 16 bits every output has: the instance packs outputs as 16-bit digits, so such a
+    /// value could stand for another vector of outputs; no proof states it.
+    #[error("output {index} is {value}, outside [-32768, 32767]: no model output is")]
+    OutputRange {
+        /// Which output.
+        index: usize,
+        /// The value claimed.
+        value: i64,
+    },
     /// An input has another length than the model's input.
     #[error("the input has {found} values, the model takes {expected} (flattened)")]
     InputLength {

@@ -34,8 +34,8 @@ use crate::srs_points::SrsPoints;
 /// carries no `2^k`-bit selector bitmaps, and circuit parameters name the requantization column sets; 11: range-check
 /// limbs of 8 to 15 bits, a circuit parameter; 12: the Freivalds chip's window widths, a circuit parameter; 13: the clamp table's
 /// width, a circuit parameter; 18: the metadata says whether the outputs are a causal model's next-token rows; 19: the layer-norm
-/// chip, a circuit parameter).
-pub const VERIFYING_KEY_VERSION: u16 = 19;
+/// chip, a circuit parameter; 20: the outputs packed fifteen to an instance row).
+pub const VERIFYING_KEY_VERSION: u16 = 20;
 
 /// Domain separation of the model id.
 const MODEL_ID_DOMAIN: &[u8] = b"zkinfer model id v2: blake2b-256 of the whole vk.bin";

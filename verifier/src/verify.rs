@@ -7,6 +7,7 @@ use halo2_proofs::{
     plonk::{verify_proof, Error as PlonkError},
     poly::kzg::{commitment::KZGCommitmentScheme, multiopen::VerifierSHPLONK, strategy::SingleStrategy},
 };
+use zkinfer_circuits::public_inputs::OUTPUT_WORD_BITS;
 use zkinfer_circuits::Fr;
 
 use crate::bundle::{argmax, dequantize, field_to_hex, sample_outputs, ProofBundle};
@@ -137,6 +138,10 @@ pub(crate) fn check_public(
             expected: key.meta().output_len,
             found: public.outputs.len(),
         });
+    }
+    let digit = 1i64 << (OUTPUT_WORD_BITS - 1);
+    if let Some((index, &value)) = (public.outputs.iter().enumerate()).find(|(_, &y)| !(-digit..digit).contains(&y)) {
+        return Err(VerifyError::OutputRange { index, value });
     }
     Ok(public.to_instance())
 }

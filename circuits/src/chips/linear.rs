@@ -116,21 +116,54 @@ impl LinearConfig {
     pub fn assign_pack(
         &self,
         a: &mut Assigner,
-        mut row: usize,
+        row: usize,
         inputs: &[Fr],
         word_bits: u32,
     ) -> Result<(Vec<AssignedValue>, Vec<AssignedValue>, usize), Error> {
-        let mut cells: Vec<Option<AssignedValue>> = vec![None; inputs.len()];
+        let x = self.x[0];
+        let write = |a: &mut Assigner, i: usize, row: usize| a.advice(CellKind::Input, x, row, inputs[i]);
+        self.pack(a, row, inputs.len(), word_bits, CellKind::PackedInput, write)
+    }
+
+    /// Packs the model's `outputs` into instance rows the same way ([`crate::public_inputs::pack_outputs`]): each
+    /// output cell copied into lane 0's input column. The outputs are range-checked where they were computed.
+    /// Returns the packed cells and the next free row.
+    pub fn assign_pack_outputs(
+        &self,
+        a: &mut Assigner,
+        row: usize,
+        outputs: &[AssignedValue],
+        word_bits: u32,
+    ) -> Result<(Vec<AssignedValue>, usize), Error> {
+        let x = self.x[0];
+        let write = |a: &mut Assigner, i: usize, row: usize| a.copy(CellKind::OutputCopy, x, row, &outputs[i]);
+        let (_, packed, row) = self.pack(a, row, outputs.len(), word_bits, CellKind::PackedOutput, write)?;
+        Ok((packed, row))
+    }
+
+    /// The packing pass over `n` values that `write` puts into lane 0's input column (value `i` at a row); the
+    /// running sums are cells of `sum_kind`. Returns the value cells, the packed cells and the next free row.
+    fn pack(
+        &self,
+        a: &mut Assigner,
+        mut row: usize,
+        n: usize,
+        word_bits: u32,
+        sum_kind: CellKind,
+        mut write: impl FnMut(&mut Assigner, usize, usize) -> AssignedValue,
+    ) -> Result<(Vec<AssignedValue>, Vec<AssignedValue>, usize), Error> {
+        let mut cells: Vec<Option<AssignedValue>> = vec![None; n];
         let words = pack_words(word_bits);
-        let mut packed = Vec::with_capacity(inputs.len().div_ceil(words));
+        let mut packed = Vec::with_capacity(n.div_ceil(words));
         let radix = Fr::from(1u64 << word_bits.min(32));
-        for (c, chunk) in inputs.chunks(words).enumerate() {
+        let indices: Vec<usize> = (0..n).collect();
+        for chunk in indices.chunks(words) {
             let mut sum = Fr::ZERO;
             let mut last = None;
-            for (j, (i, x)) in chunk.iter().enumerate().rev().enumerate() {
+            for (j, &i) in chunk.iter().rev().enumerate() {
                 let cont = if j == 0 { Fr::ZERO } else { radix };
                 a.enable(&self.q_mac, row)?;
-                let x = a.advice(CellKind::Input, self.x[0], row, *x);
+                let x = write(a, i, row);
                 for &column in &self.x[1..] {
                     a.advice(CellKind::Padding, column, row, Fr::ZERO);
                 }
@@ -141,14 +174,14 @@ impl LinearConfig {
                     }
                     if o == 0 {
                         // Carry on from the cell as written (a forged running sum propagates, see `assign`).
-                        let cell = a.advice(CellKind::PackedInput, *column, row, sum * cont + x.value);
+                        let cell = a.advice(sum_kind, *column, row, sum * cont + x.value);
                         sum = cell.value;
                         last = Some(cell);
                     } else {
                         a.advice(CellKind::ProductSum, *column, row, Fr::ZERO);
                     }
                 }
-                cells[c * words + i] = Some(x);
+                cells[i] = Some(x);
                 row += 1;
             }
             packed.push(last.ok_or(Error::Synthesis)?);

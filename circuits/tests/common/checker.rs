@@ -428,6 +428,20 @@ pub fn derive(model: &QuantizedModel, params: &CircuitParams, witness: &Witness)
         }
         tensors.push(out);
     }
+    // The outputs packed for the instance column: per run of 15, from the last, a running sum in base 2^16 in lane 0
+    // (a copy of each output beside it) and zeros in the other lanes.
+    let outputs: Vec<i128> = tensors.last().cloned().unwrap_or_default();
+    for chunk in outputs.chunks(15) {
+        let mut sum = Fr::from(0u64);
+        for &y in chunk.iter().rev() {
+            push(CellKind::OutputCopy, fr(y));
+            sum = sum * Fr::from(1u64 << 16) + fr(y);
+            push(CellKind::PackedOutput, sum);
+            for _ in 1..lanes {
+                push(CellKind::ProductSum, Fr::from(0u64));
+            }
+        }
+    }
     push(CellKind::Nonce, witness.nonce);
     Derived { tensors, cells }
 }
@@ -438,7 +452,7 @@ impl Derived {
         self.tensors.last().map(Vec::as_slice).unwrap_or_default()
     }
 
-    /// The outputs as the instance column holds them.
+    /// The outputs as field elements (the instance column holds them packed).
     pub fn output_fields(&self) -> Vec<Fr> {
         self.outputs().iter().map(|&y| fr(y)).collect()
     }

@@ -324,7 +324,7 @@ pub fn verdict(honest: &Honest, tamper: Tamper) -> Verdict {
     let mut claimed = vec![Fr::from(0); 2];
     claimed[COMMITMENT_ROW] = instance[COMMITMENT_ROW];
     claimed[NONCE_ROW] = instance[NONCE_ROW];
-    claimed.extend(&record.outputs);
+    claimed.extend(zkinfer_circuits::public_inputs::pack_outputs(&record.outputs));
     let (prover, trace) = trace_cells(|| MockProver::run(honest.k, &circuit, vec![claimed]).expect("synthesis"));
     let mut v = Verdict {
         outputs: record.outputs,
