@@ -7,21 +7,12 @@
 mod common;
 
 use common::forge::{verdict, Honest};
+use common::NORM_KINDS;
 use rayon::prelude::*;
 use zkinfer_circuits::assign::{CellKind, Forgery, Tamper};
 use zkinfer_circuits::model::{LayerNorm, Op};
 use zkinfer_circuits::params::Chip;
 use zkinfer_circuits::CircuitParams;
-
-const NORM_KINDS: [CellKind; 7] = [
-    CellKind::NormInput,
-    CellKind::NormSum,
-    CellKind::NormCentred,
-    CellKind::NormSquares,
-    CellKind::NormRoot,
-    CellKind::NormSlack,
-    CellKind::NormProduct,
-];
 
 fn layouts() -> [CircuitParams; 2] {
     let model = common::small_layer_norm_model();
@@ -88,28 +79,7 @@ fn the_independent_checker_predicts_every_cell() {
 #[test]
 fn every_kind_of_tampered_cell_is_rejected() {
     for params in layouts() {
-        let h = honest(params);
-        let instance = h.public.to_instance();
-        let counts = h.circuit.assigned_cell_counts();
-        let kinds: Vec<CellKind> = (counts.iter())
-            .filter(|(&k, &n)| n > 0 && k != CellKind::Padding)
-            .map(|(&k, _)| k)
-            .collect();
-        for kind in NORM_KINDS {
-            assert!(kinds.contains(&kind), "no {kind:?} in {kinds:?}");
-        }
-        let tampers: Vec<Tamper> = (kinds.iter())
-            .flat_map(|&kind| {
-                let n = counts[&kind];
-                [0, n / 3, n / 2, n - 1]
-                    .into_iter()
-                    .flat_map(move |index| [1u64, 1 << 8].map(|delta| Tamper::Cell { kind, index, delta }))
-            })
-            .collect();
-        tampers.into_par_iter().for_each(|tamper| {
-            let tampered = h.circuit.clone().with_tamper(tamper);
-            assert!(!common::satisfied(&tampered, instance.clone()), "{tamper:?} accepted");
-        });
+        common::forge::assert_every_kind_tampered_is_rejected(&honest(params), &NORM_KINDS);
     }
 }
 

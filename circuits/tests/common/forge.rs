@@ -116,6 +116,33 @@ impl Honest {
     }
 }
 
+/// Every kind of cell the honest circuit `h` assigns (padding aside; `required` among them), each tampered at its
+/// first, a third, the middle and its last cell by 1 and by 2^8: every one must be rejected.
+pub fn assert_every_kind_tampered_is_rejected(h: &Honest, required: &[CellKind]) {
+    use rayon::prelude::*;
+    let instance = h.public.to_instance();
+    let counts = h.circuit.assigned_cell_counts();
+    let kinds: Vec<CellKind> = (counts.iter())
+        .filter(|(&k, &n)| n > 0 && k != CellKind::Padding)
+        .map(|(&k, _)| k)
+        .collect();
+    for kind in required {
+        assert!(kinds.contains(kind), "no {kind:?} in {kinds:?}");
+    }
+    let tampers: Vec<Tamper> = (kinds.iter())
+        .flat_map(|&kind| {
+            let n = counts[&kind];
+            [0, n / 3, n / 2, n - 1]
+                .into_iter()
+                .flat_map(move |index| [1u64, 1 << 8].map(|delta| Tamper::Cell { kind, index, delta }))
+        })
+        .collect();
+    tampers.into_par_iter().for_each(|tamper| {
+        let tampered = h.circuit.clone().with_tamper(tamper);
+        assert!(!super::satisfied(&tampered, instance.clone()), "{tamper:?} accepted");
+    });
+}
+
 /// The small CNN's two layouts: every convolution on the multiply-accumulate chip with one range column, one
 /// requantization set and byte limbs, or every convolution checked by Freivalds' test through its sliding windows
 /// (stride gates, as the planner lays them out) with two range columns of 10-bit limbs and three requantization

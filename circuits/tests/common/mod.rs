@@ -379,6 +379,20 @@ pub fn small_softmax_model() -> QuantizedModel {
     model("small-softmax", vec![1, 3, 5], vec![first, mix, second])
 }
 
+/// The cell kinds of the layer-norm chip.
+pub const NORM_KINDS: [zkinfer_circuits::assign::CellKind; 7] = {
+    use zkinfer_circuits::assign::CellKind;
+    [
+        CellKind::NormInput,
+        CellKind::NormSum,
+        CellKind::NormCentred,
+        CellKind::NormSquares,
+        CellKind::NormRoot,
+        CellKind::NormSlack,
+        CellKind::NormProduct,
+    ]
+};
+
 /// Two layer normalizations over rows of six: a gather of the input's 24 values and six copies of its first (a
 /// constant row, whose variance is `E` alone: the largest inverse square root), normalized with `E = 3`; then those
 /// normalized again with `E = 1000` and a fused ReLU.
