@@ -761,3 +761,58 @@ fn clipped_ranges_saturate_rare_outliers_only() {
         assert!(*c <= 0.5 * m && *c >= 0.3 * m - 1e-9, "{c} of {m}");
     }
 }
+
+/// A BERT-sized layer norm (768 features) with BERT's ε = 1e-12: `ε·n³/s²` rounds to 0, so without a floor `E` would
+/// be 1 and the root (`2^F/√V`, F limited by the root's width at `V = E`) would keep 2 bits at typical rows. The
+/// lowering raises `E` so that every root keeps 12 bits, and the normalized values track the float ones.
+#[test]
+fn a_long_row_with_a_tiny_epsilon_keeps_the_roots_precise() {
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let node = |name: &str, inputs, op| crate::quantize::tests::node(name, inputs, vec![1, 4, 768], op, false);
+    let float = FloatModel {
+        name: "bert-norm".into(),
+        input_shape: vec![1, 4, 768],
+        nodes: vec![
+            node(
+                "ln",
+                vec![0],
+                FloatOp::LayerNorm {
+                    row_len: 768,
+                    epsilon: 1e-12,
+                },
+            ),
+            node(
+                "out",
+                vec![1],
+                FloatOp::Affine {
+                    scale: vec![1.0; 4 * 768],
+                    shift: vec![0.0; 4 * 768],
+                },
+            ),
+        ],
+    };
+    let calib: Vec<Vec<f32>> = (0..16).map(|_| values(&mut rng, 4 * 768, 2.0)).collect();
+    let q = quantize(&float, &calib).unwrap();
+    let Op::LayerNorm(norm) = &q.layers[0].op else {
+        panic!("layer 0 is {:?}", q.layers[0].op)
+    };
+    assert!(norm.epsilon > 1, "E = {}", norm.epsilon);
+    let largest = norm.variance_bound() as i64;
+    assert!(
+        norm.root_of(largest) >= 1 << 12,
+        "root {} at the largest variance",
+        norm.root_of(largest)
+    );
+    let scale = q.layers[0].output_scale as f64;
+    let (mut error, mut magnitude) = (0f64, 0f64);
+    for x in &calib {
+        let float_tensors = float.forward_all(x).unwrap();
+        let tensors = q.eval_reference(&quantize_input(&q, x).unwrap()).unwrap();
+        for (&y, &f) in tensors[1].iter().zip(&float_tensors[1]) {
+            error += (y as f64 * scale - f as f64).powi(2);
+            magnitude += (f as f64).powi(2);
+        }
+    }
+    let relative = (error / magnitude).sqrt();
+    assert!(relative < 0.03, "normalized values off by {:.2} %", 100.0 * relative);
+}

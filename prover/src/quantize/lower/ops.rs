@@ -380,14 +380,16 @@ pub(super) fn softmax(input: TensorId, row_len: usize, keep: &[bool], s_in: f32)
 
 /// Widest inverse square root a lowering gives a layer normalization.
 const NORM_ROOT_BITS: u32 = 32;
+/// Bits every inverse square root keeps at the largest variance a row can have.
+const NORM_ROOT_PRECISION: u32 = 12;
 /// The requantization of a layer normalization keeps `M ≥ 2^(bits + NORM_MULTIPLIER_BITS)` (as
 /// [`choose_multiplier`] does for every layer).
 const NORM_MULTIPLIER_BITS: u32 = 4;
 
 /// Layer normalization of rows of `row_len` elements of tensor `input` (at scale `s_in`) into `bits`-bit outputs at
-/// `s_out`: `E = round(ε·n³ / s_in²)` (at least 1); the root as wide as `|c·q| < 2^40` allows (at most 32 bits); `F`
-/// the largest that keeps the root at `V = E` within that width and the multiplier `√n / (2^F · s_out)` large
-/// enough for a shift of at most 48; then `M, s` for that multiplier.
+/// `s_out`: `E = round(ε·n³ / s_in²)` (at least 1, and at least what keeps 12 bits in every root); the root as wide
+/// as `|c·q| < 2^40` allows (at most 32 bits); `F` the largest that keeps the root at `V = E` within that width and
+/// the multiplier `√n / (2^F · s_out)` large enough for a shift of at most 48; then `M, s` for that multiplier.
 pub(super) fn layer_norm(
     input: TensorId,
     row_len: usize,
@@ -424,6 +426,16 @@ pub(super) fn layer_norm(
         .filter(|&b| b > 0)
         .ok_or_else(|| format!("rows of {row_len} elements are too long to normalize"))?
         .min(NORM_ROOT_BITS);
+    // Every root keeps NORM_ROOT_PRECISION bits even at the largest variance a row can have, so F is at least
+    // that plus ⌈log2 √(n · c_max²)⌉; where the root at V = E would then not fit in B bits (a tiny ε, BERT's 1e-12
+    // say, makes E = 1), E is raised until it does: an ε floor that only rows whose variance lies
+    // ~2^(2(F − B)) below the largest possible notice.
+    let variance_bits = (n * (norm.centred_bound() as f64).powi(2)).sqrt().log2().ceil() as u32;
+    let f_min = (NORM_ROOT_PRECISION + variance_bits).min(MAX_ROOT_SHIFT);
+    if f_min > norm.root_bits {
+        let floor = (1i64 << (2 * (f_min - norm.root_bits)).min(52)) + 1;
+        norm.epsilon = norm.epsilon.max(floor.min(MAX_NORM_EPSILON));
+    }
     // The largest F whose root at V = E fits in B bits …
     let mut f = 0;
     while f < MAX_ROOT_SHIFT {
