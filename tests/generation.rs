@@ -370,6 +370,7 @@ fn prompts_the_context_cannot_hold_are_refused_before_proving() {
         })
         .unwrap_err();
     assert!(e.to_string().contains("generate at most 3 tokens"), "{e}");
+    assert!(!e.to_string().contains("rejected"), "one prefix only: {e}");
     // A length no context holds is refused before anything is allocated for it.
     let e = prover()
         .generate(&GenerateRequest {

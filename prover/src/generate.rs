@@ -80,7 +80,14 @@ pub fn causal_outputs(model: &QuantizedModel, verifier: &VerifierKey) -> Result<
 /// the vocabulary and a prompt and length the context cannot hold, naming the fix, before any work.
 pub fn greedy(engine: &IntegerEngine, causal: &CausalOutputs, prompt: &[i64], tokens: usize) -> Result<Greedy> {
     let model = engine.model();
-    let reason = |e: zkinfer_verifier::VerifyError| ProverError::Generation { reason: e.to_string() };
+    // The verifier's own generation reason as it is ("cannot generate: …", not "cannot generate: generation
+    // rejected: …").
+    let reason = |e: zkinfer_verifier::VerifyError| ProverError::Generation {
+        reason: match e {
+            zkinfer_verifier::VerifyError::Generation { reason } => reason,
+            other => other.to_string(),
+        },
+    };
     check_lengths(causal, prompt.len(), tokens).map_err(reason)?;
     let mut padded = prompt.to_vec();
     padded.resize(causal.positions, PAD_TOKEN);
