@@ -29,7 +29,7 @@ use crate::srs::SrsSource;
 /// requantization sets; 11: range-check limb widths; 12: Freivalds window widths; 13: the clamp table; 18: the
 /// metadata's causal outputs; 19: the layer-norm chip; 20: packed outputs in
 /// the instance).
-pub const PROVING_KEY_VERSION: u16 = 20;
+pub const PROVING_KEY_VERSION: u16 = 21;
 pub use zkinfer_verifier::key_dir::{MODEL_ID_FILE, PK_FILE, VK_FILE};
 
 /// Everything the prover needs besides the model.

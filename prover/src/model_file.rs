@@ -20,7 +20,7 @@ use crate::error::{ProverError, Result};
 /// range-check limb widths; 8: Freivalds window widths; 9: the clamp table's width; 10: token inputs, whose
 /// vocabulary the model's input quantization holds; 11: layer normalizations with an exact integer inverse square
 /// root).
-pub const MODEL_FILE_VERSION: u16 = 11;
+pub const MODEL_FILE_VERSION: u16 = 12;
 
 /// What a `.zkm` file holds.
 #[derive(Serialize, Deserialize)]
@@ -210,9 +210,9 @@ mod tests {
 
     #[test]
     fn refuses_older_versions_with_the_regenerate_message() {
-        assert_eq!(MODEL_FILE_VERSION, 11);
+        assert_eq!(MODEL_FILE_VERSION, 12);
         let bytes = model_to_bytes(&model()).unwrap();
-        for old in [1u16, 2, 3, 4, 5, 6, 7, 8, 9, 10] {
+        for old in [1u16, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] {
             let mut file = bytes.clone();
             file[6..8].copy_from_slice(&old.to_le_bytes());
             let msg = reason(model_from_bytes(&file, Path::new("old.zkm")));

@@ -35,7 +35,7 @@ use crate::srs_points::SrsPoints;
 /// limbs of 8 to 15 bits, a circuit parameter; 12: the Freivalds chip's window widths, a circuit parameter; 13: the clamp table's
 /// width, a circuit parameter; 18: the metadata says whether the outputs are a causal model's next-token rows; 19: the layer-norm
 /// chip, a circuit parameter; 20: the outputs packed fifteen to an instance row).
-pub const VERIFYING_KEY_VERSION: u16 = 20;
+pub const VERIFYING_KEY_VERSION: u16 = 21;
 
 /// Domain separation of the model id.
 const MODEL_ID_DOMAIN: &[u8] = b"zkinfer model id v2: blake2b-256 of the whole vk.bin";

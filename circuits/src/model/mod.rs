@@ -31,14 +31,16 @@ pub use embedding::{Embedding, MAX_EMBEDDING_ENTRIES, MAX_VOCAB};
 pub use eval::LayerValues;
 pub use input::{InputQuantization, MAX_INPUT_CHANNELS, TOKEN_BITS};
 pub use matmul::{MatMul, MatrixProduct};
-pub use norm::{LayerNorm, NormRow, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_NORM_ROW, MAX_ROOT_SHIFT};
+pub use norm::{
+    LayerNorm, NormRow, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_NORM_ROW, MAX_NORM_VARIANCE, MAX_ROOT_SHIFT,
+};
 pub use softmax::{
     Softmax, SoftmaxRow, EXP_TABLE_LEN, MAX_EXP_VALUE, MAX_SOFTMAX_ROW, PROBABILITY_BITS, PROBABILITY_ONE,
 };
 pub use validate::{LayerProblem, ModelError};
 
 /// Version of the serialized quantized model (`.zkm`); bump on any change to these structs.
-pub const MODEL_FORMAT_VERSION: u32 = 8;
+pub const MODEL_FORMAT_VERSION: u32 = 9;
 
 /// The smallest int8 activation.
 pub const ACT_MIN: i64 = -128;
@@ -386,14 +388,20 @@ impl QuantizedModel {
 
     /// Bits of the values of tensor `t`: 8, except the output of a requantizing layer with wider outputs.
     pub fn tensor_bits(&self, t: TensorId) -> u32 {
-        match t.checked_sub(1).and_then(|i| self.layers.get(i)).map(|l| &l.op) {
-            Some(Op::Linear(lin)) => lin.output_bits,
-            Some(Op::Mul(mul)) => mul.output_bits,
-            Some(Op::MatMul(matmul)) => matmul.output_bits,
-            Some(Op::LayerNorm(norm)) => norm.output_bits,
-            Some(Op::ArgMax(_)) => MAX_OUTPUT_BITS,
-            _ => ACT_BITS,
-        }
+        tensor_bits(&self.layers, t)
+    }
+}
+
+/// Bits of the values of tensor `t` of a model made of `layers` (complete or still being built): 8, except the
+/// output of a requantizing layer with wider outputs.
+pub fn tensor_bits(layers: &[Layer], t: TensorId) -> u32 {
+    match t.checked_sub(1).and_then(|i| layers.get(i)).map(|l| &l.op) {
+        Some(Op::Linear(lin)) => lin.output_bits,
+        Some(Op::Mul(mul)) => mul.output_bits,
+        Some(Op::MatMul(matmul)) => matmul.output_bits,
+        Some(Op::LayerNorm(norm)) => norm.output_bits,
+        Some(Op::ArgMax(_)) => MAX_OUTPUT_BITS,
+        _ => ACT_BITS,
     }
 }
 

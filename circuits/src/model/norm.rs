@@ -1,5 +1,5 @@
-//! Layer normalization over the last axis of an int8 tensor, in exact integers (issue #17): for a row of `n`
-//! elements `x_j`,
+//! Layer normalization over the last axis of an int8 or 16-bit tensor, in exact integers (issue #17): for a row of
+//! `n` elements `x_j`,
 //!
 //! - the centred values `c_j = n·x_j − S` with `S = Σ x_j` (`n` times `x_j − mean`, so no division),
 //! - `V = Σ c_j² + E` (`n³/s²` times the variance plus ε, with `E = round(ε·n³/s²) ≥ 1` a constant of the layer),
@@ -8,17 +8,21 @@
 //!   √n · c_j · q / 2^F`: `M / 2^s` is `√n / (2^F · s_out)`.
 //!
 //! γ and β are not here: the importer leaves them to an affine node, which folds into the linear layer that reads
-//! the normalized values. Every quantity is an integer far below the field's modulus (`|c_j| < 2^20`, `V < 2^54`,
-//! `q < 2^B`, `|c_j·q| < 2^40`), so the circuit's identities hold over the integers and `q` is unique.
+//! the normalized values. Every quantity is an integer far below the field's modulus (`|c_j| < 2^28`, `V < 2^62`,
+//! `q < 2^B`, `|c_j·q| < 2^48`), so the circuit's identities hold over the integers and `q` is unique. A 16-bit
+//! input (the residual stream of a transformer, where int8 steps cost most of the quantized model's fidelity)
+//! only widens `c_j` and `V`: rows whose `V` could reach 2^62 are refused.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Activation, OutputRange, Rescale, TensorId, ACT_MAX, ACT_MIN};
+use super::{Activation, OutputRange, Rescale, TensorId, ACT_BITS, MAX_OUTPUT_BITS};
 
-/// Largest row a layer normalization takes (so `V` stays below 2^54).
+/// Largest row a layer normalization takes (of int8 inputs; 16-bit rows are bounded by [`MAX_NORM_VARIANCE`]).
 pub const MAX_NORM_ROW: usize = 1 << 12;
+/// Bound on `V = Σ c_j² + E` over every possible row (the native engine's `i64` arithmetic).
+pub const MAX_NORM_VARIANCE: i128 = 1 << 62;
 /// Largest `|c_j · q|` in bits: the accumulator bound of the requantization.
-pub const MAX_NORM_PRODUCT_BITS: u32 = 40;
+pub const MAX_NORM_PRODUCT_BITS: u32 = 48;
 /// Largest `F` (so that `2^(2F)` fits in an `i128` with room to spare).
 pub const MAX_ROOT_SHIFT: u32 = 62;
 /// Largest `E`.
@@ -29,6 +33,8 @@ pub const MAX_NORM_EPSILON: i64 = 1 << 52;
 pub struct LayerNorm {
     /// The tensor read, whole.
     pub input: TensorId,
+    /// Width of the input's values: 8 (int8), or 16 (the tensor's own width, which validation checks).
+    pub input_bits: u32,
     /// Elements per row (the normalized axes).
     pub row_len: usize,
     /// `E ≥ 1`, added to `Σ c_j²`: ε at the scale of `V`.
@@ -64,11 +70,6 @@ pub struct NormRow {
     pub outputs: Vec<i64>,
 }
 
-/// `⌊√v⌋` of a nonnegative integer.
-fn isqrt(v: u128) -> u128 {
-    v.isqrt()
-}
-
 impl LayerNorm {
     /// Number of rows of an input of `len` elements.
     pub fn rows(&self, len: usize) -> usize {
@@ -80,15 +81,21 @@ impl LayerNorm {
         OutputRange::of(self.output_bits, self.activation)
     }
 
-    /// Largest `|c_j|`: `(n − 1)·255` (at least 1).
+    /// Largest `|c_j|`: `(n − 1)·(hi − lo)` for inputs in `[lo, hi]` (255 for int8, 65,535 for 16 bits; at least
+    /// 1, saturating).
     pub fn centred_bound(&self) -> i64 {
-        ((self.row_len.max(1) as i64 - 1) * (ACT_MAX - ACT_MIN)).max(1)
+        let width = OutputRange::of(self.input_bits.clamp(ACT_BITS, MAX_OUTPUT_BITS), Activation::Identity);
+        (self.row_len.max(1) as i64 - 1)
+            .saturating_mul(width.hi() - width.lo())
+            .max(1)
     }
 
-    /// Largest `V`: `n · centred_bound² + E`.
+    /// Largest `V`: `n · centred_bound² + E` (saturating).
     pub fn variance_bound(&self) -> i128 {
         let c = i128::from(self.centred_bound());
-        self.row_len as i128 * c * c + i128::from(self.epsilon)
+        (self.row_len as i128)
+            .saturating_mul(c * c)
+            .saturating_add(i128::from(self.epsilon))
     }
 
     /// `2^(2F)`.
@@ -101,7 +108,7 @@ impl LayerNorm {
         if v <= 0 {
             return 0;
         }
-        i64::try_from(isqrt(self.root_square() / v as u128)).unwrap_or(i64::MAX)
+        i64::try_from((self.root_square() / v as u128).isqrt()).unwrap_or(i64::MAX)
     }
 
     /// The requantization of every `c_j · q`: no bias, `|c_j · q| < centred_bound · 2^B`.
@@ -124,7 +131,7 @@ impl LayerNorm {
     /// One row of inputs.
     pub fn row(&self, x: &[i64]) -> NormRow {
         let n = x.len() as i64;
-        // Wrapping: identical for a validated model and int8 inputs, and no panic on anything else.
+        // Wrapping: identical for a validated model and inputs of its width, and no panic on anything else.
         let sum = x.iter().fold(0i64, |s, &v| s.wrapping_add(v));
         let centred: Vec<i64> = x.iter().map(|&v| n.wrapping_mul(v).wrapping_sub(sum)).collect();
         let variance = (centred.iter()).fold(self.epsilon, |s, &c| s.wrapping_add(c.wrapping_mul(c)));
@@ -155,6 +162,7 @@ mod tests {
     fn norm(row_len: usize, epsilon: i64, root_shift: u32, root_bits: u32) -> LayerNorm {
         LayerNorm {
             input: 0,
+            input_bits: 8,
             row_len,
             epsilon,
             root_shift,

@@ -6,7 +6,7 @@ use thiserror::Error;
 use super::{
     Activation, Layer, LayerNorm, MatMul, Op, QuantizedModel, Softmax, Source, ACT_BITS, EXP_TABLE_LEN, MAX_ARGMAX_ROW,
     MAX_BATCH, MAX_EMBEDDING_ENTRIES, MAX_EXP_VALUE, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_NORM_ROW,
-    MAX_OUTPUT_BITS, MAX_ROOT_SHIFT, MAX_SOFTMAX_ROW, MAX_WEIGHT, MODEL_FORMAT_VERSION,
+    MAX_NORM_VARIANCE, MAX_OUTPUT_BITS, MAX_ROOT_SHIFT, MAX_SOFTMAX_ROW, MAX_WEIGHT, MODEL_FORMAT_VERSION,
 };
 use crate::arith::MAX_SHIFT;
 
@@ -93,9 +93,17 @@ pub enum LayerProblem {
     /// A source refers to a tensor or element that does not exist before the layer.
     #[error("source {0:?} does not exist before it")]
     MissingSource(Source),
-    /// A layer other than a linear one reads a tensor wider than int8.
-    #[error("source {0:?} is wider than int8 (only linear layers read 16-bit tensors)")]
+    /// A layer other than a linear one or a layer norm reads a tensor wider than int8.
+    #[error("source {0:?} is wider than int8 (only linear layers and layer norms read 16-bit tensors)")]
     WideSource(Source),
+    /// A layer norm declares an input width other than its input tensor's.
+    #[error("source {read:?} is not {declared}-bit, the input width the layer declares")]
+    SourceWidth {
+        /// The tensor read.
+        read: Source,
+        /// The width the layer declares.
+        declared: u32,
+    },
     /// The linear groups do not list the layer's outputs.
     #[error("the groups do not list its {0} outputs")]
     GroupOutputs(usize),
@@ -286,8 +294,8 @@ fn check_softmax(softmax: &Softmax, input_len: usize, len: usize) -> Result<(), 
 }
 
 /// Rows of `1..=MAX_NORM_ROW` elements that tile the input and keep its shape; `E` in `[1, MAX_NORM_EPSILON]`;
-/// `F ≤ MAX_ROOT_SHIFT`; every inverse square root (the largest is at `V = E`) below `2^B`; and `|c_j · q|` below
-/// `2^MAX_NORM_PRODUCT_BITS`.
+/// `F ≤ MAX_ROOT_SHIFT`; `V` below [`MAX_NORM_VARIANCE`] for every row of the input's width; every inverse square
+/// root (the largest is at `V = E`) below `2^B`; and `|c_j · q|` below `2^MAX_NORM_PRODUCT_BITS`.
 fn check_layer_norm(norm: &LayerNorm, input_len: usize, len: usize) -> Result<(), &'static str> {
     let n = norm.row_len;
     if !(1..=MAX_NORM_ROW).contains(&n) || !input_len.is_multiple_of(n) || len != input_len {
@@ -296,9 +304,12 @@ fn check_layer_norm(norm: &LayerNorm, input_len: usize, len: usize) -> Result<()
     if !(1..=MAX_NORM_EPSILON).contains(&norm.epsilon) || norm.root_shift > MAX_ROOT_SHIFT {
         return Err("ε must lie in [1, 2^52] and the root shift at most 62");
     }
+    if norm.variance_bound() >= MAX_NORM_VARIANCE {
+        return Err("rows this long of inputs this wide can reach a variance sum of 2^62: normalize int8 inputs");
+    }
     let centred_bits = 64 - norm.centred_bound().leading_zeros();
     if norm.root_bits == 0 || norm.root_bits > MAX_NORM_PRODUCT_BITS.saturating_sub(centred_bits) {
-        return Err("the inverse square root's width must be positive and keep |c·q| below 2^40");
+        return Err("the inverse square root's width must be positive and keep |c·q| below 2^48");
     }
     if norm.root_of(norm.epsilon) >= 1i64 << norm.root_bits {
         return Err("the inverse square root at V = ε does not fit its width");
@@ -502,8 +513,11 @@ impl QuantizedModel {
                 if norm.input > i {
                     return Err(LayerProblem::MissingSource(input));
                 }
-                if self.tensor_bits(norm.input) != ACT_BITS {
-                    return Err(LayerProblem::WideSource(input));
+                if self.tensor_bits(norm.input) != norm.input_bits {
+                    return Err(LayerProblem::SourceWidth {
+                        read: input,
+                        declared: norm.input_bits,
+                    });
                 }
                 one_scale(&input)?;
                 check_layer_norm(norm, self.tensor_len(norm.input), len).map_err(LayerProblem::LayerNorm)?;

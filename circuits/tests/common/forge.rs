@@ -246,8 +246,9 @@ pub fn subjects() -> Vec<Subject> {
     };
     subjects.push(Subject::new(softmax, wide_limbs));
     subjects.push(planned(super::small_argmax_model()));
-    // Layer normalizations, a constant row among them.
+    // Layer normalizations, a constant row among them, of int8 and of 16-bit rows.
     subjects.push(planned(super::small_layer_norm_model()));
+    subjects.push(planned(super::small_wide_layer_norm_model()));
     // Token ids looked up in an embedding table.
     subjects.push(planned(super::small_token_model()));
     subjects

@@ -407,6 +407,7 @@ pub fn small_layer_norm_model() -> QuantizedModel {
             vec![5, 6],
             Op::LayerNorm(LayerNorm {
                 input,
+                input_bits: 8,
                 row_len: 6,
                 epsilon,
                 root_shift,
@@ -421,6 +422,52 @@ pub fn small_layer_norm_model() -> QuantizedModel {
     let first = norm("ln1", 1, 3, 20, 8192, 26, Activation::Identity);
     let second = norm("ln2", 2, 1000, 24, 8192, 30, Activation::Relu);
     model("small-layer-norm", vec![1, 24], vec![rows, first, second])
+}
+
+/// The layer-norm model reading 16-bit values: instead of the gather, a one-tap linear layer per element writes the
+/// same 30 elements times 200, 600 or −400 (one factor per row) as 16-bit values (`y = ⌊(x·w·400 + 1) / 2⌋`,
+/// saturated at the 16-bit bounds where `|x·w|` is large), so the rows hold values far beyond int8 and the last is
+/// still constant; the first layer norm reads them (`input_bits` 16, a variance sum up to 2^40, roots of 12–21
+/// bits), the second its int8 outputs.
+pub fn small_wide_layer_norm_model() -> QuantizedModel {
+    let mut model = small_layer_norm_model();
+    model.name = "small-wide-layer-norm".into();
+    let Op::Gather(gathered) = model.layers[0].op.clone() else {
+        unreachable!("the first layer is a gather")
+    };
+    let kernels = [1, 3, -2]
+        .map(|w| Kernel {
+            weights: vec![w],
+            bias: 0,
+            multiplier: 400,
+            shift: 1,
+        })
+        .to_vec();
+    let groups = (gathered.into_iter().enumerate())
+        .map(|(i, source)| LinearGroup {
+            taps: vec![Some(source)],
+            outputs: vec![(i, (i / 6) % 3)],
+        })
+        .collect();
+    model.layers[0] = layer(
+        "widen",
+        "Mul",
+        vec![5, 6],
+        Op::Linear(Linear {
+            kernels,
+            groups,
+            activation: Activation::Identity,
+            output_bits: 16,
+        }),
+    );
+    let Op::LayerNorm(first) = &mut model.layers[1].op else {
+        unreachable!("the second layer is a layer norm")
+    };
+    first.input_bits = 16;
+    // |c_j| ≤ 5·65,535 < 2^19: a root of up to 48 − 19 = 29 bits; with F = 30 the root at V = E fits in 21.
+    (first.epsilon, first.root_shift, first.root_bits) = (300_000, 30, 21);
+    (first.multiplier, first.shift) = (8192, 36);
+    model
 }
 
 /// ArgMax with ties: a gather of the input (`127, −128, 0, −55, …`) into three rows of four with repeated maxima

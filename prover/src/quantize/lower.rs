@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use zkinfer_circuits::model::{
-    Activation, ArgMax, InputQuantization, Layer, Linear, LinearGroup, MaxPool, Op, Source, TensorId, ACT_BITS,
-    PROBABILITY_ONE,
+    tensor_bits, Activation, ArgMax, InputQuantization, Layer, Linear, LinearGroup, MaxPool, Op, Source, TensorId,
+    ACT_BITS, PROBABILITY_ONE,
 };
 
 mod ops;
@@ -16,6 +16,7 @@ mod ops;
 use super::{qerr, scale_for_bits, Precision};
 use crate::error::Result;
 use crate::graph::{ActFn, FloatModel, FloatNode, FloatOp, Pool, PoolKind};
+pub(super) use ops::norm_reads_16_bit;
 use ops::{
     add, affine, average, conv, conv_factors, dense, dense_factors, embedding, kernel, layer_norm, matmul, mul,
     softmax, table, windows, WeightedOutput,
@@ -23,7 +24,9 @@ use ops::{
 
 /// A bias beyond this cannot be right: the accumulator bound of the circuit is 2^40.
 const BIAS_LIMIT: f64 = (1u64 << 40) as f64;
-/// Residual additions accumulate at `max(s_a, s_b) / 2^ADD_BITS`: integer weights up to `2^ADD_BITS`.
+/// Residual additions accumulate at `min(s_a, s_b) / 2^ADD_BITS` (the finer input's weight is `2^ADD_BITS`, the
+/// coarser one's `2^ADD_BITS · s_coarse / s_fine`), or at `max(s_a, s_b) / MAX_WEIGHT` where that ratio is too large:
+/// an int8 input beside a 16-bit one (scales ~256× apart) keeps 11 bits at least in both weights.
 const ADD_BITS: i32 = 12;
 
 /// Where the elements of a float tensor live in the quantized model.
@@ -132,8 +135,10 @@ pub(super) fn lower(
 }
 
 /// For each float tensor: whether it may hold 16-bit values — it is the output of a node that lowers to a linear
-/// layer (not a product), and only Gemm/MatMul, Conv or affine nodes read it, directly or through single-input data
-/// movement (Flatten, Reshape, Transpose), never the model output.
+/// layer (not a product) or a layer norm, and only Gemm/MatMul, Conv, affine or Add/Sub nodes read it, directly or through
+/// single-input data movement (Flatten, Reshape, Transpose), or layer-norm nodes (of rows short enough for 16-bit
+/// inputs) directly, never the model output. A transformer's residual stream is such a tensor: its int8 steps are what
+/// costs most of a quantized GPT's agreement with the float one.
 pub(super) fn tensors_that_may_be_16_bit(float: &FloatModel) -> Vec<bool> {
     let n = float.nodes.len();
     // `ok[t]`: every reader of tensor t is linear (a single-input move counts through its own readers).
@@ -141,7 +146,17 @@ pub(super) fn tensors_that_may_be_16_bit(float: &FloatModel) -> Vec<bool> {
     ok[n] = false;
     for (i, node) in float.nodes.iter().enumerate().rev() {
         let reader_ok = match &node.op {
-            FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Affine { .. } => true,
+            // An Add or Sub of two activations is a linear layer too (a residual connection).
+            FloatOp::Dense(_) | FloatOp::Conv(_) | FloatOp::Affine { .. } | FloatOp::Add | FloatOp::Sub => true,
+            // Directly only: through a move the layer norm would read a gathered copy, which is int8.
+            &FloatOp::LayerNorm { row_len, .. } => {
+                let moved = node
+                    .inputs
+                    .first()
+                    .and_then(|t| t.checked_sub(1))
+                    .map(|p| &float.nodes[p].op);
+                norm_reads_16_bit(row_len) && !matches!(moved, Some(FloatOp::Move(_)))
+            }
             FloatOp::Move(_) if node.inputs.len() == 1 => ok[i + 1],
             _ => false,
         };
@@ -383,7 +398,7 @@ impl Lowering {
             &FloatOp::LayerNorm { row_len, epsilon } => {
                 let input_tensor = self.materialize(node.inputs[0]);
                 Op::LayerNorm(layer_norm(
-                    input_tensor,
+                    (input_tensor, tensor_bits(&self.layers, input_tensor)),
                     row_len,
                     epsilon,
                     input.scale,

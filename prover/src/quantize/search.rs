@@ -344,7 +344,13 @@ fn choose(tried: &[Tried], target: Target) -> Option<(usize, Option<String>)> {
         let key = |t: &Tried| (t.output_error, t.objective as f64);
         eligible.min_by(|(i, a), (j, b)| key(a).partial_cmp(&key(b)).unwrap_or(Ordering::Equal).then(i.cmp(j)))
     } else {
-        eligible.min_by_key(|(i, t)| (t.objective, *i))
+        // The cheapest; at equal cost the most faithful (16-bit logits cost nothing where the layout does not
+        // change, and keep near ties apart), then the earlier.
+        eligible.min_by(|(i, a), (j, b)| {
+            (a.objective.cmp(&b.objective))
+                .then(b.fidelity.partial_cmp(&a.fidelity).unwrap_or(Ordering::Equal))
+                .then(i.cmp(j))
+        })
     }
     .map(|(i, _)| i)?;
     if tried[chosen].precision.weight_bits == 4 {

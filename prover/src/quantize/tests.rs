@@ -4,7 +4,7 @@ use crate::graph::{ActFn, Conv, Dense, FloatNode, FloatOp, Pool, PoolKind, Windo
 use crate::infer::infer;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zkinfer_circuits::model::{Activation, Linear, Op};
+use zkinfer_circuits::model::{Activation, LayerNorm, Linear, Op, QuantizedModel};
 
 /// A float node named (and typed) `name`.
 pub(crate) fn node(name: &str, inputs: Vec<usize>, shape: Vec<usize>, op: FloatOp, relu: bool) -> FloatNode {
@@ -418,10 +418,10 @@ fn cnn_lowering_uses_each_layer_kind_and_folds_data_moves() {
     let g = &dw.groups[4 * 7 + 2];
     assert_eq!(g.outputs, [(2 * 36 + 7, 2)]);
     assert!(g.taps.iter().flatten().all(|s| s.tensor == 1 && s.index / 36 == 2));
-    // Add: taps [a_i, b_i], weights max(s_a, s_b)/s_acc = 4096 and round(s_min/s_acc).
+    // Add: taps [a_i, b_i], weights min(s_a, s_b)/s_acc = 4096 and round(s_max/s_acc).
     let add = linear(&q.layers[2].op);
     let (sa, sb) = (q.layers[0].output_scale as f64, q.layers[1].output_scale as f64);
-    let s_acc = sa.max(sb) / 4096.0;
+    let s_acc = sa.min(sb) / 4096.0;
     assert_eq!(
         add.kernels[0].weights,
         [(sa / s_acc).round() as i64, (sb / s_acc).round() as i64]
@@ -703,29 +703,93 @@ fn sixteen_bit_activations_go_where_only_linear_layers_read_and_layers_can_stay_
     assert!(error(wide) <= error(Precision::default()) * 1.01);
 }
 
-#[test]
-fn a_layer_norm_lowers_to_the_exact_integer_normalization_and_tracks_the_float_one() {
-    let (float, calib) = random_norm(3);
-    let q = quantize(&float, &calib).unwrap();
-    let Op::LayerNorm(norm) = &q.layers[1].op else {
-        panic!("layer 1 is {:?}", q.layers[1].op)
-    };
-    assert_eq!((norm.row_len, norm.input), (8, 1));
-    // The widest root the product bound allows (|c| ≤ 7·255 needs 11 bits), and room for the shift.
-    assert_eq!(norm.root_bits, 29);
-    assert!(norm.root_of(norm.epsilon) < 1 << norm.root_bits);
+/// The relative RMS error of the normalized values (tensor 2) of `q` against `float`'s over `calib`.
+fn norm_error(float: &FloatModel, q: &QuantizedModel, calib: &[Vec<f32>]) -> f64 {
     let scale = q.layers[1].output_scale as f64;
     let (mut error, mut magnitude) = (0f64, 0f64);
-    for x in &calib {
+    for x in calib {
         let float_tensors = float.forward_all(x).unwrap();
-        let tensors = q.eval_reference(&quantize_input(&q, x).unwrap()).unwrap();
+        let tensors = q.eval_reference(&quantize_input(q, x).unwrap()).unwrap();
         for (&y, &f) in tensors[2].iter().zip(&float_tensors[2]) {
             error += (y as f64 * scale - f as f64).powi(2);
             magnitude += (f as f64).powi(2);
         }
     }
-    let relative = (error / magnitude).sqrt();
+    (error / magnitude).sqrt()
+}
+
+/// The layer norm of `q` (its second layer).
+fn second_layer_norm(q: &QuantizedModel) -> &LayerNorm {
+    match &q.layers[1].op {
+        Op::LayerNorm(norm) => norm,
+        op => panic!("layer 1 is {op:?}"),
+    }
+}
+
+#[test]
+fn a_layer_norm_lowers_to_the_exact_integer_normalization_and_tracks_the_float_one() {
+    let (float, calib) = random_norm(3);
+    let q = quantize(&float, &calib).unwrap();
+    let norm = second_layer_norm(&q);
+    assert_eq!((norm.row_len, norm.input, norm.input_bits), (8, 1, 8));
+    // The widest root a lowering gives (|c| ≤ 7·255 needs 11 bits, and the product bound would allow 37).
+    assert_eq!(norm.root_bits, 32);
+    assert!(norm.root_of(norm.epsilon) < 1 << norm.root_bits);
+    let relative = norm_error(&float, &q, &calib);
     assert!(relative < 0.02, "normalized values off by {:.2} %", 100.0 * relative);
+}
+
+#[test]
+fn a_layer_norm_reads_16_bit_rows_where_16_bit_activations_are_asked_for() {
+    let (float, calib) = random_norm(3);
+    // The Dense before the layer norm is read by it alone: it may be 16-bit.
+    assert!(wide_layers(&float).contains(&0), "{:?}", wide_layers(&float));
+    let wide = Precision {
+        activation_bits: 16,
+        ..Precision::default()
+    };
+    let q = quantize_with(&float, &calib, wide).unwrap();
+    q.validate().unwrap();
+    let norm = second_layer_norm(&q);
+    assert_eq!((q.tensor_bits(1), norm.input_bits), (16, 16));
+    // |c| ≤ 7·65,535 needs 19 bits: a root of 29, which still keeps 12 bits at the largest variance.
+    assert_eq!(norm.root_bits, 29);
+    assert!(norm.root_of(norm.epsilon) < 1 << norm.root_bits);
+    assert!(norm.root_of(norm.variance_bound() as i64) >= 1 << 11);
+    let narrow = norm_error(&float, &quantize(&float, &calib).unwrap(), &calib);
+    let relative = norm_error(&float, &q, &calib);
+    assert!(relative <= narrow, "16-bit rows: {relative}, int8 rows: {narrow}");
+    // The native engine is the reference evaluation, whatever the input width.
+    for x in &calib[..8] {
+        let input = quantize_input(&q, x).unwrap();
+        let tensors = q.eval_reference(&input).unwrap();
+        assert_eq!(infer(&q, &input).unwrap(), *tensors.last().unwrap());
+        for row in norm.eval_rows(&tensors[1]) {
+            let (p, v, r) = (1u128 << (2 * norm.root_shift), row.variance as u128, row.root as u128);
+            assert!(r * r * v <= p && (r + 1) * (r + 1) * v > p, "{row:?}");
+        }
+    }
+}
+
+#[test]
+fn a_layer_norm_stays_int8_where_it_reads_through_a_move_or_its_rows_are_too_long() {
+    assert!(lower::norm_reads_16_bit(768), "BERT's rows");
+    assert!(!lower::norm_reads_16_bit(4096));
+    // The same block with a transposing move between the Dense and the layer norm: the layer norm would read a
+    // gathered copy, so the Dense stays int8 even at 16-bit activations.
+    let (mut float, _) = random_norm(3);
+    let swap: Vec<(usize, usize)> = (0..32).map(|i| (0, (i % 8) * 4 + i / 8)).collect();
+    float
+        .nodes
+        .insert(1, node("swap", vec![1], vec![1, 8, 4], FloatOp::Move(swap), false));
+    for (i, node) in float.nodes.iter_mut().enumerate().skip(2) {
+        node.inputs = vec![i];
+    }
+    if let FloatOp::LayerNorm { row_len, .. } = &mut float.nodes[2].op {
+        *row_len = 4;
+    }
+    float.nodes[2].output_shape = vec![1, 8, 4];
+    assert!(!wide_layers(&float).contains(&0), "{:?}", wide_layers(&float));
 }
 
 #[test]
@@ -815,4 +879,77 @@ fn a_long_row_with_a_tiny_epsilon_keeps_the_roots_precise() {
     }
     let relative = (error / magnitude).sqrt();
     assert!(relative < 0.03, "normalized values off by {:.2} %", 100.0 * relative);
+}
+
+/// A residual stream: `a = Dense(x)`, `b = Dense(a)`, `a + b`, LayerNorm, a Dense head (4 positions of 6 features).
+fn random_residual(seed: u64) -> (FloatModel, Vec<Vec<f32>>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut dense = |outputs: usize| {
+        FloatOp::Dense(Dense {
+            positions: 4,
+            in_features: 6,
+            out_features: outputs,
+            weights: values(&mut rng, 6 * outputs, 0.5),
+            bias: values(&mut rng, outputs, 0.2),
+        })
+    };
+    let nodes = vec![
+        node("a", vec![0], vec![1, 4, 6], dense(6), false),
+        node("b", vec![1], vec![1, 4, 6], dense(6), false),
+        node("Add", vec![1, 2], vec![1, 4, 6], FloatOp::Add, false),
+        node(
+            "ln",
+            vec![3],
+            vec![1, 4, 6],
+            FloatOp::LayerNorm {
+                row_len: 6,
+                epsilon: 1e-5,
+            },
+            false,
+        ),
+        node("head", vec![4], vec![1, 4, 3], dense(3), false),
+    ];
+    let float = FloatModel {
+        name: "residual".into(),
+        input_shape: vec![1, 4, 6],
+        nodes,
+    };
+    let inputs = (0..64).map(|_| values(&mut rng, 24, 1.0)).collect();
+    (float, inputs)
+}
+
+#[test]
+fn a_residual_stream_is_16_bit_through_its_additions_and_keeps_12_bit_weights() {
+    let (float, calib) = random_residual(4);
+    // Both Dense outputs, the sum and the normalized values: only linear layers and the layer norm read them.
+    assert_eq!(wide_layers(&float), vec![0, 1, 2, 3]);
+    let wide = Precision {
+        activation_bits: 16,
+        ..Precision::default()
+    };
+    let q = quantize_with(&float, &calib, wide).unwrap();
+    q.validate().unwrap();
+    let add = (q.layers.iter().position(|l| l.op_type == "Add")).expect("the addition");
+    assert_eq!(q.tensor_bits(add + 1), 16);
+    let Op::Linear(lin) = &q.layers[add].op else {
+        panic!("an addition is linear")
+    };
+    // The finer input's weight is 2^12, the coarser one's larger: neither loses precision to rounding.
+    let weights = &lin.kernels[0].weights;
+    assert_eq!(weights.iter().min(), Some(&4096), "{weights:?}");
+    // An int8 input beside a 16-bit one (scales ~256× apart): both weights keep 11 bits at least, within
+    // MAX_WEIGHT.
+    let narrow_b = Precision {
+        int8_layers: [1].into_iter().collect(),
+        activation_bits: 16,
+        ..Precision::default()
+    };
+    let q = quantize_with(&float, &calib, narrow_b).unwrap();
+    q.validate().unwrap();
+    let Op::Linear(lin) = &q.layers[add].op else {
+        panic!("an addition is linear")
+    };
+    assert_eq!((q.tensor_bits(1), q.tensor_bits(2)), (16, 8));
+    let weights = &lin.kernels[0].weights;
+    assert!(weights.iter().all(|&w| (2048..=1 << 20).contains(&w)), "{weights:?}");
 }

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use zkinfer_circuits::arith::MAX_SHIFT;
 use zkinfer_circuits::model::{
     Activation, Embedding, Kernel, LayerNorm, Linear, LinearGroup, MatMul, Mul, Softmax, Source, Table, TensorId,
-    ACT_MAX, ACT_MIN, EXP_TABLE_LEN, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_NORM_ROW, MAX_ROOT_SHIFT,
+    ACT_BITS, ACT_MAX, ACT_MIN, EXP_TABLE_LEN, MAX_NORM_EPSILON, MAX_NORM_PRODUCT_BITS, MAX_NORM_ROW,
+    MAX_NORM_VARIANCE, MAX_OUTPUT_BITS, MAX_ROOT_SHIFT, MAX_WEIGHT,
 };
 
 use super::super::choose_multiplier;
@@ -296,16 +297,16 @@ pub(super) fn average(p: &Pool, x: &QTensor, s_out: f32, bits: u32) -> std::resu
     })
 }
 
-/// `a + b` at the accumulator scale `max(s_a, s_b) / 2^12`: integer weights `round(s / s_acc)`, bias 0.
-/// `a + sign · b` (`sign` 1 for Add, −1 for Sub): a two-tap linear layer with integer weights at a common
-/// accumulator scale.
+/// `a + sign · b` (`sign` 1 for Add, −1 for Sub): a two-tap linear layer with integer weights `round(s / s_acc)`
+/// at the common accumulator scale `s_acc` that `ADD_BITS` describes, bias 0.
 pub(super) fn add(
     a: &QTensor,
     b: &QTensor,
     sign: i64,
     (s_out, bits, relu): (f32, u32, bool),
 ) -> std::result::Result<Linear, String> {
-    let s_acc = a.scale.max(b.scale) as f64 / f64::powi(2.0, ADD_BITS);
+    let finest = a.scale.min(b.scale) as f64 / f64::powi(2.0, ADD_BITS);
+    let s_acc = finest.max(a.scale.max(b.scale) as f64 / MAX_WEIGHT as f64);
     let weight = |s: f32| (s as f64 / s_acc).round() as i64;
     let kernels = vec![kernel(
         vec![weight(a.scale), sign * weight(b.scale)],
@@ -386,20 +387,44 @@ const NORM_ROOT_PRECISION: u32 = 12;
 /// [`choose_multiplier`] does for every layer).
 const NORM_MULTIPLIER_BITS: u32 = 4;
 
-/// Layer normalization of rows of `row_len` elements of tensor `input` (at scale `s_in`) into `bits`-bit outputs at
-/// `s_out`: `E = round(ε·n³ / s_in²)` (at least 1, and at least what keeps 12 bits in every root); the root as wide
-/// as `|c·q| < 2^40` allows (at most 32 bits); `F` the largest that keeps the root at `V = E` within that width and
-/// the multiplier `√n / (2^F · s_out)` large enough for a shift of at most 48; then `M, s` for that multiplier.
+/// Whether a layer norm over rows of `row_len` elements may read 16-bit inputs: every row's variance sum stays
+/// below [`MAX_NORM_VARIANCE`] and its root keeps [`NORM_ROOT_PRECISION`] bits within `|c·q| < 2^48` (BERT's 768
+/// features do, 4,096 do not).
+pub(in crate::quantize) fn norm_reads_16_bit(row_len: usize) -> bool {
+    let norm = LayerNorm {
+        input: 0,
+        input_bits: MAX_OUTPUT_BITS,
+        row_len,
+        epsilon: 1,
+        root_shift: 0,
+        root_bits: 0,
+        multiplier: 1,
+        shift: 1,
+        activation: Activation::Identity,
+        output_bits: ACT_BITS,
+    };
+    let centred_bits = 64 - norm.centred_bound().leading_zeros();
+    (1..=MAX_NORM_ROW).contains(&row_len)
+        && norm.variance_bound() < MAX_NORM_VARIANCE
+        && centred_bits + NORM_ROOT_PRECISION <= MAX_NORM_PRODUCT_BITS
+}
+
+/// Layer normalization of rows of `row_len` elements of tensor `input` (`input_bits`-bit values at scale `s_in`)
+/// into `bits`-bit outputs at `s_out`: `E = round(ε·n³ / s_in²)` (at least 1, and at least what keeps 12 bits in
+/// every root); the root as wide as `|c·q| < 2^48` allows (at most 32 bits); `F` the largest that keeps the root at
+/// `V = E` within that width and the multiplier `√n / (2^F · s_out)` large enough for a shift of at most 48; then
+/// `M, s` for that multiplier.
 pub(super) fn layer_norm(
-    input: TensorId,
+    (input, input_bits): (TensorId, u32),
     row_len: usize,
     epsilon: f32,
     s_in: f32,
     (s_out, bits, relu): (f32, u32, bool),
 ) -> Result<LayerNorm, String> {
-    if !(1..=MAX_NORM_ROW).contains(&row_len) {
+    if !(1..=MAX_NORM_ROW).contains(&row_len) || (input_bits != ACT_BITS && !norm_reads_16_bit(row_len)) {
         return Err(format!(
-            "rows of {row_len} elements: a layer norm takes 1 to {MAX_NORM_ROW}"
+            "rows of {row_len} {input_bits}-bit elements: a layer norm takes 1 to {MAX_NORM_ROW} int8 elements, \
+             or rows whose variance fits 2^62 of 16-bit ones"
         ));
     }
     let n = row_len as f64;
@@ -411,6 +436,7 @@ pub(super) fn layer_norm(
     }
     let mut norm = LayerNorm {
         input,
+        input_bits,
         row_len,
         epsilon: e.clamp(1.0, MAX_NORM_EPSILON as f64) as i64,
         root_shift: 0,
