@@ -24,10 +24,13 @@ use ops::{
 
 /// A bias beyond this cannot be right: the accumulator bound of the circuit is 2^40.
 const BIAS_LIMIT: f64 = (1u64 << 40) as f64;
-/// Residual additions accumulate at `min(s_a, s_b) / 2^ADD_BITS` (the finer input's weight is `2^ADD_BITS`, the
-/// coarser one's `2^ADD_BITS · s_coarse / s_fine`), or at `max(s_a, s_b) / MAX_WEIGHT` where that ratio is too large:
-/// an int8 input beside a 16-bit one (scales ~256× apart) keeps 11 bits at least in both weights.
+/// Residual additions accumulate at `max(s_a, s_b) / 2^ADD_BITS` (the coarser input's weight is `2^ADD_BITS`), or
+/// finer where the finer input's weight would then fall below `2^ADD_FINE_BITS`: at `min(s_a, s_b) /
+/// 2^ADD_FINE_BITS`, and never below `max(s_a, s_b) / MAX_WEIGHT`. So inputs of similar scales keep the plain rule,
+/// and an int8 input beside a 16-bit one (scales ~256× apart) keeps at least 10 bits in both weights.
 const ADD_BITS: i32 = 12;
+/// The fewest bits of the finer input's weight in a residual addition (see [`ADD_BITS`]).
+const ADD_FINE_BITS: i32 = 10;
 
 /// Where the elements of a float tensor live in the quantized model.
 #[derive(Clone, Debug)]

@@ -418,10 +418,11 @@ fn cnn_lowering_uses_each_layer_kind_and_folds_data_moves() {
     let g = &dw.groups[4 * 7 + 2];
     assert_eq!(g.outputs, [(2 * 36 + 7, 2)]);
     assert!(g.taps.iter().flatten().all(|s| s.tensor == 1 && s.index / 36 == 2));
-    // Add: taps [a_i, b_i], weights min(s_a, s_b)/s_acc = 4096 and round(s_max/s_acc).
+    // Add: taps [a_i, b_i], weights max(s_a, s_b)/s_acc = 4096 and round(s_min/s_acc) (the scales are within 4×).
     let add = linear(&q.layers[2].op);
     let (sa, sb) = (q.layers[0].output_scale as f64, q.layers[1].output_scale as f64);
-    let s_acc = sa.min(sb) / 4096.0;
+    assert!(sa.max(sb) < 4.0 * sa.min(sb), "{sa} {sb}");
+    let s_acc = sa.max(sb) / 4096.0;
     assert_eq!(
         add.kernels[0].weights,
         [(sa / s_acc).round() as i64, (sb / s_acc).round() as i64]
@@ -934,10 +935,11 @@ fn a_residual_stream_is_16_bit_through_its_additions_and_keeps_12_bit_weights() 
     let Op::Linear(lin) = &q.layers[add].op else {
         panic!("an addition is linear")
     };
-    // The finer input's weight is 2^12, the coarser one's larger: neither loses precision to rounding.
+    // Neither weight loses precision to rounding: the coarser input's is 2^12 or more, the finer one's 2^10 or more.
     let weights = &lin.kernels[0].weights;
-    assert_eq!(weights.iter().min(), Some(&4096), "{weights:?}");
-    // An int8 input beside a 16-bit one (scales ~256× apart): both weights keep 11 bits at least, within
+    assert!(weights.iter().max() >= Some(&4096), "{weights:?}");
+    assert!(weights.iter().all(|&w| w >= 1024), "{weights:?}");
+    // An int8 input beside a 16-bit one (scales ~256× apart): both weights keep 10 bits at least, within
     // MAX_WEIGHT.
     let narrow_b = Precision {
         int8_layers: [1].into_iter().collect(),
@@ -951,5 +953,5 @@ fn a_residual_stream_is_16_bit_through_its_additions_and_keeps_12_bit_weights() 
     };
     assert_eq!((q.tensor_bits(1), q.tensor_bits(2)), (16, 8));
     let weights = &lin.kernels[0].weights;
-    assert!(weights.iter().all(|&w| (2048..=1 << 20).contains(&w)), "{weights:?}");
+    assert!(weights.iter().all(|&w| (1024..=1 << 20).contains(&w)), "{weights:?}");
 }

@@ -11,7 +11,7 @@ use zkinfer_circuits::model::{
 };
 
 use super::super::choose_multiplier;
-use super::{QTensor, ADD_BITS, BIAS_LIMIT};
+use super::{QTensor, ADD_BITS, ADD_FINE_BITS, BIAS_LIMIT};
 use crate::graph::{ActFn, Conv, Dense, Pool, PoolKind};
 
 /// Quantizes one output channel to integers in `[−w_max, w_max]` and their scale (`max|w| / w_max`, 1 for an
@@ -305,8 +305,10 @@ pub(super) fn add(
     sign: i64,
     (s_out, bits, relu): (f32, u32, bool),
 ) -> std::result::Result<Linear, String> {
-    let finest = a.scale.min(b.scale) as f64 / f64::powi(2.0, ADD_BITS);
-    let s_acc = finest.max(a.scale.max(b.scale) as f64 / MAX_WEIGHT as f64);
+    let (coarse, fine) = (a.scale.max(b.scale) as f64, a.scale.min(b.scale) as f64);
+    let s_acc = (coarse / f64::powi(2.0, ADD_BITS))
+        .min(fine / f64::powi(2.0, ADD_FINE_BITS))
+        .max(coarse / MAX_WEIGHT as f64);
     let weight = |s: f32| (s as f64 / s_acc).round() as i64;
     let kernels = vec![kernel(
         vec![weight(a.scale), sign * weight(b.scale)],
