@@ -80,7 +80,7 @@ pub(super) const OPERATORS: &[Operator] = &[
     op("Identity", "", |w, n| w.alias(n)),
     op("Dropout", "(inference)", |w, n| w.dropout(n)),
     op("Softmax", "(last axis; after a causal mask)", |w, n| w.softmax(n)),
-    op("LayerNormalization", "(int8 tables for the square root)", |w, n| {
+    op("LayerNormalization", "(exact integer inverse square root)", |w, n| {
         w.layer_norm(n)
     }),
     op("Where", "(a constant mask of −∞ before Softmax)", |w, n| {
