@@ -383,6 +383,9 @@ pub(super) fn softmax(input: TensorId, row_len: usize, keep: &[bool], s_in: f32)
 
 /// Widest inverse square root a lowering gives a layer normalization.
 const NORM_ROOT_BITS: u32 = 32;
+/// Bits of `|c·q|` a lowering allows beyond the input's width: 2^40 for int8 rows, 2^48 (the most validation takes)
+/// for 16-bit ones.
+const NORM_PRODUCT_BITS_OVER_INPUT: u32 = 32;
 /// Bits every inverse square root keeps at the largest variance a row can have.
 const NORM_ROOT_PRECISION: u32 = 12;
 /// The requantization of a layer normalization keeps `M ≥ 2^(bits + NORM_MULTIPLIER_BITS)` (as
@@ -413,7 +416,7 @@ pub(in crate::quantize) fn norm_reads_16_bit(row_len: usize) -> bool {
 
 /// Layer normalization of rows of `row_len` elements of tensor `input` (`input_bits`-bit values at scale `s_in`)
 /// into `bits`-bit outputs at `s_out`: `E = round(ε·n³ / s_in²)` (at least 1, and at least what keeps 12 bits in
-/// every root); the root as wide as `|c·q| < 2^48` allows (at most 32 bits); `F` the largest that keeps the root at
+/// every root); the root as wide as `|c·q| < 2^(32 + input bits)` allows (at most 32 bits); `F` the largest that keeps the root at
 /// `V = E` within that width and the multiplier `√n / (2^F · s_out)` large enough for a shift of at most 48; then
 /// `M, s` for that multiplier.
 pub(super) fn layer_norm(
@@ -449,7 +452,10 @@ pub(super) fn layer_norm(
         output_bits: bits,
     };
     let centred_bits = 64 - norm.centred_bound().leading_zeros();
-    norm.root_bits = MAX_NORM_PRODUCT_BITS
+    // |c·q| below 2^40 for int8 rows (a wider root than that buys them nothing and costs range rows), 2^48 for
+    // 16-bit ones.
+    let product_bits = (NORM_PRODUCT_BITS_OVER_INPUT + input_bits).min(MAX_NORM_PRODUCT_BITS);
+    norm.root_bits = product_bits
         .checked_sub(centred_bits)
         .filter(|&b| b > 0)
         .ok_or_else(|| format!("rows of {row_len} elements are too long to normalize"))?
