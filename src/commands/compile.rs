@@ -43,8 +43,9 @@ pub struct CompileArgs {
     /// features of different ranges each keep 8 bits) or `tensor` (one for the whole input).
     #[arg(long, value_name = "GRANULARITY", value_parser = parse_input_scales)]
     pub input_scales: Option<InputScales>,
-    /// Fixed precision: bits of the activations between layers (8 or 16). With 16, the outputs of linear layers
-    /// that only linear layers read are 16-bit (two range-check limbs each instead of one).
+    /// Fixed precision: bits of the activations between layers (8 or 16). With 16, the outputs of linear layers and
+    /// layer norms that only linear layers (Gemm/MatMul/Conv/Add) and layer norms read are 16-bit, a transformer's
+    /// residual stream among them (two range-check limbs each instead of one).
     #[arg(long, value_name = "BITS")]
     pub activation_bits: Option<u32>,
     /// Fixed precision: clip each int8 activation's range to the one with the smallest quantization error on the
