@@ -102,17 +102,7 @@ fn every_kind_of_tampered_cell_is_rejected() {
 fn every_layer_norm_cell_is_load_bearing() {
     for model in models() {
         let h = Honest::checked(&model, layouts(&model)[0].clone());
-        let counts = h.circuit.assigned_cell_counts();
-        let forgeries: Vec<Forgery> = NORM_KINDS
-            .into_iter()
-            .flat_map(|kind| {
-                (0..counts[&kind]).flat_map(move |index| [1, -1].map(|delta| Forgery::Cell { kind, index, delta }))
-            })
-            .collect();
-        forgeries.into_par_iter().for_each(|f| {
-            let v = verdict(&h, Tamper::forge(&[f]).expect("one"));
-            assert!(!v.accepted, "{}: {f:?} accepted", model.name);
-        });
+        common::forge::assert_every_cell_forged_by_one_is_rejected(&h, &NORM_KINDS);
     }
 }
 

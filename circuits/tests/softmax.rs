@@ -85,23 +85,14 @@ fn every_kind_of_tampered_cell_is_rejected() {
 #[test]
 fn every_softmax_cell_is_load_bearing() {
     let h = honest(layouts()[0].clone());
-    let counts = h.circuit.assigned_cell_counts();
-    let forgeries: Vec<Forgery> = [
+    let kinds = [
         CellKind::SoftmaxInput,
         CellKind::SoftmaxExp,
         CellKind::SoftmaxSum,
         CellKind::SoftmaxBound,
         CellKind::PoolMax,
-    ]
-    .into_iter()
-    .flat_map(|kind| {
-        (0..counts[&kind]).flat_map(move |index| [1, -1].map(|delta| Forgery::Cell { kind, index, delta }))
-    })
-    .collect();
-    forgeries.into_par_iter().for_each(|f| {
-        let v = verdict(&h, Tamper::forge(&[f]).expect("one"));
-        assert!(!v.accepted, "{f:?} accepted");
-    });
+    ];
+    common::forge::assert_every_cell_forged_by_one_is_rejected(&h, &kinds);
 }
 
 #[test]

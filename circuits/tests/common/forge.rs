@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use halo2_proofs::dev::{MockProver, VerifyFailure};
-use zkinfer_circuits::assign::{trace_cells, CellKind, Tamper, TracedCell};
+use rayon::prelude::*;
+use zkinfer_circuits::assign::{trace_cells, CellKind, Forgery, Tamper, TracedCell};
 use zkinfer_circuits::layout::{freivalds_candidates, plan};
 use zkinfer_circuits::public_inputs::{COMMITMENT_ROW, NONCE_ROW};
 use zkinfer_circuits::{CircuitParams, Fr, ModelCircuit, PublicInputs, QuantizedModel, Witness};
@@ -114,6 +115,21 @@ impl Honest {
     pub fn trace(&self) -> Vec<TracedCell> {
         trace_cells(|| MockProver::run(self.k, &self.circuit, vec![self.public.to_instance()]).expect("synthesis")).1
     }
+}
+
+/// Every cell of each of `kinds` that `h` assigns, changed by +1 and by −1 with the chips carrying on from it (the
+/// cells that follow re-solved), is rejected.
+pub fn assert_every_cell_forged_by_one_is_rejected(h: &Honest, kinds: &[CellKind]) {
+    let counts = h.circuit.assigned_cell_counts();
+    let forgeries: Vec<Forgery> = (kinds.iter())
+        .flat_map(|&kind| {
+            (0..counts[&kind]).flat_map(move |index| [1, -1].map(|delta| Forgery::Cell { kind, index, delta }))
+        })
+        .collect();
+    forgeries.into_par_iter().for_each(|f| {
+        let v = verdict(h, Tamper::forge(&[f]).expect("one"));
+        assert!(!v.accepted, "{f:?} accepted");
+    });
 }
 
 /// Every kind of cell the honest circuit `h` assigns (padding aside; `required` among them), each tampered at its
