@@ -20,7 +20,8 @@
 //! The layer range-checks `q ∈ [0, 2^B)`, `a` and `b` in [`LayerNorm::slack_bits`], and requantizes each `t`. Why
 //! that is the normalization: `x` are copies of cells their producer range-checked to the input's width (int8 or
 //! 16 bits), so `S`, `c`, `V < 2^62` are the reference's integers (far below the modulus); with `q`, `a`, `b`
-//! range-checked every term of the two slack identities is below 2^200, so they hold over the integers: `q²·V ≤ 2^(2F) < (q + 1)²·V`,
+//! range-checked every term of the two slack identities is below 2^200, so they hold over the integers:
+//! `q²·V ≤ 2^(2F) < (q + 1)²·V`,
 //! which only `q = ⌊2^F / √V⌋` satisfies (`V ≥ E ≥ 1`). The `s` and `w` cells of every element row are copies of
 //! the last `h` and of `q` (copy constraints).
 

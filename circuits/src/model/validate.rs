@@ -702,6 +702,28 @@ mod tests {
         };
         assert_eq!(kernel.accumulator_bound(), 3 * (1i128 << 63) * 128 + (1i128 << 63));
     }
+
+    #[test]
+    fn a_16_bit_layer_norm_row_whose_variance_could_reach_2_62_is_refused() {
+        let norm = |row_len: usize, input_bits: u32| LayerNorm {
+            input: 0,
+            input_bits,
+            row_len,
+            epsilon: 1 << 20,
+            root_shift: 20,
+            root_bits: 14,
+            multiplier: 1 << 20,
+            shift: 40,
+            activation: Activation::Identity,
+            output_bits: 8,
+        };
+        // 768 features (BERT) of 16 bits: V < 2^61; 4,096 of them: V up to 2^68, beyond the engine's i64.
+        assert_eq!(check_layer_norm(&norm(768, 16), 768 * 4, 768 * 4), Ok(()));
+        let too_long = check_layer_norm(&norm(4096, 16), 4096, 4096).unwrap_err();
+        assert!(too_long.contains("2^62"), "{too_long}");
+        // The same row of int8 values is fine (V < 2^53).
+        assert_eq!(check_layer_norm(&norm(4096, 8), 4096, 4096), Ok(()));
+    }
 }
 
 #[cfg(test)]

@@ -138,10 +138,10 @@ pub(super) fn lower(
 }
 
 /// For each float tensor: whether it may hold 16-bit values — it is the output of a node that lowers to a linear
-/// layer (not a product) or a layer norm, and only Gemm/MatMul, Conv, affine or Add/Sub nodes read it, directly or through
-/// single-input data movement (Flatten, Reshape, Transpose), or layer-norm nodes (of rows short enough for 16-bit
-/// inputs) directly, never the model output. A transformer's residual stream is such a tensor: its int8 steps are what
-/// costs most of a quantized GPT's agreement with the float one.
+/// layer (not a product) or a layer norm, and only Gemm/MatMul, Conv, affine or Add/Sub nodes read it, directly or
+/// through single-input data movement (Flatten, Reshape, Transpose), or layer-norm nodes (of rows short enough for
+/// 16-bit inputs) directly, never the model output. A transformer's residual stream is such a tensor: its int8
+/// steps are what costs most of a quantized GPT's agreement with the float one.
 pub(super) fn tensors_that_may_be_16_bit(float: &FloatModel) -> Vec<bool> {
     let n = float.nodes.len();
     // `ok[t]`: every reader of tensor t is linear (a single-input move counts through its own readers).

@@ -416,9 +416,9 @@ pub(in crate::quantize) fn norm_reads_16_bit(row_len: usize) -> bool {
 
 /// Layer normalization of rows of `row_len` elements of tensor `input` (`input_bits`-bit values at scale `s_in`)
 /// into `bits`-bit outputs at `s_out`: `E = round(ε·n³ / s_in²)` (at least 1, and at least what keeps 12 bits in
-/// every root); the root as wide as `|c·q| < 2^(32 + input bits)` allows (at most 32 bits); `F` the largest that keeps the root at
-/// `V = E` within that width and the multiplier `√n / (2^F · s_out)` large enough for a shift of at most 48; then
-/// `M, s` for that multiplier.
+/// every root); the root as wide as `|c·q| < 2^(32 + input bits)` allows (at most 32 bits); `F` the largest that
+/// keeps the root at `V = E` within that width and the multiplier `√n / (2^F · s_out)` large enough for a shift of
+/// at most 48; then `M, s` for that multiplier.
 pub(super) fn layer_norm(
     (input, input_bits): (TensorId, u32),
     row_len: usize,
