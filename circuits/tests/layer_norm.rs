@@ -139,6 +139,20 @@ fn a_wrong_square_root_with_its_slacks_re_solved_is_rejected() {
     }
 }
 
+type Change = Box<dyn Fn(&mut LayerNorm)>;
+
+/// Each change applied to the second layer (a layer norm) of `model` makes validation refuse it.
+fn assert_refused(model: &QuantizedModel, cases: Vec<(&str, Change)>) {
+    for (what, change) in cases {
+        let mut bad = model.clone();
+        let Op::LayerNorm(norm) = &mut bad.layers[1].op else {
+            unreachable!("the second layer is a layer norm")
+        };
+        change(norm);
+        assert!(bad.validate().is_err(), "{what} accepted");
+    }
+}
+
 /// A layer normalization a model file could hold but the chip's argument does not cover is refused by validation
 /// (which the verifier runs on every key's model): no ε, a root too narrow for its largest value or a product wider
 /// than 2^48, a shift beyond 62, rows that do not tile, a later tensor, an input width other than its tensor's, a
@@ -147,7 +161,6 @@ fn a_wrong_square_root_with_its_slacks_re_solved_is_rejected() {
 fn malformed_layer_norms_are_refused() {
     let model = common::small_layer_norm_model();
     model.validate().expect("the test model is valid");
-    type Change = Box<dyn Fn(&mut LayerNorm)>;
     let cases: Vec<(&str, Change)> = vec![
         ("no epsilon", Box::new(|n| n.epsilon = 0)),
         ("epsilon beyond 2^52", Box::new(|n| n.epsilon = (1 << 52) + 1)),
@@ -165,14 +178,7 @@ fn malformed_layer_norms_are_refused() {
         ("an int8 input declared 16-bit", Box::new(|n| n.input_bits = 16)),
         ("an int8 input declared 12-bit", Box::new(|n| n.input_bits = 12)),
     ];
-    for (what, change) in cases {
-        let mut bad = model.clone();
-        let Op::LayerNorm(norm) = &mut bad.layers[1].op else {
-            unreachable!("the second layer is a layer norm")
-        };
-        change(norm);
-        assert!(bad.validate().is_err(), "{what} accepted");
-    }
+    assert_refused(&model, cases);
     // The 16-bit model: the same input declared int8 (a root too narrow for the wider rows is what the circuit
     // would then miss), or a root as wide as the int8 rows allow, which makes |c·q| reach beyond 2^48.
     let wide = common::small_wide_layer_norm_model();
@@ -181,12 +187,5 @@ fn malformed_layer_norms_are_refused() {
         ("a 16-bit input declared int8", Box::new(|n| n.input_bits = 8)),
         ("a root too wide for 16-bit rows", Box::new(|n| n.root_bits = 30)),
     ];
-    for (what, change) in wide_cases {
-        let mut bad = wide.clone();
-        let Op::LayerNorm(norm) = &mut bad.layers[1].op else {
-            unreachable!("the second layer is a layer norm")
-        };
-        change(norm);
-        assert!(bad.validate().is_err(), "{what} accepted");
-    }
+    assert_refused(&wide, wide_cases);
 }

@@ -84,18 +84,28 @@ impl LayerNorm {
     /// Largest `|c_j|`: `(n − 1)·(hi − lo)` for inputs in `[lo, hi]` (255 for int8, 65,535 for 16 bits; at least
     /// 1, saturating).
     pub fn centred_bound(&self) -> i64 {
-        let width = OutputRange::of(self.input_bits.clamp(ACT_BITS, MAX_OUTPUT_BITS), Activation::Identity);
-        (self.row_len.max(1) as i64 - 1)
+        Self::centred_bound_of(self.row_len, self.input_bits)
+    }
+
+    /// [`Self::centred_bound`] of rows of `row_len` values of `input_bits` bits.
+    pub fn centred_bound_of(row_len: usize, input_bits: u32) -> i64 {
+        let width = OutputRange::of(input_bits.clamp(ACT_BITS, MAX_OUTPUT_BITS), Activation::Identity);
+        (row_len.max(1) as i64 - 1)
             .saturating_mul(width.hi() - width.lo())
             .max(1)
     }
 
     /// Largest `V`: `n · centred_bound² + E` (saturating).
     pub fn variance_bound(&self) -> i128 {
-        let c = i128::from(self.centred_bound());
-        (self.row_len as i128)
+        Self::variance_bound_of(self.row_len, self.input_bits, self.epsilon)
+    }
+
+    /// [`Self::variance_bound`] of rows of `row_len` values of `input_bits` bits with `E = epsilon`.
+    pub fn variance_bound_of(row_len: usize, input_bits: u32, epsilon: i64) -> i128 {
+        let c = i128::from(Self::centred_bound_of(row_len, input_bits));
+        (row_len as i128)
             .saturating_mul(c * c)
-            .saturating_add(i128::from(self.epsilon))
+            .saturating_add(i128::from(epsilon))
     }
 
     /// `2^(2F)`.

@@ -396,21 +396,9 @@ const NORM_MULTIPLIER_BITS: u32 = 4;
 /// below [`MAX_NORM_VARIANCE`] and its root keeps [`NORM_ROOT_PRECISION`] bits within `|c·q| < 2^48` (BERT's 768
 /// features do, 4,096 do not).
 pub(in crate::quantize) fn norm_reads_16_bit(row_len: usize) -> bool {
-    let norm = LayerNorm {
-        input: 0,
-        input_bits: MAX_OUTPUT_BITS,
-        row_len,
-        epsilon: 1,
-        root_shift: 0,
-        root_bits: 0,
-        multiplier: 1,
-        shift: 1,
-        activation: Activation::Identity,
-        output_bits: ACT_BITS,
-    };
-    let centred_bits = 64 - norm.centred_bound().leading_zeros();
+    let centred_bits = 64 - LayerNorm::centred_bound_of(row_len, MAX_OUTPUT_BITS).leading_zeros();
     (1..=MAX_NORM_ROW).contains(&row_len)
-        && norm.variance_bound() < MAX_NORM_VARIANCE
+        && LayerNorm::variance_bound_of(row_len, MAX_OUTPUT_BITS, 1) < MAX_NORM_VARIANCE
         && centred_bits + NORM_ROOT_PRECISION <= MAX_NORM_PRODUCT_BITS
 }
 
