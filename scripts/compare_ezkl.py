@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """EZKL and zkinfer side by side on the same ONNX files and the same inputs.
 
-Run through scripts/compare-ezkl, which makes the virtual environment (target/ezkl-venv) this needs: ezkl,
-onnxruntime, numpy, matplotlib. See `scripts/compare-ezkl --help`.
+Run through scripts/compare-ezkl, which makes the virtual environment (target/ezkl-venv, or --venv) this needs:
+ezkl, onnxruntime, numpy, matplotlib, and passes the zkinfer binary (--zkinfer). See `scripts/compare-ezkl --help`.
 
 Per model directory (model.onnx, calibration.json, test.json with "labels" or real-valued "targets", and
 input.json; without one, the first test sample is written to the work directory and used):
@@ -25,8 +25,9 @@ input.json; without one, the first test sample is written to the work directory 
     verify   EZKL: ezkl.verify() calls in one process (each call reads the proof, settings, vk and SRS);
              zkinfer: `zkinfer verify --json` processes, in-process `verify_ms`
 
-Writes target/compare-ezkl/results.{md,json} and the plot (default docs/compare-ezkl.png; none with --prepare-only,
-whose report is the accuracy table alone); the Markdown tables also go to stdout, progress to stderr.
+Writes results.{md,json} to the work directory (--out, default target/compare-ezkl) and the plot (--plot, default
+docs/compare-ezkl.png; none with --prepare-only, whose report is the accuracy table alone); the Markdown tables also go
+to stdout, progress to stderr. Paths given are relative to the current directory, the defaults in the repository.
 """
 
 import argparse
@@ -39,7 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ZKINFER = ROOT / "target" / "release" / "zkinfer"
+ZKINFER = ROOT / "target" / "release" / "zkinfer"  # the default; main() sets the one given with --zkinfer
 NONCE = "0x1234abcd"
 SALT = "0x5a17"
 CALIBRATION_TARGETS = ("resources", "accuracy")  # what EZKL's calibrate_settings offers; "resources" is its default
@@ -51,6 +52,12 @@ DEFAULT_VARIANTS = ["w10-o16=--weight-bits 10 --output-bits 16"]
 
 def log(*a):
     print("compare-ezkl:", *a, file=sys.stderr, flush=True)
+
+
+def shown(path):
+    """path for a log line: relative to the repository when inside it, absolute otherwise."""
+    p = Path(path).resolve()
+    return p.relative_to(ROOT) if p.is_relative_to(ROOT) else p
 
 
 def load():
@@ -201,7 +208,7 @@ def prep_ezkl(model_dir, work, srs_dir, target, input_file, reuse, py):
     if reuse and prep_file.exists():
         prep = json.loads(prep_file.read_text())
         if prep.get("stage") == "done" and (work / "pk.key").exists() or "error" in prep:
-            log(f"{model_dir.name}: EZKL {target}: reusing {work.relative_to(ROOT)}")
+            log(f"{model_dir.name}: EZKL {target}: reusing {shown(work)}")
             return prep
     for f in ("prep.json", "pk.key", "vk.key", "model.compiled"):
         (work / f).unlink(missing_ok=True)
@@ -239,9 +246,9 @@ def prep_zkinfer(model_dir, work, test_file, flags, reuse):
     if reuse and prep_file.exists() and (work / "keys" / "pk.bin").exists():
         prep = json.loads(prep_file.read_text())
         if prep.get("build") == zkinfer_build() and prep.get("flags") == flags:
-            log(f"{model_dir.name}: zkinfer {flags or '(no flags)'}: reusing {work.relative_to(ROOT)}")
+            log(f"{model_dir.name}: zkinfer {flags or '(no flags)'}: reusing {shown(work)}")
             return prep
-        log(f"{model_dir.name}: zkinfer: {work.relative_to(ROOT)} comes from another build or flags; redoing it")
+        log(f"{model_dir.name}: zkinfer: {shown(work)} comes from another build or flags; redoing it")
     log(f"{model_dir.name}: zkinfer {flags or '(no flags)'}: compile, setup --insecure-dev-srs")
     wall, _, out = timed(
         [ZKINFER, "--json", "compile", model_dir / "model.onnx", "--calibration", model_dir / "calibration.json",
@@ -529,6 +536,7 @@ def plot(res, path):
 
 
 def main():
+    global ZKINFER
     if len(sys.argv) > 1 and sys.argv[1] == "_ezkl_prove":
         return child_ezkl_prove(Path(sys.argv[2]), Path(sys.argv[3]))
     if len(sys.argv) > 1 and sys.argv[1] == "_ezkl_verify":
@@ -537,12 +545,15 @@ def main():
         return child_ezkl_prep(*map(Path, sys.argv[2:5]), sys.argv[5], Path(sys.argv[6]))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*", help="model directories (default: the three shipped digits models)")
+    ap.add_argument("--zkinfer", default=str(ZKINFER), metavar="PATH",
+                    help="the zkinfer binary (default target/release/zkinfer)")
     ap.add_argument("--runs", type=int, default=3, help="prove runs per system and model (default 3)")
     ap.add_argument("--verify-runs", type=int, default=10, help="verify runs per system and model (default 10)")
     ap.add_argument("--acc-samples", type=int, default=360, help="test samples for the accuracy columns (default 360)")
-    ap.add_argument("--out", default=str(ROOT / "target" / "compare-ezkl"), help="work directory")
+    ap.add_argument("--out", default=str(ROOT / "target" / "compare-ezkl"),
+                    help="work directory: settings, keys, proofs, results.{md,json} (default target/compare-ezkl)")
     ap.add_argument("--plot", default=str(ROOT / "docs" / "compare-ezkl.png"),
-                    help="PNG plot of proving times (none with --prepare-only)")
+                    help="PNG plot of proving times (default docs/compare-ezkl.png; none with --prepare-only)")
     ap.add_argument("--reuse", action="store_true",
                     help="reuse settings, keys and accuracy results of an earlier run in the work directory")
     ap.add_argument("--prepare-only", action="store_true",
@@ -568,11 +579,20 @@ def main():
         sys.exit(f"compare-ezkl: --ezkl-targets takes one or more of {', '.join(CALIBRATION_TARGETS)}, "
                  "comma-separated")
 
+    ZKINFER = Path(args.zkinfer).resolve()
+    if not ZKINFER.is_file() or not os.access(ZKINFER, os.X_OK):
+        problem = "is not an executable file" if ZKINFER.exists() else "does not exist"
+        sys.exit(f"compare-ezkl: zkinfer binary {ZKINFER} {problem}. Pass --zkinfer PATH to a built zkinfer, or build "
+                 "target/release/zkinfer (the default) with: cargo build --release --bin zkinfer")
+    models = [Path(m).resolve() for m in (args.models or [ROOT / "models" / n for n in ("digits-mlp", "digits-cnn",
+                                                                                        "digits-resnet")])]
+    for m in models:
+        if not (m / "model.onnx").is_file():
+            sys.exit(f"compare-ezkl: {m} is not a model directory: it has no model.onnx")
+
     import ezkl
     import numpy as np
 
-    models = [Path(m).resolve() for m in (args.models or ["models/digits-mlp", "models/digits-cnn",
-                                                           "models/digits-resnet"])]
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     py = sys.executable
@@ -588,7 +608,7 @@ def main():
         "args": vars(args),
         "models": [],
     }
-    log(f"EZKL {ezkl.__version__}; zkinfer {ZKINFER.relative_to(ROOT)}; load average {res['load_start']}")
+    log(f"EZKL {ezkl.__version__}; zkinfer {shown(ZKINFER)}; load average {res['load_start']}")
     srs_dir = out_dir / "srs"
     for m in models:
         name = m.name
@@ -651,13 +671,11 @@ def main():
     md = write_report(res, args, out_dir)
     print(md)
     if args.prepare_only or not any("ezkl" in r for r in res["models"]):
-        log(f"wrote {(out_dir / 'results.md').relative_to(ROOT)} and {out_dir.relative_to(ROOT)}/results.json "
+        log(f"wrote {shown(out_dir / 'results.md')} and {shown(out_dir / 'results.json')} "
             "(accuracy only; nothing timed, no plot)")
         return
     plot(res, Path(args.plot))
-    shown = Path(args.plot).resolve()
-    log(f"wrote {(out_dir / 'results.md').relative_to(ROOT)}, {out_dir.relative_to(ROOT)}/results.json and "
-        f"{shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown}")
+    log(f"wrote {shown(out_dir / 'results.md')}, {shown(out_dir / 'results.json')} and {shown(args.plot)}")
 
 
 if __name__ == "__main__":
