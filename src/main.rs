@@ -65,7 +65,20 @@ struct DemoArgs {
     device: zkinfer_prover::Device,
 }
 
+/// Turns Mesa's Vulkan device-select layer off on a machine without a desktop session (`XDG_RUNTIME_DIR` unset:
+/// servers, containers, CI). To find the default GPU the layer connects to a Wayland display, and libwayland then
+/// prints `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` on every Vulkan instance zkinfer
+/// creates, on a run that succeeds. zkinfer orders adapters itself (hardware first), so the layer changes nothing
+/// it uses. `NODEVICE_SELECT` set by the user is kept. Called first in `main`, before any thread exists.
+fn quiet_vulkan_device_select() {
+    let session = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|dir| std::path::Path::new(&dir).is_dir());
+    if !session && std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
+}
+
 fn main() -> ExitCode {
+    quiet_vulkan_device_select();
     let cli = Cli::parse();
     // The libraries report through `tracing` (a GPU falling back to the CPU, a failed job): warnings and errors go
     // to stderr; RUST_LOG adds more (RUST_LOG=tower_http=debug: one line per HTTP request of `serve`).

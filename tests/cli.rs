@@ -282,6 +282,22 @@ fn bad_files_are_clear_errors_not_panics() {
     assert!(!text(&o).contains("panicked"), "{}", text(&o));
 }
 
+/// Probing for a GPU on a machine without a desktop session (no `XDG_RUNTIME_DIR`, as on servers and in CI) says
+/// nothing on stderr: Mesa's Vulkan device-select layer used to make libwayland print an `error:` line per Vulkan
+/// instance (where no Vulkan driver is installed there is nothing to print either way; CI installs Mesa's).
+#[test]
+fn probing_for_a_gpu_without_a_desktop_session_prints_no_error() {
+    let o = Command::new(env!("CARGO_BIN_EXE_zkinfer"))
+        .arg("gpu-info")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .output()
+        .expect("run zkinfer");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("error"), "a successful probe printed: {stderr}");
+}
+
 #[test]
 fn gpu_info_lists_adapters_and_exits_0() {
     let o = zkinfer(&["gpu-info"]);
