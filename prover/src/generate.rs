@@ -99,11 +99,10 @@ pub fn greedy(engine: &IntegerEngine, causal: &CausalOutputs, prompt: &[i64], to
     let mut generated: Vec<i64> = Vec::with_capacity(tokens);
     let (mut sequence, mut outputs) = (padded, Vec::new());
     for step in 0..tokens {
-        // With this step's token still unknown (a placeholder, dropped), the sequence is the prompt, the tokens
-        // so far and padding; at the last step it is the proven sequence itself.
-        let mut so_far = generated.clone();
-        so_far.push(0);
-        sequence = proven_sequence(causal, prompt, &so_far).map_err(reason)?;
+        // With this step's token still unknown (a placeholder, replaced below), the sequence is the prompt, the
+        // tokens so far and padding; at the last step it is the proven sequence itself.
+        generated.push(0);
+        sequence = proven_sequence(causal, prompt, &generated).map_err(reason)?;
         outputs = engine.infer(&sequence)?;
         let row = prompt.len() - 1 + step;
         let token = greedy_token(causal, &outputs, row).ok_or_else(|| ProverError::Generation {
@@ -118,7 +117,7 @@ pub fn greedy(engine: &IntegerEngine, causal: &CausalOutputs, prompt: &[i64], to
                 ),
             });
         }
-        generated.push(token);
+        generated[step] = token;
         if step == 0 {
             first_token = started.elapsed();
         }

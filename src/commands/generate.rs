@@ -7,10 +7,10 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
-use zkinfer_prover::{load_model, random_salt, Device, GenerateRequest, Prover};
+use zkinfer_prover::{load_model, GenerateRequest, Prover};
 use zkinfer_verifier::{field_to_hex, Vocabulary};
 
-use super::prove::parse_hex;
+use super::prove::RequestArgs;
 use crate::report::{ensure_writable, ms, print_json, spinner, INSECURE_SRS_WARNING};
 
 /// Arguments of `generate`.
@@ -26,19 +26,12 @@ pub struct GenerateArgs {
     /// Tokens to generate (the prompt's length plus this, less one, must fit the model's context).
     #[arg(short = 'n', long = "max-tokens", default_value_t = 16)]
     pub max_tokens: usize,
-    /// Request nonce (hex, below the BN254 scalar modulus).
-    #[arg(long)]
-    pub nonce: String,
-    /// Salt of the commitment of the proven sequence (hex); random when omitted (and printed: the verifier needs
-    /// it with the prompt).
-    #[arg(long)]
-    pub salt: Option<String>,
+    // The nonce, the salt of the commitment of the proven sequence (the prompt and the tokens), the device.
+    #[command(flatten)]
+    pub request: RequestArgs,
     /// Where to write the generation bundle (JSON form when the name ends in .json).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// Where to prove: auto, cpu or gpu (as for `prove`).
-    #[arg(long, default_value = "auto", value_name = "auto|cpu|gpu")]
-    pub device: Device,
 }
 
 /// The prompt of a generation, as text or as token ids.
@@ -108,14 +101,10 @@ fn write_generation(bundle: &zkinfer_verifier::GenerationBundle, path: &Path) ->
 pub fn run(args: &GenerateArgs, json: bool) -> Result<ExitCode> {
     let vocab = args.prompt.vocabulary()?;
     let prompt = args.prompt.ids(vocab.as_ref())?;
-    let nonce = parse_hex("nonce", &args.nonce)?;
-    let salt = match &args.salt {
-        Some(s) => parse_hex("salt", s)?,
-        None => random_salt(),
-    };
+    let (nonce, salt) = args.request.nonce_and_salt()?;
     ensure_writable(&args.output)?;
     let model = load_model(&args.model)?;
-    let prover = Prover::open(model, &args.keys, args.device)?;
+    let prover = Prover::open(model, &args.keys, args.request.device)?;
     let bar = spinner("generating and proving", json);
     let started = Instant::now();
     let generated = prover.generate(&GenerateRequest {

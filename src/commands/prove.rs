@@ -25,19 +25,39 @@ pub struct ProveArgs {
     /// with --batch B).
     #[arg(long)]
     pub input: PathBuf,
-    /// Request nonce (hex, below the BN254 scalar modulus).
-    #[arg(long)]
-    pub nonce: String,
-    /// Salt of the input commitment (hex, below the BN254 scalar modulus); random when omitted (and printed).
-    #[arg(long)]
-    pub salt: Option<String>,
+    #[command(flatten)]
+    pub request: RequestArgs,
     /// Where to write the proof bundle (JSON form when the name ends in .json).
     #[arg(short, long)]
     pub output: PathBuf,
+}
+
+/// What a proof is bound to and where it is made: the arguments `prove` and `generate` share.
+#[derive(Args)]
+pub struct RequestArgs {
+    /// Request nonce (hex, below the BN254 scalar modulus).
+    #[arg(long)]
+    pub nonce: String,
+    /// Salt of the input commitment (hex, below the BN254 scalar modulus); random when omitted (and printed: the
+    /// verifier needs it with the input).
+    #[arg(long)]
+    pub salt: Option<String>,
     /// Where to prove: auto (a hardware GPU if there is one, else the CPU), cpu, or gpu (any adapter, Mesa's
     /// software driver included). `zkinfer gpu-info` lists the adapters.
     #[arg(long, default_value = "auto", value_name = "auto|cpu|gpu")]
     pub device: Device,
+}
+
+impl RequestArgs {
+    /// The nonce, and the salt given or a fresh random one.
+    pub fn nonce_and_salt(&self) -> Result<(Fr, Fr)> {
+        let nonce = parse_hex("nonce", &self.nonce)?;
+        let salt = match &self.salt {
+            Some(s) => parse_hex("salt", s)?,
+            None => random_salt(),
+        };
+        Ok((nonce, salt))
+    }
 }
 
 /// What `prove_file` did besides the proof.
@@ -127,18 +147,14 @@ pub fn run(args: &ProveArgs, json: bool) -> Result<ExitCode> {
     let model = load_model(&args.model)?;
     let data = Dataset::load(&args.input)?;
     let input = batch_input(&model, &data).with_context(|| format!("{}", args.input.display()))?;
-    let nonce = parse_hex("nonce", &args.nonce)?;
-    let salt = match &args.salt {
-        Some(s) => parse_hex("salt", s)?,
-        None => random_salt(),
-    };
+    let (nonce, salt) = args.request.nonce_and_salt()?;
     ensure_writable(&args.output)?;
     let request = ProveRequest {
         input: &input,
         salt,
         nonce,
     };
-    let (proven, info) = prove_file(&model, &args.keys, &request, args.device, json)?;
+    let (proven, info) = prove_file(&model, &args.keys, &request, args.request.device, json)?;
     write_bundle(&proven, &args.output)?;
     if info.insecure_srs {
         eprintln!("{INSECURE_SRS_WARNING}");
