@@ -543,7 +543,9 @@ def main():
         return child_ezkl_verify(Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]))
     if len(sys.argv) > 1 and sys.argv[1] == "_ezkl_prep":
         return child_ezkl_prep(*map(Path, sys.argv[2:5]), sys.argv[5], Path(sys.argv[6]))
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # No abbreviated options: the wrapper resolves --out, --plot, --zkinfer and --venv by their full names.
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 allow_abbrev=False)
     ap.add_argument("models", nargs="*", help="model directories (default: the three shipped digits models)")
     ap.add_argument("--zkinfer", default=str(ZKINFER), metavar="PATH",
                     help="the zkinfer binary (default target/release/zkinfer)")
